@@ -3,3 +3,8 @@
  */
 export { CoapfwError, isCoapfwError, type CoapfwErrorCode } from './errors.js';
 export { peerKey, type Peer, type Transport, type DatagramHandler } from './transport/types.js';
+export * from './codec/numbers.js';
+export * from './codec/message.js';
+export { OPTION_DEFINITIONS, KNOWN_OPTIONS, type OptionDefinition, type OptionFormat } from './codec/options.js';
+export * from './codec/block.js';
+export * from './codec/uri.js';
