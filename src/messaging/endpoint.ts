@@ -1,0 +1,317 @@
+/**
+ * The CoAP message layer (RFC 7252 §4) over any {@link Transport}: one
+ * endpoint both serves requests and makes them.
+ *
+ * Server side: duplicate detection (§4.5) answering a duplicate CON with the
+ * same response, piggybacked responses, an empty ACK and a separate CON
+ * response when the handler is slow (§5.2.2), RST for CoAP ping (§4.3) and
+ * for CONs it cannot process, a cap on requests being handled at once.
+ * Client side: message IDs, random tokens (§5.3.1), CON retransmission with
+ * exponential back-off (§4.2), token matching, NSTART (§4.7), RST for
+ * unexpected CON responses, AbortSignal.
+ */
+import { decodeMessage, encodeMessage, type CoapMessage, type CoapOption } from '../codec/message.js';
+import { Code, MessageType } from '../codec/numbers.js';
+import { CoapfwError } from '../errors.js';
+import { peerKey, type Peer, type Transport } from '../transport/types.js';
+import { DedupCache } from './dedup.js';
+import { exchangeLifetime, maxTransmitWait, resolveParams, type TransmissionParams } from './params.js';
+import { Retransmitter } from './reliability.js';
+import type { Runtime } from './runtime.js';
+import { PendingRequests } from './requests.js';
+
+/** A request as a handler sees it. */
+export interface CoapRequest {
+  readonly message: CoapMessage;
+  readonly peer: Peer;
+}
+
+/** What a handler answers; the endpoint fills in type, message ID and token. */
+export interface ResponseSpec {
+  readonly code: number;
+  readonly options?: readonly CoapOption[];
+  readonly payload?: Uint8Array;
+}
+
+/** Serves one request. `undefined` means no response (for NON with No-Response). */
+export type RequestHandler = (req: CoapRequest) => ResponseSpec | undefined | Promise<ResponseSpec | undefined>;
+
+/** A request to send. Type defaults to CON. */
+export interface RequestSpec {
+  readonly code: number;
+  readonly options?: readonly CoapOption[];
+  readonly payload?: Uint8Array;
+  readonly confirmable?: boolean;
+}
+
+/** Per-call options of {@link CoapEndpoint.request}. */
+export interface RequestOptions {
+  readonly signal?: AbortSignal;
+  /** How long to wait for a NON response, or for a separate response after an empty ACK. */
+  readonly responseTimeoutMs?: number;
+}
+
+/** Endpoint configuration; every limit has a safe default. */
+export interface EndpointOptions {
+  readonly runtime: Runtime;
+  readonly params?: Partial<TransmissionParams>;
+  /** Remembered exchanges for duplicate detection. Default 4096. */
+  readonly maxDedupEntries?: number;
+  /** Dedup lifetime; default EXCHANGE_LIFETIME (§4.8.2). */
+  readonly dedupLifetimeMs?: number;
+  /** Requests handled at once; beyond this the endpoint answers 5.03. Default 256. */
+  readonly maxConcurrentRequests?: number;
+  /** Send an empty ACK when a handler has not answered a CON within this time. Default 1000 ms. */
+  readonly separateResponseAfterMs?: number;
+  /** Token length in bytes for our requests, 1..8. Default 8. */
+  readonly tokenLength?: number;
+}
+
+/** Counters, for tests, logs and benchmarks. */
+export interface EndpointStats {
+  received: number;
+  sent: number;
+  malformed: number;
+  duplicates: number;
+  resets: number;
+  overloaded: number;
+}
+
+/** A CoAP endpoint bound to one transport. */
+export class CoapEndpoint {
+  readonly stats: EndpointStats = { received: 0, sent: 0, malformed: 0, duplicates: 0, resets: 0, overloaded: 0 };
+  readonly params: TransmissionParams;
+  private readonly runtime: Runtime;
+  private readonly dedup: DedupCache;
+  private readonly retransmitter: Retransmitter;
+  private readonly pending: PendingRequests;
+  private handler: RequestHandler | undefined;
+  private nextMid: number;
+  private inflight = 0;
+  private readonly maxConcurrent: number;
+  private readonly separateAfterMs: number;
+  private closed = false;
+
+  constructor(
+    private readonly transport: Transport,
+    options: EndpointOptions,
+  ) {
+    this.runtime = options.runtime;
+    this.params = resolveParams(options.params);
+    this.dedup = new DedupCache(options.maxDedupEntries ?? 4096, options.dedupLifetimeMs ?? exchangeLifetime(this.params));
+    this.maxConcurrent = options.maxConcurrentRequests ?? 256;
+    this.separateAfterMs = options.separateResponseAfterMs ?? 1000;
+    this.nextMid = Math.floor(this.runtime.random() * 0x10000);
+    const send = (bytes: Uint8Array, peer: Peer): void => this.sendRaw(bytes, peer);
+    this.retransmitter = new Retransmitter(this.params, this.runtime, send);
+    const tokenLength = options.tokenLength ?? 8;
+    if (!Number.isInteger(tokenLength) || tokenLength < 1 || tokenLength > 8) {
+      throw new CoapfwError('INVALID_ARGUMENT', `endpoint: tokenLength must be 1..8, got ${tokenLength}`);
+    }
+    this.pending = new PendingRequests({
+      runtime: this.runtime,
+      retransmitter: this.retransmitter,
+      nstart: this.params.nstart,
+      tokenLength,
+      defaultResponseTimeoutMs: maxTransmitWait(this.params),
+      allocateMid: () => this.allocateMid(),
+      send,
+    });
+    transport.onMessage((data, peer) => this.onDatagram(data, peer));
+  }
+
+  /** The local address of the underlying transport. */
+  address(): Peer {
+    return this.transport.address();
+  }
+
+  /** Install the request handler (server role). */
+  handle(handler: RequestHandler): void {
+    this.handler = handler;
+  }
+
+  /** Send a request and resolve with the response message. Rejects with TIMEOUT, RESET or ABORTED. */
+  request(peer: Peer, spec: RequestSpec, options: RequestOptions = {}): Promise<CoapMessage> {
+    if (this.closed) return Promise.reject(new CoapfwError('TRANSPORT_CLOSED', 'endpoint: closed'));
+    return this.pending.request(peer, spec, options);
+  }
+
+  /** CoAP ping (§4.3): an empty CON that the peer answers with RST. Resolves when it does. */
+  ping(peer: Peer, signal?: AbortSignal): Promise<void> {
+    return this.pending.ping(peer, signal);
+  }
+
+  /** Number of remembered exchanges (bounded by maxDedupEntries). */
+  get dedupSize(): number {
+    return this.dedup.size;
+  }
+
+  /** Stop everything and close the transport. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.pending.rejectAll(new CoapfwError('TRANSPORT_CLOSED', 'endpoint: closed'));
+    this.retransmitter.cancelAll();
+    await this.transport.close();
+  }
+
+  private allocateMid(): number {
+    const mid = this.nextMid;
+    this.nextMid = (this.nextMid + 1) & 0xffff;
+    return mid;
+  }
+
+  private sendRaw(bytes: Uint8Array, peer: Peer): void {
+    if (this.closed) return;
+    this.stats.sent++;
+    this.transport.send(bytes, peer).catch(() => {});
+  }
+
+  private sendMessage(msg: CoapMessage, peer: Peer): Uint8Array {
+    const bytes = encodeMessage(msg);
+    this.sendRaw(bytes, peer);
+    return bytes;
+  }
+
+  private onDatagram(data: Uint8Array, peer: Peer): void {
+    if (this.closed) return;
+    this.stats.received++;
+    let msg: CoapMessage;
+    try {
+      msg = decodeMessage(data);
+    } catch {
+      this.stats.malformed++;
+      this.rejectMalformed(data, peer);
+      return;
+    }
+    const cls = msg.code >> 5;
+    if (msg.code === Code.EMPTY) {
+      this.onEmpty(msg, peer);
+    } else if (cls === 0) {
+      this.onRequest(msg, peer);
+    } else if (cls === 2 || cls === 4 || cls === 5) {
+      this.onResponse(msg, peer);
+    } else if (msg.type === MessageType.CON) {
+      // Reserved code classes 1, 6, 7 (§12.1): reject.
+      this.sendReset(msg.messageId, peer);
+    }
+  }
+
+  /** §4.2/§4.3: a CON we cannot process is rejected with RST; anything else is silently dropped. */
+  private rejectMalformed(data: Uint8Array, peer: Peer): void {
+    if (data.length >= 4 && data[0]! >> 6 === 1 && ((data[0]! >> 4) & 3) === MessageType.CON) {
+      this.sendReset((data[2]! << 8) | data[3]!, peer);
+    }
+  }
+
+  private sendReset(mid: number, peer: Peer): void {
+    this.stats.resets++;
+    this.sendMessage({ type: MessageType.RST, code: Code.EMPTY, messageId: mid, token: EMPTY, options: [], payload: EMPTY }, peer);
+  }
+
+  private onEmpty(msg: CoapMessage, peer: Peer): void {
+    switch (msg.type) {
+      case MessageType.CON:
+        this.sendReset(msg.messageId, peer); // ping
+        return;
+      case MessageType.NON:
+        return;
+      case MessageType.ACK:
+        this.retransmitter.settle(peer, msg.messageId, { kind: 'ack', data: EMPTY });
+        return;
+      case MessageType.RST:
+        this.retransmitter.settle(peer, msg.messageId, { kind: 'reset' });
+        return;
+    }
+  }
+
+  private onResponse(msg: CoapMessage, peer: Peer): void {
+    if (msg.type === MessageType.ACK) {
+      // Piggybacked response: settles our CON, then goes to the request by token.
+      this.retransmitter.settle(peer, msg.messageId, { kind: 'ack', data: EMPTY });
+      this.pending.deliver(msg, peer);
+      return;
+    }
+    if (msg.type === MessageType.RST) return;
+    const matched = this.pending.deliver(msg, peer);
+    if (msg.type === MessageType.CON) {
+      if (matched || this.pending.recentlyCompleted(msg, peer)) {
+        this.sendMessage({ type: MessageType.ACK, code: Code.EMPTY, messageId: msg.messageId, token: EMPTY, options: [], payload: EMPTY }, peer);
+      } else {
+        this.sendReset(msg.messageId, peer); // §5.3.2: unexpected CON response
+      }
+    }
+  }
+
+  private onRequest(msg: CoapMessage, peer: Peer): void {
+    if (msg.type === MessageType.ACK || msg.type === MessageType.RST) return; // not a valid request carrier
+    const key = `${peerKey(peer)}#${msg.messageId}`;
+    const now = this.runtime.now();
+    const seen = this.dedup.get(key, now);
+    if (seen !== undefined) {
+      this.stats.duplicates++;
+      // §4.5: a duplicate CON gets the same response; a NON duplicate is ignored.
+      if (msg.type === MessageType.CON && seen.response !== undefined) this.sendRaw(seen.response, peer);
+      return;
+    }
+    const entry = this.dedup.add(key, now);
+    if (this.handler === undefined || this.inflight >= this.maxConcurrent) {
+      this.stats.overloaded++;
+      entry.response = this.respond(msg, peer, { code: Code.SERVICE_UNAVAILABLE, options: [] }, false);
+      return;
+    }
+    let result: ResponseSpec | undefined | Promise<ResponseSpec | undefined>;
+    try {
+      result = this.handler({ message: msg, peer });
+    } catch {
+      result = { code: Code.INTERNAL_SERVER_ERROR };
+    }
+    if (!(result instanceof Promise)) {
+      entry.response = this.respond(msg, peer, result, false);
+      return;
+    }
+    this.inflight++;
+    let separate = false;
+    const timer =
+      msg.type === MessageType.CON
+        ? this.runtime.setTimer(this.separateAfterMs, () => {
+            separate = true;
+            entry.response = this.sendMessage(emptyAck(msg.messageId), peer);
+          })
+        : undefined;
+    result
+      .catch((): ResponseSpec => ({ code: Code.INTERNAL_SERVER_ERROR }))
+      .then((spec) => {
+        this.inflight--;
+        if (timer !== undefined) this.runtime.clearTimer(timer);
+        const bytes = this.respond(msg, peer, spec, separate);
+        if (!separate) entry.response = bytes;
+      });
+  }
+
+  /** Build and send the response to `req`; returns the bytes to replay for duplicates. */
+  private respond(req: CoapMessage, peer: Peer, spec: ResponseSpec | undefined, separate: boolean): Uint8Array | undefined {
+    if (spec === undefined) {
+      return req.type === MessageType.CON && !separate ? this.sendMessage(emptyAck(req.messageId), peer) : undefined;
+    }
+    const base = { code: spec.code, token: req.token, options: spec.options ?? [], payload: spec.payload ?? EMPTY };
+    if (req.type === MessageType.CON && !separate) {
+      return this.sendMessage({ ...base, type: MessageType.ACK, messageId: req.messageId }, peer);
+    }
+    if (separate) {
+      // §5.2.2: the separate response is itself a CON, retransmitted until ACKed.
+      const mid = this.allocateMid();
+      const bytes = encodeMessage({ ...base, type: MessageType.CON, messageId: mid });
+      this.retransmitter.start(bytes, peer, mid, () => {});
+      return undefined;
+    }
+    this.sendMessage({ ...base, type: MessageType.NON, messageId: this.allocateMid() }, peer);
+    return undefined;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function emptyAck(mid: number): CoapMessage {
+  return { type: MessageType.ACK, code: Code.EMPTY, messageId: mid, token: EMPTY, options: [], payload: EMPTY };
+}

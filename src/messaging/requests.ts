@@ -1,0 +1,228 @@
+/**
+ * Client side of the message layer: outstanding requests matched to
+ * responses by peer and token (RFC 7252 §5.3.2), NSTART (§4.7) per peer,
+ * response time-outs and cancellation.
+ */
+import type { CoapMessage } from '../codec/message.js';
+import { Code, MessageType } from '../codec/numbers.js';
+import { encodeMessage } from '../codec/message.js';
+import { CoapfwError } from '../errors.js';
+import { peerKey, type Peer } from '../transport/types.js';
+import type { RequestOptions, RequestSpec } from './endpoint.js';
+import type { Retransmitter, ConOutcome } from './reliability.js';
+import type { Runtime, TimerHandle } from './runtime.js';
+
+interface Pending {
+  readonly peer: Peer;
+  readonly resolve: (m: CoapMessage) => void;
+  readonly reject: (e: Error) => void;
+  cancelCon: (() => void) | undefined;
+  timer: TimerHandle | undefined;
+}
+
+/** Dependencies handed in by the endpoint. */
+export interface PendingDeps {
+  readonly runtime: Runtime;
+  readonly retransmitter: Retransmitter;
+  readonly nstart: number;
+  readonly tokenLength: number;
+  readonly defaultResponseTimeoutMs: number;
+  readonly allocateMid: () => number;
+  readonly send: (bytes: Uint8Array, peer: Peer) => void;
+}
+
+const EMPTY = new Uint8Array(0);
+/** How many completed tokens to remember, so a retransmitted CON response is ACKed, not RST. */
+const RECENT_LIMIT = 256;
+
+/** Outstanding requests of one endpoint. */
+export class PendingRequests {
+  private readonly byToken = new Map<string, Pending>();
+  private readonly active = new Map<string, number>();
+  private readonly queues = new Map<string, Array<() => void>>();
+  private readonly recent = new Set<string>();
+
+  constructor(private readonly deps: PendingDeps) {}
+
+  request(peer: Peer, spec: RequestSpec, options: RequestOptions): Promise<CoapMessage> {
+    return new Promise<CoapMessage>((resolve, reject) => {
+      const signal = options.signal;
+      if (signal?.aborted) {
+        reject(abortError(signal));
+        return;
+      }
+      const pk = peerKey(peer);
+      let onAbort: (() => void) | undefined;
+      let started = false;
+      const start = (): void => {
+        started = true;
+        this.startRequest(peer, pk, spec, options, {
+          resolve: (m) => {
+            if (onAbort) signal?.removeEventListener('abort', onAbort);
+            resolve(m);
+          },
+          reject: (e) => {
+            if (onAbort) signal?.removeEventListener('abort', onAbort);
+            reject(e);
+          },
+        }, (cancel) => {
+          onAbort = () => cancel(abortError(signal!));
+        });
+        if (signal && onAbort) signal.addEventListener('abort', onAbort, { once: true });
+      };
+      if ((this.active.get(pk) ?? 0) < this.deps.nstart) {
+        start();
+      } else {
+        const queue = this.queues.get(pk) ?? [];
+        this.queues.set(pk, queue);
+        queue.push(start);
+        if (signal) {
+          const dequeue = (): void => {
+            if (started) return;
+            const i = queue.indexOf(start);
+            if (i >= 0) queue.splice(i, 1);
+            reject(abortError(signal));
+          };
+          signal.addEventListener('abort', dequeue, { once: true });
+        }
+      }
+    });
+  }
+
+  ping(peer: Peer, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const mid = this.deps.allocateMid();
+      const bytes = encodeMessage({ type: MessageType.CON, code: Code.EMPTY, messageId: mid, token: EMPTY, options: [], payload: EMPTY });
+      const cancel = this.deps.retransmitter.start(bytes, peer, mid, (o) => {
+        if (o.kind === 'reset') resolve();
+        else if (o.kind === 'timeout') reject(new CoapfwError('TIMEOUT', `ping ${peerKey(peer)}: no answer`));
+        else if (o.kind === 'ack') reject(new CoapfwError('RESPONSE_CODE', `ping ${peerKey(peer)}: answered with ACK, not RST`));
+        else reject(signal ? abortError(signal) : new CoapfwError('ABORTED', 'ping cancelled'));
+      });
+      signal?.addEventListener('abort', cancel, { once: true });
+    });
+  }
+
+  /** Hand a response to the request waiting for its token; false when none waits. */
+  deliver(msg: CoapMessage, peer: Peer): boolean {
+    const key = tokenKey(peer, msg.token);
+    const p = this.byToken.get(key);
+    if (p === undefined) return false;
+    this.complete(key, p);
+    p.resolve(msg);
+    return true;
+  }
+
+  /** True for a response whose request completed recently (a retransmitted CON response). */
+  recentlyCompleted(msg: CoapMessage, peer: Peer): boolean {
+    return this.recent.has(tokenKey(peer, msg.token));
+  }
+
+  rejectAll(error: Error): void {
+    for (const [key, p] of [...this.byToken]) {
+      this.complete(key, p);
+      p.reject(error);
+    }
+    for (const q of this.queues.values()) q.length = 0;
+  }
+
+  private startRequest(
+    peer: Peer,
+    pk: string,
+    spec: RequestSpec,
+    options: RequestOptions,
+    cb: { resolve: (m: CoapMessage) => void; reject: (e: Error) => void },
+    setCancel: (cancel: (e: Error) => void) => void,
+  ): void {
+    const token = this.newToken(peer);
+    const key = tokenKey(peer, token);
+    const mid = this.deps.allocateMid();
+    const confirmable = spec.confirmable ?? true;
+    const msg: CoapMessage = {
+      type: confirmable ? MessageType.CON : MessageType.NON,
+      code: spec.code,
+      messageId: mid,
+      token,
+      options: spec.options ?? [],
+      payload: spec.payload ?? EMPTY,
+    };
+    this.active.set(pk, (this.active.get(pk) ?? 0) + 1);
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeMessage(msg);
+    } catch (e) {
+      this.release(pk);
+      cb.reject(e as Error);
+      return;
+    }
+    const p: Pending = { peer, resolve: cb.resolve, reject: cb.reject, cancelCon: undefined, timer: undefined };
+    this.byToken.set(key, p);
+    const fail = (e: Error): void => {
+      if (this.byToken.get(key) !== p) return;
+      this.complete(key, p);
+      p.reject(e);
+    };
+    setCancel(fail);
+    const responseTimeout = options.responseTimeoutMs ?? this.deps.defaultResponseTimeoutMs;
+    const armResponseTimer = (): void => {
+      p.timer = this.deps.runtime.setTimer(responseTimeout, () =>
+        fail(new CoapfwError('TIMEOUT', `${peerKey(peer)}: no response within ${Math.round(responseTimeout)} ms`)),
+      );
+    };
+    if (!confirmable) {
+      armResponseTimer();
+      this.deps.send(bytes, peer);
+      return;
+    }
+    p.cancelCon = this.deps.retransmitter.start(bytes, peer, mid, (o: ConOutcome) => {
+      p.cancelCon = undefined;
+      if (o.kind === 'timeout') {
+        fail(new CoapfwError('TIMEOUT', `${peerKey(peer)}: no acknowledgement after retransmissions`));
+      } else if (o.kind === 'reset') {
+        fail(new CoapfwError('RESET', `${peerKey(peer)}: request rejected with RST`));
+      } else if (o.kind === 'ack' && this.byToken.get(key) === p) {
+        armResponseTimer(); // empty ACK: the separate response follows (§5.2.2)
+      }
+    });
+  }
+
+  private complete(key: string, p: Pending): void {
+    this.byToken.delete(key);
+    if (p.timer !== undefined) this.deps.runtime.clearTimer(p.timer);
+    if (p.cancelCon) {
+      const c = p.cancelCon;
+      p.cancelCon = undefined;
+      c();
+    }
+    this.recent.add(key);
+    if (this.recent.size > RECENT_LIMIT) this.recent.delete(this.recent.values().next().value!);
+    this.release(peerKey(p.peer));
+  }
+
+  private release(pk: string): void {
+    const n = (this.active.get(pk) ?? 1) - 1;
+    if (n <= 0) this.active.delete(pk);
+    else this.active.set(pk, n);
+    const queue = this.queues.get(pk);
+    const next = queue?.shift();
+    if (queue && queue.length === 0) this.queues.delete(pk);
+    next?.();
+  }
+
+  private newToken(peer: Peer): Uint8Array {
+    for (;;) {
+      const t = this.deps.runtime.randomBytes(this.deps.tokenLength);
+      if (!this.byToken.has(tokenKey(peer, t))) return t;
+    }
+  }
+}
+
+function tokenKey(peer: Peer, token: Uint8Array): string {
+  let hex = '';
+  for (const b of token) hex += (b < 16 ? '0' : '') + b.toString(16);
+  return `${peerKey(peer)}|${hex}`;
+}
+
+function abortError(signal: AbortSignal): CoapfwError {
+  return new CoapfwError('ABORTED', 'request aborted', { cause: signal.reason });
+}
