@@ -8,3 +8,4 @@ export * from './codec/message.js';
 export { OPTION_DEFINITIONS, KNOWN_OPTIONS, type OptionDefinition, type OptionFormat } from './codec/options.js';
 export * from './codec/block.js';
 export * from './codec/uri.js';
+export * from './codec/link-format.js';
