@@ -1,0 +1,130 @@
+/**
+ * A flash chip kept in a file, with the same NOR semantics as MemoryFlash
+ * (erase to 0xFF by aligned blocks, program only erased bytes). A device
+ * process using it can be killed at any moment and started again: each
+ * write or erase is a single positioned write into the file, so the file
+ * holds exactly the operations that completed (plus, at worst, a torn last
+ * one, which the journal and boot records are built to survive).
+ */
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { CoapfwError } from '../errors.js';
+import {
+  ERASED,
+  checkErase,
+  checkGeometry,
+  checkRead,
+  checkWrite,
+  firstNotErased,
+  type FlashBackend,
+  type FlashGeometry,
+} from './backend.js';
+
+/** Options of {@link FileFlash.open}. */
+export interface FileFlashOptions {
+  /** Total size in bytes. */
+  size: number;
+  /** Erase block size in bytes. Default 4096. */
+  eraseBlockSize?: number;
+  /** Program unit in bytes. Default 4. */
+  writeAlignment?: number;
+  /** fsync after every write and erase (survives an OS crash, not only a process kill). Default false. */
+  sync?: boolean;
+}
+
+/** A flash chip backed by a file. Create with {@link FileFlash.open}; call `close()` when done. */
+export class FileFlash implements FlashBackend {
+  private constructor(
+    private readonly fh: FileHandle,
+    readonly size: number,
+    readonly eraseBlockSize: number,
+    readonly writeAlignment: number,
+    private readonly sync: boolean,
+  ) {}
+
+  /**
+   * Open (or create, filled with 0xFF like a fresh chip) the file at `path`.
+   * An existing file must have exactly `size` bytes.
+   */
+  static async open(path: string, options: FileFlashOptions): Promise<FileFlash> {
+    const g: FlashGeometry = {
+      size: options.size,
+      eraseBlockSize: options.eraseBlockSize ?? 4096,
+      writeAlignment: options.writeAlignment ?? 4,
+    };
+    checkGeometry(g, 'FileFlash');
+    let fh: FileHandle;
+    try {
+      fh = await open(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+    } catch (e) {
+      throw new CoapfwError('IO_ERROR', `FileFlash: cannot open ${path}`, { cause: e });
+    }
+    try {
+      const { size } = await fh.stat();
+      if (size === 0) {
+        const blank = new Uint8Array(g.eraseBlockSize).fill(ERASED);
+        for (let off = 0; off < g.size; off += blank.length) await fh.write(blank, 0, blank.length, off);
+        await fh.sync();
+      } else if (size !== g.size) {
+        throw new CoapfwError('INVALID_ARGUMENT', `FileFlash: ${path} has ${size} bytes, expected ${g.size}`);
+      }
+    } catch (e) {
+      await fh.close();
+      if (e instanceof CoapfwError) throw e;
+      throw new CoapfwError('IO_ERROR', `FileFlash: cannot initialise ${path}`, { cause: e });
+    }
+    return new FileFlash(fh, g.size, g.eraseBlockSize, g.writeAlignment, options.sync ?? false);
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    checkRead(this, offset, length);
+    return this.readRaw(offset, length);
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    checkWrite(this, offset, data);
+    const current = await this.readRaw(offset, data.length);
+    const bad = firstNotErased(current);
+    if (bad !== -1) throw new CoapfwError('FLASH_NOT_ERASED', `flash write: byte ${offset + bad} is not erased`);
+    await this.writeRaw(offset, data);
+  }
+
+  async erase(offset: number, length: number): Promise<void> {
+    checkErase(this, offset, length);
+    const blank = new Uint8Array(this.eraseBlockSize).fill(ERASED);
+    for (let off = offset; off < offset + length; off += blank.length) await this.writeRaw(off, blank);
+  }
+
+  /** Close the file. The object is unusable afterwards. */
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+
+  private async readRaw(offset: number, length: number): Promise<Uint8Array> {
+    const buf = new Uint8Array(length);
+    try {
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await this.fh.read(buf, done, length - done, offset + done);
+        if (bytesRead === 0) throw new Error('unexpected end of file');
+        done += bytesRead;
+      }
+    } catch (e) {
+      throw new CoapfwError('IO_ERROR', `flash read at ${offset} failed`, { cause: e });
+    }
+    return buf;
+  }
+
+  private async writeRaw(offset: number, data: Uint8Array): Promise<void> {
+    try {
+      let done = 0;
+      while (done < data.length) {
+        const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
+        done += bytesWritten;
+      }
+      if (this.sync) await this.fh.sync();
+    } catch (e) {
+      throw new CoapfwError('IO_ERROR', `flash write at ${offset} failed`, { cause: e });
+    }
+  }
+}
