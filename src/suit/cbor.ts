@@ -1,0 +1,164 @@
+/**
+ * CBOR for SUIT on cbor-x, behind a bounded well-formedness scan.
+ *
+ * cbor-x is fast but trusts its input: a declared array length of 2^32, a
+ * 10,000-deep nest or an exotic tag (cbor-x gives tags 28/29, 51 or 0xE000..
+ * meaning of its own) would cost memory, stack or surprising objects. So every
+ * untrusted byte string is first walked iteratively here (RFC 8949 §3), with
+ * limits on depth, container length and item count, and only known SUIT/COSE
+ * tags allowed; then cbor-x decodes it with Maps for maps (integer keys stay
+ * integers: cbor-x turns them into strings otherwise).
+ */
+import { Decoder, Encoder, Tag } from 'cbor-x';
+import { CoapfwError } from '../errors.js';
+
+/** Resource limits for decoding one CBOR item. */
+export interface CborLimits {
+  /** Maximum nesting of arrays, maps and tags. */
+  readonly maxDepth: number;
+  /** Maximum entries of one array or pairs of one map. */
+  readonly maxArrayLength: number;
+  /** Maximum number of data items in the whole item. */
+  readonly maxItems: number;
+}
+
+/** Tags SUIT and COSE use: envelope, manifest, COSE_Sign1/Sign/Mac/Mac0/Encrypt, cbor-pen. */
+const ALLOWED_TAGS = new Set([107, 1070, 18, 98, 17, 97, 16, 96, 112]);
+
+const decoder = new Decoder({ mapsAsObjects: false, useRecords: false });
+const encoder = new Encoder({
+  mapsAsObjects: false,
+  useRecords: false,
+  tagUint8Array: false,
+  variableMapSize: true,
+});
+
+function malformed(msg: string, cause?: unknown): CoapfwError {
+  return new CoapfwError('SUIT_MALFORMED', msg, cause === undefined ? undefined : { cause });
+}
+
+/**
+ * Walk one CBOR item in `bytes` without recursion, checking that it is
+ * well-formed, uses definite lengths only, stays within `limits`, and fills
+ * `bytes` exactly. Throws SUIT_MALFORMED or SUIT_LIMIT (labelled with `what`).
+ */
+export function scanCbor(bytes: Uint8Array, limits: CborLimits, what: string): void {
+  let pos = 0;
+  let items = 0;
+  // Stack of remaining child counts of the open containers (tags count 1).
+  const open: number[] = [];
+  const end = bytes.length;
+  const readArg = (ai: number): number => {
+    if (ai < 24) return ai;
+    const n = ai === 24 ? 1 : ai === 25 ? 2 : ai === 26 ? 4 : ai === 27 ? 8 : -1;
+    if (n < 0) throw malformed(`${what}: reserved or indefinite CBOR length (additional info ${ai}) at byte ${pos - 1}`);
+    if (pos + n > end) throw malformed(`${what}: truncated CBOR at byte ${pos}`);
+    let v = 0;
+    for (let i = 0; i < n; i++) v = v * 256 + bytes[pos + i]!;
+    pos += n;
+    return v; // above 2^53 loses precision, but is then far above any limit we compare with
+  };
+  do {
+    if (pos >= end) throw malformed(`${what}: truncated CBOR at byte ${pos}`);
+    if (++items > limits.maxItems) throw new CoapfwError('SUIT_LIMIT', `${what}: more than ${limits.maxItems} CBOR items`);
+    const ib = bytes[pos++]!;
+    const major = ib >> 5;
+    const ai = ib & 31;
+    let children = 0;
+    switch (major) {
+      case 0:
+      case 1:
+        readArg(ai);
+        break;
+      case 2:
+      case 3: {
+        const len = readArg(ai);
+        if (len > end - pos) throw malformed(`${what}: string of ${len} bytes overruns the input at byte ${pos}`);
+        pos += len;
+        break;
+      }
+      case 4:
+      case 5: {
+        const len = readArg(ai);
+        if (len > limits.maxArrayLength) {
+          throw new CoapfwError('SUIT_LIMIT', `${what}: ${major === 4 ? 'array' : 'map'} of ${len} entries exceeds ${limits.maxArrayLength}`);
+        }
+        children = major === 4 ? len : len * 2;
+        if (children > end - pos) throw malformed(`${what}: container of ${len} entries overruns the input`);
+        break;
+      }
+      case 6: {
+        const tag = readArg(ai);
+        if (!ALLOWED_TAGS.has(tag)) throw malformed(`${what}: unexpected CBOR tag ${tag}`);
+        children = 1;
+        break;
+      }
+      default: // 7: simple values and floats
+        if (ai === 31 || (ai >= 28 && ai <= 30)) throw malformed(`${what}: unexpected CBOR simple/break byte 0x${ib.toString(16)}`);
+        if (ai === 24) {
+          if (pos + 1 > end) throw malformed(`${what}: truncated CBOR`);
+          pos += 1;
+        } else if (ai >= 25) {
+          const n = ai === 25 ? 2 : ai === 26 ? 4 : 8;
+          if (pos + n > end) throw malformed(`${what}: truncated CBOR`);
+          pos += n;
+        }
+    }
+    if (children > 0) {
+      if (open.length >= limits.maxDepth) throw new CoapfwError('SUIT_LIMIT', `${what}: CBOR nesting deeper than ${limits.maxDepth}`);
+      open.push(children);
+    } else {
+      // Close every container whose last child this was.
+      while (open.length > 0) {
+        const top = open.length - 1;
+        open[top]! -= 1;
+        if (open[top]! > 0) break;
+        open.pop();
+      }
+    }
+  } while (open.length > 0);
+  if (pos !== end) throw malformed(`${what}: ${end - pos} trailing bytes after the CBOR item`);
+}
+
+/** Scan, then decode one CBOR item with cbor-x (maps as Map). */
+export function decodeCbor(bytes: Uint8Array, limits: CborLimits, what: string): unknown {
+  scanCbor(bytes, limits, what);
+  try {
+    return decoder.decode(bytes);
+  } catch (e) {
+    throw malformed(`${what}: undecodable CBOR: ${(e as Error).message}`, e);
+  }
+}
+
+/** Encode a value (Maps, arrays, Uint8Array as bstr, Tag) with cbor-x, shortest heads. */
+export function encodeCbor(value: unknown): Uint8Array {
+  return new Uint8Array(encoder.encode(value));
+}
+
+/** The encoding of `bytes` as a CBOR byte string: what SUIT digests when it says "bstr-wrapped". */
+export function bstrWrap(bytes: Uint8Array): Uint8Array {
+  return encodeCbor(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+}
+
+/** A CBOR tag for encoding. */
+export function tagged(tag: number, value: unknown): Tag {
+  return new Tag(value, tag);
+}
+
+/** True when `v` is a cbor-x Tag with the given number. */
+export function isTag(v: unknown, tag: number): v is Tag {
+  return v instanceof Tag && v.tag === tag;
+}
+
+/** Encode-side integer: a bigint that fits a JS number becomes one, so cbor-x uses the shortest head. */
+export function cborInt(v: bigint | number): bigint | number {
+  if (typeof v === 'number') return v;
+  return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v;
+}
+
+/** A Buffer view of bytes for cbor-x encoding as bstr (no copy). */
+export function bstr(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+export { Tag };

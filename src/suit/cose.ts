@@ -1,0 +1,68 @@
+/**
+ * COSE_Sign1 with a detached payload (RFC 9052 §4.2, §4.4) as SUIT uses it
+ * (draft-ietf-suit-manifest-37 §8.3): the payload is the encoded SUIT_Digest.
+ * Ed25519 on @noble/ed25519, ECDSA P-256 on @noble/curves.
+ */
+import * as ed from '@noble/ed25519';
+import { p256 } from '@noble/curves/nist.js';
+import { sha512 } from '@noble/hashes/sha2.js';
+import { CoapfwError } from '../errors.js';
+import { bstr, encodeCbor, tagged } from './cbor.js';
+import { ALG, HEADER, TAG_COSE_SIGN1 } from './constants.js';
+import type { SuitPrivateKey, SuitPublicKey } from './keys.js';
+import type { CoseSign1 } from './types.js';
+
+// @noble/ed25519 v3 needs a synchronous SHA-512 for sign/verify; same function for every caller.
+if (ed.hashes.sha512 === undefined) ed.hashes.sha512 = sha512;
+
+/** Which key type an algorithm needs, or undefined for an algorithm we do not support. */
+export function keyTypeOfAlg(alg: number): SuitPublicKey['type'] | undefined {
+  if (alg === ALG.ed25519 || alg === ALG.eddsa) return 'ed25519';
+  if (alg === ALG.es256 || alg === ALG.esp256) return 'p256';
+  return undefined;
+}
+
+/** Sig_structure for COSE_Sign1 (RFC 9052 §4.4), empty external AAD. */
+export function sigStructure(protectedBytes: Uint8Array, payload: Uint8Array): Uint8Array {
+  return encodeCbor(['Signature1', bstr(protectedBytes), bstr(new Uint8Array(0)), bstr(payload)]);
+}
+
+/**
+ * Verify one COSE_Sign1 over the detached `payload` with `key`. False on a
+ * wrong signature; throws SUIT_UNSUPPORTED for an algorithm we do not know.
+ */
+export function verifySign1(sig: CoseSign1, payload: Uint8Array, key: SuitPublicKey): boolean {
+  const type = keyTypeOfAlg(sig.alg);
+  if (type === undefined) throw new CoapfwError('SUIT_UNSUPPORTED', `COSE algorithm ${sig.alg} is not supported`);
+  if (type !== key.type) return false;
+  const msg = sigStructure(sig.protectedBytes, payload);
+  try {
+    if (type === 'ed25519') return ed.verify(sig.signature, msg, key.bytes);
+    // ES256 signatures from other tools may have a high S (DESIGN.md traps); prehash = SHA-256.
+    return p256.verify(sig.signature, msg, key.bytes, { lowS: false, prehash: true });
+  } catch {
+    return false; // malformed signature or point encoding
+  }
+}
+
+/** Options for signing. */
+export interface SignOptions {
+  /** COSE alg: Ed25519 keys default to -19 (Ed25519), P-256 keys to -7 (ES256, the widest supported). */
+  readonly alg?: number;
+  /** Key id to put in the unprotected header (label 4); defaults to the key's own `kid`. */
+  readonly kid?: Uint8Array;
+}
+
+/** Make a tagged COSE_Sign1 with detached payload over `payload`; returns its encoding. */
+export function signSign1(payload: Uint8Array, key: SuitPrivateKey, opts: SignOptions = {}): Uint8Array {
+  const alg = opts.alg ?? (key.type === 'ed25519' ? ALG.ed25519 : ALG.es256);
+  if (keyTypeOfAlg(alg) !== key.type) {
+    throw new CoapfwError('KEY_INVALID', `COSE algorithm ${alg} cannot be used with a ${key.type} key`);
+  }
+  const protectedBytes = encodeCbor(new Map([[HEADER.alg, alg]]));
+  const msg = sigStructure(protectedBytes, payload);
+  const signature = key.type === 'ed25519' ? ed.sign(msg, key.secret) : p256.sign(msg, key.secret, { prehash: true });
+  const kid = opts.kid ?? key.kid;
+  const unprotected = kid ? new Map([[HEADER.kid, bstr(kid)]]) : new Map();
+  return encodeCbor(tagged(TAG_COSE_SIGN1, [bstr(protectedBytes), unprotected, null, bstr(signature)]));
+}

@@ -1,0 +1,183 @@
+/**
+ * Decoding of SUIT_Envelope and SUIT_Manifest (draft-ietf-suit-manifest-37
+ * §8.2-§8.4). Decoding checks structure and the digests of severed members
+ * that the envelope carries; it does NOT authenticate: use `verifyEnvelope`.
+ */
+import { CoapfwError } from '../errors.js';
+import { bstrWrap, decodeCbor, isTag } from './cbor.js';
+import { decodeSequence } from './commands.js';
+import { COMMON, ENVELOPE, HEADER, MANIFEST, SEVERABLE, TAG_COSE_SIGN1, TAG_ENVELOPE, TAG_MANIFEST } from './constants.js';
+import { digestMatches } from './digest.js';
+import { suitLimits, type SuitLimits } from './limits.js';
+import type {
+  ComponentId,
+  CoseSign1,
+  DecodedEnvelope,
+  SeverableMember,
+  SuitCommand,
+  SuitDigest,
+  SuitManifest,
+  SuitTextLang,
+} from './types.js';
+import { asArray, asBigUint, asBytes, asDigest, asInt, asMap, asText, intKey, intKeyed, malformed } from './values.js';
+
+/**
+ * Decode a SUIT_Envelope (tag 107 or untagged). Unknown keys are skipped.
+ * Throws SUIT_MALFORMED, SUIT_LIMIT, SUIT_UNSUPPORTED or DIGEST_MISMATCH (a
+ * severed member whose bytes do not match the manifest's digest of it).
+ */
+export function decodeEnvelope(bytes: Uint8Array, limits?: Partial<SuitLimits>): DecodedEnvelope {
+  const lim = suitLimits(limits);
+  if (!(bytes instanceof Uint8Array)) throw new CoapfwError('INVALID_ARGUMENT', 'envelope: expected a Uint8Array');
+  if (bytes.length > lim.maxEnvelopeBytes) {
+    throw new CoapfwError('SUIT_LIMIT', `envelope: ${bytes.length} bytes exceeds the limit of ${lim.maxEnvelopeBytes}`);
+  }
+  let top = decodeCbor(bytes, lim, 'envelope');
+  const tagged = isTag(top, TAG_ENVELOPE);
+  if (isTag(top, TAG_ENVELOPE)) top = top.value;
+  const env = asMap(top, 'envelope');
+  const integratedPayloads = new Map<string, Uint8Array>();
+  const members = new Map<number, unknown>();
+  for (const [k, v] of env) {
+    if (typeof k === 'string') integratedPayloads.set(k, asBytes(v, `envelope integrated payload '${k}'`));
+    const n = intKey(k);
+    if (n !== undefined) members.set(n, v);
+  }
+  const authBytes = members.get(ENVELOPE.authenticationWrapper);
+  if (authBytes === undefined) throw malformed('envelope: no authentication wrapper (key 2)');
+  const manifestBytes = asBytes(members.get(ENVELOPE.manifest) ?? null, 'envelope manifest (key 3)');
+
+  const auth = asArray(decodeCbor(asBytes(authBytes, 'authentication wrapper'), lim, 'authentication wrapper'), 'authentication wrapper');
+  if (auth.length === 0) throw malformed('authentication wrapper: empty, the digest is missing');
+  const digestBytes = asBytes(auth[0], 'authentication wrapper digest');
+  const digest = asDigest(decodeCbor(digestBytes, lim, 'authentication wrapper digest'), 'authentication wrapper digest');
+  if (auth.length - 1 > lim.maxSignatures) {
+    throw new CoapfwError('SUIT_LIMIT', `authentication wrapper: ${auth.length - 1} blocks exceeds ${lim.maxSignatures}`);
+  }
+  const signatures = auth.slice(1).map((b, i) => decodeSign1(asBytes(b, `authentication block ${i}`), lim, `authentication block ${i}`));
+
+  const severedBytes = new Map<SeverableMember, Uint8Array>();
+  for (const [name, key] of SEVERABLE) {
+    const v = members.get(key);
+    if (v !== undefined) severedBytes.set(name, asBytes(v, `envelope severed member ${key}`));
+  }
+  const manifest = decodeManifest(manifestBytes, lim, severedBytes);
+  return { digest, digestBytes, signatures, manifestBytes, manifest, integratedPayloads, tagged };
+}
+
+/** Decode a COSE_Sign1 (RFC 9052 §4.2), tagged 18 or untagged. Other COSE structures are SUIT_UNSUPPORTED. */
+function decodeSign1(bytes: Uint8Array, lim: SuitLimits, what: string): CoseSign1 {
+  let v = decodeCbor(bytes, lim, what);
+  if (v !== null && typeof v === 'object' && 'tag' in v && !isTag(v, TAG_COSE_SIGN1)) {
+    throw new CoapfwError('SUIT_UNSUPPORTED', `${what}: only COSE_Sign1 is supported (got tag ${(v as { tag: unknown }).tag})`);
+  }
+  if (isTag(v, TAG_COSE_SIGN1)) v = v.value;
+  const a = asArray(v, what);
+  if (a.length !== 4) throw malformed(`${what}: COSE_Sign1 must have 4 elements`);
+  const protectedBytes = asBytes(a[0], `${what} protected header`);
+  const prot = protectedBytes.length === 0 ? new Map<number, unknown>() : intKeyed(decodeCbor(protectedBytes, lim, `${what} protected header`), `${what} protected header`);
+  const unprot = intKeyed(a[1], `${what} unprotected header`);
+  if (!prot.has(HEADER.alg)) throw malformed(`${what}: no algorithm in the protected header`);
+  const alg = asInt(prot.get(HEADER.alg), `${what} alg`);
+  const kidV = prot.get(HEADER.kid) ?? unprot.get(HEADER.kid);
+  const payload = a[2] === null ? null : asBytes(a[2], `${what} payload`);
+  const signature = asBytes(a[3], `${what} signature`);
+  return kidV === undefined
+    ? { protectedBytes, alg, payload, signature }
+    : { protectedBytes, alg, kid: asBytes(kidV, `${what} kid`), payload, signature };
+}
+
+/**
+ * Decode a SUIT_Manifest (the content of the envelope's manifest bstr, or a
+ * SUIT_Manifest_Tagged). `severedBytes` are the envelope's copies of severed
+ * members; each must match the digest the manifest holds for it.
+ */
+export function decodeManifest(
+  bytes: Uint8Array,
+  limits?: Partial<SuitLimits>,
+  severedBytes: ReadonlyMap<SeverableMember, Uint8Array> = new Map(),
+): SuitManifest {
+  const lim = suitLimits(limits);
+  let top = decodeCbor(bytes, lim, 'manifest');
+  if (isTag(top, TAG_MANIFEST)) top = top.value;
+  const m = intKeyed(top, 'manifest');
+  const version = asInt(m.get(MANIFEST.version), 'manifest version (key 1)');
+  if (version !== 1) throw new CoapfwError('SUIT_UNSUPPORTED', `manifest version ${version}: only version 1 is supported`);
+  const sequenceNumber = asBigUint(m.get(MANIFEST.sequenceNumber), 'manifest sequence number (key 2)');
+  if (sequenceNumber >= 1n << 64n) throw malformed('manifest sequence number: above 2^64 - 1');
+  const common = intKeyed(decodeCbor(asBytes(m.get(MANIFEST.common) ?? null, 'manifest common (key 3)'), lim, 'common'), 'common');
+  const components = decodeComponents(common.get(COMMON.components), lim);
+  const shared = common.get(COMMON.sharedSequence);
+  const sharedSequence = shared === undefined ? [] : decodeSequence(asBytes(shared, 'shared sequence'), lim, 'shared sequence');
+  const seq = (key: number, name: string): SuitCommand[] | undefined => {
+    const v = m.get(key);
+    return v === undefined ? undefined : decodeSequence(asBytes(v, name), lim, name);
+  };
+  const out: {
+    -readonly [K in keyof SuitManifest]: SuitManifest[K];
+  } = { version, sequenceNumber, components, sharedSequence, severed: {} };
+  const ref = m.get(MANIFEST.referenceUri);
+  if (ref !== undefined) out.referenceUri = asText(ref, 'reference URI');
+  const validate = seq(MANIFEST.validate, 'validate');
+  if (validate) out.validate = validate;
+  const load = seq(MANIFEST.load, 'load');
+  if (load) out.load = load;
+  const invoke = seq(MANIFEST.invoke, 'invoke');
+  if (invoke) out.invoke = invoke;
+
+  const severed: Partial<Record<SeverableMember, SuitDigest>> = {};
+  for (const [name, key] of SEVERABLE) {
+    let v = m.get(key);
+    if (v === undefined) {
+      if (severedBytes.has(name)) throw malformed(`envelope: severed member ${key} without its digest in the manifest`);
+      continue;
+    }
+    if (Array.isArray(v)) {
+      // §8.4.11: the manifest holds the digest of the bstr-wrapped member.
+      const d = asDigest(v, `severed ${name} digest`);
+      severed[name] = d;
+      const b = severedBytes.get(name);
+      if (b === undefined) continue;
+      if (!digestMatches(d, bstrWrap(b))) throw new CoapfwError('DIGEST_MISMATCH', `severed ${name} (key ${key}): bytes do not match the manifest's digest`);
+      v = b;
+    } else if (severedBytes.has(name)) {
+      throw malformed(`envelope: member ${key} both in the manifest and severed`);
+    }
+    const bytesV = asBytes(v, name);
+    if (name === 'text') out.text = decodeText(bytesV, lim);
+    else out[name] = decodeSequence(bytesV, lim, name === 'install' ? 'install' : 'payload-fetch');
+  }
+  out.severed = severed;
+  return out;
+}
+
+function decodeComponents(v: unknown, lim: SuitLimits): ComponentId[] {
+  if (v === undefined) return [];
+  const a = asArray(v, 'components');
+  if (a.length === 0) throw malformed('components: empty list');
+  if (a.length > lim.maxComponents) throw new CoapfwError('SUIT_LIMIT', `components: ${a.length} exceeds ${lim.maxComponents}`);
+  return a.map((c, i) => asArray(c, `component ${i}`).map((p, j) => asBytes(p, `component ${i} part ${j}`)));
+}
+
+/** SUIT_Text_Map (§8.4.4): language tag -> fields and per-component fields. */
+function decodeText(bytes: Uint8Array, lim: SuitLimits): SuitTextLang[] {
+  const top = asMap(decodeCbor(bytes, lim, 'text'), 'text');
+  const out: SuitTextLang[] = [];
+  for (const [lang, lmap] of top) {
+    if (typeof lang !== 'string') continue;
+    const fields = new Map<number, string>();
+    const components: { componentId: ComponentId; fields: Map<number, string> }[] = [];
+    for (const [k, v] of asMap(lmap, `text '${lang}'`)) {
+      const n = intKey(k);
+      if (n !== undefined) {
+        if (typeof v === 'string') fields.set(n, v);
+      } else if (Array.isArray(k)) {
+        const cf = new Map<number, string>();
+        for (const [ck, cv] of intKeyed(v, `text '${lang}' component`)) if (typeof cv === 'string') cf.set(ck, cv);
+        components.push({ componentId: k.map((p, j) => asBytes(p, `text component id part ${j}`)), fields: cf });
+      }
+    }
+    out.push({ lang, fields, components });
+  }
+  return out;
+}

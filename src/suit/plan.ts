@@ -1,0 +1,280 @@
+/**
+ * The command interpreter (draft-ietf-suit-manifest-37 §6, §8.4.6-§8.4.10),
+ * run at planning time: it evaluates what a device can decide before any
+ * download (vendor, class, device and slot conditions, try-each choices) and
+ * turns fetch, copy and invoke into a plan whose image-match conditions become
+ * checks the device runs on the bytes it fetched (`checkImage`).
+ */
+import { CoapfwError, type CoapfwErrorCode } from '../errors.js';
+import { CONDITION, DIRECTIVE, commandName } from './constants.js';
+import { suitLimits, type SuitLimits } from './limits.js';
+import type { ComponentId, SuitCommand, SuitDigest, SuitManifest, SuitParameters } from './types.js';
+import { bytesEqual } from './values.js';
+
+/** What the device knows about itself, for conditions (§8.4.9.1, §8.4.9.3). */
+export interface DeviceIdentity {
+  readonly vendorId?: Uint8Array;
+  readonly classId?: Uint8Array;
+  readonly deviceId?: Uint8Array;
+  /**
+   * Slot condition-component-slot compares with: the slot the device will
+   * write for A/B updates. A number applies to every component.
+   */
+  readonly componentSlot?: number | ((componentId: ComponentId, index: number) => number | undefined);
+}
+
+/** Which sequence a plan step comes from. */
+export type PlanSequence = 'payload-fetch' | 'install' | 'validate' | 'load' | 'invoke';
+
+/** A condition to check on an image's bytes after fetch or copy (image-match, §8.4.9.2). */
+export interface ImageCheck {
+  readonly kind: 'image-match';
+  readonly digest?: SuitDigest;
+  readonly size?: number;
+}
+
+/** One fetch or copy of an image into a component. */
+export interface PlannedImage {
+  readonly sequence: PlanSequence;
+  readonly action: 'fetch' | 'copy';
+  readonly componentIndex: number;
+  readonly componentId: ComponentId;
+  /** Slot chosen for the component (suit-parameter-component-slot), if the manifest sets one. */
+  readonly slot: number | undefined;
+  /** Where to fetch from (suit-parameter-uri); undefined for copy. */
+  readonly uri: string | undefined;
+  /** Expected digest and size (suit-parameter-image-digest / image-size) when the step runs. */
+  readonly digest: SuitDigest | undefined;
+  readonly size: number | undefined;
+  /** For copy: the source component's index. */
+  readonly sourceComponent?: number;
+  /** Conditions to check on the image after this step: the manifest's image-match. */
+  readonly checks: ImageCheck[];
+}
+
+/** The plan an updater executes, in order: images (payload-fetch, install, load), then invoke. */
+export interface UpdatePlan {
+  readonly sequenceNumber: bigint;
+  readonly images: readonly PlannedImage[];
+  /** image-match checks of the validate sequence (secure boot), per component. */
+  readonly validate: readonly { readonly componentIndex: number; readonly componentId: ComponentId; readonly check: ImageCheck }[];
+  /** Components to invoke (boot), in order. */
+  readonly invoke: readonly { readonly componentIndex: number; readonly componentId: ComponentId; readonly args?: Uint8Array }[];
+  /** Conditions evaluated against the device identity, by name (for example 'vendor-identifier'). */
+  readonly conditionsChecked: readonly string[];
+  /** Conditions not evaluated because the identity lacked the value. */
+  readonly unchecked: readonly string[];
+}
+
+/** Error codes under which a try-each alternative fails and the next one is tried. */
+const SOFT: ReadonlySet<CoapfwErrorCode> = new Set(['VENDOR_MISMATCH', 'CLASS_MISMATCH', 'CONDITION_FAILED']);
+
+class Planner {
+  private params = new Map<number, SuitParameters>();
+  private current: number[] = [0];
+  private executed = 0;
+  readonly images: PlannedImage[] = [];
+  readonly validate: UpdatePlan['validate'][number][] = [];
+  readonly invoke: UpdatePlan['invoke'][number][] = [];
+  readonly checked = new Set<string>();
+  readonly unchecked = new Set<string>();
+  private seqName: PlanSequence = 'install';
+  private seqStart = 0;
+
+  constructor(
+    private readonly m: SuitManifest,
+    private readonly device: DeviceIdentity,
+    private readonly limits: SuitLimits,
+  ) {}
+
+  /** Run the shared sequence then `seq`, with fresh parameters (§6.4). */
+  runSequence(name: PlanSequence, seq: readonly SuitCommand[]): void {
+    this.params = new Map();
+    this.current = [0];
+    this.seqName = name;
+    this.seqStart = this.images.length;
+    this.run(this.m.sharedSequence);
+    this.run(seq);
+  }
+
+  private run(seq: readonly SuitCommand[]): void {
+    for (const c of seq) this.step(c);
+  }
+
+  private component(i: number): ComponentId {
+    const c = this.m.components[i];
+    if (c === undefined) throw new CoapfwError('SUIT_MALFORMED', `component index ${i}: the manifest declares ${this.m.components.length} components`);
+    return c;
+  }
+
+  private fail(code: CoapfwErrorCode, msg: string): never {
+    throw new CoapfwError(code, msg);
+  }
+
+  step(c: SuitCommand): void {
+    if (++this.executed > this.limits.maxCommands) {
+      throw new CoapfwError('SUIT_LIMIT', `interpreter: more than ${this.limits.maxCommands} commands run`);
+    }
+    switch (c.kind) {
+      case 'set-component-index':
+        this.current = c.index === true ? this.m.components.map((_, i) => i) : typeof c.index === 'number' ? [c.index] : [...c.index];
+        for (const i of this.current) this.component(i);
+        return;
+      case 'override-parameters':
+        for (const i of this.current) this.params.set(i, { ...this.params.get(i), ...c.params });
+        return;
+      case 'condition':
+        for (const i of this.current) this.condition(c.code, i);
+        return;
+      case 'directive':
+        for (const i of this.current) this.directive(c.code, i);
+        return;
+      case 'try-each':
+        this.tryEach(c.branches, c.allowNone);
+        return;
+      case 'run-sequence':
+        this.run(c.sequence);
+        return;
+      case 'unknown':
+        this.fail('SUIT_UNSUPPORTED', `${commandName(c.code)}: not supported by this updater`);
+    }
+  }
+
+  private tryEach(branches: readonly (readonly SuitCommand[])[], allowNone: boolean): void {
+    let last: unknown;
+    for (const b of branches) {
+      const saved = { params: new Map(this.params), current: this.current, n: [this.images.length, this.validate.length, this.invoke.length] as const };
+      try {
+        this.run(b);
+        return;
+      } catch (e) {
+        if (!(e instanceof CoapfwError) || !SOFT.has(e.code)) throw e;
+        last = e;
+        this.params = saved.params;
+        this.current = saved.current;
+        this.images.length = saved.n[0];
+        this.validate.length = saved.n[1];
+        this.invoke.length = saved.n[2];
+      }
+    }
+    if (!allowNone) throw new CoapfwError('CONDITION_FAILED', `try-each: no alternative applies (${(last as Error).message})`, { cause: last });
+  }
+
+  private condition(code: number, i: number): void {
+    const p = this.params.get(i) ?? {};
+    const id = this.component(i);
+    switch (code) {
+      case CONDITION.vendorId:
+        return this.identity('vendor-identifier', p.vendorId, this.device.vendorId, 'VENDOR_MISMATCH');
+      case CONDITION.classId:
+        return this.identity('class-identifier', p.classId, this.device.classId, 'CLASS_MISMATCH');
+      case CONDITION.deviceId:
+        return this.identity('device-identifier', p.deviceId, this.device.deviceId, 'CONDITION_FAILED');
+      case CONDITION.componentSlot: {
+        if (p.componentSlot === undefined) this.fail('CONDITION_FAILED', 'condition-component-slot: no slot parameter set');
+        const ds = this.device.componentSlot;
+        const have = typeof ds === 'function' ? ds(id, i) : ds;
+        if (have === undefined) {
+          this.unchecked.add('component-slot');
+          return;
+        }
+        this.checked.add('component-slot');
+        if (have !== p.componentSlot) this.fail('CONDITION_FAILED', `condition-component-slot: manifest slot ${p.componentSlot}, device slot ${have}`);
+        return;
+      }
+      case CONDITION.imageMatch: {
+        const check: ImageCheck = { kind: 'image-match', digest: p.imageDigest, size: p.imageSize };
+        if (!p.imageDigest) this.fail('CONDITION_FAILED', 'condition-image-match: no image digest parameter set');
+        // After a fetch or copy of this component in this sequence, the check applies to those bytes.
+        for (let k = this.images.length - 1; k >= this.seqStart; k--) {
+          if (this.images[k]!.componentIndex === i) {
+            this.images[k]!.checks.push(check);
+            return;
+          }
+        }
+        this.validate.push({ componentIndex: i, componentId: id, check });
+        return;
+      }
+      case CONDITION.abort:
+        this.fail('CONDITION_FAILED', 'condition-abort');
+      // falls through never: fail() throws
+      default:
+        this.fail('SUIT_UNSUPPORTED', `${commandName(code)}: not supported by this updater`);
+    }
+  }
+
+  private identity(name: string, want: Uint8Array | undefined, have: Uint8Array | undefined, code: CoapfwErrorCode): void {
+    if (want === undefined) this.fail('CONDITION_FAILED', `condition-${name}: parameter not set`);
+    if (have === undefined) {
+      this.unchecked.add(name);
+      return;
+    }
+    this.checked.add(name);
+    if (!bytesEqual(want, have)) this.fail(code, `condition-${name}: manifest is for a different ${name.replace('-identifier', '')}`);
+  }
+
+  private directive(code: number, i: number): void {
+    const p = this.params.get(i) ?? {};
+    const componentId = this.component(i);
+    switch (code) {
+      case DIRECTIVE.fetch:
+        if (p.uri === undefined) this.fail('SUIT_MALFORMED', `directive-fetch: component ${i} has no URI parameter`);
+        this.images.push({ sequence: this.seqName, action: 'fetch', componentIndex: i, componentId, slot: p.componentSlot, uri: p.uri, digest: p.imageDigest, size: p.imageSize, checks: [] });
+        return;
+      case DIRECTIVE.copy:
+        if (p.sourceComponent === undefined) this.fail('SUIT_MALFORMED', `directive-copy: component ${i} has no source-component parameter`);
+        this.component(p.sourceComponent);
+        this.images.push({ sequence: this.seqName, action: 'copy', componentIndex: i, componentId, slot: p.componentSlot, uri: undefined, digest: p.imageDigest, size: p.imageSize, sourceComponent: p.sourceComponent, checks: [] });
+        return;
+      case DIRECTIVE.invoke:
+        this.invoke.push(p.invokeArgs ? { componentIndex: i, componentId, args: p.invokeArgs } : { componentIndex: i, componentId });
+        return;
+      default:
+        this.fail('SUIT_UNSUPPORTED', `${commandName(code)}: not supported by this updater`);
+    }
+  }
+}
+
+/**
+ * Plan an update: run payload-fetch, install, validate, load and invoke (each
+ * after the shared sequence) against the device identity. Throws
+ * VENDOR_MISMATCH, CLASS_MISMATCH, CONDITION_FAILED (device, slot, abort, or
+ * no try-each alternative), SUIT_UNSUPPORTED (swap, write, custom commands),
+ * SUIT_LIMIT (more than `maxCommands` commands run).
+ *
+ * @example
+ * const v = verifyEnvelope(bytes, { trust, installedSequence: 6n });
+ * const plan = planUpdate(v.manifest, { vendorId, classId, componentSlot: 1 });
+ * for (const img of plan.images) { const b = await fetch(img.uri); for (const c of img.checks) checkImage(b, c); }
+ */
+export function planUpdate(manifest: SuitManifest, device: DeviceIdentity = {}, limits?: Partial<SuitLimits>): UpdatePlan {
+  for (const name of ['payloadFetch', 'install'] as const) {
+    if (manifest.severed[name] && !manifest[name]) {
+      throw new CoapfwError('SUIT_MALFORMED', `plan: the ${name === 'install' ? 'install' : 'payload-fetch'} sequence is severed and the envelope does not carry it`);
+    }
+  }
+  const p = new Planner(manifest, device, suitLimits(limits));
+  const order: [PlanSequence, readonly SuitCommand[] | undefined][] = [
+    ['payload-fetch', manifest.payloadFetch],
+    ['install', manifest.install],
+    ['validate', manifest.validate],
+    ['load', manifest.load],
+    ['invoke', manifest.invoke],
+  ];
+  let ran = false;
+  for (const [name, seq] of order) {
+    if (seq) {
+      p.runSequence(name, seq);
+      ran = true;
+    }
+  }
+  if (!ran) p.runSequence('validate', []);
+  return {
+    sequenceNumber: manifest.sequenceNumber,
+    images: p.images,
+    validate: p.validate,
+    invoke: p.invoke,
+    conditionsChecked: [...p.checked],
+    unchecked: [...p.unchecked].filter((n) => !p.checked.has(n)),
+  };
+}
