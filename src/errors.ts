@@ -47,6 +47,8 @@ export type CoapfwErrorCode =
   | 'JOURNAL_CORRUPT'
   | 'IMAGE_TOO_LARGE'
   | 'UPDATE_FAILED'
+  | 'BOOT_STATE'
+  | 'NO_BOOTABLE_IMAGE'
   // dtls
   | 'DTLS_HANDSHAKE_FAILED'
   | 'DTLS_BAD_RECORD'
