@@ -53,6 +53,7 @@ export type CoapfwErrorCode =
   | 'DTLS_HANDSHAKE_FAILED'
   | 'DTLS_BAD_RECORD'
   | 'DTLS_ALERT'
+  | 'DTLS_NO_SESSION'
   // generic
   | 'INVALID_ARGUMENT'
   | 'IO_ERROR';

@@ -9,3 +9,6 @@ export { OPTION_DEFINITIONS, KNOWN_OPTIONS, type OptionDefinition, type OptionFo
 export * from './codec/block.js';
 export * from './codec/uri.js';
 export * from './codec/link-format.js';
+export { createDtlsServer, DtlsServer, type DtlsServerOptions, type DtlsServerEvent, type DtlsServerStats } from './transport/dtls/server.js';
+export { connectDtls, DtlsClientTransport, type DtlsClientOptions } from './transport/dtls/client.js';
+export { PskStore, type PskLookup } from './transport/dtls/psk-store.js';

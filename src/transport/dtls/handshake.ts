@@ -1,0 +1,207 @@
+/**
+ * Server side of the DTLS 1.2 PSK handshake (RFC 6347 §4.2, RFC 4279 §2), for
+ * the RFC 7925 profile: one cipher suite, TLS_PSK_WITH_AES_128_CCM_8 (RFC 6655).
+ *
+ *   Client                                   Server
+ *   ClientHello (no cookie)      -------->
+ *                                <--------   HelloVerifyRequest   (stateless, server.ts)
+ *   ClientHello (cookie)         -------->   ── this class starts here ──
+ *                                <--------   ServerHello, [ServerKeyExchange(hint)],
+ *                                            ServerHelloDone                     (flight 4)
+ *   ClientKeyExchange(identity),
+ *   ChangeCipherSpec, Finished   -------->
+ *                                <--------   ChangeCipherSpec, Finished          (flight 6)
+ *
+ * The class is pure: it takes parsed messages and returns flights to send; the
+ * session (session.ts) owns records, epochs and timers. Per RFC 6347 §4.2.2 the
+ * server's message_seq starts at the message_seq of the cookie-bearing
+ * ClientHello, because the HelloVerifyRequest kept no state.
+ * Extensions: extended_master_secret (RFC 7627) and renegotiation_info
+ * (RFC 5746, we never renegotiate) are echoed when offered; nothing else is.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import {
+  Ext,
+  HandshakeType,
+  TLS_EMPTY_RENEGOTIATION_INFO_SCSV,
+  TLS_PSK_WITH_AES_128_CCM_8,
+  fullMessage,
+  parseClientKeyExchange,
+  pskHintBody,
+  serverHelloBody,
+  type ClientHello,
+} from './messages.js';
+import { ccmKeyBlock, concatBytes, extendedMasterSecret, masterSecret, pskPremaster, sha256, verifyData, type CcmKeys } from './prf.js';
+import { AlertDescription, ContentType, DTLS12 } from './record.js';
+
+/** A record to send as part of a flight; its sequence number is assigned at send time. */
+export interface FlightRecord {
+  readonly type: number;
+  readonly epoch: 0 | 1;
+  readonly body: Uint8Array;
+}
+
+/** Outcome of one handshake step. */
+export type HandshakeStep =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'keys'; readonly keys: CcmKeys } // ClientKeyExchange accepted: epoch 1 keys are known
+  | { readonly kind: 'retransmit' } // the peer repeated its last flight: repeat ours (RFC 6347 §4.2.4)
+  | { readonly kind: 'established'; readonly flight: readonly FlightRecord[] }
+  | { readonly kind: 'failed'; readonly alert: number; readonly reason: string };
+
+/** Named states of the server handshake. */
+export type HandshakeState = 'awaitKeyExchange' | 'awaitChangeCipherSpec' | 'awaitFinished' | 'established' | 'failed';
+
+/** What the handshake needs from the server. */
+export interface HandshakeOptions {
+  /** PSK lookup by identity (RFC 4279 §5.1: identities are UTF-8). */
+  readonly lookup: (identity: string) => Uint8Array | undefined;
+  /** Optional psk_identity_hint; RFC 7925 §4.2: none by default. */
+  readonly hint?: Uint8Array | undefined;
+  readonly random: (n: number) => Uint8Array;
+}
+
+const dec = new TextDecoder('utf-8', { fatal: false });
+
+/** Checks whether a ClientHello can be served at all; returns an alert and reason if not. */
+export function checkClientHello(hello: ClientHello): { alert: number; reason: string } | undefined {
+  // DTLS versions count down: 1.0 = 0xfeff, 1.2 = 0xfefd.
+  if (hello.clientVersion > DTLS12) return { alert: AlertDescription.protocolVersion, reason: 'client does not offer DTLS 1.2' };
+  if (!hello.cipherSuites.includes(TLS_PSK_WITH_AES_128_CCM_8)) {
+    return { alert: AlertDescription.handshakeFailure, reason: 'client does not offer TLS_PSK_WITH_AES_128_CCM_8' };
+  }
+  if (!hello.compressionMethods.includes(0)) return { alert: AlertDescription.illegalParameter, reason: 'no null compression' };
+  const ri = hello.extensions.get(Ext.renegotiationInfo);
+  // RFC 5746 §3.6: on an initial handshake renegotiated_connection must be empty.
+  if (ri !== undefined && (ri.length !== 1 || ri[0] !== 0)) {
+    return { alert: AlertDescription.handshakeFailure, reason: 'non-empty renegotiation_info' };
+  }
+  return undefined;
+}
+
+/** One server handshake, from the verified ClientHello to the Finished exchange. */
+export class ServerHandshake {
+  state: HandshakeState = 'awaitKeyExchange';
+  /** The PSK identity the client presented (after ClientKeyExchange). */
+  identity: string | undefined;
+  /** First flight (4), built by the constructor. */
+  readonly flight4: readonly FlightRecord[];
+
+  private readonly transcript: Uint8Array[] = [];
+  private readonly clientSeq0: number;
+  private nextSendSeq: number;
+  private readonly ems: boolean;
+  private readonly serverRandom: Uint8Array;
+  private master: Uint8Array | undefined;
+
+  constructor(
+    private readonly hello: ClientHello,
+    helloMessage: Uint8Array,
+    helloSeq: number,
+    private readonly opts: HandshakeOptions,
+  ) {
+    this.clientSeq0 = helloSeq;
+    this.nextSendSeq = helloSeq;
+    this.ems = hello.extensions.has(Ext.extendedMasterSecret);
+    this.serverRandom = opts.random(32);
+    this.transcript.push(helloMessage); // RFC 6347 §4.2.6: the cookie-less hello and HVR are not hashed
+    const ext: Array<[number, Uint8Array]> = [];
+    if (hello.extensions.has(Ext.renegotiationInfo) || hello.cipherSuites.includes(TLS_EMPTY_RENEGOTIATION_INFO_SCSV)) {
+      ext.push([Ext.renegotiationInfo, new Uint8Array([0])]); // RFC 5746 §3.6
+    }
+    if (this.ems) ext.push([Ext.extendedMasterSecret, new Uint8Array(0)]); // RFC 7627 §5.1
+    const msgs = [this.message(HandshakeType.serverHello, serverHelloBody(this.serverRandom, TLS_PSK_WITH_AES_128_CCM_8, ext))];
+    if (opts.hint !== undefined) msgs.push(this.message(HandshakeType.serverKeyExchange, pskHintBody(opts.hint)));
+    msgs.push(this.message(HandshakeType.serverHelloDone, new Uint8Array(0)));
+    this.flight4 = msgs.map((body) => ({ type: ContentType.handshake, epoch: 0, body }));
+  }
+
+  /** The client random of the ClientHello this handshake answers. */
+  get clientRandom(): Uint8Array {
+    return this.hello.random;
+  }
+
+  /** Feeds one complete handshake message. */
+  onHandshake(msgType: number, messageSeq: number, body: Uint8Array): HandshakeStep {
+    const expected = msgType === HandshakeType.clientKeyExchange ? this.clientSeq0 + 1 : this.clientSeq0 + 2;
+    switch (this.state) {
+      case 'awaitKeyExchange':
+        if (msgType === HandshakeType.clientHello && messageSeq === this.clientSeq0) return { kind: 'retransmit' };
+        if (msgType !== HandshakeType.clientKeyExchange || messageSeq !== expected) return { kind: 'none' };
+        return this.onKeyExchange(fullMessage(msgType, messageSeq, body), body);
+      case 'awaitChangeCipherSpec':
+        return { kind: 'none' }; // a Finished before ChangeCipherSpec cannot be read anyway
+      case 'awaitFinished':
+        if (msgType !== HandshakeType.finished || messageSeq !== expected) return { kind: 'none' };
+        return this.onFinished(fullMessage(msgType, messageSeq, body), body);
+      case 'established':
+        // RFC 6347 §4.2.4: a repeated Finished means our last flight was lost.
+        return msgType === HandshakeType.finished && messageSeq === this.clientSeq0 + 2 ? { kind: 'retransmit' } : { kind: 'none' };
+      case 'failed':
+        return { kind: 'none' };
+      default:
+        return assertNever(this.state);
+    }
+  }
+
+  /** The client's ChangeCipherSpec: from now on its records are in epoch 1. */
+  onChangeCipherSpec(): HandshakeStep {
+    if (this.state !== 'awaitChangeCipherSpec') return { kind: 'none' };
+    this.state = 'awaitFinished';
+    return { kind: 'none' };
+  }
+
+  private onKeyExchange(msg: Uint8Array, body: Uint8Array): HandshakeStep {
+    let idBytes: Uint8Array;
+    try {
+      idBytes = parseClientKeyExchange(body);
+    } catch {
+      return this.fail(AlertDescription.decodeError, 'malformed ClientKeyExchange');
+    }
+    const identity = dec.decode(idBytes);
+    this.identity = identity;
+    const psk = this.opts.lookup(identity);
+    // RFC 4279 §2: the server MAY answer an unknown identity with unknown_psk_identity.
+    if (psk === undefined) return this.fail(AlertDescription.unknownPskIdentity, `unknown PSK identity "${identity}"`);
+    this.transcript.push(msg);
+    const pre = pskPremaster(psk);
+    this.master = this.ems
+      ? extendedMasterSecret(pre, sha256(concatBytes(...this.transcript))) // RFC 7627 §3: hash up to ClientKeyExchange
+      : masterSecret(pre, this.hello.random, this.serverRandom);
+    this.state = 'awaitChangeCipherSpec';
+    return { kind: 'keys', keys: ccmKeyBlock(this.master, this.hello.random, this.serverRandom) };
+  }
+
+  private onFinished(msg: Uint8Array, body: Uint8Array): HandshakeStep {
+    const master = this.master!;
+    const expected = verifyData(master, 'client', sha256(concatBytes(...this.transcript)));
+    if (body.length !== expected.length || !timingSafeEqual(body, expected)) {
+      return this.fail(AlertDescription.decryptError, `Finished did not verify for identity "${this.identity}" (wrong PSK?)`);
+    }
+    this.transcript.push(msg);
+    const ours = verifyData(master, 'server', sha256(concatBytes(...this.transcript)));
+    this.state = 'established';
+    return {
+      kind: 'established',
+      flight: [
+        { type: ContentType.changeCipherSpec, epoch: 0, body: new Uint8Array([1]) },
+        { type: ContentType.handshake, epoch: 1, body: this.message(HandshakeType.finished, ours) },
+      ],
+    };
+  }
+
+  private message(type: number, body: Uint8Array): Uint8Array {
+    const m = fullMessage(type, this.nextSendSeq++, body);
+    this.transcript.push(m);
+    return m;
+  }
+
+  private fail(alert: number, reason: string): HandshakeStep {
+    this.state = 'failed';
+    return { kind: 'failed', alert, reason };
+  }
+}
+
+function assertNever(x: never): never {
+  throw new Error(`unhandled handshake state ${String(x)}`);
+}

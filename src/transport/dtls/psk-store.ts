@@ -1,0 +1,124 @@
+/**
+ * Pre-shared keys of the DTLS server (RFC 4279 §5: identities are UTF-8 strings,
+ * keys opaque bytes; RFC 7925 §4.2 wants at least 128-bit keys in deployments).
+ *
+ * File format, one entry per line: `identity hexkey`. Blank lines and lines
+ * starting with `#` are ignored. Identities contain no white space.
+ *
+ *   # device PSKs
+ *   dev-0001 00112233445566778899aabbccddeeff
+ */
+import { readFile } from 'node:fs/promises';
+import { watchFile, unwatchFile } from 'node:fs';
+import { CoapfwError } from '../../errors.js';
+
+/** Anything that maps a PSK identity to its key. */
+export interface PskLookup {
+  lookup(identity: string): Uint8Array | undefined;
+}
+
+/** A table of PSKs, optionally backed by a file that can be reloaded without restart. */
+export class PskStore implements PskLookup {
+  private table: Map<string, Uint8Array>;
+  private watching = false;
+
+  private constructor(
+    table: Map<string, Uint8Array>,
+    /** The file this store was read from, if any. */
+    readonly path?: string,
+  ) {
+    this.table = table;
+  }
+
+  /** A store from `[identity, key]` pairs. */
+  static fromEntries(entries: Iterable<readonly [string, Uint8Array]>): PskStore {
+    const table = new Map<string, Uint8Array>();
+    for (const [id, key] of entries) {
+      checkIdentity(id, 'psk');
+      if (!(key instanceof Uint8Array) || key.length === 0 || key.length > 64) {
+        throw new CoapfwError('INVALID_ARGUMENT', `psk: key of "${id}" must be 1..64 bytes`);
+      }
+      table.set(id, Uint8Array.from(key));
+    }
+    return new PskStore(table);
+  }
+
+  /** Parses the text format; `source` labels error messages. */
+  static parse(text: string, source = 'psk'): PskStore {
+    return new PskStore(parseTable(text, source));
+  }
+
+  /** Reads a PSK file. */
+  static async fromFile(path: string): Promise<PskStore> {
+    return new PskStore(parseTable(await readText(path), path), path);
+  }
+
+  /** Key for `identity`, or undefined. */
+  lookup(identity: string): Uint8Array | undefined {
+    return this.table.get(identity);
+  }
+
+  /** Number of identities. */
+  get size(): number {
+    return this.table.size;
+  }
+
+  /**
+   * Re-reads the file. On a parse or read error the old table stays in use and
+   * the error is thrown, so a half-written file never locks every device out.
+   */
+  async reload(): Promise<void> {
+    if (this.path === undefined) throw new CoapfwError('INVALID_ARGUMENT', 'psk: this store was not read from a file');
+    this.table = parseTable(await readText(this.path), this.path);
+  }
+
+  /**
+   * Polls the file every `intervalMs` and reloads it when it changes; errors go
+   * to `onError`. Returns a function that stops watching. The poller does not
+   * keep the process alive.
+   */
+  watch(intervalMs = 2000, onError: (e: unknown) => void = () => {}): () => void {
+    const path = this.path;
+    if (path === undefined) throw new CoapfwError('INVALID_ARGUMENT', 'psk: this store was not read from a file');
+    if (this.watching) unwatchFile(path);
+    this.watching = true;
+    const listener = (): void => void this.reload().catch(onError);
+    watchFile(path, { interval: intervalMs, persistent: false }, listener);
+    return () => {
+      unwatchFile(path, listener);
+      this.watching = false;
+    };
+  }
+}
+
+async function readText(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    throw new CoapfwError('IO_ERROR', `psk: cannot read ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+function checkIdentity(id: string, where: string): void {
+  if (typeof id !== 'string' || id.length === 0 || /\s/.test(id) || Buffer.byteLength(id) > 256) {
+    throw new CoapfwError('INVALID_ARGUMENT', `${where}: identity must be 1..256 bytes without white space, got ${JSON.stringify(id)}`);
+  }
+}
+
+function parseTable(text: string, source: string): Map<string, Uint8Array> {
+  const table = new Map<string, Uint8Array>();
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const where = `${source}:${i + 1}`;
+    const parts = line.split(/\s+/);
+    if (parts.length !== 2) throw new CoapfwError('INVALID_ARGUMENT', `${where}: expected "identity hexkey", got ${parts.length} fields`);
+    const [id, hex] = parts as [string, string];
+    checkIdentity(id, where);
+    if (!/^([0-9a-fA-F]{2}){1,64}$/.test(hex)) throw new CoapfwError('INVALID_ARGUMENT', `${where}: key must be 1..64 bytes of hex`);
+    if (table.has(id)) throw new CoapfwError('INVALID_ARGUMENT', `${where}: duplicate identity "${id}"`);
+    table.set(id, new Uint8Array(Buffer.from(hex, 'hex')));
+  }
+  return table;
+}

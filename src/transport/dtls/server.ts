@@ -1,0 +1,295 @@
+/**
+ * DTLS 1.2 PSK server for the RFC 7925 profile, as a {@link Transport}: the CoAP
+ * endpoint runs over it unchanged. `onMessage` delivers decrypted application
+ * data with the peer; `send` encrypts to that peer's established session.
+ *
+ * Per datagram (RFC 6347 §4.1): split into records; a ClientHello without a
+ * valid cookie is answered with a stateless HelloVerifyRequest (§4.2.1), echoing
+ * the ClientHello's record and message sequence numbers; a ClientHello with a
+ * valid cookie starts a session, replacing any earlier session of the same
+ * address and port (a rebooted device, §4.2.8); everything else goes to the
+ * peer's session, or is dropped. The session table is capped and swept.
+ */
+import { randomBytes } from 'node:crypto';
+import { CoapfwError } from '../../errors.js';
+import { peerKey, type DatagramHandler, type Peer, type Transport } from '../types.js';
+import { UdpTransport } from '../udp.js';
+import { CookieJar } from './cookie.js';
+import { ServerHandshake, checkClientHello } from './handshake.js';
+import { DecodeError, HandshakeType, fullMessage, helloVerifyRequestBody, parseClientHello, parseFragments } from './messages.js';
+import type { PskLookup } from './psk-store.js';
+import { AlertLevel, ContentType, encodeRecord, parseRecords, type DtlsRecord } from './record.js';
+import { Session, type SessionEvent } from './session.js';
+import { SessionTable } from './session-table.js';
+
+/** Options of {@link createDtlsServer}. Every limit has a safe default. */
+export interface DtlsServerOptions {
+  /** Plain datagram transport to run over (UDP, impaired...). The server owns it: close() closes it. */
+  readonly transport?: Transport;
+  /** Where to bind a UDP socket when no transport is given. Default 127.0.0.1, ephemeral port. */
+  readonly bind?: { readonly host?: string; readonly port?: number };
+  /** PSK table (e.g. a {@link PskStore}). */
+  readonly psk: PskLookup;
+  /** psk_identity_hint to send; none by default (RFC 7925 §4.2). */
+  readonly hint?: string;
+  /** Maximum sessions, handshakes included. Default 1000. */
+  readonly maxSessions?: number;
+  /** Established sessions idle this long are dropped. Default 300 000 ms. */
+  readonly idleTimeoutMs?: number;
+  /** Handshakes not finished after this long are dropped. Default 30 000 ms. */
+  readonly handshakeTimeoutMs?: number;
+  /** First retransmission timeout of flight 4 (RFC 6347 §4.2.4.1). Default 1000 ms. */
+  readonly retransmitMs?: number;
+  /** Retransmissions of flight 4 before giving up. Default 5. */
+  readonly maxRetransmits?: number;
+  /** Cookie secret rotation period. Default 60 000 ms. */
+  readonly cookieLifetimeMs?: number;
+  /** Largest datagram we build when packing a flight. Default 1200. */
+  readonly mtu?: number;
+  /** Observer of session life-cycle events (logging, metrics). */
+  readonly onEvent?: (event: DtlsServerEvent) => void;
+}
+
+/** Session life-cycle events. */
+export type DtlsServerEvent =
+  | { readonly type: 'established'; readonly peer: Peer; readonly identity: string }
+  | { readonly type: 'handshake-failed'; readonly peer: Peer; readonly reason: string }
+  | { readonly type: 'closed'; readonly peer: Peer; readonly reason: string };
+
+/** Counters, for tests and monitoring. */
+export interface DtlsServerStats {
+  datagrams: number;
+  helloVerifyRequests: number;
+  handshakesStarted: number;
+  handshakesOk: number;
+  handshakesFailed: number;
+  sessionsReplaced: number;
+  sessionsRejected: number;
+  sessionsExpired: number;
+  recordsDropped: number;
+  replaysDropped: number;
+  badRecordsDropped: number;
+}
+
+/** A running DTLS server. */
+export class DtlsServer implements Transport {
+  readonly stats: DtlsServerStats = {
+    datagrams: 0, helloVerifyRequests: 0, handshakesStarted: 0, handshakesOk: 0, handshakesFailed: 0,
+    sessionsReplaced: 0, sessionsRejected: 0, sessionsExpired: 0, recordsDropped: 0, replaysDropped: 0, badRecordsDropped: 0,
+  };
+  private handler: DatagramHandler = () => {};
+  private readonly table: SessionTable;
+  private readonly cookies: CookieJar;
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly hint: Uint8Array | undefined;
+  private closed = false;
+
+  /** @internal use {@link createDtlsServer}. */
+  constructor(
+    private readonly inner: Transport,
+    private readonly opts: Required<Pick<DtlsServerOptions, 'maxSessions' | 'idleTimeoutMs' | 'handshakeTimeoutMs' | 'retransmitMs' | 'maxRetransmits' | 'mtu'>> & DtlsServerOptions,
+  ) {
+    this.table = new SessionTable(opts);
+    this.cookies = new CookieJar({ lifetimeMs: opts.cookieLifetimeMs ?? 60_000, now: Date.now, random: rand });
+    this.hint = opts.hint === undefined ? undefined : new TextEncoder().encode(opts.hint);
+    const every = Math.max(50, Math.min(1000, opts.idleTimeoutMs / 4, opts.handshakeTimeoutMs / 4));
+    this.sweeper = setInterval(() => this.sweep(), every);
+    this.sweeper.unref();
+    inner.onMessage((data, peer) => this.onDatagram(data, peer));
+  }
+
+  /** Number of sessions, handshakes in progress included. */
+  get sessionCount(): number {
+    return this.table.size;
+  }
+
+  /** True when `peer` has an established session. */
+  hasSession(peer: Peer): boolean {
+    return this.table.get(peerKey(peer))?.established ?? false;
+  }
+
+  send(data: Uint8Array, peer: Peer): Promise<void> {
+    if (this.closed) return Promise.reject(new CoapfwError('TRANSPORT_CLOSED', 'dtls: server is closed'));
+    if (data.length > 16384) return Promise.reject(new CoapfwError('INVALID_ARGUMENT', `dtls: datagram of ${data.length} bytes exceeds 2^14`));
+    const s = this.table.get(peerKey(peer));
+    if (s === undefined || !s.established) {
+      return Promise.reject(new CoapfwError('DTLS_NO_SESSION', `dtls: no established session with ${peerKey(peer)}`));
+    }
+    return this.inner.send(s.seal(data), peer);
+  }
+
+  onMessage(handler: DatagramHandler): void {
+    this.handler = handler;
+  }
+
+  address(): Peer {
+    return this.inner.address();
+  }
+
+  /** Sends close_notify to established peers, drops all state and closes the transport. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.sweeper);
+    for (const s of this.table.clear()) {
+      if (s.established) s.close();
+      else s.dispose();
+    }
+    await this.inner.close();
+  }
+
+  private onDatagram(data: Uint8Array, peer: Peer): void {
+    if (this.closed) return;
+    this.stats.datagrams++;
+    const records = parseRecords(data);
+    if (records.length === 0) return void this.stats.recordsDropped++;
+    const key = peerKey(peer);
+    const first = records[0]!;
+    if (first.epoch === 0 && first.type === ContentType.handshake && first.fragment[0] === HandshakeType.clientHello) {
+      return this.onClientHello(first, peer, key);
+    }
+    const s = this.table.get(key);
+    if (s === undefined) return void (this.stats.recordsDropped += records.length);
+    this.handleEvents(s, s.receive(records, Date.now()));
+  }
+
+  private onClientHello(rec: DtlsRecord, peer: Peer, key: string): void {
+    let hello;
+    let frag;
+    try {
+      const frags = parseFragments(rec.fragment);
+      frag = frags[0]!;
+      // A fragmented ClientHello is legal but never needed for PSK; drop it.
+      if (frags.length !== 1 || frag.fragmentOffset !== 0 || frag.body.length !== frag.length) throw new DecodeError('fragmented');
+      hello = parseClientHello(frag.body);
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
+      return void this.stats.recordsDropped++;
+    }
+    const existing = this.table.get(key);
+    if (existing !== undefined && !existing.established && equal(existing.handshake.clientRandom, hello.random)) {
+      // The client repeated its ClientHello: the session retransmits flight 4.
+      return this.handleEvents(existing, existing.receive([rec], Date.now()));
+    }
+    const bad = checkClientHello(hello);
+    if (bad !== undefined) {
+      this.stats.handshakesFailed++;
+      this.opts.onEvent?.({ type: 'handshake-failed', peer, reason: bad.reason });
+      const alert = encodeRecord(ContentType.alert, 0, rec.seq, new Uint8Array([AlertLevel.fatal, bad.alert]));
+      return void this.inner.send(alert, peer).catch(() => {});
+    }
+    if (hello.cookie.length === 0 || !this.cookies.verify(key, hello.cookieInput, hello.cookie)) {
+      // RFC 6347 §4.2.1: stateless; copy the record and message sequence numbers.
+      this.stats.helloVerifyRequests++;
+      const hvr = fullMessage(HandshakeType.helloVerifyRequest, frag.messageSeq, helloVerifyRequestBody(this.cookies.make(key, hello.cookieInput)));
+      return void this.inner.send(encodeRecord(ContentType.handshake, 0, rec.seq, hvr), peer).catch(() => {});
+    }
+    if (existing !== undefined) {
+      // A new handshake that proved its address replaces the old session (§4.2.8).
+      existing.dispose();
+      this.table.delete(existing);
+      this.stats.sessionsReplaced++;
+      this.opts.onEvent?.({ type: 'closed', peer, reason: 'replaced by a new handshake' });
+    } else if (this.table.full()) {
+      this.sweep();
+      if (this.table.full()) return void this.stats.sessionsRejected++;
+    }
+    this.stats.handshakesStarted++;
+    const hs = new ServerHandshake(hello, fullMessage(HandshakeType.clientHello, frag.messageSeq, frag.body), frag.messageSeq, {
+      lookup: (id) => this.opts.psk.lookup(id),
+      hint: this.hint,
+      random: rand,
+    });
+    const session = new Session(peer, key, hs, rec.seq, Date.now(), {
+      retransmitMs: this.opts.retransmitMs,
+      maxRetransmits: this.opts.maxRetransmits,
+      mtu: this.opts.mtu,
+      send: (d) => void this.inner.send(d, peer).catch(() => {}),
+      onGiveUp: (s) => this.fail(s, 'no answer to flight 4 (retransmissions exhausted)'),
+    });
+    this.table.set(session);
+  }
+
+  private handleEvents(s: Session, events: readonly SessionEvent[]): void {
+    for (const e of events) {
+      switch (e.kind) {
+        case 'data':
+          this.handler(e.data, s.peer);
+          break;
+        case 'established':
+          this.stats.handshakesOk++;
+          this.opts.onEvent?.({ type: 'established', peer: s.peer, identity: e.identity });
+          break;
+        case 'failed':
+          this.fail(s, e.reason);
+          break;
+        case 'closed':
+          this.table.delete(s);
+          this.opts.onEvent?.({ type: 'closed', peer: s.peer, reason: e.reason });
+          break;
+        case 'dropped':
+          this.stats.recordsDropped++;
+          if (e.why === 'replay') this.stats.replaysDropped++;
+          if (e.why === 'auth') this.stats.badRecordsDropped++;
+          break;
+        default:
+          e satisfies never;
+      }
+    }
+  }
+
+  private fail(s: Session, reason: string): void {
+    s.dispose();
+    this.table.delete(s);
+    this.stats.handshakesFailed++;
+    this.opts.onEvent?.({ type: 'handshake-failed', peer: s.peer, reason });
+  }
+
+  private sweep(): void {
+    for (const { session, reason } of this.table.sweep(Date.now())) {
+      session.dispose();
+      this.stats.sessionsExpired++;
+      if (reason === 'handshake-timeout') this.stats.handshakesFailed++;
+      this.opts.onEvent?.({ type: reason === 'idle' ? 'closed' : 'handshake-failed', peer: session.peer, reason });
+    }
+  }
+}
+
+function rand(n: number): Uint8Array {
+  return new Uint8Array(randomBytes(n));
+}
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+function positive(name: string, v: number | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (!Number.isFinite(v) || v <= 0) throw new CoapfwError('INVALID_ARGUMENT', `dtls server: ${name} must be a positive number, got ${v}`);
+  return v;
+}
+
+/**
+ * Starts a DTLS 1.2 PSK server (TLS_PSK_WITH_AES_128_CCM_8).
+ *
+ * @example
+ * const server = await createDtlsServer({ bind: { port: 5684 }, psk: await PskStore.fromFile('psk.txt') });
+ * server.onMessage((data, peer) => void server.send(data, peer)); // echo
+ */
+export async function createDtlsServer(options: DtlsServerOptions): Promise<DtlsServer> {
+  if (options === null || typeof options !== 'object' || typeof options.psk?.lookup !== 'function') {
+    throw new CoapfwError('INVALID_ARGUMENT', 'dtls server: options.psk with a lookup(identity) method is required');
+  }
+  const resolved = {
+    ...options,
+    maxSessions: positive('maxSessions', options.maxSessions, 1000),
+    idleTimeoutMs: positive('idleTimeoutMs', options.idleTimeoutMs, 300_000),
+    handshakeTimeoutMs: positive('handshakeTimeoutMs', options.handshakeTimeoutMs, 30_000),
+    retransmitMs: positive('retransmitMs', options.retransmitMs, 1000),
+    maxRetransmits: options.maxRetransmits ?? 5,
+    mtu: positive('mtu', options.mtu, 1200),
+  };
+  positive('cookieLifetimeMs', options.cookieLifetimeMs, 60_000);
+  const transport = options.transport ?? (await UdpTransport.bind({ host: options.bind?.host ?? '127.0.0.1', port: options.bind?.port ?? 0 }));
+  return new DtlsServer(transport, resolved);
+}

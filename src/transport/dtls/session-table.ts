@@ -1,0 +1,71 @@
+/**
+ * The server's table of DTLS sessions, keyed by peer address and port.
+ *
+ * Bounded (`maxSessions`, counting handshakes in progress), swept for sessions
+ * idle longer than `idleTimeoutMs` and for handshakes older than
+ * `handshakeTimeoutMs`. Entries are created only after a valid cookie
+ * (RFC 6347 §4.2.1), so spoofed ClientHellos never reach this table.
+ */
+import type { Session } from './session.js';
+
+/** Limits of the session table. */
+export interface SessionTableOptions {
+  readonly maxSessions: number;
+  readonly idleTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
+}
+
+/** Why a session left the table. */
+export type ExpiryReason = 'idle' | 'handshake-timeout';
+
+/** Peer-keyed sessions with a cap and expiry. */
+export class SessionTable {
+  private readonly map = new Map<string, Session>();
+
+  constructor(private readonly opts: SessionTableOptions) {}
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  get(key: string): Session | undefined {
+    return this.map.get(key);
+  }
+
+  /** True when a session for a new peer would exceed the cap. */
+  full(): boolean {
+    return this.map.size >= this.opts.maxSessions;
+  }
+
+  /** Adds (or replaces) the session of `s.key`. The caller checked `full()`. */
+  set(s: Session): void {
+    this.map.set(s.key, s);
+  }
+
+  /** Removes the entry only if it is still `s` (a replacement may have taken its place). */
+  delete(s: Session): void {
+    if (this.map.get(s.key) === s) this.map.delete(s.key);
+  }
+
+  values(): IterableIterator<Session> {
+    return this.map.values();
+  }
+
+  /** Removes and returns the sessions that expired at `now`. */
+  sweep(now: number): Array<{ session: Session; reason: ExpiryReason }> {
+    const out: Array<{ session: Session; reason: ExpiryReason }> = [];
+    for (const s of this.map.values()) {
+      if (!s.established && now - s.createdAt > this.opts.handshakeTimeoutMs) out.push({ session: s, reason: 'handshake-timeout' });
+      else if (now - s.lastActivity > this.opts.idleTimeoutMs) out.push({ session: s, reason: 'idle' });
+    }
+    for (const { session } of out) this.map.delete(session.key);
+    return out;
+  }
+
+  /** Removes everything. */
+  clear(): Session[] {
+    const all = [...this.map.values()];
+    this.map.clear();
+    return all;
+  }
+}

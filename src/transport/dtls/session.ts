@@ -1,0 +1,252 @@
+/**
+ * One DTLS connection as seen by the server: epochs, record sequence numbers,
+ * replay windows, handshake reassembly and flight retransmission.
+ *
+ * - Epoch 0 is plaintext; epoch 1 uses the keys derived at ClientKeyExchange
+ *   (RFC 6347 §4.1). Our epoch-0 record numbers continue from the client's
+ *   cookie-bearing ClientHello, as RFC 6347 §4.2.1 recommends for a stateless
+ *   HelloVerifyRequest.
+ * - Epoch-1 records pass the replay window (§4.1.2.6) and are authenticated
+ *   before the window is updated; failures are counted and dropped (§4.1.2.7),
+ *   except while we wait for the client's Finished: then a record that does not
+ *   authenticate means the two sides derived different keys (a wrong PSK), and we
+ *   end the handshake with a fatal bad_record_mac alert (§4.1.2.7 allows alerts
+ *   if they are fatal).
+ * - Flight 4 is retransmitted on a timer with doubling timeout (§4.2.4.1); the
+ *   final flight only when the client repeats its Finished (§4.2.4).
+ */
+import type { Peer } from '../types.js';
+import { ServerHandshake, type FlightRecord } from './handshake.js';
+import { DecodeError, Reassembler, parseFragments } from './messages.js';
+import { AlertDescription, AlertLevel, Ccm8Cipher, ContentType, ReplayWindow, encodeRecord, type DtlsRecord } from './record.js';
+
+/** What a session reports to the server after a datagram. */
+export type SessionEvent =
+  | { readonly kind: 'data'; readonly data: Uint8Array }
+  | { readonly kind: 'established'; readonly identity: string }
+  | { readonly kind: 'failed'; readonly reason: string }
+  | { readonly kind: 'closed'; readonly reason: string }
+  | { readonly kind: 'dropped'; readonly why: 'replay' | 'auth' | 'unexpected' | 'malformed' };
+
+/** Timing and size knobs of a session. */
+export interface SessionOptions {
+  readonly retransmitMs: number;
+  readonly maxRetransmits: number;
+  readonly mtu: number;
+  /** Sends one datagram to the session's peer. */
+  readonly send: (datagram: Uint8Array) => void;
+  /** Called when flight 4 was retransmitted `maxRetransmits` times without answer. */
+  readonly onGiveUp: (session: Session) => void;
+}
+
+/** Server-side state of one peer. */
+export class Session {
+  lastActivity: number;
+  readonly createdAt: number;
+  private readonly writeSeq = [0, 0];
+  private readonly window1 = new ReplayWindow();
+  private readCipher: Ccm8Cipher | undefined;
+  private writeCipher: Ccm8Cipher | undefined;
+  private readEpoch = 0;
+  private lastFlight: readonly FlightRecord[];
+  private readonly reassembler = new Reassembler();
+  private timer: NodeJS.Timeout | undefined;
+  private retransmits = 0;
+  private closed = false;
+
+  constructor(
+    readonly peer: Peer,
+    readonly key: string,
+    readonly handshake: ServerHandshake,
+    firstRecordSeq: number,
+    now: number,
+    private readonly opts: SessionOptions,
+  ) {
+    this.writeSeq[0] = firstRecordSeq;
+    this.createdAt = now;
+    this.lastActivity = now;
+    this.lastFlight = handshake.flight4;
+    this.sendFlight();
+    this.arm();
+  }
+
+  /** True once both Finished messages were exchanged. */
+  get established(): boolean {
+    return this.handshake.state === 'established';
+  }
+
+  /** Processes the records of one datagram from this peer. */
+  receive(records: readonly DtlsRecord[], now: number): SessionEvent[] {
+    const events: SessionEvent[] = [];
+    for (const rec of records) {
+      if (this.closed) break;
+      if (rec.epoch === 0) this.receivePlain(rec, events);
+      else if (rec.epoch === 1) this.receiveProtected(rec, events);
+      else events.push({ kind: 'dropped', why: 'unexpected' });
+    }
+    if (events.some((e) => e.kind !== 'dropped')) this.lastActivity = now;
+    return events;
+  }
+
+  /** Encrypts application data into one datagram (RFC 6347 §4.1: one record). */
+  seal(data: Uint8Array): Uint8Array {
+    return this.record(ContentType.applicationData, 1, data);
+  }
+
+  /** Sends a close_notify (warning) or a fatal alert, then stops all timers. */
+  close(description: number = AlertDescription.closeNotify): void {
+    if (this.closed) return;
+    const level = description === AlertDescription.closeNotify ? AlertLevel.warning : AlertLevel.fatal;
+    // Our records are protected only after we sent ChangeCipherSpec (flight 6).
+    this.opts.send(this.record(ContentType.alert, this.established ? 1 : 0, new Uint8Array([level, description])));
+    this.dispose();
+  }
+
+  /** Stops timers; the session sends nothing more. */
+  dispose(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private receivePlain(rec: DtlsRecord, events: SessionEvent[]): void {
+    // Epoch 0 is unauthenticated: after the handshake only a new ClientHello
+    // (handled by the server, never here) is meaningful, so ignore the rest.
+    if (this.readEpoch !== 0 || this.established) return void events.push({ kind: 'dropped', why: 'unexpected' });
+    switch (rec.type) {
+      case ContentType.handshake:
+        return this.receiveHandshake(rec.fragment, events);
+      case ContentType.changeCipherSpec:
+        if (rec.fragment.length !== 1 || rec.fragment[0] !== 1) return void events.push({ kind: 'dropped', why: 'malformed' });
+        this.handshake.onChangeCipherSpec();
+        if (this.handshake.state === 'awaitFinished') this.readEpoch = 1;
+        return;
+      case ContentType.alert:
+        if (rec.fragment[0] === AlertLevel.fatal) {
+          events.push({ kind: 'failed', reason: `peer sent fatal alert ${rec.fragment[1]} during the handshake` });
+          this.dispose();
+        }
+        return;
+      default:
+        return void events.push({ kind: 'dropped', why: 'unexpected' });
+    }
+  }
+
+  private receiveProtected(rec: DtlsRecord, events: SessionEvent[]): void {
+    if (this.readCipher === undefined || this.readEpoch !== 1) return void events.push({ kind: 'dropped', why: 'unexpected' });
+    if (!this.window1.check(rec.seq)) return void events.push({ kind: 'dropped', why: 'replay' });
+    const plain = this.readCipher.open(rec);
+    if (plain === undefined) {
+      if (this.handshake.state === 'awaitFinished') {
+        events.push({ kind: 'failed', reason: `client Finished did not authenticate (wrong PSK for identity "${this.handshake.identity}"?)` });
+        this.close(AlertDescription.badRecordMac);
+        return;
+      }
+      return void events.push({ kind: 'dropped', why: 'auth' });
+    }
+    this.window1.mark(rec.seq);
+    switch (rec.type) {
+      case ContentType.handshake:
+        return this.receiveHandshake(plain, events);
+      case ContentType.applicationData:
+        if (!this.established) return void events.push({ kind: 'dropped', why: 'unexpected' });
+        return void events.push({ kind: 'data', data: plain });
+      case ContentType.alert:
+        if (plain[1] === AlertDescription.closeNotify || plain[0] === AlertLevel.fatal) {
+          // RFC 5246 §7.2.1: answer close_notify with close_notify.
+          if (plain[1] === AlertDescription.closeNotify) this.close();
+          else this.dispose();
+          events.push({ kind: 'closed', reason: `peer sent alert ${plain[1]}` });
+        }
+        return;
+      default:
+        return void events.push({ kind: 'dropped', why: 'unexpected' });
+    }
+  }
+
+  private receiveHandshake(fragment: Uint8Array, events: SessionEvent[]): void {
+    let frags;
+    try {
+      frags = parseFragments(fragment);
+    } catch (e) {
+      if (e instanceof DecodeError) return void events.push({ kind: 'dropped', why: 'malformed' });
+      throw e;
+    }
+    for (const f of frags) {
+      const body = this.reassembler.add(f);
+      if (body === undefined) continue;
+      const step = this.handshake.onHandshake(f.msgType, f.messageSeq, body);
+      switch (step.kind) {
+        case 'none':
+          break;
+        case 'retransmit':
+          this.sendFlight();
+          break;
+        case 'keys':
+          this.readCipher = new Ccm8Cipher(step.keys.clientKey, step.keys.clientSalt);
+          this.writeCipher = new Ccm8Cipher(step.keys.serverKey, step.keys.serverSalt);
+          this.stopTimer(); // the client has our flight 4
+          break;
+        case 'established':
+          this.lastFlight = step.flight;
+          this.sendFlight();
+          events.push({ kind: 'established', identity: this.handshake.identity ?? '' });
+          break;
+        case 'failed':
+          events.push({ kind: 'failed', reason: step.reason });
+          this.close(step.alert);
+          return;
+        default:
+          step satisfies never;
+      }
+    }
+  }
+
+  private record(type: number, epoch: 0 | 1, body: Uint8Array): Uint8Array {
+    const seq = this.writeSeq[epoch]!++;
+    if (epoch === 0) return encodeRecord(type, 0, seq, body);
+    return encodeRecord(type, 1, seq, this.writeCipher!.seal(type, 1, seq, body));
+  }
+
+  /** Sends the last flight, packing records into as few datagrams as the MTU allows. */
+  private sendFlight(): void {
+    let parts: Uint8Array[] = [];
+    let size = 0;
+    const flush = (): void => {
+      if (parts.length === 0) return;
+      const d = new Uint8Array(size);
+      let o = 0;
+      for (const p of parts) {
+        d.set(p, o);
+        o += p.length;
+      }
+      this.opts.send(d);
+      parts = [];
+      size = 0;
+    };
+    for (const r of this.lastFlight) {
+      const rec = this.record(r.type as number, r.epoch, r.body);
+      if (size + rec.length > this.opts.mtu) flush();
+      parts.push(rec);
+      size += rec.length;
+    }
+    flush();
+  }
+
+  private arm(): void {
+    const delay = Math.min(this.opts.retransmitMs * 2 ** this.retransmits, 60_000);
+    this.timer = setTimeout(() => {
+      if (this.closed || this.readCipher !== undefined) return;
+      if (this.retransmits >= this.opts.maxRetransmits) return this.opts.onGiveUp(this);
+      this.retransmits++;
+      this.sendFlight();
+      this.arm();
+    }, delay);
+    this.timer.unref();
+  }
+
+  private stopTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
