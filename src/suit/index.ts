@@ -1,0 +1,39 @@
+/**
+ * SUIT manifests (draft-ietf-suit-manifest-37, RFC 9019, RFC 9124): pure
+ * decode, verify, plan, encode and sign. No I/O.
+ */
+export { DEFAULT_SUIT_LIMITS, suitLimits, type SuitLimits } from './limits.js';
+export type {
+  ComponentId,
+  CoseSign1,
+  DecodedEnvelope,
+  SeverableMember,
+  SuitCommand,
+  SuitComponentText,
+  SuitDigest,
+  SuitManifest,
+  SuitParameters,
+  SuitTextLang,
+} from './types.js';
+export { decodeEnvelope, decodeManifest } from './decode.js';
+export { computeDigest, digestMatches, checkImage } from './digest.js';
+export {
+  parsePublicKey,
+  parsePrivateKey,
+  publicKey,
+  privateKey,
+  encodeCoseKey,
+  publicKeyToPem,
+  privateKeyToPem,
+  type SuitPublicKey,
+  type SuitPrivateKey,
+} from './keys.js';
+export { signSign1, verifySign1, type SignOptions } from './cose.js';
+export { applyTrustPolicy, checkTrustPolicy, type TrustAnchor, type TrustPolicy, type TrustRule } from './trust.js';
+export { verifyEnvelope, type VerifyOptions, type VerifiedManifest } from './verify.js';
+export { planUpdate, type DeviceIdentity, type ImageCheck, type PlannedImage, type PlanSequence, type UpdatePlan } from './plan.js';
+export { encodeManifest, createSignedEnvelope, addSignatures, assembleEnvelope, manifestDigest, type EnvelopeOptions, type ManifestInput } from './encode.js';
+export { compileManifest, type JsonManifest, type JsonComponent, type JsonDigest } from './compile.js';
+export { createEnvelope, type SingleImageManifest } from './create.js';
+export { describeEnvelope, summarizeEnvelope, type EnvelopeSummary } from './describe.js';
+export { commandName } from './constants.js';
