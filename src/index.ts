@@ -12,3 +12,4 @@ export * from './codec/link-format.js';
 export { createDtlsServer, DtlsServer, type DtlsServerOptions, type DtlsServerEvent, type DtlsServerStats } from './transport/dtls/server.js';
 export { connectDtls, DtlsClientTransport, type DtlsClientOptions } from './transport/dtls/client.js';
 export { PskStore, type PskLookup } from './transport/dtls/psk-store.js';
+export { describeMessage } from './codec/describe.js';

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { formatCoapUri, parseCoapUri, uriOptions, type CoapUri } from '../../src/codec/uri.js';
 import { pathOptions, queryOptions } from '../../src/codec/options.js';
 import { OptionNumber } from '../../src/codec/numbers.js';
+import { isCoapfwError } from '../../src/errors.js';
 
 describe('parseCoapUri (RFC 7252 §6.4)', () => {
   const ok: Array<[string, CoapUri]> = [
@@ -71,6 +72,23 @@ describe('parseCoapUri (RFC 7252 §6.4)', () => {
       fc.property(uri, (u) => {
         expect(parseCoapUri(formatCoapUri(u))).toEqual(u);
       }),
+    );
+  });
+
+  it('any string parses or throws BAD_URI (property)', () => {
+    const unit = fc.constantFrom('c', 'o', 'a', 'p', 's', ':', '/', '[', ']', '%', '2', '5', 'e', '?', '&', '#', '@', '.', ' ', 'é');
+    const s = fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit, maxLength: 40 }), fc.string({ unit, maxLength: 30 }).map((x) => `coap://${x}`));
+    fc.assert(
+      fc.property(s, (text) => {
+        try {
+          const u = parseCoapUri(text);
+          expect(u.port).toBeGreaterThanOrEqual(0);
+          expect(u.port).toBeLessThanOrEqual(65535);
+        } catch (e) {
+          expect(isCoapfwError(e, 'BAD_URI')).toBe(true);
+        }
+      }),
+      { numRuns: 3000 },
     );
   });
 });
