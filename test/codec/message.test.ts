@@ -89,6 +89,16 @@ describe('decodeMessage / encodeMessage: fixtures', () => {
     expect(toHex(m.payload)).toBe('0102');
   });
 
+  it('decodes a Buffer view at a non-zero offset into plain Uint8Arrays', () => {
+    const pool = Buffer.from('deadbeef' + '41450001aab161ff0102' + 'cafe', 'hex');
+    const view = pool.subarray(4, pool.length - 2);
+    const m = decodeMessage(view);
+    expect(Buffer.isBuffer(m.payload)).toBe(false);
+    expect(toHex(m.token)).toBe('aa');
+    expect(toHex(m.payload)).toBe('0102');
+    expect(toHex(encodeMessage({ ...m, token: Buffer.from('bb', 'hex') }))).toBe('41450001bbb161ff0102');
+  });
+
   it('peekHeader reads type and message ID of a malformed CON (for RST)', () => {
     expect(peekHeader(hex('4f 01 12 34'))).toEqual({ version: 1, type: 0, tokenLength: 15, code: 1, messageId: 0x1234 });
     expect(peekHeader(hex('40 01 12'))).toBeUndefined();
