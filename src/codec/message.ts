@@ -99,6 +99,7 @@ export function peekHeader(data: Uint8Array): CoapHeader | undefined {
  * @example decodeMessage(Uint8Array.of(0x40, 0x01, 0x12, 0x34)) // CON GET, MID 0x1234
  */
 export function decodeMessage(data: Uint8Array): CoapMessage {
+  if (!(data instanceof Uint8Array)) throw new CoapfwError('INVALID_ARGUMENT', 'decodeMessage: expected a Uint8Array');
   const len = data.length;
   if (len < 4) throw malformed(`datagram of ${len} bytes is shorter than the 4-byte header`);
   const b0 = data[0]!;

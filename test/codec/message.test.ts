@@ -134,6 +134,10 @@ describe('decodeMessage: rejects malformed datagrams with MALFORMED_MESSAGE', ()
     });
   }
 
+  it('rejects a non-Uint8Array argument with INVALID_ARGUMENT', () => {
+    expect(() => decodeMessage('40010001' as never)).toThrowError(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+
   it('accepts an Empty ACK and an Empty CON (ping)', () => {
     expect(decodeMessage(hex('60001234'))).toMatchObject({ type: 2, code: 0, messageId: 0x1234 });
     expect(decodeMessage(hex('40001234'))).toMatchObject({ type: 0, code: 0 });
