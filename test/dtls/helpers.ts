@@ -2,6 +2,8 @@
 import { createDtlsServer, type DtlsServer, type DtlsServerOptions } from '../../src/transport/dtls/server.js';
 import { PskStore } from '../../src/transport/dtls/psk-store.js';
 import type { Peer, Transport } from '../../src/transport/types.js';
+import { ImpairedTransport, type Impairment } from '../../src/transport/impaired.js';
+import { UdpTransport } from '../../src/transport/udp.js';
 
 export const IDENTITY = 'dev-0001';
 export const KEY = Uint8Array.from(Buffer.from('00112233445566778899aabbccddeeff', 'hex'));
@@ -42,4 +44,74 @@ export function request(t: Transport, peer: Peer, text: string, resendMs = 0, ti
     send();
     if (resendMs > 0) resend = setInterval(send, resendMs);
   });
+}
+
+
+/** Verdict of a proxy hook on one datagram. */
+export type Verdict = 'forward' | 'drop';
+
+/**
+ * A UDP proxy between one client and the server, for tests: it records and can
+ * drop datagrams in either direction, inject datagrams, and impair both
+ * directions with the shared {@link ImpairedTransport}.
+ */
+export class UdpProxy {
+  readonly toServer: Uint8Array[] = [];
+  readonly toClient: Uint8Array[] = [];
+  clientHook: (d: Uint8Array) => Verdict = () => 'forward';
+  serverHook: (d: Uint8Array) => Verdict = () => 'forward';
+  private client: Peer | undefined;
+
+  private constructor(
+    private readonly front: Transport,
+    private readonly back: Transport,
+    private readonly server: Peer,
+  ) {
+    front.onMessage((d, peer) => {
+      this.client = peer;
+      this.toServer.push(Uint8Array.from(d));
+      if (this.clientHook(d) === 'forward') void back.send(d, server).catch(() => {});
+    });
+    back.onMessage((d) => {
+      this.toClient.push(Uint8Array.from(d));
+      if (this.client && this.serverHook(d) === 'forward') void front.send(d, this.client).catch(() => {});
+    });
+  }
+
+  static async start(serverPort: number, impairment?: { toServer?: Impairment; toClient?: Impairment }): Promise<UdpProxy> {
+    let front: Transport = await UdpTransport.bind();
+    let back: Transport = await UdpTransport.bind();
+    if (impairment?.toClient) front = new ImpairedTransport(front, impairment.toClient);
+    if (impairment?.toServer) back = new ImpairedTransport(back, impairment.toServer);
+    return new UdpProxy(front, back, { address: '127.0.0.1', port: serverPort });
+  }
+
+  /** Port the client should connect to. */
+  get port(): number {
+    return this.front.address().port;
+  }
+
+  /** Sends raw bytes to the server as if from the client. */
+  inject(d: Uint8Array): Promise<void> {
+    return this.back.send(d, this.server);
+  }
+
+  async close(): Promise<void> {
+    await this.front.close();
+    await this.back.close();
+  }
+}
+
+/** Content type of the first record of a datagram. */
+export function firstType(d: Uint8Array): number {
+  return d[0]!;
+}
+
+/** Resolves when `cond()` holds, polling every 10 ms, or rejects after `ms`. */
+export async function until(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }

@@ -34,6 +34,8 @@ export interface DtlsClientOptions {
   readonly maxBackoffMs?: number;
   /** Cipher suites to offer (node-dtls-client names). Default: TLS_PSK_WITH_AES_128_CCM_8 only. */
   readonly ciphers?: ReadonlyArray<NonNullable<dtls.Options['ciphers']>[number]>;
+  /** Local UDP port to bind (default: ephemeral). A device may keep its port across reconnects. */
+  readonly localPort?: number;
   /** Aborts the connection attempts. */
   readonly signal?: AbortSignal;
   /** Random source for jitter, 0..1. Default Math.random. */
@@ -132,6 +134,7 @@ function attempt(remote: Peer, o: DtlsClientOptions, timeout: number): Promise<d
       port: remote.port,
       psk: { [o.identity]: Buffer.from(o.key) },
       timeout,
+      ...(o.localPort !== undefined ? { listenPort: o.localPort } : {}),
       ciphers: [...(o.ciphers ?? ['TLS_PSK_WITH_AES_128_CCM_8'])],
     });
     const onAbort = (): void => fail(new Error('aborted'));
@@ -195,6 +198,9 @@ export async function connectDtls(o: DtlsClientOptions): Promise<DtlsClientTrans
   if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) throw new CoapfwError('INVALID_ARGUMENT', `dtls client: port must be 1..65535, got ${o.port}`);
   if (typeof o.identity !== 'string' || o.identity === '') throw new CoapfwError('INVALID_ARGUMENT', 'dtls client: identity must be a non-empty string');
   if (!(o.key instanceof Uint8Array) || o.key.length === 0) throw new CoapfwError('INVALID_ARGUMENT', 'dtls client: key must be a non-empty Uint8Array');
+  if (o.localPort !== undefined && (!Number.isInteger(o.localPort) || o.localPort < 1 || o.localPort > 65535)) {
+    throw new CoapfwError('INVALID_ARGUMENT', `dtls client: localPort must be 1..65535, got ${o.localPort}`);
+  }
   const retries = o.retries ?? 5;
   if (!Number.isInteger(retries) || retries < 0) throw new CoapfwError('INVALID_ARGUMENT', `dtls client: retries must be an integer >= 0, got ${retries}`);
   const timeout = Math.max(100, o.handshakeTimeoutMs ?? 2000);
