@@ -53,6 +53,21 @@ export interface ResumeRecord {
   imageDigest: Uint8Array;
 }
 
+/** A record for a device with nothing in progress, running manifest `installedSeq`. */
+export function idleResumeRecord(installedSeq: number): ResumeRecord {
+  return {
+    phase: 'idle',
+    slot: 'secondary',
+    szx: 0,
+    etag: new Uint8Array(0),
+    nextBlock: 0,
+    imageSize: 0,
+    installedSeq,
+    envelopeDigest: new Uint8Array(32),
+    imageDigest: new Uint8Array(32),
+  };
+}
+
 /** Journal log kind (see record-log.ts). */
 export const JOURNAL_KIND = 1;
 /** Payload bytes of a resume record. */

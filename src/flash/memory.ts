@@ -83,7 +83,7 @@ export class MemoryFlash implements FlashBackend {
   private readonly random: () => number;
   private readonly tornWrite: 'prefix' | 'scatter';
   private opCount = 0;
-  private cutAt: number | undefined;
+  private cutIndex: number | undefined;
   private cutOptions: CutOptions = {};
   private dead = false;
 
@@ -125,13 +125,21 @@ export class MemoryFlash implements FlashBackend {
     if (!Number.isSafeInteger(n) || n < 0) {
       throw new CoapfwError('INVALID_ARGUMENT', `MemoryFlash.cutAfter: expected integer >= 0, got ${n}`);
     }
-    this.cutAt = this.opCount + n;
+    this.cutIndex = this.opCount + n;
     this.cutOptions = options;
+  }
+
+  /** Cut power during the operation whose index (see `ops`, counted from 0 since creation) is `opIndex`. */
+  cutAt(opIndex: number, options: CutOptions = {}): void {
+    if (!Number.isSafeInteger(opIndex) || opIndex < this.opCount) {
+      throw new CoapfwError('INVALID_ARGUMENT', `MemoryFlash.cutAt: expected integer >= ${this.opCount} (ops so far), got ${opIndex}`);
+    }
+    this.cutAfter(opIndex - this.opCount, options);
   }
 
   /** Cancel a scheduled cut. */
   cancelCut(): void {
-    this.cutAt = undefined;
+    this.cutIndex = undefined;
   }
 
   /** Restore power after a cut (contents are kept). */
@@ -194,8 +202,8 @@ export class MemoryFlash implements FlashBackend {
   /** Count one mutating operation; true when it is the one to interrupt. */
   private takeCut(): boolean {
     const index = this.opCount++;
-    if (this.cutAt !== undefined && index === this.cutAt) {
-      this.cutAt = undefined;
+    if (this.cutIndex !== undefined && index === this.cutIndex) {
+      this.cutIndex = undefined;
       return true;
     }
     return false;

@@ -141,3 +141,44 @@ describe('boot record encoding', () => {
     expect(() => decodeBootState(badIndex)).toThrow(/index/);
   });
 });
+
+describe('boot model on a FileFlash (restart = reopen the file)', () => {
+  it('installs, reverts after an unconfirmed boot, across process-like restarts', async () => {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { FileFlash } = await import('../../src/flash/file.js');
+    const { createLayout } = await import('../../src/flash/layout.js');
+    const { installFactoryImage } = await import('../../src/device/boot.js');
+    const dir = await mkdtemp(join(tmpdir(), 'coapfw-boot-'));
+    const opts = { size: 24 * EBS, eraseBlockSize: EBS, writeAlignment: 8 };
+    const path = join(dir, 'chip.bin');
+    const session = async <T>(fn: (f: InstanceType<typeof FileFlash>, l: ReturnType<typeof createLayout>) => Promise<T>): Promise<T> => {
+      const f = await FileFlash.open(path, opts);
+      try {
+        return await fn(f, createLayout(f, { slotSize: 6 * EBS }));
+      } finally {
+        await f.close();
+      }
+    };
+    try {
+      await session(async (f, l) => {
+        await installFactoryImage(f, l, A);
+        await writeImage(f, l.secondary, B);
+        await requestTestBoot(f, l, { imageDigest: sha256(B), size: B.length });
+      });
+      const r1 = await session((f, l) => boot(f, l));
+      expect([hex(r1.image.digest), r1.mode]).toEqual([hex(sha256(B)), 'test']);
+      const r2 = await session((f, l) => boot(f, l));
+      expect([hex(r2.image.digest), r2.mode]).toEqual([hex(sha256(A)), 'reverted']);
+      const r3 = await session(async (f, l) => {
+        const r = await boot(f, l);
+        expect(hex(await hashArea(f, l.primary, A.length))).toBe(hex(sha256(A)));
+        return r;
+      });
+      expect(r3.mode).toBe('confirmed');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

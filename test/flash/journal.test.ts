@@ -4,7 +4,7 @@ import { createLayout, type FlashLayout } from '../../src/flash/layout.js';
 import { MemoryFlash } from '../../src/flash/memory.js';
 import { mulberry32 } from '../../src/flash/prng.js';
 import { RecordLog, recordSize } from '../../src/flash/record-log.js';
-import { Journal, decodeResumeRecord, encodeResumeRecord, type ResumeRecord } from '../../src/flash/journal.js';
+import { Journal, decodeResumeRecord, encodeResumeRecord, idleResumeRecord, type ResumeRecord } from '../../src/flash/journal.js';
 
 const EBS = 512;
 
@@ -166,5 +166,16 @@ describe('RecordLog', () => {
     await expect(log.append(new Uint8Array(5))).rejects.toThrow(/4 bytes/);
     expect(recordSize(4, 8)).toBe(16);
     expect(log.recordSize).toBe(16);
+  });
+});
+
+describe('idleResumeRecord', () => {
+  it('is a valid record carrying only the installed sequence number', async () => {
+    const { flash, layout } = setup();
+    const j = await Journal.open(flash, layout);
+    await j.append(idleResumeRecord(42));
+    const got = (await Journal.open(flash, layout)).latest()!;
+    expect(got.phase).toBe('idle');
+    expect(got.installedSeq).toBe(42);
   });
 });

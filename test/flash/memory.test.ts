@@ -170,3 +170,16 @@ describe('MemoryFlash: power cuts', () => {
     expect([...(await copy.read(0, 5))]).toEqual([0, 0, 0, 0, 0xff]);
   });
 });
+
+describe('MemoryFlash.cutAt', () => {
+  it('cuts at an absolute operation index', async () => {
+    const f = chip();
+    await f.write(0, new Uint8Array(4));
+    expect(() => f.cutAt(0)).toThrow(/>= 1/);
+    f.cutAt(2, { tornBytes: 4 });
+    await f.write(4, new Uint8Array(4));
+    await expect(f.write(8, new Uint8Array(8))).rejects.toMatchObject({ code: 'POWER_CUT' });
+    f.powerOn();
+    expect([...(await f.read(8, 8))]).toEqual([0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+  });
+});
