@@ -1,11 +1,13 @@
 /**
  * Interop: OpenSSL's DTLS 1.2 client against our DTLS server
- * (`openssl s_client -dtls1_2 -psk HEX -psk_identity ID -cipher PSK-AES128-CCM8`).
+ * (`openssl s_client -dtls1_2 -psk HEX -psk_identity ID -cipher PSK-AES128-CCM8`),
+ * and libcoap's coap-client-openssl / coap-client-gnutls at the DTLS level.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DtlsServer } from '../src/transport/dtls/server.js';
-import { IDENTITY, KEY, echoServer } from '../test/dtls/helpers.js';
+import { PskStore } from '../src/transport/dtls/psk-store.js';
+import { ContentType, parseRecords } from '../src/transport/dtls/record.js';
+import { IDENTITY, KEY, UdpProxy, echoServer } from '../test/dtls/helpers.js';
 
 const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
 
@@ -40,7 +42,7 @@ function sClient(port: number, key: string, until: RegExp, line = 'ping from ope
   });
 }
 
-const cleanup: DtlsServer[] = [];
+const cleanup: Array<{ close(): Promise<void> }> = [];
 afterEach(async () => {
   for (const s of cleanup.splice(0)) await s.close();
 });
@@ -67,5 +69,60 @@ describe.runIf(hasOpenssl)('openssl s_client -dtls1_2 against our server', () =>
     expect(server.stats.handshakesOk).toBe(0);
     expect(failures.join('\n')).toMatch(/wrong PSK/);
     expect(server.sessionCount).toBe(0);
+  });
+});
+
+describe.runIf(hasOpenssl)('openssl s_client through a proxy that loses our final flight', () => {
+  it('retransmits ChangeCipherSpec+Finished when the client repeats its Finished (RFC 6347 §4.2.4)', async () => {
+    const server = await echoServer();
+    cleanup.push(server);
+    const proxy = await UdpProxy.start(server.address().port);
+    cleanup.push(proxy);
+    let dropped = 0;
+    proxy.serverHook = (d) => {
+      const isFinalFlight = parseRecords(d).some((r) => r.type === ContentType.changeCipherSpec);
+      if (isFinalFlight && dropped === 0) return (dropped++, 'drop');
+      return 'forward';
+    };
+    const run = await sClient(proxy.port, Buffer.from(KEY).toString('hex'), /echo:ping from openssl/);
+    expect(dropped).toBe(1);
+    expect(run.out).toContain('echo:ping from openssl');
+    expect(server.stats.handshakesStarted).toBe(1); // the same handshake completed, no restart
+    expect(server.stats.handshakesOk).toBe(1);
+  });
+});
+
+/** Runs a libcoap client binary to completion (bounded). */
+function libcoap(bin: string, args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    const p = spawn(bin, args);
+    let out = '';
+    const t = setTimeout(() => p.kill(), 10_000);
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('error', () => undefined);
+    p.on('close', (code) => (clearTimeout(t), resolve({ code, out })));
+  });
+}
+
+const hasBin = (bin: string): boolean => spawnSync(bin, ['-?']).error === undefined;
+
+describe.each(['coap-client-openssl', 'coap-client-gnutls'].filter(hasBin))('libcoap %s at the DTLS level', (bin) => {
+  it('handshakes with -u/-k and gets the reply of a minimal responder', async () => {
+    const server = await echoServer({ psk: PskStore.fromEntries([['libcoap-dev', Buffer.from('secretPSK1234567')]]) });
+    cleanup.push(server);
+    const seen: string[] = [];
+    // Not a CoAP server: answer any CON request with a piggy-backed 2.05 "hello dtls" (RFC 7252 §3, §5.2.1).
+    server.onMessage((d, peer) => {
+      seen.push(Buffer.from(d).toString('hex'));
+      const tkl = d[0]! & 0x0f;
+      const reply = Buffer.concat([Buffer.from([0x60 | tkl, 0x45, d[2]!, d[3]!]), Buffer.from(d.subarray(4, 4 + tkl)), Buffer.from([0xff]), Buffer.from('hello dtls')]);
+      void server.send(reply, peer);
+    });
+    const run = await libcoap(bin, ['-u', 'libcoap-dev', '-k', 'secretPSK1234567', '-B', '5', `coaps://127.0.0.1:${server.address().port}/x`]);
+    expect(run.out).toContain('hello dtls');
+    expect(seen.length).toBeGreaterThanOrEqual(1);
+    expect(seen[0]!.slice(0, 4)).toBe('4' + seen[0]![1] + '01'); // a CON GET arrived decrypted
+    expect(server.stats.handshakesOk).toBe(1);
   });
 });

@@ -61,6 +61,8 @@ export class UdpProxy {
   clientHook: (d: Uint8Array) => Verdict = () => 'forward';
   serverHook: (d: Uint8Array) => Verdict = () => 'forward';
   private client: Peer | undefined;
+  /** The impaired wrappers, if any, for their drop counters. */
+  readonly impaired: ImpairedTransport[] = [];
 
   private constructor(
     private readonly front: Transport,
@@ -83,7 +85,14 @@ export class UdpProxy {
     let back: Transport = await UdpTransport.bind();
     if (impairment?.toClient) front = new ImpairedTransport(front, impairment.toClient);
     if (impairment?.toServer) back = new ImpairedTransport(back, impairment.toServer);
-    return new UdpProxy(front, back, { address: '127.0.0.1', port: serverPort });
+    const proxy = new UdpProxy(front, back, { address: '127.0.0.1', port: serverPort });
+    for (const t of [front, back]) if (t instanceof ImpairedTransport) proxy.impaired.push(t);
+    return proxy;
+  }
+
+  /** Datagrams dropped by the impairment, both directions. */
+  get dropped(): number {
+    return this.impaired.reduce((n, t) => n + t.stats.dropped, 0);
   }
 
   /** Port the client should connect to. */

@@ -5,7 +5,7 @@ import { connectDtls, type DtlsClientTransport } from '../../src/transport/dtls/
 import { HandshakeType, TLS_PSK_WITH_AES_128_CCM_8, fullMessage } from '../../src/transport/dtls/messages.js';
 import { PskStore } from '../../src/transport/dtls/psk-store.js';
 import { ContentType, encodeRecord, parseRecords } from '../../src/transport/dtls/record.js';
-import { createDtlsServer, type DtlsServer, type DtlsServerEvent } from '../../src/transport/dtls/server.js';
+import { createDtlsServer, type DtlsServerEvent } from '../../src/transport/dtls/server.js';
 import type { DatagramHandler, Peer, Transport } from '../../src/transport/types.js';
 import { UdpTransport } from '../../src/transport/udp.js';
 import { IDENTITY, KEY, OTHER_IDENTITY, OTHER_KEY, UdpProxy, echoServer, request, until } from './helpers.js';
