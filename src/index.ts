@@ -22,5 +22,6 @@ export { createLayout, layoutSize, checkLayout, type FlashArea, type FlashLayout
 export { RecordLog, recordSize, RECORD_OVERHEAD, type RecordLogOptions, type RecordLogStats, type LogRecord } from './flash/record-log.js';
 export { Journal, idleResumeRecord, encodeResumeRecord, decodeResumeRecord, RESUME_PAYLOAD_SIZE, type ResumeRecord, type ResumePhase } from './flash/journal.js';
 export { hashArea, writeImage, writeImageChunk, resumeOffset } from './flash/image.js';
+export { powerCutSweep, runUntilDone, type PowerCutSweepOptions, type PowerCutSweepReport } from './flash/power-cut.js';
 export { boot, confirm, requestTestBoot, installFactoryImage, readBootState, type BootResult, type BootMode, type BootAction, type TestBootRequest } from './device/boot.js';
 export { BootLog, BOOT_PAYLOAD_SIZE, type BootState, type SlotImage, type PrimaryMode, type SwapProgress } from './device/boot-state.js';
