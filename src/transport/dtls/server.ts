@@ -54,7 +54,8 @@ export interface DtlsServerOptions {
 export type DtlsServerEvent =
   | { readonly type: 'established'; readonly peer: Peer; readonly identity: string }
   | { readonly type: 'handshake-failed'; readonly peer: Peer; readonly reason: string }
-  | { readonly type: 'closed'; readonly peer: Peer; readonly reason: string };
+  | { readonly type: 'closed'; readonly peer: Peer; readonly reason: string }
+  | { readonly type: 'internal-error'; readonly peer: Peer; readonly error: unknown };
 
 /** Counters, for tests and monitoring. */
 export interface DtlsServerStats {
@@ -69,13 +70,14 @@ export interface DtlsServerStats {
   recordsDropped: number;
   replaysDropped: number;
   badRecordsDropped: number;
+  internalErrors: number;
 }
 
 /** A running DTLS server. */
 export class DtlsServer implements Transport {
   readonly stats: DtlsServerStats = {
     datagrams: 0, helloVerifyRequests: 0, handshakesStarted: 0, handshakesOk: 0, handshakesFailed: 0,
-    sessionsReplaced: 0, sessionsRejected: 0, sessionsExpired: 0, recordsDropped: 0, replaysDropped: 0, badRecordsDropped: 0,
+    sessionsReplaced: 0, sessionsRejected: 0, sessionsExpired: 0, recordsDropped: 0, replaysDropped: 0, badRecordsDropped: 0, internalErrors: 0,
   };
   private handler: DatagramHandler = () => {};
   private readonly table: SessionTable;
@@ -141,6 +143,16 @@ export class DtlsServer implements Transport {
   private onDatagram(data: Uint8Array, peer: Peer): void {
     if (this.closed) return;
     this.stats.datagrams++;
+    try {
+      this.dispatch(data, peer);
+    } catch (e) {
+      // Safety net: no datagram may take the server down. Count it and drop it.
+      this.stats.internalErrors++;
+      this.opts.onEvent?.({ type: 'internal-error', peer, error: e });
+    }
+  }
+
+  private dispatch(data: Uint8Array, peer: Peer): void {
     const records = parseRecords(data);
     if (records.length === 0) return void this.stats.recordsDropped++;
     const key = peerKey(peer);
@@ -167,9 +179,11 @@ export class DtlsServer implements Transport {
       return void this.stats.recordsDropped++;
     }
     const existing = this.table.get(key);
-    if (existing !== undefined && !existing.established && equal(existing.handshake.clientRandom, hello.random)) {
+    if (existing !== undefined && equal(existing.handshake.clientRandom, hello.random)) {
       // The client repeated its ClientHello: the session retransmits flight 4.
-      return this.handleEvents(existing, existing.receive([rec], Date.now()));
+      if (!existing.established) return this.handleEvents(existing, existing.receive([rec], Date.now()));
+      // A replay of the hello that opened an established session must not replace it.
+      return void this.stats.recordsDropped++;
     }
     const bad = checkClientHello(hello);
     if (bad !== undefined) {
