@@ -25,3 +25,4 @@ export { hashArea, writeImage, writeImageChunk, resumeOffset } from './flash/ima
 export { powerCutSweep, runUntilDone, type PowerCutSweepOptions, type PowerCutSweepReport } from './flash/power-cut.js';
 export { boot, confirm, requestTestBoot, installFactoryImage, readBootState, type BootResult, type BootMode, type BootAction, type TestBootRequest } from './device/boot.js';
 export { BootLog, BOOT_PAYLOAD_SIZE, type BootState, type SlotImage, type PrimaryMode, type SwapProgress } from './device/boot-state.js';
+export * from './suit/index.js';

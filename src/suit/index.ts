@@ -20,8 +20,8 @@ export { computeDigest, digestMatches, checkImage } from './digest.js';
 export {
   parsePublicKey,
   parsePrivateKey,
-  publicKey,
-  privateKey,
+  publicKeyFromBytes,
+  privateKeyFromSecret,
   encodeCoseKey,
   publicKeyToPem,
   privateKeyToPem,

@@ -63,7 +63,7 @@ function toText(input: string | Uint8Array): string | undefined {
 }
 
 /** Build a public key, checking it is a valid point. */
-export function publicKey(type: SuitPublicKey['type'], bytes: Uint8Array, kid?: Uint8Array): SuitPublicKey {
+export function publicKeyFromBytes(type: SuitPublicKey['type'], bytes: Uint8Array, kid?: Uint8Array): SuitPublicKey {
   try {
     if (type === 'ed25519') {
       if (bytes.length !== 32) throw new Error(`expected 32 bytes, got ${bytes.length}`);
@@ -78,7 +78,7 @@ export function publicKey(type: SuitPublicKey['type'], bytes: Uint8Array, kid?: 
 }
 
 /** Build a private key from its secret (Ed25519 seed or P-256 scalar). */
-export function privateKey(type: SuitPrivateKey['type'], secret: Uint8Array, kid?: Uint8Array): SuitPrivateKey {
+export function privateKeyFromSecret(type: SuitPrivateKey['type'], secret: Uint8Array, kid?: Uint8Array): SuitPrivateKey {
   if (secret.length !== 32) throw keyError(`${type} private key: expected 32 bytes, got ${secret.length}`);
   let pub: Uint8Array;
   try {
@@ -86,7 +86,7 @@ export function privateKey(type: SuitPrivateKey['type'], secret: Uint8Array, kid
   } catch (e) {
     throw keyError(`${type} private key: invalid (${(e as Error).message})`);
   }
-  const publicKeyV = publicKey(type, pub, kid);
+  const publicKeyV = publicKeyFromBytes(type, pub, kid);
   return kid ? { type, secret, publicKey: publicKeyV, kid } : { type, secret, publicKey: publicKeyV };
 }
 
@@ -96,14 +96,14 @@ export function parsePublicKey(input: string | Uint8Array): SuitPublicKey {
   if (text !== undefined) {
     const der = pemBody(text, 'PUBLIC KEY');
     if (der) {
-      if (startsWith(der, ED_SPKI) && der.length === ED_SPKI.length + 32) return publicKey('ed25519', der.subarray(ED_SPKI.length));
-      if (startsWith(der, P256_SPKI) && der.length === P256_SPKI.length + 65) return publicKey('p256', der.subarray(P256_SPKI.length));
+      if (startsWith(der, ED_SPKI) && der.length === ED_SPKI.length + 32) return publicKeyFromBytes('ed25519', der.subarray(ED_SPKI.length));
+      if (startsWith(der, P256_SPKI) && der.length === P256_SPKI.length + 65) return publicKeyFromBytes('p256', der.subarray(P256_SPKI.length));
       throw keyError('PEM public key: neither Ed25519 nor P-256 SubjectPublicKeyInfo');
     }
     if (/-----BEGIN/.test(text)) throw keyError('PEM: expected a PUBLIC KEY block');
     const raw = fromHexKey(text);
-    if (raw.length === 32) return publicKey('ed25519', raw);
-    if (raw.length === 33 || raw.length === 65) return publicKey('p256', raw);
+    if (raw.length === 32) return publicKeyFromBytes('ed25519', raw);
+    if (raw.length === 33 || raw.length === 65) return publicKeyFromBytes('p256', raw);
     throw keyError(`hex public key: ${raw.length} bytes is neither Ed25519 (32) nor P-256 (33/65)`);
   }
   const k = parseCoseKey(input as Uint8Array);
@@ -116,14 +116,14 @@ export function parsePrivateKey(input: string | Uint8Array): SuitPrivateKey {
   if (text !== undefined) {
     const der = pemBody(text, 'PRIVATE KEY') ?? pemBody(text, 'EC PRIVATE KEY');
     if (der) {
-      if (startsWith(der, ED_PKCS8) && der.length === ED_PKCS8.length + 32) return privateKey('ed25519', der.slice(ED_PKCS8.length));
+      if (startsWith(der, ED_PKCS8) && der.length === ED_PKCS8.length + 32) return privateKeyFromSecret('ed25519', der.slice(ED_PKCS8.length));
       const scalar = ecScalar(der);
-      if (scalar) return privateKey('p256', scalar);
+      if (scalar) return privateKeyFromSecret('p256', scalar);
       throw keyError('PEM private key: neither Ed25519 nor P-256');
     }
     if (/-----BEGIN/.test(text)) throw keyError('PEM: expected a PRIVATE KEY block');
     const raw = fromHexKey(text);
-    if (raw.length === 32) return privateKey('ed25519', raw);
+    if (raw.length === 32) return privateKeyFromSecret('ed25519', raw);
     throw keyError(`hex private key: expected a 32-byte Ed25519 seed, got ${raw.length} bytes`);
   }
   const k = parseCoseKey(input as Uint8Array);
@@ -169,16 +169,16 @@ function parseCoseKey(bytes: Uint8Array): { pub: SuitPublicKey; priv?: SuitPriva
   if (kty === 1 && crv === 6) {
     const x = b(-2);
     if (d) {
-      const priv = privateKey('ed25519', d, kid);
+      const priv = privateKeyFromSecret('ed25519', d, kid);
       if (x && !bytesEqual(x, priv.publicKey.bytes)) throw keyError('COSE_Key: x does not match d');
       return { pub: priv.publicKey, priv };
     }
     if (!x) throw keyError('COSE_Key OKP: no x');
-    return { pub: publicKey('ed25519', x, kid) };
+    return { pub: publicKeyFromBytes('ed25519', x, kid) };
   }
   if (kty === 2 && crv === 1) {
     if (d) {
-      const priv = privateKey('p256', d, kid);
+      const priv = privateKeyFromSecret('p256', d, kid);
       return { pub: priv.publicKey, priv };
     }
     const x = b(-2);
@@ -188,7 +188,7 @@ function parseCoseKey(bytes: Uint8Array): { pub: SuitPublicKey; priv?: SuitPriva
     point[0] = 4;
     point.set(x, 1);
     point.set(y, 33);
-    return { pub: publicKey('p256', point, kid) };
+    return { pub: publicKeyFromBytes('p256', point, kid) };
   }
   throw keyError(`COSE_Key: unsupported kty ${String(kty)} / crv ${String(crv)} (Ed25519 or P-256 only)`);
 }

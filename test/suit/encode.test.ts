@@ -10,7 +10,7 @@ import {
   parsePrivateKey,
   parsePublicKey,
   planUpdate,
-  privateKey,
+  privateKeyFromSecret,
   verifyEnvelope,
   type JsonManifest,
   type SuitManifest,
@@ -131,13 +131,13 @@ describe('multi-party signing', () => {
       anchors: [{ name: 'oem', publicKey: oem.publicKey }, { name: 'operator', publicKey: operator.publicKey }],
       rule: { kind: 'allOf' as const, names: ['oem', 'operator'] },
     };
-    expect(verifyEnvelope(two, { trust }).signedBy.sort()).toEqual([0, 1]);
+    expect(verifyEnvelope(two, { trust }).signedBy.toSorted()).toEqual([0, 1]);
     expect(() => verifyEnvelope(one, { trust })).toThrow(expect.objectContaining({ code: 'NO_SIGNATURE' }));
   });
 
   test('a P-256 key signs with ES256 and can be combined with Ed25519', () => {
     const { manifest } = compileManifest(json(5));
-    const env = createSignedEnvelope(manifest, [edPriv, privateKey('p256', wgPriv.secret)]);
+    const env = createSignedEnvelope(manifest, [edPriv, privateKeyFromSecret('p256', wgPriv.secret)]);
     const d = decodeEnvelope(env);
     expect(d.signatures.map((s) => s.alg)).toEqual([-19, -7]);
   });

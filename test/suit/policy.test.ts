@@ -48,7 +48,7 @@ describe('trust policy', () => {
   test('one of two required signatures missing is rejected, both present passes', () => {
     expect(code(() => verifyEnvelope(createEnvelope(desc, [oem]), { trust: both }))).toBe('NO_SIGNATURE');
     expect(code(() => verifyEnvelope(createEnvelope(desc, [operator, stranger]), { trust: both }))).toBe('NO_SIGNATURE');
-    expect(verifyEnvelope(createEnvelope(desc, [operator, oem]), { trust: both }).signedBy.sort()).toEqual([0, 1]);
+    expect(verifyEnvelope(createEnvelope(desc, [operator, oem]), { trust: both }).signedBy.toSorted()).toEqual([0, 1]);
   });
   test('key ids select anchors: a signature whose kid names no anchor is untrusted', () => {
     const kidA = unhex('0a');

@@ -1,0 +1,58 @@
+/**
+ * `coapfw keygen --out FILE`: make an Ed25519 signing key for SUIT manifests.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, writeFile } from 'node:fs/promises';
+import { encodeCoseKey, privateKeyFromSecret, privateKeyToPem, publicKeyToPem } from '../suit/index.js';
+import { toHex } from '../suit/values.js';
+import { parse, UsageError, type CliCommand } from './common.js';
+
+const HELP = `usage: coapfw keygen --out FILE [--format pem|cose] [--force]
+
+Make an Ed25519 key pair for signing SUIT manifests (COSE alg -19).
+
+Writes the private key to FILE (permissions 0600) and the public key to
+FILE.pub. Formats:
+  pem   (default) PKCS#8 "PRIVATE KEY" and SPKI "PUBLIC KEY" PEM, the same as
+        'openssl genpkey -algorithm ed25519' and 'openssl pkey -pubout' write,
+        so OpenSSL and other tools can use the keys.
+  cose  COSE_Key in CBOR (RFC 9052 §7): {1: 1 (OKP), -1: 6 (Ed25519),
+        -2: x (public key), -4: d (32-byte seed, private file only)}.
+
+Other commands also read a private key as 64 hex digits (the seed) and a
+public key as 64 hex digits, and P-256 keys in PEM (PKCS#8, SEC 1, SPKI).
+
+options:
+  -o, --out FILE        private key file; the public key goes to FILE.pub
+  --format pem|cose     file format (default pem)
+  --force               overwrite existing files
+  -h, --help            this text
+`;
+
+/** `coapfw keygen`. */
+export const keygenCommand: CliCommand = async (args, io) => {
+  const { values, positionals } = parse(args, {
+    out: { type: 'string', short: 'o' },
+    format: { type: 'string' },
+    force: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  }, false);
+  if (values.help) {
+    io.stdout.write(HELP);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError('unexpected arguments');
+  const out = values.out as string | undefined;
+  if (!out) throw new UsageError('--out FILE is required');
+  const format = (values.format as string | undefined) ?? 'pem';
+  if (format !== 'pem' && format !== 'cose') throw new UsageError(`--format: expected pem or cose, got '${format}'`);
+  const key = privateKeyFromSecret('ed25519', new Uint8Array(randomBytes(32)));
+  const priv = format === 'pem' ? privateKeyToPem(key) : encodeCoseKey(key);
+  const pub = format === 'pem' ? publicKeyToPem(key.publicKey) : encodeCoseKey(key.publicKey);
+  const flag = values.force ? 'w' : 'wx';
+  await writeFile(out, priv, { mode: 0o600, flag });
+  await chmod(out, 0o600); // an overwritten file keeps its old mode otherwise
+  await writeFile(`${out}.pub`, pub, { mode: 0o644, flag });
+  io.stdout.write(`wrote ${out} (private, 0600) and ${out}.pub; Ed25519 public key ${toHex(key.publicKey.bytes)}\n`);
+  return 0;
+};
