@@ -5,6 +5,8 @@
 import { reportError, type CliCommand, type CliIo } from './common.js';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<CliCommand> }> = {
+  keygen: { summary: 'make an Ed25519 key pair for signing SUIT manifests', load: async () => (await import('./keygen.js')).keygenCommand },
+  manifest: { summary: 'create, inspect and verify SUIT manifests', load: async () => (await import('./manifest.js')).manifestCommand },
 };
 
 function usage(): string {
