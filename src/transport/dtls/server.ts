@@ -133,10 +133,13 @@ export class DtlsServer implements Transport {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.sweeper);
+    const goodbyes: Promise<void>[] = [];
     for (const s of this.table.clear()) {
-      if (s.established) s.close();
+      if (s.established) goodbyes.push(s.close());
       else s.dispose();
     }
+    // Let the close_notify alerts leave before the socket closes.
+    await Promise.all(goodbyes);
     await this.inner.close();
   }
 
@@ -218,7 +221,7 @@ export class DtlsServer implements Transport {
       retransmitMs: this.opts.retransmitMs,
       maxRetransmits: this.opts.maxRetransmits,
       mtu: this.opts.mtu,
-      send: (d) => void this.inner.send(d, peer).catch(() => {}),
+      send: (d) => this.inner.send(d, peer).catch(() => {}),
       onGiveUp: (s) => this.fail(s, 'no answer to flight 4 (retransmissions exhausted)'),
     });
     this.table.set(session);

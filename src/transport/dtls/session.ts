@@ -33,8 +33,8 @@ export interface SessionOptions {
   readonly retransmitMs: number;
   readonly maxRetransmits: number;
   readonly mtu: number;
-  /** Sends one datagram to the session's peer. */
-  readonly send: (datagram: Uint8Array) => void;
+  /** Sends one datagram to the session's peer; never rejects. */
+  readonly send: (datagram: Uint8Array) => Promise<void>;
   /** Called when flight 4 was retransmitted `maxRetransmits` times without answer. */
   readonly onGiveUp: (session: Session) => void;
 }
@@ -93,13 +93,14 @@ export class Session {
     return this.record(ContentType.applicationData, 1, data);
   }
 
-  /** Sends a close_notify (warning) or a fatal alert, then stops all timers. */
-  close(description: number = AlertDescription.closeNotify): void {
-    if (this.closed) return;
+  /** Sends a close_notify (warning) or a fatal alert, then stops all timers. Resolves once sent. */
+  close(description: number = AlertDescription.closeNotify): Promise<void> {
+    if (this.closed) return Promise.resolve();
     const level = description === AlertDescription.closeNotify ? AlertLevel.warning : AlertLevel.fatal;
     // Our records are protected only after we sent ChangeCipherSpec (flight 6).
-    this.opts.send(this.record(ContentType.alert, this.established ? 1 : 0, new Uint8Array([level, description])));
+    const sent = this.opts.send(this.record(ContentType.alert, this.established ? 1 : 0, new Uint8Array([level, description])));
     this.dispose();
+    return sent;
   }
 
   /** Stops timers; the session sends nothing more. */
@@ -139,7 +140,7 @@ export class Session {
     if (plain === undefined) {
       if (this.handshake.state === 'awaitFinished') {
         events.push({ kind: 'failed', reason: `client Finished did not authenticate (wrong PSK for identity "${this.handshake.identity}"?)` });
-        this.close(AlertDescription.badRecordMac);
+        void this.close(AlertDescription.badRecordMac);
         return;
       }
       return void events.push({ kind: 'dropped', why: 'auth' });
@@ -154,7 +155,7 @@ export class Session {
       case ContentType.alert:
         if (plain[1] === AlertDescription.closeNotify || plain[0] === AlertLevel.fatal) {
           // RFC 5246 §7.2.1: answer close_notify with close_notify.
-          if (plain[1] === AlertDescription.closeNotify) this.close();
+          if (plain[1] === AlertDescription.closeNotify) void this.close();
           else this.dispose();
           events.push({ kind: 'closed', reason: `peer sent alert ${plain[1]}` });
         }
@@ -194,7 +195,7 @@ export class Session {
           break;
         case 'failed':
           events.push({ kind: 'failed', reason: step.reason });
-          this.close(step.alert);
+          void this.close(step.alert);
           return;
         default:
           step satisfies never;
@@ -220,7 +221,7 @@ export class Session {
         d.set(p, o);
         o += p.length;
       }
-      this.opts.send(d);
+      void this.opts.send(d);
       parts = [];
       size = 0;
     };
