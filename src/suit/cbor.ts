@@ -45,8 +45,10 @@ function malformed(msg: string, cause?: unknown): CoapfwError {
 export function scanCbor(bytes: Uint8Array, limits: CborLimits, what: string): void {
   let pos = 0;
   let items = 0;
-  // Stack of remaining child counts of the open containers (tags count 1).
-  const open: number[] = [];
+  // Open containers (tags count as one child). For maps, the keys seen so far
+  // (their encoded bytes): a duplicate key is malformed (RFC 8949 §5.6), and
+  // cbor-x would silently keep the last one.
+  const open: { left: number; map: boolean; keyStart: number; keys: Set<string> | undefined }[] = [];
   const end = bytes.length;
   const readArg = (ai: number): number => {
     if (ai < 24) return ai;
@@ -60,11 +62,14 @@ export function scanCbor(bytes: Uint8Array, limits: CborLimits, what: string): v
   };
   do {
     if (pos >= end) throw malformed(`${what}: truncated CBOR at byte ${pos}`);
+    const parent = open[open.length - 1];
+    if (parent?.map && parent.left % 2 === 0) parent.keyStart = pos;
     if (++items > limits.maxItems) throw new CoapfwError('SUIT_LIMIT', `${what}: more than ${limits.maxItems} CBOR items`);
     const ib = bytes[pos++]!;
     const major = ib >> 5;
     const ai = ib & 31;
     let children = 0;
+    let isMap = false;
     switch (major) {
       case 0:
       case 1:
@@ -84,6 +89,7 @@ export function scanCbor(bytes: Uint8Array, limits: CborLimits, what: string): v
           throw new CoapfwError('SUIT_LIMIT', `${what}: ${major === 4 ? 'array' : 'map'} of ${len} entries exceeds ${limits.maxArrayLength}`);
         }
         children = major === 4 ? len : len * 2;
+        isMap = major === 5;
         if (children > end - pos) throw malformed(`${what}: container of ${len} entries overruns the input`);
         break;
       }
@@ -106,13 +112,18 @@ export function scanCbor(bytes: Uint8Array, limits: CborLimits, what: string): v
     }
     if (children > 0) {
       if (open.length >= limits.maxDepth) throw new CoapfwError('SUIT_LIMIT', `${what}: CBOR nesting deeper than ${limits.maxDepth}`);
-      open.push(children);
+      open.push({ left: children, map: isMap, keyStart: 0, keys: isMap ? new Set() : undefined });
     } else {
-      // Close every container whose last child this was.
+      // The item ends at `pos`: count it in its container, closing every container it completes.
       while (open.length > 0) {
-        const top = open.length - 1;
-        open[top]! -= 1;
-        if (open[top]! > 0) break;
+        const top = open[open.length - 1]!;
+        if (top.keys && top.left % 2 === 0) {
+          const key = Buffer.from(bytes.buffer, bytes.byteOffset + top.keyStart, pos - top.keyStart).toString('latin1');
+          if (top.keys.has(key)) throw malformed(`${what}: duplicate map key at byte ${top.keyStart}`);
+          top.keys.add(key);
+        }
+        top.left -= 1;
+        if (top.left > 0) break;
         open.pop();
       }
     }
