@@ -1,11 +1,14 @@
 /**
  * Interop: OpenSSL's DTLS 1.2 client against our DTLS server
  * (`openssl s_client -dtls1_2 -psk HEX -psk_identity ID -cipher PSK-AES128-CCM8`),
- * and libcoap's coap-client-openssl / coap-client-gnutls at the DTLS level.
+ * libcoap's coap-client-openssl / coap-client-gnutls at the DTLS level, and our
+ * client (node-dtls-client) against libcoap's coap-server-openssl.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
+import { connectDtls } from '../src/transport/dtls/client.js';
 import { PskStore } from '../src/transport/dtls/psk-store.js';
+import { UdpTransport } from '../src/transport/udp.js';
 import { ContentType, parseRecords } from '../src/transport/dtls/record.js';
 import { IDENTITY, KEY, UdpProxy, echoServer } from '../test/dtls/helpers.js';
 
@@ -124,5 +127,27 @@ describe.each(['coap-client-openssl', 'coap-client-gnutls'].filter(hasBin))('lib
     expect(seen.length).toBeGreaterThanOrEqual(1);
     expect(seen[0]!.slice(0, 4)).toBe('4' + seen[0]![1] + '01'); // a CON GET arrived decrypted
     expect(server.stats.handshakesOk).toBe(1);
+  });
+});
+
+describe.runIf(hasBin('coap-server-openssl'))('our DTLS client against libcoap coap-server-openssl', () => {
+  it('handshakes (retrying until the server is up) and gets a CoAP reply; a wrong key ends in a timeout error', async () => {
+    const probe = await UdpTransport.bind();
+    const port = probe.address().port; // a free port, released for the server
+    await probe.close();
+    const server = spawn('coap-server-openssl', ['-A', '127.0.0.1', '-p', String(port - 1), '-k', 'secretPSK1234567']);
+    try {
+      const t = await connectDtls({ host: '127.0.0.1', port, identity: 'dev', key: Buffer.from('secretPSK1234567'), retries: 10, handshakeTimeoutMs: 500, backoffMs: 50 });
+      const reply = new Promise<Uint8Array>((resolve) => t.onMessage((d) => resolve(d)));
+      await t.send(Uint8Array.of(0x40, 0x01, 0x12, 0x34), t.remote); // CON GET / (RFC 7252 §3), MID 0x1234
+      const d = await reply;
+      expect([d[0]! >> 4, d[1], d[2], d[3]]).toEqual([0x6, 0x45, 0x12, 0x34]); // ACK 2.05, same MID
+      expect(Buffer.from(d).toString('latin1')).toContain('libcoap');
+      await t.close();
+      const wrong = connectDtls({ host: '127.0.0.1', port, identity: 'dev', key: Buffer.from('wrong-key-123456'), retries: 1, handshakeTimeoutMs: 300, backoffMs: 20 });
+      await expect(wrong).rejects.toMatchObject({ code: 'DTLS_HANDSHAKE_FAILED', message: expect.stringMatching(/wrong PSK/) });
+    } finally {
+      server.kill();
+    }
   });
 });

@@ -109,6 +109,32 @@ describe('DTLS server with node-dtls-client', () => {
     expect(await request(good, good.remote, 'still here')).toBe('echo:still here');
   });
 
+  it('sends a psk_identity_hint only when configured, and clients still connect', async () => {
+    const server = track(await echoServer({ hint: 'coapfw' }));
+    const proxy = track(await UdpProxy.start(server.address().port));
+    const client = await connect(proxy.port);
+    expect(await request(client, client.remote, 'hint')).toBe('echo:hint');
+    const flight4 = proxy.toClient.map((d) => parseRecords(d)).find((rs) => rs.some((r) => r.fragment[0] === HandshakeType.serverHello))!;
+    const types = flight4.map((r) => r.fragment[0]);
+    expect(types).toEqual([HandshakeType.serverHello, HandshakeType.serverKeyExchange, HandshakeType.serverHelloDone]);
+    expect(Buffer.from(flight4[1]!.fragment.subarray(14)).toString()).toBe('coapfw');
+
+    const plain = track(await echoServer());
+    const proxy2 = track(await UdpProxy.start(plain.address().port));
+    await connect(proxy2.port);
+    const flight4b = proxy2.toClient.map((d) => parseRecords(d)).find((rs) => rs.some((r) => r.fragment[0] === HandshakeType.serverHello))!;
+    expect(flight4b.map((r) => r.fragment[0])).toEqual([HandshakeType.serverHello, HandshakeType.serverHelloDone]);
+  });
+
+  it('refuses a client without TLS_PSK_WITH_AES_128_CCM_8 with a handshake_failure alert', async () => {
+    const server = track(await echoServer());
+    const err = await failure(
+      connectDtls({ host: '127.0.0.1', port: server.address().port, identity: IDENTITY, key: KEY, ciphers: ['TLS_PSK_WITH_AES_128_GCM_SHA256'] }),
+    );
+    expect(err).toMatchObject({ code: 'DTLS_HANDSHAKE_FAILED', message: expect.stringMatching(/refused our parameters.*handshake_failure/) });
+    expect(server.sessionCount).toBe(0);
+  });
+
   it('an unknown identity is reported as such', async () => {
     const server = track(await echoServer());
     const err = await failure(connectDtls({ host: '127.0.0.1', port: server.address().port, identity: 'nobody', key: KEY }));
@@ -124,7 +150,7 @@ describe('DTLS server with node-dtls-client', () => {
       connectDtls({ host: '127.0.0.1', port: silent.address().port, identity: IDENTITY, key: KEY, retries: 2, handshakeTimeoutMs: 150, backoffMs: 20 }),
     );
     expect(err.code).toBe('DTLS_HANDSHAKE_FAILED');
-    expect(err.message).toMatch(/no handshake with 127\.0\.0\.1:\d+ after 3 attempts of 150 ms \(server unreachable/);
+    expect(err.message).toMatch(/no handshake with 127\.0\.0\.1:\d+ after 3 attempts of 150 ms \(server unreachable or not speaking DTLS/);
     expect(heard).toBe(3);
     expect(Date.now() - t0).toBeLessThan(5000);
   });
