@@ -15,6 +15,7 @@ import {
   verifyEnvelope,
   type EnvelopeSummary,
   type JsonManifest,
+  type SeverableMember,
   type SuitPrivateKey,
   type SuitPublicKey,
   type TrustAnchor,
@@ -38,6 +39,8 @@ create   Compile INPUT.json (the input format of the SUIT WG's example*.json:
          install, payload-fetch and text into the envelope.
            -k, --key FILE     private key (repeat for several signers)
            --unsigned         no signature: a digest-only envelope
+           --sever LIST       sever these members (install,payload-fetch,text),
+                              overriding "severable" in the JSON
            -o, --output FILE  where to write the envelope
 inspect  Print the sequence number, components and each image's digest,
          size and URI. The envelope is NOT verified.
@@ -90,6 +93,7 @@ async function create(args: string[], io: CliIo): Promise<number> {
     key: { type: 'string', short: 'k', multiple: true },
     output: { type: 'string', short: 'o' },
     unsigned: { type: 'boolean' },
+    sever: { type: 'string' },
   });
   if (positionals.length !== 1) throw new UsageError('create: expected exactly one INPUT.json');
   const out = values.output as string | undefined;
@@ -117,11 +121,26 @@ async function create(args: string[], io: CliIo): Promise<number> {
     const content = await readKeyFile(f);
     keys.push(labelled(f, () => parsePrivateKey(content)));
   }
-  const { manifest, sever } = labelled(input, () => compileManifest(json));
+  const compiled = labelled(input, () => compileManifest(json));
+  const { manifest } = compiled;
+  let sever = compiled.sever;
+  if (values.sever !== undefined) {
+    const names: Record<string, SeverableMember> = { install: 'install', 'payload-fetch': 'payloadFetch', text: 'text' };
+    sever = String(values.sever).split(',').filter((x) => x !== '').map((x) => {
+      const n = names[x.trim()];
+      if (!n) throw new UsageError(`--sever: expected install, payload-fetch or text, got '${x}'`);
+      return n;
+    });
+  }
   const env = createSignedEnvelope(manifest, keys, { sever });
   await writeFile(out, env);
   io.stdout.write(`wrote ${out}: ${env.length} bytes, sequence ${manifest.sequenceNumber}, ${keys.length} signature(s)\n`);
   return 0;
+}
+
+/** 16 bytes of hex as a UUID (RFC 9562 §4), anything else as is. */
+function uuid(hex: string): string {
+  return hex.length === 32 ? `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}` : hex;
 }
 
 function human(s: EnvelopeSummary): string {
@@ -132,6 +151,8 @@ function human(s: EnvelopeSummary): string {
     `  signatures:      ${s.signatures.length === 0 ? 'none' : s.signatures.map((g) => `alg ${g.alg}${g.kid ? ` kid ${g.kid}` : ''}`).join(', ')}`,
     `  components:      ${s.components.map((c) => `[${c.join(', ')}]`).join(' ')}`,
   ];
+  if (s.vendorIds.length > 0) lines.push(`  vendor id:       ${s.vendorIds.map(uuid).join(', ')}`);
+  if (s.classIds.length > 0) lines.push(`  class id:        ${s.classIds.map(uuid).join(', ')}`);
   if (s.referenceUri) lines.push(`  reference URI:   ${s.referenceUri}`);
   if (s.severed.length > 0) lines.push(`  severed:         ${s.severed.join(', ')}`);
   for (const [name, cmds] of Object.entries(s.sequences)) lines.push(`  ${`${name}:`.padEnd(16)} ${cmds.join(', ')}`);

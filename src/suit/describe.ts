@@ -24,6 +24,9 @@ export interface EnvelopeSummary {
     readonly size?: number;
   }[];
   readonly signatures: { readonly alg: number; readonly kid?: string }[];
+  /** Vendor and class ids the manifest sets (hex), whichever component. */
+  readonly vendorIds: string[];
+  readonly classIds: string[];
   readonly digest: { readonly alg: number; readonly hex: string };
   readonly severed: string[];
   readonly referenceUri?: string;
@@ -38,6 +41,16 @@ function slotsIn(seq: readonly SuitCommand[] | undefined, out: Set<number>): voi
     if (c.kind === 'override-parameters' && c.params.componentSlot !== undefined) out.add(c.params.componentSlot);
     else if (c.kind === 'try-each') for (const b of c.branches) slotsIn(b, out);
     else if (c.kind === 'run-sequence') slotsIn(c.sequence, out);
+  }
+}
+
+function ids(seq: readonly SuitCommand[] | undefined, vendor: Set<string>, cls: Set<string>): void {
+  for (const c of seq ?? []) {
+    if (c.kind === 'override-parameters') {
+      if (c.params.vendorId) vendor.add(toHex(c.params.vendorId));
+      if (c.params.classId) cls.add(toHex(c.params.classId));
+    } else if (c.kind === 'try-each') for (const b of c.branches) ids(b, vendor, cls);
+    else if (c.kind === 'run-sequence') ids(c.sequence, vendor, cls);
   }
 }
 
@@ -80,6 +93,9 @@ export function summarizeEnvelope(env: DecodedEnvelope, limits?: Partial<SuitLim
     for (const c of l.components) for (const [k, v] of c.fields) t[`${c.componentId.map(toHex).join('/')}:${k}`] = v;
     text[l.lang] = t;
   }
+  const vendorIds = new Set<string>();
+  const classIds = new Set<string>();
+  for (const sq of [m.sharedSequence, m.payloadFetch, m.install, m.validate, m.load, m.invoke]) ids(sq, vendorIds, classIds);
   const sequences: Record<string, string[]> = {};
   const all: [string, readonly SuitCommand[] | undefined][] = [
     ['shared', m.sharedSequence], ['validate', m.validate], ['load', m.load], ['invoke', m.invoke], ['payload-fetch', m.payloadFetch], ['install', m.install],
@@ -98,6 +114,8 @@ export function summarizeEnvelope(env: DecodedEnvelope, limits?: Partial<SuitLim
       ...(i.size !== undefined ? { size: i.size } : {}),
     })),
     signatures: env.signatures.map((s) => (s.kid ? { alg: s.alg, kid: toHex(s.kid) } : { alg: s.alg })),
+    vendorIds: [...vendorIds],
+    classIds: [...classIds],
     digest: { alg: env.digest.alg, hex: toHex(env.digest.bytes) },
     severed: Object.keys(m.severed),
     ...(m.referenceUri !== undefined ? { referenceUri: m.referenceUri } : {}),

@@ -101,12 +101,23 @@ describe('coapfw manifest', () => {
     expect(s.images[0]).toMatchObject({ size: 5000, uri: 'coap://[::1]/fw/x', digest: { hex: '243fa4952dccf8667f6008cca401cb010cf748d434061f4f411775fd69a11513' } });
   });
 
+  test('create --sever install: the digest stays in the manifest, the bytes in the envelope', async () => {
+    const out = join(dir, 'sev.suit');
+    expect((await run('manifest', 'create', wg('example1.json'), '-k', ed('ed25519_seed_TEST_ONLY.hex'), '--sever', 'install', '-o', out)).code).toBe(0);
+    const s = JSON.parse((await run('manifest', 'inspect', out, '--json')).out) as { severed: string[]; images: unknown[] };
+    expect(s.severed).toEqual(['install']);
+    expect(s.images).toHaveLength(1);
+    expect((await run('manifest', 'verify', out, '-t', ed('ed25519_public.hex'))).code).toBe(0);
+    expect((await run('manifest', 'create', wg('example1.json'), '-k', ed('ed25519_seed_TEST_ONLY.hex'), '--sever', 'bogus', '-o', out)).code).toBe(2);
+  });
+
   test('inspect: human-readable and --json for WG example 3 (both slots)', async () => {
     const h = await run('manifest', 'inspect', wg('example3.signed.cbor'));
     expect(h.code).toBe(0);
     expect(h.out).toContain('sequence number: 3');
     expect(h.out).toContain('http://example.com/file2.bin');
     expect(h.out).toContain('not verified');
+    expect(h.out).toContain('vendor id:       fa6b4a53-d5ad-5fdf-be9d-e663e4d41ffe');
     const j = JSON.parse((await run('manifest', 'inspect', wg('example3.signed.cbor'), '--json')).out) as {
       sequenceNumber: number; components: string[][]; images: { slot: number; uri: string; size: number; digest: { hex: string } }[];
     };
