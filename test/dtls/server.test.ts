@@ -283,6 +283,22 @@ describe('DTLS session table', () => {
     expect(server.sessionCount).toBe(1);
   });
 
+  it('when full, evicts the oldest unfinished handshake but never an established session', async () => {
+    const server = track(await echoServer({ maxSessions: 2 }));
+    const port = server.address().port;
+    const established = await connect(port);
+    // A client whose key exchange never arrives leaves a half-open handshake.
+    const proxy = track(await UdpProxy.start(port));
+    proxy.clientHook = (d) => (parseRecords(d).some((r) => r.type === ContentType.changeCipherSpec) ? 'drop' : 'forward');
+    await failure(connectDtls({ host: '127.0.0.1', port: proxy.port, identity: IDENTITY, key: KEY, retries: 0, handshakeTimeoutMs: 150 }));
+    expect(server.sessionCount).toBe(2);
+    const late = await connect(port);
+    expect(await request(late, late.remote, 'room')).toBe('echo:room');
+    expect(await request(established, established.remote, 'kept')).toBe('echo:kept');
+    expect(server.sessionCount).toBe(2);
+    expect(server.stats.sessionsRejected).toBe(0);
+  });
+
   it('drops idle sessions', async () => {
     const closed: string[] = [];
     const server = track(await echoServer({ idleTimeoutMs: 150, onEvent: (e) => void (e.type === 'closed' && closed.push(e.reason)) }));

@@ -32,7 +32,7 @@ export interface DtlsServerOptions {
   readonly psk: PskLookup;
   /** psk_identity_hint to send; none by default (RFC 7925 §4.2). */
   readonly hint?: string;
-  /** Maximum sessions, handshakes included. Default 1000. */
+  /** Maximum sessions, handshakes included; when full, the oldest unfinished handshake makes room. Default 1000. */
   readonly maxSessions?: number;
   /** Established sessions idle this long are dropped. Default 300 000 ms. */
   readonly idleTimeoutMs?: number;
@@ -209,6 +209,14 @@ export class DtlsServer implements Transport {
       this.opts.onEvent?.({ type: 'closed', peer, reason: 'replaced by a new handshake' });
     } else if (this.table.full()) {
       this.sweep();
+      // Make room by dropping the oldest unfinished handshake (often a client that
+      // gave up and retried from another port); established sessions stay.
+      const evicted = this.table.full() ? this.table.evictOldestHandshake() : undefined;
+      if (evicted !== undefined) {
+        evicted.dispose();
+        this.stats.handshakesFailed++;
+        this.opts.onEvent?.({ type: 'handshake-failed', peer: evicted.peer, reason: 'evicted: session table full' });
+      }
       if (this.table.full()) return void this.stats.sessionsRejected++;
     }
     this.stats.handshakesStarted++;

@@ -62,6 +62,19 @@ export class SessionTable {
     return out;
   }
 
+  /**
+   * Removes and returns the oldest handshake still in progress, if any.
+   * Established sessions are never evicted to make room.
+   */
+  evictOldestHandshake(): Session | undefined {
+    let oldest: Session | undefined;
+    for (const s of this.map.values()) {
+      if (!s.established && (oldest === undefined || s.createdAt < oldest.createdAt)) oldest = s;
+    }
+    if (oldest !== undefined) this.map.delete(oldest.key);
+    return oldest;
+  }
+
   /** Removes everything. */
   clear(): Session[] {
     const all = [...this.map.values()];
