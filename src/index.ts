@@ -12,7 +12,7 @@ export * from './codec/link-format.js';
 export { createDtlsServer, DtlsServer, type DtlsServerOptions, type DtlsServerEvent, type DtlsServerStats } from './transport/dtls/server.js';
 export { connectDtls, DtlsClientTransport, type DtlsClientOptions } from './transport/dtls/client.js';
 export { ReconnectingDtlsClient } from './transport/dtls/reconnecting.js';
-export { PskStore, type PskLookup } from './transport/dtls/psk-store.js';
+export { PskStore, parsePskKey, type PskLookup } from './transport/dtls/psk-store.js';
 export { describeMessage } from './codec/describe.js';
 export { ERASED, alignDown, alignUp, isErased, type FlashBackend, type FlashGeometry } from './flash/backend.js';
 export { MemoryFlash, type MemoryFlashOptions, type CutOptions, type FlashStats } from './flash/memory.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isCoapfwError } from '../../src/errors.js';
-import { PskStore } from '../../src/transport/dtls/psk-store.js';
+import { PskStore, parsePskKey } from '../../src/transport/dtls/psk-store.js';
 
 const hex = (b: Uint8Array | undefined): string | undefined => (b === undefined ? undefined : Buffer.from(b).toString('hex'));
 
@@ -66,5 +66,16 @@ describe('PskStore', () => {
     } finally {
       stop();
     }
+  });
+});
+
+describe('parsePskKey', () => {
+  it('reads 0x/hex: as hex and anything else as UTF-8 text', () => {
+    expect(hex(parsePskKey('0x00FF10'))).toBe('00ff10');
+    expect(hex(parsePskKey('hex:abcd'))).toBe('abcd');
+    expect(Buffer.from(parsePskKey('secretPSK')).toString()).toBe('secretPSK');
+    expect(code(() => parsePskKey('0x123'))).toBe('INVALID_ARGUMENT: psk key: expected an even number of hex digits');
+    expect(code(() => parsePskKey('', '--psk-key'))).toBe('INVALID_ARGUMENT: --psk-key: must be a non-empty string');
+    expect(code(() => parsePskKey('x'.repeat(65)))).toMatch(/at most 64 bytes/);
   });
 });

@@ -122,3 +122,20 @@ function parseTable(text: string, source: string): Map<string, Uint8Array> {
   }
   return table;
 }
+
+/**
+ * A PSK key given on a command line: `0x<hex>` or `hex:<hex>` for binary keys,
+ * anything else is taken as UTF-8 text (libcoap's `-k` convention).
+ */
+export function parsePskKey(text: string, label = 'psk key'): Uint8Array {
+  if (typeof text !== 'string' || text.length === 0) throw new CoapfwError('INVALID_ARGUMENT', `${label}: must be a non-empty string`);
+  const m = /^(?:0x|hex:)(.*)$/i.exec(text);
+  const key = m ? hexKey(m[1]!, label) : new TextEncoder().encode(text);
+  if (key.length > 64) throw new CoapfwError('INVALID_ARGUMENT', `${label}: at most 64 bytes, got ${key.length}`);
+  return key;
+}
+
+function hexKey(hex: string, label: string): Uint8Array {
+  if (!/^([0-9a-fA-F]{2})+$/.test(hex)) throw new CoapfwError('INVALID_ARGUMENT', `${label}: expected an even number of hex digits`);
+  return new Uint8Array(Buffer.from(hex, 'hex'));
+}
