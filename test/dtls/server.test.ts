@@ -299,6 +299,17 @@ describe('DTLS session table', () => {
     expect(server.stats.sessionsRejected).toBe(0);
   });
 
+  it('drops handshakes that do not finish in time', async () => {
+    const failed: string[] = [];
+    const server = track(await echoServer({ handshakeTimeoutMs: 100, onEvent: (e) => void (e.type === 'handshake-failed' && failed.push(e.reason)) }));
+    const proxy = track(await UdpProxy.start(server.address().port));
+    proxy.clientHook = (d) => (parseRecords(d).some((r) => r.type === ContentType.changeCipherSpec) ? 'drop' : 'forward');
+    await failure(connectDtls({ host: '127.0.0.1', port: proxy.port, identity: IDENTITY, key: KEY, retries: 0, handshakeTimeoutMs: 150 }));
+    await until(() => server.sessionCount === 0);
+    expect(server.stats.sessionsExpired).toBe(1);
+    expect(failed).toEqual(['handshake-timeout']);
+  });
+
   it('drops idle sessions', async () => {
     const closed: string[] = [];
     const server = track(await echoServer({ idleTimeoutMs: 150, onEvent: (e) => void (e.type === 'closed' && closed.push(e.reason)) }));
