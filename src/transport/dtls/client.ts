@@ -24,7 +24,7 @@ export interface DtlsClientOptions {
   readonly identity: string;
   /** The pre-shared key. */
   readonly key: Uint8Array;
-  /** Extra handshake attempts after the first. Default 5. */
+  /** Extra handshake attempts after the first. Default 8 (each attempt fails on any lost datagram). */
   readonly retries?: number;
   /** Time allowed for one handshake attempt. Default 2000 ms (node-dtls-client minimum is 100). */
   readonly handshakeTimeoutMs?: number;
@@ -201,7 +201,7 @@ export async function connectDtls(o: DtlsClientOptions): Promise<DtlsClientTrans
   if (o.localPort !== undefined && (!Number.isInteger(o.localPort) || o.localPort < 1 || o.localPort > 65535)) {
     throw new CoapfwError('INVALID_ARGUMENT', `dtls client: localPort must be 1..65535, got ${o.localPort}`);
   }
-  const retries = o.retries ?? 5;
+  const retries = o.retries ?? 8;
   if (!Number.isInteger(retries) || retries < 0) throw new CoapfwError('INVALID_ARGUMENT', `dtls client: retries must be an integer >= 0, got ${retries}`);
   const timeout = Math.max(100, o.handshakeTimeoutMs ?? 2000);
   const base = o.backoffMs ?? 200;
