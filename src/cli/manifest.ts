@@ -6,6 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { CoapfwError } from '../errors.js';
 import {
+  addSignatures,
   compileManifest,
   computeDigest,
   createSignedEnvelope,
@@ -24,6 +25,7 @@ import { fromHex, toHex } from '../suit/values.js';
 import { parse, UsageError, type CliCommand, type CliIo } from './common.js';
 
 const HELP = `usage: coapfw manifest create INPUT.json --key FILE [--key FILE2] -o OUT.suit
+       coapfw manifest sign ENV --key FILE [--key FILE2] -o OUT.suit
        coapfw manifest inspect ENV [--json]
        coapfw manifest verify ENV --trust PUBFILE [--trust PUBFILE2] [--require-all]
                               [--installed-seq N] [--vendor-id ID] [--class-id ID]
@@ -42,6 +44,10 @@ create   Compile INPUT.json (the input format of the SUIT WG's example*.json:
            --sever LIST       sever these members (install,payload-fetch,text),
                               overriding "severable" in the JSON
            -o, --output FILE  where to write the envelope
+sign     Add a signature by each --key to an existing envelope (for example
+         the operator countersigning what the OEM signed); the manifest and
+         the other signatures are kept byte for byte. Existing signatures are
+         not checked: run verify for that.
 inspect  Print the sequence number, components and each image's digest,
          size and URI. The envelope is NOT verified.
            --json             machine-readable output
@@ -168,6 +174,29 @@ function human(s: EnvelopeSummary): string {
   return lines.join('\n') + '\n';
 }
 
+async function sign(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, {
+    key: { type: 'string', short: 'k', multiple: true },
+    output: { type: 'string', short: 'o' },
+  });
+  if (positionals.length !== 1) throw new UsageError('sign: expected exactly one envelope file');
+  const out = values.output as string | undefined;
+  if (!out) throw new UsageError('sign: -o OUT.suit is required');
+  const keyFiles = strings(values.key);
+  if (keyFiles.length === 0) throw new UsageError('sign: give --key FILE');
+  const keys: SuitPrivateKey[] = [];
+  for (const f of keyFiles) {
+    const content = await readKeyFile(f);
+    keys.push(labelled(f, () => parsePrivateKey(content)));
+  }
+  const file = positionals[0]!;
+  const input = new Uint8Array(await readFile(file));
+  const env = labelled(file, () => addSignatures(input, keys));
+  await writeFile(out, env);
+  io.stdout.write(`wrote ${out}: ${env.length} bytes, ${keys.length} signature(s) added\n`);
+  return 0;
+}
+
 async function inspect(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, { json: { type: 'boolean' } });
   if (positionals.length !== 1) throw new UsageError('inspect: expected exactly one envelope file');
@@ -211,7 +240,7 @@ async function verify(args: string[], io: CliIo): Promise<number> {
   return 0;
 }
 
-/** `coapfw manifest`. */
+/** `coapfw manifest`: create, sign, inspect, verify. */
 export const manifestCommand: CliCommand = async (args, io) => {
   const [sub, ...rest] = args;
   if (sub === undefined || sub === '--help' || sub === '-h' || rest.includes('--help') || rest.includes('-h')) {
@@ -221,11 +250,13 @@ export const manifestCommand: CliCommand = async (args, io) => {
   switch (sub) {
     case 'create':
       return create(rest, io);
+    case 'sign':
+      return sign(rest, io);
     case 'inspect':
       return inspect(rest, io);
     case 'verify':
       return verify(rest, io);
     default:
-      throw new UsageError(`unknown sub-command '${sub}' (create, inspect, verify)`);
+      throw new UsageError(`unknown sub-command '${sub}' (create, sign, inspect, verify)`);
   }
 };

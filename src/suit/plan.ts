@@ -11,14 +11,21 @@ import { suitLimits, type SuitLimits } from './limits.js';
 import type { ComponentId, SuitCommand, SuitDigest, SuitManifest, SuitParameters } from './types.js';
 import { bytesEqual } from './values.js';
 
-/** What the device knows about itself, for conditions (§8.4.9.1, §8.4.9.3). */
+/**
+ * What the device knows about itself, for conditions (§8.4.9.1, §8.4.9.3).
+ * A missing value means "not evaluated" (listed in `UpdatePlan.unchecked`),
+ * not "matches": a device should pass its vendor and class ids.
+ */
 export interface DeviceIdentity {
   readonly vendorId?: Uint8Array;
   readonly classId?: Uint8Array;
   readonly deviceId?: Uint8Array;
   /**
    * Slot condition-component-slot compares with: the slot the device will
-   * write for A/B updates. A number applies to every component.
+   * write for A/B updates (WG example 3). A number applies to every component.
+   * When undefined, component-slot conditions are not evaluated: they pass,
+   * 'component-slot' is listed in `unchecked`, and so the first try-each
+   * alternative is taken.
    */
   readonly componentSlot?: number | ((componentId: ComponentId, index: number) => number | undefined);
 }

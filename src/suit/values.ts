@@ -100,7 +100,7 @@ export function toHex(b: Uint8Array): string {
   return s;
 }
 
-/** Bytes of a hex string (whitespace and a 0x prefix allowed); throws KEY-neutral INVALID_ARGUMENT. */
+/** Bytes of a hex string (whitespace, colons, dashes and a 0x prefix allowed); throws INVALID_ARGUMENT. */
 export function fromHex(hex: string, what: string): Uint8Array {
   const s = hex.trim().replace(/^0x/i, '').replace(/[\s:-]/g, '');
   if (s.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(s)) {

@@ -84,6 +84,11 @@ describe('coapfw manifest', () => {
     const r = await run('manifest', 'verify', one, '-t', `${a}.pub`, '-t', `${b}.pub`, '--require-all');
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/signature: .*'operator\.pub'.*\[NO_SIGNATURE\]/);
+    // The operator countersigns the OEM's envelope later.
+    const counter = join(dir, 'counter.suit');
+    expect((await run('manifest', 'sign', one, '-k', b, '-o', counter)).code).toBe(0);
+    expect((await run('manifest', 'verify', counter, '-t', `${a}.pub`, '-t', `${b}.pub`, '--require-all')).code).toBe(0);
+    expect(hex(decodeEnvelope(new Uint8Array(readFileSync(counter))).manifestBytes)).toBe(hex(decodeEnvelope(new Uint8Array(readFileSync(one))).manifestBytes));
   });
 
   test('create with "file": digest and size computed from the image', async () => {
