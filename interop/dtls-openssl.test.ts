@@ -10,7 +10,7 @@ import { connectDtls } from '../src/transport/dtls/client.js';
 import { PskStore } from '../src/transport/dtls/psk-store.js';
 import { UdpTransport } from '../src/transport/udp.js';
 import { ContentType, parseRecords } from '../src/transport/dtls/record.js';
-import { IDENTITY, KEY, UdpProxy, echoServer } from '../test/dtls/helpers.js';
+import { IDENTITY, KEY, UdpProxy, echoServer, until } from '../test/dtls/helpers.js';
 
 const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
 
@@ -148,6 +148,36 @@ describe.runIf(hasBin('coap-server-openssl'))('our DTLS client against libcoap c
       await expect(wrong).rejects.toMatchObject({ code: 'DTLS_HANDSHAKE_FAILED', message: expect.stringMatching(/wrong PSK/) });
     } finally {
       server.kill();
+    }
+  });
+});
+
+describe.runIf(hasOpenssl)('renegotiation (RFC 7925 §13: not supported)', () => {
+  it('answers an in-session ClientHello with a no_renegotiation warning instead of hanging', async () => {
+    const closed: string[] = [];
+    const server = await echoServer({ onEvent: (e) => void (e.type === 'closed' && closed.push(e.reason)) });
+    cleanup.push(server);
+    const proxy = await UdpProxy.start(server.address().port);
+    cleanup.push(proxy);
+    const p = spawn('openssl', [
+      's_client', '-dtls1_2', '-connect', `127.0.0.1:${proxy.port}`,
+      '-psk', Buffer.from(KEY).toString('hex'), '-psk_identity', IDENTITY, '-cipher', 'PSK-AES128-CCM8',
+    ]);
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise((r) => p.on('close', r));
+    try {
+      p.stdin.write('one\n');
+      await until(() => out.includes('echo:one'), 5000);
+      const before = proxy.toClient.length;
+      p.stdin.write('R\n'); // s_client: renegotiate
+      await until(() => proxy.toClient.slice(before).some((d) => parseRecords(d).some((r) => r.type === ContentType.alert && r.epoch === 1)), 5000);
+      await until(() => server.sessionCount === 0, 5000); // OpenSSL gives up with a fatal alert
+      expect(server.stats.internalErrors).toBe(0);
+      expect(closed.length).toBe(1);
+    } finally {
+      p.kill();
+      await exited;
     }
   });
 });

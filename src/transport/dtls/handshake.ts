@@ -46,6 +46,7 @@ export type HandshakeStep =
   | { readonly kind: 'none' }
   | { readonly kind: 'keys'; readonly keys: CcmKeys } // ClientKeyExchange accepted: epoch 1 keys are known
   | { readonly kind: 'retransmit' } // the peer repeated its last flight: repeat ours (RFC 6347 §4.2.4)
+  | { readonly kind: 'refuse-renegotiation' } // a ClientHello inside the session
   | { readonly kind: 'established'; readonly flight: readonly FlightRecord[] }
   | { readonly kind: 'failed'; readonly alert: number; readonly reason: string };
 
@@ -136,7 +137,10 @@ export class ServerHandshake {
         return this.onFinished(fullMessage(msgType, messageSeq, body), body);
       case 'established':
         // RFC 6347 §4.2.4: a repeated Finished means our last flight was lost.
-        return msgType === HandshakeType.finished && messageSeq === this.clientSeq0 + 2 ? { kind: 'retransmit' } : { kind: 'none' };
+        if (msgType === HandshakeType.finished && messageSeq === this.clientSeq0 + 2) return { kind: 'retransmit' };
+        // RFC 7925 §13 / RFC 5746 §4.4: we do not renegotiate; say so with a warning.
+        if (msgType === HandshakeType.clientHello) return { kind: 'refuse-renegotiation' };
+        return { kind: 'none' };
       case 'failed':
         return { kind: 'none' };
       default:

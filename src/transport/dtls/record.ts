@@ -192,6 +192,7 @@ export const AlertDescription = {
   decryptError: 51,
   protocolVersion: 70,
   internalError: 80,
+  noRenegotiation: 100,
   unknownPskIdentity: 115,
 } as const;
 

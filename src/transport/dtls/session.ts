@@ -183,6 +183,9 @@ export class Session {
         case 'retransmit':
           this.sendFlight();
           break;
+        case 'refuse-renegotiation':
+          void this.opts.send(this.record(ContentType.alert, 1, new Uint8Array([AlertLevel.warning, AlertDescription.noRenegotiation])));
+          break;
         case 'keys':
           this.readCipher = new Ccm8Cipher(step.keys.clientKey, step.keys.clientSalt);
           this.writeCipher = new Ccm8Cipher(step.keys.serverKey, step.keys.serverSalt);
