@@ -37,18 +37,21 @@ function malformed(msg: string, cause?: unknown): CoapfwError {
   return new CoapfwError('SUIT_MALFORMED', msg, cause === undefined ? undefined : { cause });
 }
 
+/** Called by `scanCbor` for every complete item: its nesting depth (0 = top) and byte range. */
+export type CborItemVisitor = (depth: number, start: number, end: number) => void;
+
 /**
  * Walk one CBOR item in `bytes` without recursion, checking that it is
  * well-formed, uses definite lengths only, stays within `limits`, and fills
  * `bytes` exactly. Throws SUIT_MALFORMED or SUIT_LIMIT (labelled with `what`).
  */
-export function scanCbor(bytes: Uint8Array, limits: CborLimits, what: string): void {
+export function scanCbor(bytes: Uint8Array, limits: CborLimits, what: string, onItem?: CborItemVisitor): void {
   let pos = 0;
   let items = 0;
   // Open containers (tags count as one child). For maps, the keys seen so far
   // (their encoded bytes): a duplicate key is malformed (RFC 8949 §5.6), and
   // cbor-x would silently keep the last one.
-  const open: { left: number; map: boolean; keyStart: number; keys: Set<string> | undefined }[] = [];
+  const open: { start: number; left: number; map: boolean; keyStart: number; keys: Set<string> | undefined }[] = [];
   const end = bytes.length;
   const readArg = (ai: number): number => {
     if (ai < 24) return ai;
@@ -64,6 +67,7 @@ export function scanCbor(bytes: Uint8Array, limits: CborLimits, what: string): v
     if (pos >= end) throw malformed(`${what}: truncated CBOR at byte ${pos}`);
     const parent = open[open.length - 1];
     if (parent?.map && parent.left % 2 === 0) parent.keyStart = pos;
+    const itemStart = pos;
     if (++items > limits.maxItems) throw new CoapfwError('SUIT_LIMIT', `${what}: more than ${limits.maxItems} CBOR items`);
     const ib = bytes[pos++]!;
     const major = ib >> 5;
@@ -112,8 +116,9 @@ export function scanCbor(bytes: Uint8Array, limits: CborLimits, what: string): v
     }
     if (children > 0) {
       if (open.length >= limits.maxDepth) throw new CoapfwError('SUIT_LIMIT', `${what}: CBOR nesting deeper than ${limits.maxDepth}`);
-      open.push({ left: children, map: isMap, keyStart: 0, keys: isMap ? new Set() : undefined });
+      open.push({ start: itemStart, left: children, map: isMap, keyStart: 0, keys: isMap ? new Set() : undefined });
     } else {
+      onItem?.(open.length, itemStart, pos);
       // The item ends at `pos`: count it in its container, closing every container it completes.
       while (open.length > 0) {
         const top = open[open.length - 1]!;
@@ -125,15 +130,16 @@ export function scanCbor(bytes: Uint8Array, limits: CborLimits, what: string): v
         top.left -= 1;
         if (top.left > 0) break;
         open.pop();
+        onItem?.(open.length, top.start, pos);
       }
     }
   } while (open.length > 0);
   if (pos !== end) throw malformed(`${what}: ${end - pos} trailing bytes after the CBOR item`);
 }
 
-/** Scan, then decode one CBOR item with cbor-x (maps as Map). */
-export function decodeCbor(bytes: Uint8Array, limits: CborLimits, what: string): unknown {
-  scanCbor(bytes, limits, what);
+/** Scan (reporting items to `onItem`), then decode one CBOR item with cbor-x (maps as Map). */
+export function decodeCbor(bytes: Uint8Array, limits: CborLimits, what: string, onItem?: CborItemVisitor): unknown {
+  scanCbor(bytes, limits, what, onItem);
   try {
     return decoder.decode(bytes);
   } catch (e) {

@@ -32,10 +32,23 @@ export function decodeEnvelope(bytes: Uint8Array, limits?: Partial<SuitLimits>):
   if (bytes.length > lim.maxEnvelopeBytes) {
     throw new CoapfwError('SUIT_LIMIT', `envelope: ${bytes.length} bytes exceeds the limit of ${lim.maxEnvelopeBytes}`);
   }
-  let top = decodeCbor(bytes, lim, 'envelope');
+  // Byte ranges of the envelope map's keys and values, so that digests cover
+  // members exactly as encoded (§8.3: "the bstr-wrapped manifest"), whatever
+  // length encoding the producer chose.
+  const spans: [number, number][] = [];
+  const memberDepth = bytes[0] === 0xd8 && bytes[1] === TAG_ENVELOPE ? 2 : 1;
+  let top = decodeCbor(bytes, lim, 'envelope', (depth, start, end) => {
+    if (depth === memberDepth) spans.push([start, end]);
+  });
   const tagged = isTag(top, TAG_ENVELOPE);
   if (isTag(top, TAG_ENVELOPE)) top = top.value;
   const env = asMap(top, 'envelope');
+  const encoded = new Map<number, Uint8Array>();
+  for (let i = 0; i + 1 < spans.length; i += 2) {
+    const [ks, ke] = spans[i]!;
+    const [vs, ve] = spans[i + 1]!;
+    if (ke - ks === 1 && bytes[ks]! < 24) encoded.set(bytes[ks]!, bytes.subarray(vs, ve)); // small uint keys
+  }
   const integratedPayloads = new Map<string, Uint8Array>();
   const members = new Map<number, unknown>();
   for (const [k, v] of env) {
@@ -46,6 +59,7 @@ export function decodeEnvelope(bytes: Uint8Array, limits?: Partial<SuitLimits>):
   const authBytes = members.get(ENVELOPE.authenticationWrapper);
   if (authBytes === undefined) throw malformed('envelope: no authentication wrapper (key 2)');
   const manifestBytes = asBytes(members.get(ENVELOPE.manifest) ?? null, 'envelope manifest (key 3)');
+  const manifestBstr = encoded.get(ENVELOPE.manifest) ?? bstrWrap(manifestBytes);
 
   const auth = asArray(decodeCbor(asBytes(authBytes, 'authentication wrapper'), lim, 'authentication wrapper'), 'authentication wrapper');
   if (auth.length === 0) throw malformed('authentication wrapper: empty, the digest is missing');
@@ -56,13 +70,16 @@ export function decodeEnvelope(bytes: Uint8Array, limits?: Partial<SuitLimits>):
   }
   const signatures = auth.slice(1).map((b, i) => decodeSign1(asBytes(b, `authentication block ${i}`), lim, `authentication block ${i}`));
 
-  const severedBytes = new Map<SeverableMember, Uint8Array>();
+  const severedBytes = new Map<SeverableMember, SeveredMember>();
   for (const [name, key] of SEVERABLE) {
     const v = members.get(key);
-    if (v !== undefined) severedBytes.set(name, asBytes(v, `envelope severed member ${key}`));
+    if (v !== undefined) {
+      const content = asBytes(v, `envelope severed member ${key}`);
+      severedBytes.set(name, { content, encoded: encoded.get(key) ?? bstrWrap(content) });
+    }
   }
   const manifest = decodeManifest(manifestBytes, lim, severedBytes);
-  return { digest, digestBytes, signatures, manifestBytes, manifest, integratedPayloads, tagged };
+  return { digest, digestBytes, signatures, manifestBytes, manifestBstr, manifest, integratedPayloads, tagged };
 }
 
 /** Decode a COSE_Sign1 (RFC 9052 §4.2), tagged 18 or untagged. Other COSE structures are SUIT_UNSUPPORTED. */
@@ -87,6 +104,13 @@ function decodeSign1(bytes: Uint8Array, lim: SuitLimits, what: string): CoseSign
     : { protectedBytes, alg, kid: asBytes(kidV, `${what} kid`), payload, signature };
 }
 
+/** A severed member as the envelope carries it: the bstr's content and its full encoding. */
+export interface SeveredMember {
+  readonly content: Uint8Array;
+  /** The bstr as encoded in the envelope, header included: what the manifest's digest covers. */
+  readonly encoded: Uint8Array;
+}
+
 /**
  * Decode a SUIT_Manifest (the content of the envelope's manifest bstr, or a
  * SUIT_Manifest_Tagged). `severedBytes` are the envelope's copies of severed
@@ -95,7 +119,7 @@ function decodeSign1(bytes: Uint8Array, lim: SuitLimits, what: string): CoseSign
 export function decodeManifest(
   bytes: Uint8Array,
   limits?: Partial<SuitLimits>,
-  severedBytes: ReadonlyMap<SeverableMember, Uint8Array> = new Map(),
+  severedBytes: ReadonlyMap<SeverableMember, SeveredMember> = new Map(),
 ): SuitManifest {
   const lim = suitLimits(limits);
   let top = decodeCbor(bytes, lim, 'manifest');
@@ -138,8 +162,8 @@ export function decodeManifest(
       severed[name] = d;
       const b = severedBytes.get(name);
       if (b === undefined) continue;
-      if (!digestMatches(d, bstrWrap(b))) throw new CoapfwError('DIGEST_MISMATCH', `severed ${name} (key ${key}): bytes do not match the manifest's digest`);
-      v = b;
+      if (!digestMatches(d, b.encoded)) throw new CoapfwError('DIGEST_MISMATCH', `severed ${name} (key ${key}): bytes do not match the manifest's digest`);
+      v = b.content;
     } else if (severedBytes.has(name)) {
       throw malformed(`envelope: member ${key} both in the manifest and severed`);
     }

@@ -105,6 +105,8 @@ export interface DecodedEnvelope {
   readonly signatures: readonly CoseSign1[];
   /** The manifest bytes (content of the envelope's manifest bstr). */
   readonly manifestBytes: Uint8Array;
+  /** The manifest bstr exactly as encoded in the envelope (header included): what the digest covers. */
+  readonly manifestBstr: Uint8Array;
   readonly manifest: SuitManifest;
   /** Integrated payloads (§7.5): text keys of the envelope, with their bytes. */
   readonly integratedPayloads: ReadonlyMap<string, Uint8Array>;

@@ -5,7 +5,6 @@
  * conditions against the device.
  */
 import { CoapfwError } from '../errors.js';
-import { bstrWrap } from './cbor.js';
 import { decodeEnvelope } from './decode.js';
 import { digestMatches } from './digest.js';
 import type { SuitLimits } from './limits.js';
@@ -73,7 +72,7 @@ export function verifyEnvelope(bytes: Uint8Array, opts: VerifyOptions): Verified
   const env = decodeEnvelope(bytes, opts.limits);
   const signedBy = applyTrustPolicy(env.signatures, env.digestBytes, opts.trust);
   // §8.3: the digest covers the manifest's bstr encoding, header included.
-  if (!digestMatches(env.digest, bstrWrap(env.manifestBytes))) {
+  if (!digestMatches(env.digest, env.manifestBstr)) {
     throw new CoapfwError('DIGEST_MISMATCH', 'manifest digest: the manifest does not match the signed digest');
   }
   const m = env.manifest;

@@ -11,6 +11,7 @@ import {
   type SuitCommand,
 } from '../../src/suit/index.js';
 import { bstr, encodeCbor, tagged } from '../../src/suit/cbor.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { WG_CLASS, WG_VENDOR, fixtureText, hex } from './helpers.js';
 
 const key = parsePrivateKey(fixtureText('eddsa/ed25519_seed_TEST_ONLY.hex'));
@@ -76,5 +77,22 @@ describe('decoding', () => {
     expect(planUpdate(decodeEnvelope(env).manifest, {}).images).toEqual([]);
     const strict = createSignedEnvelope({ version: 1, sequenceNumber: 1n, components: [[new Uint8Array(1)]], sharedSequence: [], install: [{ kind: 'try-each', branches: [[fail], [fail]], allowNone: false }] }, [key]);
     expect(() => planUpdate(decodeEnvelope(strict).manifest, {})).toThrow(expect.objectContaining({ code: 'CONDITION_FAILED' }));
+  });
+});
+
+describe('digests cover members as encoded', () => {
+  test('a manifest bstr with a non-shortest length header verifies against its own bytes', () => {
+    const manifest = encodeCbor(new Map<number, unknown>([[1, 1], [2, 5], [3, bstr(encodeCbor(new Map([[2, [[bstr(new Uint8Array(1))]]]])))]]));
+    const n = manifest.length;
+    const longHeader = Uint8Array.from([0x5a, (n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255, ...manifest]);
+    const digest = encodeCbor([-16, bstr(sha256(longHeader))]);
+    const auth = encodeCbor([bstr(digest), bstr(signSign1(digest, key))]);
+    const env = Uint8Array.from([0xd8, 0x6b, 0xa2, 0x02, ...encodeCbor(bstr(auth)), 0x03, ...longHeader]);
+    expect(verifyEnvelope(env, { trust }).sequenceNumber).toBe(5n);
+    // The digest of the shortest encoding does not match these bytes.
+    const digest2 = manifestDigest(manifest);
+    const auth2 = encodeCbor([bstr(digest2), bstr(signSign1(digest2, key))]);
+    const env2 = Uint8Array.from([0xd8, 0x6b, 0xa2, 0x02, ...encodeCbor(bstr(auth2)), 0x03, ...longHeader]);
+    expect(() => verifyEnvelope(env2, { trust })).toThrow(expect.objectContaining({ code: 'DIGEST_MISMATCH' }));
   });
 });
