@@ -36,6 +36,9 @@ export interface EnvelopeSummary {
   readonly planError?: string;
 }
 
+/** Most slot values `describeEnvelope` plans for. */
+const MAX_SLOT_CHOICES = 8;
+
 function slotsIn(seq: readonly SuitCommand[] | undefined, out: Set<number>): void {
   for (const c of seq ?? []) {
     if (c.kind === 'override-parameters' && c.params.componentSlot !== undefined) out.add(c.params.componentSlot);
@@ -57,7 +60,8 @@ function ids(seq: readonly SuitCommand[] | undefined, vendor: Set<string>, cls: 
 function images(m: SuitManifest, limits?: Partial<SuitLimits>): { list: PlannedImage[]; error?: string } {
   const slots = new Set<number>();
   for (const s of [m.sharedSequence, m.payloadFetch, m.install, m.validate, m.load, m.invoke]) slotsIn(s, slots);
-  const choices: (number | undefined)[] = slots.size > 0 ? [...slots].sort((a, b) => a - b) : [undefined];
+  // Bounded: a hostile manifest could name thousands of slots, each costing a plan.
+  const choices: (number | undefined)[] = slots.size > 0 ? [...slots].sort((a, b) => a - b).slice(0, MAX_SLOT_CHOICES) : [undefined];
   const seen = new Set<string>();
   const list: PlannedImage[] = [];
   let error: string | undefined;
