@@ -81,7 +81,9 @@ export function verifyEnvelope(bytes: Uint8Array, opts: VerifyOptions): Verified
   }
   if (opts.vendorId || opts.classId || opts.deviceId) {
     const device: DeviceIdentity = { vendorId: opts.vendorId, classId: opts.classId, deviceId: opts.deviceId };
-    const plan = planUpdate(m, device, opts.limits);
+    // Severed members the envelope does not carry are left out here: the
+    // identity conditions live in the shared sequence, run before each sequence.
+    const plan = planUpdate({ ...m, severed: {} }, device, opts.limits);
     if (opts.requireIdentityConditions !== false) {
       if (opts.vendorId && !plan.conditionsChecked.includes('vendor-identifier')) {
         throw new CoapfwError('VENDOR_MISMATCH', 'vendor-identifier: the manifest does not check the vendor id');

@@ -83,6 +83,9 @@ describe('WG examples 0-5 (ES256, WG key)', () => {
     expect(sev.severed).toEqual(full.severed);
     expect(sev.install).toBeUndefined();
     expect(codeOf(() => planUpdate(sev, {}))).toBe('SUIT_MALFORMED');
+    // Vendor and class still checked from the shared sequence.
+    expect(verifyEnvelope(fixture('wg/example2.severed-signed.cbor'), { trust: wgTrust, vendorId: WG_VENDOR, classId: WG_CLASS }).sequenceNumber).toBe(2n);
+    expect(codeOf(() => verifyEnvelope(fixture('wg/example2.severed-signed.cbor'), { trust: wgTrust, classId: WG_VENDOR }))).toBe('CLASS_MISMATCH');
   });
 
   test('example 2: a tampered severed member is rejected', () => {
