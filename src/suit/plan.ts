@@ -83,8 +83,8 @@ class Planner {
   readonly images: PlannedImage[] = [];
   readonly validate: UpdatePlan['validate'][number][] = [];
   readonly invoke: UpdatePlan['invoke'][number][] = [];
-  readonly checked = new Set<string>();
-  readonly unchecked = new Set<string>();
+  checked = new Set<string>();
+  unchecked = new Set<string>();
   private seqName: PlanSequence = 'install';
   private seqStart = 0;
 
@@ -147,10 +147,18 @@ class Planner {
     }
   }
 
+  /** §8.4.10.2: run alternatives in order until one completes; a failed one leaves no trace. */
   private tryEach(branches: readonly (readonly SuitCommand[])[], allowNone: boolean): void {
     let last: unknown;
     for (const b of branches) {
-      const saved = { params: new Map(this.params), current: this.current, n: [this.images.length, this.validate.length, this.invoke.length] as const };
+      const saved = {
+        params: new Map(this.params),
+        current: this.current,
+        lengths: [this.images.length, this.validate.length, this.invoke.length] as const,
+        checks: this.images.map((img) => img.checks.length),
+        checked: new Set(this.checked),
+        unchecked: new Set(this.unchecked),
+      };
       try {
         this.run(b);
         return;
@@ -159,9 +167,10 @@ class Planner {
         last = e;
         this.params = saved.params;
         this.current = saved.current;
-        this.images.length = saved.n[0];
-        this.validate.length = saved.n[1];
-        this.invoke.length = saved.n[2];
+        [this.images.length, this.validate.length, this.invoke.length] = saved.lengths;
+        saved.checks.forEach((n, k) => (this.images[k]!.checks.length = n));
+        this.checked = saved.checked;
+        this.unchecked = saved.unchecked;
       }
     }
     if (!allowNone) throw new CoapfwError('CONDITION_FAILED', `try-each: no alternative applies (${(last as Error).message})`, { cause: last });
