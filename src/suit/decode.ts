@@ -4,7 +4,7 @@
  * that the envelope carries; it does NOT authenticate: use `verifyEnvelope`.
  */
 import { CoapfwError } from '../errors.js';
-import { bstrWrap, decodeCbor, isTag } from './cbor.js';
+import { Tag, bstrWrap, decodeCbor, isTag } from './cbor.js';
 import { decodeSequence } from './commands.js';
 import { COMMON, ENVELOPE, HEADER, MANIFEST, SEVERABLE, TAG_COSE_SIGN1, TAG_ENVELOPE, TAG_MANIFEST } from './constants.js';
 import { digestMatches } from './digest.js';
@@ -68,7 +68,13 @@ export function decodeEnvelope(bytes: Uint8Array, limits?: Partial<SuitLimits>):
   if (auth.length - 1 > lim.maxSignatures) {
     throw new CoapfwError('SUIT_LIMIT', `authentication wrapper: ${auth.length - 1} blocks exceeds ${lim.maxSignatures}`);
   }
-  const signatures = auth.slice(1).map((b, i) => decodeSign1(asBytes(b, `authentication block ${i}`), lim, `authentication block ${i}`));
+  const signatures: CoseSign1[] = [];
+  let otherAuthBlocks = 0;
+  auth.slice(1).forEach((b, i) => {
+    const s = decodeSign1(asBytes(b, `authentication block ${i}`), lim, `authentication block ${i}`);
+    if (s) signatures.push(s);
+    else otherAuthBlocks++;
+  });
 
   const severedBytes = new Map<SeverableMember, SeveredMember>();
   for (const [name, key] of SEVERABLE) {
@@ -79,14 +85,19 @@ export function decodeEnvelope(bytes: Uint8Array, limits?: Partial<SuitLimits>):
     }
   }
   const manifest = decodeManifest(manifestBytes, lim, severedBytes);
-  return { digest, digestBytes, signatures, manifestBytes, manifestBstr, manifest, integratedPayloads, tagged };
+  return { digest, digestBytes, signatures, otherAuthBlocks, manifestBytes, manifestBstr, manifest, integratedPayloads, tagged };
 }
 
-/** Decode a COSE_Sign1 (RFC 9052 §4.2), tagged 18 or untagged. Other COSE structures are SUIT_UNSUPPORTED. */
-function decodeSign1(bytes: Uint8Array, lim: SuitLimits, what: string): CoseSign1 {
+/**
+ * Decode a COSE_Sign1 (RFC 9052 §4.2), tagged 18 or untagged. Returns
+ * undefined for the other tagged COSE structures (COSE_Sign, COSE_Mac,
+ * COSE_Mac0), which are counted but not used.
+ */
+function decodeSign1(bytes: Uint8Array, lim: SuitLimits, what: string): CoseSign1 | undefined {
   let v = decodeCbor(bytes, lim, what);
-  if (v !== null && typeof v === 'object' && 'tag' in v && !isTag(v, TAG_COSE_SIGN1)) {
-    throw new CoapfwError('SUIT_UNSUPPORTED', `${what}: only COSE_Sign1 is supported (got tag ${(v as { tag: unknown }).tag})`);
+  if (v instanceof Tag && v.tag !== TAG_COSE_SIGN1) {
+    if (v.tag === 98 || v.tag === 97 || v.tag === 17) return undefined;
+    throw malformed(`${what}: not a COSE structure (tag ${String(v.tag)})`);
   }
   if (isTag(v, TAG_COSE_SIGN1)) v = v.value;
   const a = asArray(v, what);

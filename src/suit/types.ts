@@ -101,8 +101,10 @@ export interface DecodedEnvelope {
   readonly digest: SuitDigest;
   /** The encoded SUIT_Digest (content of the first wrapper bstr): the signed payload. */
   readonly digestBytes: Uint8Array;
-  /** Authentication blocks; COSE_Sign1 only (others are SUIT_UNSUPPORTED). */
+  /** The COSE_Sign1 authentication blocks. */
   readonly signatures: readonly CoseSign1[];
+  /** Authentication blocks of other COSE types (COSE_Sign, COSE_Mac, COSE_Mac0): not supported, not used. */
+  readonly otherAuthBlocks: number;
   /** The manifest bytes (content of the envelope's manifest bstr). */
   readonly manifestBytes: Uint8Array;
   /** The manifest bstr exactly as encoded in the envelope (header included): what the digest covers. */

@@ -70,6 +70,9 @@ export function verifyEnvelope(bytes: Uint8Array, opts: VerifyOptions): Verified
   checkTrustPolicy(opts.trust);
   const installed = opts.installedSequence === undefined ? undefined : toBigSeq(opts.installedSequence);
   const env = decodeEnvelope(bytes, opts.limits);
+  if (env.signatures.length === 0 && env.otherAuthBlocks > 0) {
+    throw new CoapfwError('SUIT_UNSUPPORTED', 'authentication: only COSE_Sign1 is supported (the envelope has COSE_Sign or COSE_Mac blocks)');
+  }
   const signedBy = applyTrustPolicy(env.signatures, env.digestBytes, opts.trust);
   // §8.3: the digest covers the manifest's bstr encoding, header included.
   if (!digestMatches(env.digest, env.manifestBstr)) {

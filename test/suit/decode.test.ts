@@ -47,12 +47,16 @@ describe('decoding', () => {
     expect(() => decodeEnvelope(envelopeOf(v2))).toThrow(expect.objectContaining({ code: 'SUIT_UNSUPPORTED' }));
   });
 
-  test('COSE_Sign (multi-signer structure) is SUIT_UNSUPPORTED', () => {
+  test('COSE_Sign (multi-signer structure) is not supported: counted, ignored, alone rejected', () => {
     const manifest = encodeCbor(new Map<number, unknown>([[1, 1], [2, 1], [3, bstr(encodeCbor(new Map()))]]));
     const digest = manifestDigest(manifest);
     const sign = encodeCbor(tagged(98, [bstr(new Uint8Array()), new Map(), null, []]));
     const env = assembleEnvelope({ digest, signatures: [sign], manifest });
-    expect(() => decodeEnvelope(env)).toThrow(expect.objectContaining({ code: 'SUIT_UNSUPPORTED' }));
+    expect(decodeEnvelope(env).otherAuthBlocks).toBe(1);
+    expect(() => verifyEnvelope(env, { trust })).toThrow(expect.objectContaining({ code: 'SUIT_UNSUPPORTED' }));
+    // Next to a COSE_Sign1 by a trusted key, it is ignored.
+    const both = assembleEnvelope({ digest, signatures: [sign, signSign1(digest, key)], manifest });
+    expect(verifyEnvelope(both, { trust }).signedBy).toEqual([0]);
   });
 
   test('commands an updater cannot run are SUIT_UNSUPPORTED at planning, not at decoding', () => {
