@@ -3,7 +3,7 @@
  * (draft-ietf-suit-manifest-37 §8.4.6-§8.4.10).
  */
 import { CoapfwError } from '../errors.js';
-import { bstr, decodeCbor, encodeCbor, isTag } from './cbor.js';
+import { bstr, decodeCbor, encodeCbor, isTag, tagged } from './cbor.js';
 import { DIRECTIVE, PARAM, isConditionCode } from './constants.js';
 import type { SuitLimits } from './limits.js';
 import type { SuitCommand, SuitDigest, SuitParameters } from './types.js';
@@ -18,6 +18,9 @@ import {
   intKeyed,
   malformed,
 } from './values.js';
+
+/** CBOR tag of an IANA Private Enterprise Number (§8.4.8.3). */
+const TAG_PEN = 112;
 
 /** Directives whose argument is a reporting policy (§8.4.10). */
 const POLICY_DIRECTIVES: ReadonlySet<number> = new Set([
@@ -82,7 +85,12 @@ export function decodeParameters(v: unknown, limits: SuitLimits, what: string): 
     switch (k) {
       case PARAM.vendorId:
         // §8.4.8.3: RFC 4122 UUID, or a tagged PEN (#6.112(bstr)); keep the bytes of either.
-        p.vendorId = asBytes(isTag(val, 112) ? val.value : val, w);
+        if (isTag(val, TAG_PEN)) {
+          p.vendorId = asBytes(val.value, w);
+          p.vendorIdIsPen = true;
+        } else {
+          p.vendorId = asBytes(val, w);
+        }
         break;
       case PARAM.classId: p.classId = asBytes(val, w); break;
       case PARAM.imageDigest: p.imageDigest = asDigest(decodeCbor(asBytes(val, w), limits, w), w); break;
@@ -111,7 +119,7 @@ export function encodeDigest(d: SuitDigest): Uint8Array {
 /** SUIT_Parameters as a cbor-x Map, keys in ascending order (as suit-tool writes them). */
 export function parametersToCbor(p: SuitParameters): Map<number, unknown> {
   const entries: [number, unknown][] = [];
-  if (p.vendorId) entries.push([PARAM.vendorId, bstr(p.vendorId)]);
+  if (p.vendorId) entries.push([PARAM.vendorId, p.vendorIdIsPen ? tagged(TAG_PEN, bstr(p.vendorId)) : bstr(p.vendorId)]);
   if (p.classId) entries.push([PARAM.classId, bstr(p.classId)]);
   if (p.imageDigest) entries.push([PARAM.imageDigest, bstr(encodeDigest(p.imageDigest))]);
   if (p.componentSlot !== undefined) entries.push([PARAM.componentSlot, p.componentSlot]);

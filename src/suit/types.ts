@@ -16,7 +16,10 @@ export type ComponentId = readonly Uint8Array[];
 
 /** SUIT parameters (§8.4.8). Unknown keys are kept in `other`. */
 export interface SuitParameters {
+  /** RFC 4122 UUID, or the bytes of a tagged IANA PEN (then `vendorIdIsPen`). */
   vendorId?: Uint8Array;
+  /** The vendor id was a cbor-pen, #6.112(bstr) (§8.4.8.3). */
+  vendorIdIsPen?: boolean;
   classId?: Uint8Array;
   imageDigest?: SuitDigest;
   componentSlot?: number;

@@ -20,6 +20,7 @@ const bytes = (min: number, max: number): fc.Arbitrary<Uint8Array> => fc.uint8Ar
 const params: fc.Arbitrary<SuitParameters> = fc.record(
   {
     vendorId: bytes(16, 16),
+    vendorIdIsPen: fc.constant(true as const),
     classId: bytes(16, 16),
     imageDigest: fc.record({ alg: fc.constant(-16), bytes: bytes(32, 32) }),
     componentSlot: fc.nat({ max: 3 }),
@@ -30,7 +31,11 @@ const params: fc.Arbitrary<SuitParameters> = fc.record(
     strictOrder: fc.boolean(),
   },
   { requiredKeys: [] },
-);
+).map((p) => {
+  // The PEN flag only means something with a vendor id.
+  if (!p.vendorId) delete p.vendorIdIsPen;
+  return p;
+});
 const { seq } = fc.letrec<{ seq: SuitCommand[]; cmd: SuitCommand }>((tie) => ({
   seq: fc.array(tie('cmd'), { minLength: 1, maxLength: 5 }),
   cmd: fc.oneof(
