@@ -1,6 +1,21 @@
 /**
  * SUIT manifests (draft-ietf-suit-manifest-37, RFC 9019, RFC 9124): pure
  * decode, verify, plan, encode and sign. No I/O.
+ *
+ * Device side:
+ * ```ts
+ * const trust: TrustPolicy = { anchors: [{ name: 'oem', publicKey: parsePublicKey(pemText) }] };
+ * const v = verifyEnvelope(bytes, { trust, installedSequence: stored.seq, vendorId, classId });
+ * const plan = planUpdate(v.manifest, { vendorId, classId, componentSlot: inactiveSlot });
+ * for (const img of plan.images) {            // in order: payload-fetch, install, load
+ *   const data = await fetchBlockwise(img.uri!); // img.size bytes expected
+ *   for (const c of img.checks) checkImage(data, c); // DIGEST_MISMATCH if wrong
+ * }
+ * // then persist v.sequenceNumber (bigint) as the installed sequence
+ * ```
+ * Server side: `createEnvelope({ sequence, vendorId, classId, uri, digest, size }, [key])`,
+ * or `compileManifest(json)` + `createSignedEnvelope(manifest, keys, { sever })`
+ * for the WG's JSON input format; `addSignatures` to countersign.
  */
 export { DEFAULT_SUIT_LIMITS, suitLimits, type SuitLimits } from './limits.js';
 export type {
