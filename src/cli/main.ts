@@ -5,6 +5,8 @@
 import { reportError, type CliCommand, type CliIo } from './common.js';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<CliCommand> }> = {
+  serve: { summary: 'serve a directory over CoAP block-wise (the TFTP replacement)', load: async () => (await import('./serve.js')).serveCommand },
+  get: { summary: 'fetch a file over CoAP block-wise, with resume', load: async () => (await import('./get.js')).getCommand },
   keygen: { summary: 'make an Ed25519 key pair for signing SUIT manifests', load: async () => (await import('./keygen.js')).keygenCommand },
   manifest: { summary: 'create, inspect and verify SUIT manifests', load: async () => (await import('./manifest.js')).manifestCommand },
 };

@@ -23,7 +23,10 @@ export class UdpTransport implements Transport {
   private handler: DatagramHandler = () => {};
   private closed = false;
 
-  private constructor(private readonly socket: Socket) {
+  private constructor(
+    private readonly socket: Socket,
+    private readonly ipv6: boolean,
+  ) {
     socket.on('message', (msg, rinfo) => {
       this.handler(msg, { address: normalizeAddress(rinfo.address), port: rinfo.port });
     });
@@ -44,7 +47,7 @@ export class UdpTransport implements Transport {
       socket.bind(options.port ?? 0, host, () => {
         socket.off('error', onError);
         if (options.recvBufferSize !== undefined) socket.setRecvBufferSize(options.recvBufferSize);
-        resolve(new UdpTransport(socket));
+        resolve(new UdpTransport(socket, isIPv6(host)));
       });
     });
   }
@@ -52,7 +55,9 @@ export class UdpTransport implements Transport {
   send(data: Uint8Array, peer: Peer): Promise<void> {
     if (this.closed) return Promise.reject(new CoapfwError('TRANSPORT_CLOSED', 'udp: transport is closed'));
     return new Promise((resolve, reject) => {
-      this.socket.send(data, peer.port, peer.address, (err) => {
+      // A dual-stack IPv6 socket reaches IPv4 peers through their mapped address.
+      const address = this.ipv6 && !peer.address.includes(':') ? `::ffff:${peer.address}` : peer.address;
+      this.socket.send(data, peer.port, address, (err) => {
         if (err) reject(new CoapfwError('IO_ERROR', `udp: send to ${peer.address}:${peer.port} failed: ${err.message}`, { cause: err }));
         else resolve();
       });

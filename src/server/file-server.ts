@@ -1,0 +1,56 @@
+/**
+ * `coapfw serve DIR`: the TFTP replacement. Every regular file under DIR is
+ * served at `/files/<relative path>` and, content-addressed and immutable, at
+ * `/fw/sha256/<hex>`; both are listed in `/.well-known/core` (RFC 6690).
+ */
+import { serveBlock2, type Block2ServeOptions } from '../blockwise/serve.js';
+import { bufferSource } from '../blockwise/source.js';
+import { filterLinks, formatLinks, type Link } from '../codec/link-format.js';
+import { Code, ContentFormat } from '../codec/numbers.js';
+import { uriQuery } from '../codec/options.js';
+import type { CoapRequest } from '../messaging/endpoint.js';
+import type { FileEntry, FileRepository } from './files.js';
+import type { Resolver, Resource } from './router.js';
+
+const GET_ONLY: ReadonlySet<number> = new Set([Code.GET]);
+
+/** Resolver for a file repository's resources. */
+export function fileResources(repo: FileRepository, options: Block2ServeOptions = {}): Resolver {
+  const fileResource = (entry: FileEntry): Resource => ({
+    methods: GET_ONLY,
+    handle: (req: CoapRequest) => serveBlock2(req.message, entry, options),
+  });
+  const wellKnown: Resource = {
+    methods: GET_ONLY,
+    handle: (req) => {
+      const query = uriQuery(req.message)[0];
+      const text = formatLinks(filterLinks(directoryLinks(repo), query));
+      return serveBlock2(req.message, bufferSource(new TextEncoder().encode(text), { contentFormat: ContentFormat.LINK_FORMAT }), options);
+    },
+  };
+  return (path) => {
+    if (path.length === 2 && path[0] === '.well-known' && path[1] === 'core') return wellKnown;
+    if (path[0] === 'files' && path.length >= 2) {
+      const entry = repo.byRelativePath(path.slice(1).join('/'));
+      return entry && fileResource(entry);
+    }
+    if (path.length === 3 && path[0] === 'fw' && path[1] === 'sha256' && /^[0-9a-fA-F]{64}$/.test(path[2]!)) {
+      const entry = repo.bySha256(path[2]!);
+      return entry && fileResource(entry);
+    }
+    return undefined;
+  };
+}
+
+/** The links of every file: by path and by digest, with size and content format. */
+export function directoryLinks(repo: FileRepository): Link[] {
+  const links: Link[] = [];
+  for (const f of repo.list()) {
+    const path = f.path.split('/').map(encodeURIComponent).join('/');
+    links.push({ target: `/files/${path}`, attributes: { ct: String(ContentFormat.OCTET_STREAM), sz: String(f.size), title: f.path } });
+  }
+  for (const f of repo.list()) {
+    links.push({ target: `/fw/sha256/${f.sha256}`, attributes: { rt: 'firmware', ct: String(ContentFormat.OCTET_STREAM), sz: String(f.size) } });
+  }
+  return links;
+}
