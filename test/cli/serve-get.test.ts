@@ -1,0 +1,73 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { startFileServer, type FileServer } from '../../src/server/serve.js';
+
+function captureIo() {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (d) => (out += d));
+  stderr.on('data', (d) => (err += d));
+  return { io: { stdout, stderr }, out: () => out, err: () => err };
+}
+
+let dir: string;
+let server: FileServer;
+const data = Uint8Array.from({ length: 5000 }, (_, i) => i & 0xff);
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'coapfw-cli-'));
+  await writeFile(join(dir, 'fw.bin'), data);
+  server = await startFileServer({ dir, host: '127.0.0.1', port: 0, refreshMs: 0 });
+});
+afterAll(async () => {
+  await server?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('coapfw get / serve', () => {
+  it('fetches a file and reports bytes and blocks; quiet progress when not a TTY', async () => {
+    const c = captureIo();
+    const out = join(dir, 'got.bin');
+    const code = await main(['get', `coap://127.0.0.1:${server.address().port}/files/fw.bin`, '-o', out, '--block-size', '256'], c.io);
+    expect(code).toBe(0);
+    expect(new Uint8Array(await readFile(out))).toEqual(data);
+    expect(c.err()).toBe(`${out}: 5000 bytes in 20 blocks\n`);
+  });
+
+  it('exits 1 with a one-line error for a missing file', async () => {
+    const c = captureIo();
+    const code = await main(['get', `coap://127.0.0.1:${server.address().port}/files/nope`, '-o', join(dir, 'x')], c.io);
+    expect(code).toBe(1);
+    expect(c.err().trim().split('\n')).toHaveLength(1);
+    expect(c.err()).toMatch(/4\.04/);
+  });
+
+  it('exits 2 on usage errors with a hint', async () => {
+    for (const args of [['get'], ['get', 'coap://h/x', '--block-size', '100'], ['get', 'http://h/x'], ['serve'], ['serve', dir, '--port', 'x'], ['frobnicate']]) {
+      const c = captureIo();
+      const code = await main(args, c.io);
+      expect(code, args.join(' ')).toBeGreaterThan(0);
+      expect(c.err().length, args.join(' ')).toBeGreaterThan(0);
+    }
+  });
+
+  it('prints --help and exits 0', async () => {
+    for (const cmd of ['serve', 'get']) {
+      const c = captureIo();
+      expect(await main([cmd, '--help'], c.io)).toBe(0);
+      expect(c.out()).toMatch(new RegExp(`usage: coapfw ${cmd}`));
+    }
+  });
+
+  it('serve refuses a directory that does not exist', async () => {
+    const c = captureIo();
+    expect(await main(['serve', join(dir, 'missing'), '--port', '0'], c.io)).toBe(1);
+    expect(c.err()).toMatch(/not a readable directory/);
+  });
+});
