@@ -10,12 +10,11 @@ import type { CoapMessage, CoapOption } from '../codec/message.js';
 import { Code, codeToString, OptionNumber } from '../codec/numbers.js';
 import { decodeUint, getOption } from '../codec/options.js';
 import { CoapfwError, isCoapfwError } from '../errors.js';
-import type { RequestOptions, RequestSpec } from '../messaging/endpoint.js';
+import type { Requester } from '../messaging/echo.js';
 import { withRetry, type RetryPolicy } from '../messaging/retry.js';
 import type { Runtime } from '../messaging/runtime.js';
 
-/** Sends one request and resolves with its response (e.g. a bound `CoapEndpoint.request`). */
-export type Requester = (spec: RequestSpec, options: RequestOptions) => Promise<CoapMessage>;
+export type { Requester } from '../messaging/echo.js';
 
 /** One block as received. */
 export interface FetchedBlock {
