@@ -6,14 +6,18 @@ import { szxForSize } from '../codec/block.js';
 import { parseCoapUri } from '../codec/uri.js';
 import { downloadToFile } from '../blockwise/download.js';
 import { openClient } from '../transport/client.js';
+import { parsePskKey } from '../transport/dtls/psk-store.js';
+import type { PskCredentials } from '../transport/secure.js';
 import { intOption, parse, UsageError, type CliCommand } from './common.js';
 import { progressBar } from './progress.js';
 
 const HELP = `usage: coapfw get URI [-o FILE] [--block-size N] [--resume]
+                  [--psk-identity ID --psk-key KEY]
 
-Fetch URI (coap://host[:port]/path) with block-wise transfer (RFC 7959) into
-FILE (default: the last path segment). Each block is retried with back-off;
-there is no deadline for the whole transfer.
+Fetch URI (coap://host[:port]/path, or coaps://host[:port]/path over DTLS 1.2
+with a pre-shared key) with block-wise transfer (RFC 7959) into FILE (default:
+the last path segment). Each block is retried with back-off; there is no
+deadline for the whole transfer.
 
 options:
   -o, --output FILE     where to write (a partial download goes to FILE.part)
@@ -21,6 +25,9 @@ options:
   --resume              continue FILE.part at the next block if the server's
                         ETag still matches; start over if it changed
   --retries N           attempts per block (default 8)
+  --psk-identity ID     PSK identity for coaps://
+  --psk-key KEY         PSK for coaps://: 0x<hex> or hex:<hex> for binary keys,
+                        anything else is used as text (like libcoap's -k)
   -h, --help            this text
 `;
 
@@ -31,6 +38,8 @@ export const getCommand: CliCommand = async (args, io) => {
     'block-size': { type: 'string' },
     resume: { type: 'boolean' },
     retries: { type: 'string' },
+    'psk-identity': { type: 'string' },
+    'psk-key': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -50,7 +59,7 @@ export const getCommand: CliCommand = async (args, io) => {
     throw new UsageError(`--block-size: expected a power of two 16..1024, got ${blockSizeArg}`);
   }
   const attempts = intOption('retries', values.retries, 1, 100) ?? 8;
-  const client = await openClient(uri);
+  const client = await openClient(uri, { psk: pskOptions(parsed.scheme, values['psk-identity'], values['psk-key']) });
   const bar = progressBar(io, basename(output));
   try {
     const r = await downloadToFile(client, uri, output, {
@@ -68,3 +77,19 @@ export const getCommand: CliCommand = async (args, io) => {
     await client.close();
   }
 };
+
+/** PSK options: both required for coaps://, refused for coap:// (they would be silently unused). */
+function pskOptions(scheme: string, identity: unknown, key: unknown): PskCredentials | undefined {
+  if (scheme !== 'coaps') {
+    if (identity !== undefined || key !== undefined) throw new UsageError('--psk-identity and --psk-key are for coaps:// URIs');
+    return undefined;
+  }
+  if (typeof identity !== 'string' || identity === '' || typeof key !== 'string') {
+    throw new UsageError('coaps:// needs --psk-identity ID and --psk-key KEY');
+  }
+  try {
+    return { identity, key: parsePskKey(key, '--psk-key') };
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}

@@ -1,11 +1,15 @@
 /**
- * `coapfw serve DIR`: serve a directory over CoAP block-wise.
+ * `coapfw serve DIR`: serve a directory over CoAP block-wise, and over coaps
+ * (DTLS 1.2 PSK, RFC 7925) when given a PSK file.
  */
 import { startFileServer } from '../server/serve.js';
-import { intOption, parse, type CliCommand } from './common.js';
+import { PskStore } from '../transport/dtls/psk-store.js';
+import type { Peer } from '../transport/types.js';
+import { intOption, parse, type CliCommand, type CliIo } from './common.js';
 import { UsageError } from './common.js';
 
 const HELP = `usage: coapfw serve DIR [--host H] [--port P] [--max-block-size N]
+                    [--psk-file FILE [--dtls-port P] [--no-coap]]
 
 Serve every regular file under DIR over CoAP (RFC 7252) with block-wise
 transfer (RFC 7959), the way a TFTP server would, but resumable at any block:
@@ -15,10 +19,22 @@ transfer (RFC 7959), the way a TFTP server would, but resumable at any block:
 Symlinks out of DIR and paths with '..' are refused. Changes in DIR are picked
 up within two seconds.
 
+With --psk-file the same resources are also served over coaps: DTLS 1.2 with
+pre-shared keys, cipher suite TLS_PSK_WITH_AES_128_CCM_8 (RFC 7925). The PSK
+file has one "identity hexkey" per line; blank lines and lines starting with
+'#' are ignored; identities have no white space, keys are 1..64 bytes:
+  # identity   key (hex)
+  dev-0001     00112233445566778899aabbccddeeff
+The file is re-read when it changes and on SIGHUP; if the new content is bad
+the old table stays in use and the error is printed.
+
 options:
   --host H              bind address (default :: with IPv4 too, else 0.0.0.0)
-  --port P              UDP port (default 5683)
+  --port P              UDP port for coap:// (default 5683)
   --max-block-size N    16, 32, 64, 128, 256, 512 or 1024 (default 1024)
+  --psk-file FILE       serve coaps:// with the PSKs in FILE
+  --dtls-port P         UDP port for coaps:// (default 5684)
+  --no-coap             serve coaps:// only (needs --psk-file)
   -h, --help            this text
 `;
 
@@ -28,6 +44,9 @@ export const serveCommand: CliCommand = async (args, io) => {
     host: { type: 'string' },
     port: { type: 'string' },
     'max-block-size': { type: 'string' },
+    'psk-file': { type: 'string' },
+    'dtls-port': { type: 'string' },
+    'no-coap': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -39,15 +58,25 @@ export const serveCommand: CliCommand = async (args, io) => {
   if (maxBlockSize !== undefined && ![16, 32, 64, 128, 256, 512, 1024].includes(maxBlockSize)) {
     throw new UsageError(`--max-block-size: expected a power of two 16..1024, got ${maxBlockSize}`);
   }
+  const pskFile = values['psk-file'] as string | undefined;
+  const noCoap = values['no-coap'] === true;
+  if (pskFile === undefined && (noCoap || values['dtls-port'] !== undefined)) {
+    throw new UsageError(`${noCoap ? '--no-coap' : '--dtls-port'} needs --psk-file`);
+  }
+  if (noCoap && values.port !== undefined) throw new UsageError('--port is the plain CoAP port: it makes no sense with --no-coap');
+  const host = values.host as string | undefined;
+  const psk = pskFile === undefined ? undefined : await PskStore.fromFile(pskFile);
   const server = await startFileServer({
     dir: positionals[0]!,
-    host: values.host as string | undefined,
+    host,
     port: intOption('port', values.port, 0, 65535) ?? 5683,
     maxBlockSize,
+    coap: !noCoap,
+    ...(psk ? { secure: { psk, host, port: intOption('dtls-port', values['dtls-port'], 0, 65535) ?? 5684 } } : {}),
   });
-  const a = server.address();
-  const host = a.address.includes(':') ? `[${a.address}]` : a.address;
-  io.stdout.write(`coapfw: serving ${server.repo.list().length} files from ${server.repo.root} on coap://${host}:${a.port}\n`);
+  const stopReload = psk ? reloadPsk(psk, io) : () => {};
+  const urls = [...(noCoap ? [] : [url('coap', server.address())]), ...(server.dtls ? [url('coaps', server.dtls.address())] : [])];
+  io.stdout.write(`coapfw: serving ${server.repo.list().length} files from ${server.repo.root} on ${urls.join(' and ')}\n`);
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
@@ -57,6 +86,25 @@ export const serveCommand: CliCommand = async (args, io) => {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+  stopReload();
   await server.close();
   return 0;
 };
+
+function url(scheme: string, a: Peer): string {
+  return `${scheme}://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
+}
+
+/** Re-read the PSK file when it changes (polled) and on SIGHUP; a bad file keeps the old table. */
+function reloadPsk(psk: PskStore, io: CliIo): () => void {
+  const report = (e: unknown): void => void io.stderr.write(`coapfw serve: PSK file not reloaded, old keys stay in use: ${(e as Error).message}\n`);
+  const unwatch = psk.watch(2000, report);
+  const onHup = (): void => {
+    psk.reload().then(() => io.stderr.write(`coapfw serve: reloaded ${psk.size} PSK identities from ${psk.path}\n`), report);
+  };
+  process.on('SIGHUP', onHup);
+  return () => {
+    unwatch();
+    process.off('SIGHUP', onHup);
+  };
+}

@@ -1,10 +1,17 @@
 /**
  * Starting a server: bind, wire the endpoint to a resolver, refresh the
  * repository periodically, close everything on stop.
+ *
+ * One repository and one resolver can be served on several transports at
+ * once, one {@link CoapEndpoint} each: plain CoAP on UDP 5683 and coaps on a
+ * DTLS server at 5684 (RFC 7252 §6.2) see the same files. Message IDs and
+ * duplicate detection are per endpoint, as they must be per security context.
  */
 import { szxForSize } from '../codec/block.js';
 import { CoapEndpoint, type EndpointOptions } from '../messaging/endpoint.js';
 import type { TransmissionParams } from '../messaging/params.js';
+import { createDtlsServer, type DtlsServer, type DtlsServerOptions } from '../transport/dtls/server.js';
+import { CoapfwError } from '../errors.js';
 import { systemRuntime } from '../transport/runtime.js';
 import type { Peer, Transport } from '../transport/types.js';
 import { UdpTransport } from '../transport/udp.js';
@@ -23,27 +30,64 @@ export interface FileServerOptions extends FileRepositoryOptions {
   readonly maxBlockSize?: number;
   /** Use this transport instead of binding UDP (DTLS, impaired, tests). */
   readonly transport?: Transport;
+  /** More transports serving the same resources (each gets its own endpoint), e.g. a DTLS server. */
+  readonly transports?: readonly Transport[];
+  /** Bind plain CoAP on UDP (`host`, `port`) when no `transport` is given. Default true. */
+  readonly coap?: boolean;
+  /** Also serve coaps: a DTLS 1.2 PSK server bound on `host` (default `::`, else `0.0.0.0`) and `port` (default 5684). */
+  readonly secure?: SecureListenOptions;
   /** Rescan the directory this often; 0 disables. Default 2000 ms. */
   readonly refreshMs?: number;
   readonly params?: Partial<TransmissionParams>;
   readonly endpoint?: Omit<EndpointOptions, 'runtime' | 'params'>;
 }
 
+/** Where and how to serve coaps. */
+export interface SecureListenOptions extends Omit<DtlsServerOptions, 'transport' | 'bind'> {
+  /** Bind address; default `::` (IPv6 and IPv4), falling back to `0.0.0.0`. */
+  readonly host?: string;
+  /** Default 5684 (RFC 7252 §6.2); 0 for an ephemeral port. */
+  readonly port?: number;
+}
+
 /** A running file server. */
 export interface FileServer {
+  /** The first endpoint: plain CoAP, or coaps when plain CoAP is off. */
   readonly endpoint: CoapEndpoint;
+  /** Every endpoint, in order: plain CoAP (if any), `transports`, then coaps from `secure`. */
+  readonly endpoints: readonly CoapEndpoint[];
+  /** The DTLS server started for `secure`, if any. */
+  readonly dtls: DtlsServer | undefined;
   readonly repo: FileRepository;
+  /** Local address of the first endpoint. */
   address(): Peer;
   close(): Promise<void>;
 }
 
-/** Index `dir` and serve it over CoAP. */
+/** Index `dir` and serve it over CoAP and/or coaps. */
 export async function startFileServer(options: FileServerOptions): Promise<FileServer> {
   const maxSzx = szxForSize(options.maxBlockSize ?? 1024);
   const repo = await FileRepository.open(options.dir, options);
-  const transport = options.transport ?? (await bindDefault(options.host, options.port ?? 5683));
-  const endpoint = new CoapEndpoint(transport, { ...options.endpoint, runtime: systemRuntime, params: options.params });
-  endpoint.handle(routeRequests(fileResources(repo, { maxSzx })));
+  const transports: Transport[] = [];
+  let dtls: DtlsServer | undefined;
+  try {
+    if (options.transport) transports.push(options.transport);
+    else if (options.coap !== false) transports.push(await bindDefault(options.host, options.port ?? 5683));
+    transports.push(...(options.transports ?? []));
+    if (options.secure) transports.push((dtls = await listenDtls(options.secure)));
+    if (transports.length === 0) throw new CoapfwError('INVALID_ARGUMENT', 'serve: nothing to listen on (plain CoAP is off and no secure or other transport given)');
+  } catch (e) {
+    await Promise.all(transports.map((t) => t.close()));
+    await repo.close();
+    throw e;
+  }
+  const handler = routeRequests(fileResources(repo, { maxSzx }));
+  const endpoints = transports.map((t) => {
+    const endpoint = new CoapEndpoint(t, { ...options.endpoint, runtime: systemRuntime, params: options.params });
+    endpoint.handle(handler);
+    return endpoint;
+  });
+  const endpoint = endpoints[0]!;
   let refreshing = false;
   const refreshMs = options.refreshMs ?? 2000;
   const timer =
@@ -56,14 +100,28 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
       : undefined;
   return {
     endpoint,
+    endpoints,
+    dtls,
     repo,
     address: () => endpoint.address(),
     async close() {
       if (timer) clearInterval(timer);
-      await endpoint.close();
+      await Promise.all(endpoints.map((e) => e.close()));
       await repo.close();
     },
   };
+}
+
+/** Bind UDP like {@link bindDefault} (port 5684 by default) and run a DTLS PSK server on it. */
+export async function listenDtls(options: SecureListenOptions): Promise<DtlsServer> {
+  const { host, port, ...dtlsOptions } = options;
+  const udp = await bindDefault(host, port ?? 5684);
+  try {
+    return await createDtlsServer({ ...dtlsOptions, transport: udp });
+  } catch (e) {
+    await udp.close();
+    throw e;
+  }
 }
 
 /** Bind UDP: the given host, or dual-stack `::`, or `0.0.0.0` where IPv6 is missing. */
