@@ -28,6 +28,7 @@ options:
   --psk-identity ID     PSK identity for coaps://
   --psk-key KEY         PSK for coaps://: 0x<hex> or hex:<hex> for binary keys,
                         anything else is used as text (like libcoap's -k)
+  --dtls-retries N      extra DTLS handshake attempts, 2 s each (default 8)
   -h, --help            this text
 `;
 
@@ -40,6 +41,7 @@ export const getCommand: CliCommand = async (args, io) => {
     retries: { type: 'string' },
     'psk-identity': { type: 'string' },
     'psk-key': { type: 'string' },
+    'dtls-retries': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -59,7 +61,9 @@ export const getCommand: CliCommand = async (args, io) => {
     throw new UsageError(`--block-size: expected a power of two 16..1024, got ${blockSizeArg}`);
   }
   const attempts = intOption('retries', values.retries, 1, 100) ?? 8;
-  const client = await openClient(uri, { psk: pskOptions(parsed.scheme, values['psk-identity'], values['psk-key']) });
+  const psk = pskOptions(parsed.scheme, values['psk-identity'], values['psk-key']);
+  const dtlsRetries = intOption('dtls-retries', values['dtls-retries'], 0, 100);
+  const client = await openClient(uri, { psk, dtls: dtlsRetries === undefined ? undefined : { retries: dtlsRetries } });
   const bar = progressBar(io, basename(output));
   try {
     const r = await downloadToFile(client, uri, output, {
