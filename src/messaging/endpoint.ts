@@ -24,6 +24,8 @@ import { PendingRequests } from './requests.js';
 export interface CoapRequest {
   readonly message: CoapMessage;
   readonly peer: Peer;
+  /** The endpoint that received it, for later notifications (Observe). */
+  readonly endpoint?: CoapEndpoint;
 }
 
 /** What a handler answers; the endpoint fills in type, message ID and token. */
@@ -91,6 +93,7 @@ export class CoapEndpoint {
   private readonly maxConcurrent: number;
   private readonly separateAfterMs: number;
   private closed = false;
+  private readonly ackedResponses = new Set<string>();
 
   constructor(
     private readonly transport: Transport,
@@ -139,6 +142,32 @@ export class CoapEndpoint {
   /** CoAP ping (§4.3): an empty CON that the peer answers with RST. Resolves when it does. */
   ping(peer: Peer, signal?: AbortSignal): Promise<void> {
     return this.pending.ping(peer, signal);
+  }
+
+  /**
+   * Send a response outside a request/response exchange, e.g. an Observe
+   * notification (RFC 7641 §4.2) carrying the observer's token. A CON
+   * resolves with 'ack', 'reset' (the client forgot us) or 'timeout'; a NON
+   * resolves with 'sent'.
+   */
+  notify(peer: Peer, token: Uint8Array, spec: ResponseSpec, confirmable: boolean): Promise<'ack' | 'reset' | 'timeout' | 'sent'> {
+    if (this.closed) return Promise.resolve('timeout');
+    const mid = this.allocateMid();
+    const msg: CoapMessage = {
+      type: confirmable ? MessageType.CON : MessageType.NON,
+      code: spec.code,
+      messageId: mid,
+      token,
+      options: spec.options ?? [],
+      payload: spec.payload ?? EMPTY,
+    };
+    if (!confirmable) {
+      this.sendMessage(msg, peer);
+      return Promise.resolve('sent');
+    }
+    return new Promise((resolve) => {
+      this.retransmitter.start(encodeMessage(msg), peer, mid, (o) => resolve(o.kind === 'ack' ? 'ack' : o.kind === 'reset' ? 'reset' : 'timeout'));
+    });
   }
 
   /** Number of remembered exchanges (bounded by maxDedupEntries). */
@@ -235,7 +264,13 @@ export class CoapEndpoint {
     if (msg.type === MessageType.RST) return;
     const matched = this.pending.deliver(msg, peer);
     if (msg.type === MessageType.CON) {
-      if (matched || this.pending.recentlyCompleted(msg, peer)) {
+      // A retransmission of a CON response we already took is ACKed again; any other unexpected one gets RST (§5.3.2).
+      const key = `${peerKey(peer)}#${msg.messageId}`;
+      if (matched) {
+        this.ackedResponses.add(key);
+        if (this.ackedResponses.size > 256) this.ackedResponses.delete(this.ackedResponses.values().next().value!);
+      }
+      if (matched || this.ackedResponses.has(key)) {
         this.sendMessage({ type: MessageType.ACK, code: Code.EMPTY, messageId: msg.messageId, token: EMPTY, options: [], payload: EMPTY }, peer);
       } else {
         this.sendReset(msg.messageId, peer); // §5.3.2: unexpected CON response
@@ -262,7 +297,7 @@ export class CoapEndpoint {
     }
     let result: ResponseSpec | undefined | Promise<ResponseSpec | undefined>;
     try {
-      result = this.handler({ message: msg, peer });
+      result = this.handler({ message: msg, peer, endpoint: this });
     } catch {
       result = { code: Code.INTERNAL_SERVER_ERROR };
     }

@@ -32,15 +32,12 @@ export interface PendingDeps {
 }
 
 const EMPTY = new Uint8Array(0);
-/** How many completed tokens to remember, so a retransmitted CON response is ACKed, not RST. */
-const RECENT_LIMIT = 256;
 
 /** Outstanding requests of one endpoint. */
 export class PendingRequests {
   private readonly byToken = new Map<string, Pending>();
   private readonly active = new Map<string, number>();
   private readonly queues = new Map<string, Array<() => void>>();
-  private readonly recent = new Set<string>();
 
   constructor(private readonly deps: PendingDeps) {}
 
@@ -111,11 +108,6 @@ export class PendingRequests {
     this.complete(key, p);
     p.resolve(msg);
     return true;
-  }
-
-  /** True for a response whose request completed recently (a retransmitted CON response). */
-  recentlyCompleted(msg: CoapMessage, peer: Peer): boolean {
-    return this.recent.has(tokenKey(peer, msg.token));
   }
 
   rejectAll(error: Error): void {
@@ -194,8 +186,6 @@ export class PendingRequests {
       p.cancelCon = undefined;
       c();
     }
-    this.recent.add(key);
-    if (this.recent.size > RECENT_LIMIT) this.recent.delete(this.recent.values().next().value!);
     this.release(peerKey(p.peer));
   }
 

@@ -10,26 +10,48 @@ import { Code, ContentFormat } from '../codec/numbers.js';
 import { uriQuery } from '../codec/options.js';
 import type { CoapRequest } from '../messaging/endpoint.js';
 import type { FileEntry, FileRepository } from './files.js';
+import type { ObserveRegistry } from './observe.js';
 import type { Resolver, Resource } from './router.js';
+import type { StatusTracker } from './status.js';
 
 const GET_ONLY: ReadonlySet<number> = new Set([Code.GET]);
 
+/** What a file server offers besides the files. */
+export interface FileResourceOptions extends Block2ServeOptions {
+  /** Accept device reports at /status/<id>, list them at /status. */
+  readonly status?: StatusTracker;
+  /** Make /files/<path> observable: observers are notified when the file changes. */
+  readonly observe?: ObserveRegistry;
+}
+
 /** Resolver for a file repository's resources. */
-export function fileResources(repo: FileRepository, options: Block2ServeOptions = {}): Resolver {
-  const fileResource = (entry: FileEntry): Resource => ({
+export function fileResources(repo: FileRepository, options: FileResourceOptions = {}): Resolver {
+  const { status, observe } = options;
+  const plainFile = (entry: FileEntry): Resource => ({
     methods: GET_ONLY,
     handle: (req: CoapRequest) => serveBlock2(req.message, entry, options),
   });
+  const fileResource = (entry: FileEntry): Resource => (observe ? observe.wrap(`files/${entry.path}`, plainFile(entry)) : plainFile(entry));
+  if (observe) {
+    repo.onChange((paths) => {
+      for (const p of paths) {
+        const entry = repo.byRelativePath(p);
+        observe.changed(`files/${p}`, entry && plainFile(entry));
+      }
+    });
+  }
   const wellKnown: Resource = {
     methods: GET_ONLY,
     handle: (req) => {
       const query = uriQuery(req.message)[0];
-      const text = formatLinks(filterLinks(directoryLinks(repo), query));
+      const extra: Link[] = status ? [{ target: '/status', attributes: { rt: 'coapfw.status', ct: String(ContentFormat.JSON) } }] : [];
+      const text = formatLinks(filterLinks([...directoryLinks(repo, observe !== undefined), ...extra], query));
       return serveBlock2(req.message, bufferSource(new TextEncoder().encode(text), { contentFormat: ContentFormat.LINK_FORMAT }), options);
     },
   };
   return (path) => {
     if (path.length === 2 && path[0] === '.well-known' && path[1] === 'core') return wellKnown;
+    if (status && path[0] === 'status' && path.length <= 2) return status.resource(path[1]);
     if (path[0] === 'files' && path.length >= 2) {
       const entry = repo.byRelativePath(path.slice(1).join('/'));
       return entry && fileResource(entry);
@@ -43,11 +65,13 @@ export function fileResources(repo: FileRepository, options: Block2ServeOptions 
 }
 
 /** The links of every file: by path and by digest, with size and content format. */
-export function directoryLinks(repo: FileRepository): Link[] {
+export function directoryLinks(repo: FileRepository, observable = false): Link[] {
   const links: Link[] = [];
   for (const f of repo.list()) {
     const path = f.path.split('/').map(encodeURIComponent).join('/');
-    links.push({ target: `/files/${path}`, attributes: { ct: String(ContentFormat.OCTET_STREAM), sz: String(f.size), title: f.path } });
+    const attributes: Record<string, string | true> = { ct: String(ContentFormat.OCTET_STREAM), sz: String(f.size), title: f.path };
+    if (observable) attributes.obs = true;
+    links.push({ target: `/files/${path}`, attributes });
   }
   for (const f of repo.list()) {
     links.push({ target: `/fw/sha256/${f.sha256}`, attributes: { rt: 'firmware', ct: String(ContentFormat.OCTET_STREAM), sz: String(f.size) } });

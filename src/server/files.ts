@@ -49,6 +49,7 @@ export class FileRepository {
   private readonly cache: ChunkCache;
   private nextId = 0;
   private readonly ids = new Map<string, number>();
+  private readonly listeners: Array<(changed: string[]) => void> = [];
 
   private constructor(
     readonly root: string,
@@ -84,8 +85,13 @@ export class FileRepository {
     return this.byHash.get(hex.toLowerCase());
   }
 
-  /** Re-scan the directory; unchanged files (same size and mtime) are not hashed again. */
-  async refresh(): Promise<void> {
+  /** Call `listener` with the relative paths added, changed or removed by each refresh. */
+  onChange(listener: (changed: string[]) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Re-scan the directory; unchanged files (same size and mtime) are not hashed again. Returns the changed paths. */
+  async refresh(): Promise<string[]> {
     const found = await this.scan();
     const byPath = new Map<string, FileEntry>();
     const byHash = new Map<string, FileEntry>();
@@ -103,8 +109,12 @@ export class FileRepository {
         await h.handle.close().catch(() => {});
       }
     }
+    const changed = [...byPath.keys()].filter((p) => this.byPath.get(p) !== byPath.get(p));
+    for (const p of this.byPath.keys()) if (!byPath.has(p)) changed.push(p);
     this.byPath = byPath;
     this.byHash = byHash;
+    if (changed.length > 0) for (const l of this.listeners) l(changed);
+    return changed;
   }
 
   /** Close every open file. */

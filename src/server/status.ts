@@ -1,0 +1,127 @@
+/**
+ * The status tracker: devices report how their update went with
+ * `POST /status/<device-id>` (a small JSON or CBOR map: state, sequence
+ * number, detail); people and tools read `GET /status` (all devices, JSON)
+ * or `GET /status/<device-id>`. Bounded in devices and report size.
+ */
+import { Decoder } from 'cbor-x';
+import { serveBlock2 } from '../blockwise/serve.js';
+import { bufferSource } from '../blockwise/source.js';
+import { Code, ContentFormat, OptionNumber } from '../codec/numbers.js';
+import { decodeUint, encodeUint, getOption } from '../codec/options.js';
+import type { CoapRequest, ResponseSpec } from '../messaging/endpoint.js';
+import type { Runtime } from '../messaging/runtime.js';
+import { peerKey } from '../transport/types.js';
+import { errorResponse } from './responses.js';
+import type { Resource } from './router.js';
+
+/** What the tracker keeps per device. */
+export interface DeviceStatus {
+  readonly device: string;
+  readonly report: Readonly<Record<string, unknown>>;
+  readonly from: string;
+  /** Monotonic ms of the server when the report arrived. */
+  readonly at: number;
+  readonly reports: number;
+}
+
+/** Tracker limits. */
+export interface StatusOptions {
+  readonly runtime: Runtime;
+  /** Devices remembered; the least recently heard from is dropped first. Default 10000. */
+  readonly maxDevices?: number;
+  /** Largest report payload in bytes. Default 512. */
+  readonly maxReportBytes?: number;
+  /** Called on every accepted report (logging, dashboards). */
+  readonly onReport?: (s: DeviceStatus) => void;
+}
+
+const decoder = new Decoder({ mapsAsObjects: true, useRecords: false });
+const textDecoder = new TextDecoder();
+const encoder = new TextEncoder();
+const DEVICE_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** Device reports, newest per device. */
+export class StatusTracker {
+  private readonly devices = new Map<string, DeviceStatus>();
+
+  constructor(private readonly options: StatusOptions) {}
+
+  get(device: string): DeviceStatus | undefined {
+    return this.devices.get(device);
+  }
+
+  list(): DeviceStatus[] {
+    return [...this.devices.values()];
+  }
+
+  /** Record a report (already parsed). */
+  record(device: string, report: Record<string, unknown>, from: string): DeviceStatus {
+    const old = this.devices.get(device);
+    this.devices.delete(device);
+    const max = this.options.maxDevices ?? 10_000;
+    while (this.devices.size >= max) this.devices.delete(this.devices.keys().next().value!);
+    const s: DeviceStatus = { device, report, from, at: this.options.runtime.now(), reports: (old?.reports ?? 0) + 1 };
+    this.devices.set(device, s);
+    this.options.onReport?.(s);
+    return s;
+  }
+
+  /** The `/status` and `/status/<id>` resources. */
+  resource(device: string | undefined): Resource {
+    if (device === undefined) {
+      // The list can outgrow one datagram: serve it block-wise.
+      return {
+        methods: new Set([Code.GET]),
+        handle: (req) => serveBlock2(req.message, bufferSource(encoder.encode(JSON.stringify(this.list())), { contentFormat: ContentFormat.JSON })),
+      };
+    }
+    return {
+      methods: new Set([Code.GET, Code.POST, Code.PUT]),
+      handle: (req) => this.handleDevice(device, req),
+    };
+  }
+
+  private handleDevice(device: string, req: CoapRequest): ResponseSpec {
+    if (!DEVICE_ID.test(device)) return errorResponse(Code.BAD_REQUEST, 'device id: 1..64 of [A-Za-z0-9._:-]');
+    if (req.message.code === Code.GET) {
+      const s = this.devices.get(device);
+      return s ? json(s) : errorResponse(Code.NOT_FOUND, 'no report from this device');
+    }
+    const payload = req.message.payload;
+    if (payload.length > (this.options.maxReportBytes ?? 512)) return errorResponse(Code.REQUEST_ENTITY_TOO_LARGE, 'report too large');
+    const cfRaw = getOption(req.message, OptionNumber.CONTENT_FORMAT);
+    const cf = cfRaw === undefined ? ContentFormat.JSON : decodeUint(cfRaw);
+    let report: unknown;
+    try {
+      if (cf === ContentFormat.JSON) report = JSON.parse(textDecoder.decode(payload));
+      else if (cf === ContentFormat.CBOR) report = decoder.decode(payload);
+      else return errorResponse(Code.UNSUPPORTED_CONTENT_FORMAT, 'report: JSON (50) or CBOR (60)');
+    } catch {
+      return errorResponse(Code.BAD_REQUEST, 'report: not valid JSON/CBOR');
+    }
+    if (typeof report !== 'object' || report === null || Array.isArray(report)) return errorResponse(Code.BAD_REQUEST, 'report: expected a map');
+    const created = !this.devices.has(device);
+    this.record(device, sanitize(report as Record<string, unknown>), peerKey(req.peer));
+    return { code: created ? Code.CREATED : Code.CHANGED };
+  }
+}
+
+/** Keep only JSON-safe scalar fields (bigints as strings, bytes as hex). */
+function sanitize(r: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(r)) {
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || v === null) out[k] = v;
+    else if (typeof v === 'bigint') out[k] = v.toString();
+    else if (v instanceof Uint8Array) out[k] = Buffer.from(v).toString('hex');
+  }
+  return out;
+}
+
+function json(value: unknown): ResponseSpec {
+  return {
+    code: Code.CONTENT,
+    options: [{ number: OptionNumber.CONTENT_FORMAT, value: encodeUint(ContentFormat.JSON) }],
+    payload: encoder.encode(JSON.stringify(value)),
+  };
+}

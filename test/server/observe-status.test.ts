@@ -1,0 +1,116 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { decodeMessage, encodeMessage, type CoapMessage } from '../../src/codec/message.js';
+import { Code, ContentFormat, MessageType, OptionNumber } from '../../src/codec/numbers.js';
+import { decodeUint, encodeUint, getOption, pathOptions } from '../../src/codec/options.js';
+import { CoapEndpoint } from '../../src/messaging/endpoint.js';
+import { fileResources } from '../../src/server/file-server.js';
+import { FileRepository } from '../../src/server/files.js';
+import { ObserveRegistry } from '../../src/server/observe.js';
+import { routeRequests } from '../../src/server/router.js';
+import { StatusTracker } from '../../src/server/status.js';
+import { FakeRuntime } from '../helpers/fake-runtime.js';
+import { MemNetwork, flush } from '../helpers/mem-transport.js';
+
+const SERVER = { address: '10.0.0.1', port: 5683 };
+let dir: string;
+let repo: FileRepository;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'coapfw-obs-'));
+  await writeFile(join(dir, 'manifest.suit'), 'v1');
+  repo = await FileRepository.open(dir);
+});
+afterEach(async () => {
+  await repo.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function setup(maxObservers?: number) {
+  const net = new MemNetwork();
+  const rt = new FakeRuntime(9);
+  const observe = new ObserveRegistry({ maxObservers });
+  const status = new StatusTracker({ runtime: rt, maxDevices: 2 });
+  const server = new CoapEndpoint(net.endpoint(SERVER.address, SERVER.port), { runtime: rt });
+  server.handle(routeRequests(fileResources(repo, { observe, status })));
+  const clientT = net.endpoint('10.0.0.2', 40000);
+  const client = new CoapEndpoint(clientT, { runtime: rt });
+  return { net, rt, observe, status, client, clientT };
+}
+
+describe('Observe on files (RFC 7641)', () => {
+  it('registers with Observe 0, notifies with a rising sequence number when the file changes', async () => {
+    const { net, observe, client } = setup();
+    const first = await client.request(SERVER, { code: Code.GET, options: [{ number: OptionNumber.OBSERVE, value: new Uint8Array() }, ...pathOptions('/files/manifest.suit')] });
+    expect(new TextDecoder().decode(first.payload)).toBe('v1');
+    const seq1 = decodeUint(getOption(first, OptionNumber.OBSERVE)!);
+    expect(observe.size).toBe(1);
+    const token = net.log[0]!.data.subarray(4, 12);
+    await writeFile(join(dir, 'manifest.suit'), 'version 2!');
+    await repo.refresh();
+    // The notification reads the new file from disk: wait (bounded) for it.
+    const notes = (): CoapMessage[] => net.log.slice(2).filter((l) => l.from.port === SERVER.port).map((l) => decodeMessage(l.data));
+    for (let i = 0; i < 200 && !notes().some((m) => m.type === MessageType.CON); i++) await new Promise((r) => setTimeout(r, 5));
+    const note = notes().find((m) => m.type === MessageType.CON)!;
+    expect(note).toBeDefined();
+    expect(note.token).toEqual(new Uint8Array(token));
+    expect(new TextDecoder().decode(note.payload)).toBe('version 2!');
+    expect(decodeUint(getOption(note, OptionNumber.OBSERVE)!)).toBeGreaterThan(seq1);
+    // Our client endpoint no longer waits for that token: it answers the CON notification with RST, ending the observation.
+    for (let i = 0; i < 200 && observe.size > 0; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(observe.size).toBe(0);
+  });
+
+  it('bounds registrations', async () => {
+    const { observe, client } = setup(1);
+    for (let i = 0; i < 3; i++) {
+      await client.request(SERVER, { code: Code.GET, options: [{ number: OptionNumber.OBSERVE, value: new Uint8Array() }, ...pathOptions('/files/manifest.suit')] });
+    }
+    expect(observe.size).toBe(1);
+  });
+
+  it('deregisters with Observe 1', async () => {
+    const { observe, client, net } = setup();
+    await client.request(SERVER, { code: Code.GET, options: [{ number: OptionNumber.OBSERVE, value: new Uint8Array() }, ...pathOptions('/files/manifest.suit')] });
+    expect(observe.size).toBe(1);
+    // A deregistration must carry the same token: send it raw.
+    const reg = net.log.find((l) => l.from.port === 40000)!;
+    const token = decodeMessage(reg.data).token;
+    net.nodes.get('10.0.0.2:40000')!.send(
+      encodeMessage({ type: MessageType.CON, code: Code.GET, messageId: 999, token, options: [{ number: OptionNumber.OBSERVE, value: encodeUint(1) }, ...pathOptions('/files/manifest.suit')], payload: new Uint8Array() }),
+      SERVER,
+    );
+    await flush();
+    expect(observe.size).toBe(0);
+  });
+});
+
+describe('status tracker', () => {
+  it('accepts JSON and CBOR reports and lists them', async () => {
+    const { client, status } = setup();
+    const post = (id: string, payload: Uint8Array, cf: number) =>
+      client.request(SERVER, { code: Code.POST, options: [...pathOptions(`/status/${id}`), { number: OptionNumber.CONTENT_FORMAT, value: encodeUint(cf) }], payload });
+    expect((await post('dev-1', new TextEncoder().encode('{"state":"installed","seq":7}'), ContentFormat.JSON)).code).toBe(Code.CREATED);
+    expect((await post('dev-1', new TextEncoder().encode('{"state":"confirmed","seq":7}'), ContentFormat.JSON)).code).toBe(Code.CHANGED);
+    // CBOR {"state": "failed"}
+    const cbor = Uint8Array.from([0xa1, 0x65, ...new TextEncoder().encode('state'), 0x66, ...new TextEncoder().encode('failed')]);
+    expect((await post('dev-2', cbor, ContentFormat.CBOR)).code).toBe(Code.CREATED);
+    expect(status.get('dev-1')!.report).toEqual({ state: 'confirmed', seq: 7 });
+    expect(status.get('dev-1')!.reports).toBe(2);
+    const list = await client.request(SERVER, { code: Code.GET, options: pathOptions('/status') });
+    expect(JSON.parse(new TextDecoder().decode(list.payload)).map((d: { device: string }) => d.device)).toEqual(['dev-1', 'dev-2']);
+  });
+
+  it('rejects bad reports and bad ids, and bounds the device table', async () => {
+    const { client, status } = setup();
+    const post = (id: string, body: string) => client.request(SERVER, { code: Code.POST, options: pathOptions(`/status/${id}`), payload: new TextEncoder().encode(body) });
+    expect((await post('d', 'not json')).code).toBe(Code.BAD_REQUEST);
+    expect((await post('d', '[1,2]')).code).toBe(Code.BAD_REQUEST);
+    expect((await post('d', `{"x":"${'a'.repeat(600)}"}`)).code).toBe(Code.REQUEST_ENTITY_TOO_LARGE);
+    expect((await post('bad id!', '{}')).code).toBe(Code.BAD_REQUEST);
+    for (const id of ['a', 'b', 'c']) await post(id, '{}');
+    expect(status.list().map((s) => s.device)).toEqual(['b', 'c']);
+  });
+});
