@@ -27,3 +27,25 @@ export { powerCutSweep, runUntilDone, type PowerCutSweepOptions, type PowerCutSw
 export { boot, confirm, requestTestBoot, installFactoryImage, readBootState, type BootResult, type BootMode, type BootAction, type TestBootRequest } from './device/boot.js';
 export { BootLog, BOOT_PAYLOAD_SIZE, type BootState, type SlotImage, type PrimaryMode, type SwapProgress } from './device/boot-state.js';
 export * from './suit/index.js';
+// Message layer, transports, block-wise and servers.
+export { CoapEndpoint, type CoapRequest, type ResponseSpec, type RequestHandler, type RequestSpec, type RequestOptions, type EndpointOptions, type EndpointStats } from './messaging/endpoint.js';
+export { DEFAULT_PARAMS, resolveParams, exchangeLifetime, maxTransmitSpan, maxTransmitWait, type TransmissionParams } from './messaging/params.js';
+export { withRetry, backoffDelay, sleep, type RetryPolicy } from './messaging/retry.js';
+export { withEcho, type Requester } from './messaging/echo.js';
+export type { Runtime, TimerHandle } from './messaging/runtime.js';
+export { systemRuntime } from './transport/runtime.js';
+export { UdpTransport, type UdpOptions } from './transport/udp.js';
+export { ImpairedTransport, type Impairment, type ImpairmentStats } from './transport/impaired.js';
+export { openClient, resolveHost, type CoapClient, type ClientOptions } from './transport/client.js';
+export { bufferSource, ETAG_LENGTH, type ByteSource } from './blockwise/source.js';
+export { serveBlock2, type Block2ServeOptions } from './blockwise/serve.js';
+export { fetchBlocks, fetchAll, isTransient, type FetchOptions, type FetchedBlock, type FetchProgress } from './blockwise/fetch.js';
+export { downloadToFile, type DownloadOptions, type DownloadResult } from './blockwise/download.js';
+export { FileRepository, type FileEntry, type FileRepositoryOptions } from './server/files.js';
+export { fileResources, directoryLinks, type FileResourceOptions } from './server/file-server.js';
+export { routeRequests, SERVER_OPTIONS, type Resource, type Resolver } from './server/router.js';
+export { errorResponse, toResponse } from './server/responses.js';
+export { echoGuard, type EchoGuardOptions, type EchoGuardStats } from './server/echo-guard.js';
+export { ObserveRegistry, type ObserveOptions } from './server/observe.js';
+export { StatusTracker, type DeviceStatus, type StatusOptions } from './server/status.js';
+export { startFileServer, type FileServer, type FileServerOptions } from './server/serve.js';
