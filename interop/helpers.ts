@@ -26,3 +26,39 @@ export function describeWithBinaries(name: string, missing: string | undefined, 
   }
 }
 
+
+/** What node-coap's Agent got: code, the whole (reassembled) payload, and the options of the last response. */
+export interface NodeCoapGetResult {
+  readonly code: string;
+  readonly payload: Buffer;
+  readonly headers: Record<string, unknown>;
+}
+
+/**
+ * GET `pathname` with node-coap's Agent (coap 1.x), which follows Block2 to
+ * the end by itself and hands back the reassembled payload. `block2` adds a
+ * Block2 option to the first request (early negotiation of the block size).
+ * Rejects after `timeoutMs`.
+ */
+export async function nodeCoapGet(host: string, port: number, pathname: string, options: { block2?: Buffer; timeoutMs?: number } = {}): Promise<NodeCoapGetResult> {
+  const coap = await import('coap');
+  const agent = new coap.Agent({ type: host.includes(':') ? 'udp6' : 'udp4' });
+  try {
+    return await new Promise<NodeCoapGetResult>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`node-coap GET ${pathname}: no response in ${options.timeoutMs ?? 15_000} ms`)), options.timeoutMs ?? 15_000);
+      const req = coap.request({ hostname: host, port, pathname, method: 'GET', agent });
+      if (options.block2) req.setOption('Block2', options.block2);
+      req.on('response', (res: { code: string; payload: Buffer; headers: Record<string, unknown> }) => {
+        clearTimeout(timer);
+        resolve({ code: res.code, payload: res.payload, headers: res.headers });
+      });
+      req.on('error', (e: Error) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      req.end();
+    });
+  } finally {
+    agent.close();
+  }
+}
