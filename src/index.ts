@@ -13,6 +13,7 @@ export { createDtlsServer, DtlsServer, type DtlsServerOptions, type DtlsServerEv
 export { connectDtls, DtlsClientTransport, type DtlsClientOptions } from './transport/dtls/client.js';
 export { ReconnectingDtlsClient } from './transport/dtls/reconnecting.js';
 export { PskStore, parsePskKey, type PskLookup } from './transport/dtls/psk-store.js';
+export { pskTransport, pskKeyBytes, reconnectOnTimeout, type PskCredentials, type SecureClientOptions, type PeerRequester } from './transport/secure.js';
 export { describeMessage } from './codec/describe.js';
 export { ERASED, alignDown, alignUp, isErased, type FlashBackend, type FlashGeometry } from './flash/backend.js';
 export { MemoryFlash, type MemoryFlashOptions, type CutOptions, type FlashStats } from './flash/memory.js';
