@@ -132,6 +132,34 @@ describe('message layer', () => {
     expect(out.map((m) => [m.type, m.messageId])).toEqual([[MessageType.RST, 9]]);
   });
 
+  it('ACKs a retransmitted CON response again, and RSTs a new one for a finished token', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const { net, rt, client } = setup(async () => {
+      await gate;
+      return { code: Code.CONTENT };
+    });
+    const p = client.request(SERVER, { code: Code.GET });
+    await flush();
+    rt.advance(1000);
+    await flush();
+    release();
+    await p;
+    await flush();
+    const sep = sentBy(net, SERVER).find((m) => m.type === MessageType.CON)!;
+    const before = net.log.length;
+    // The same CON again (its ACK was lost): ACK again.
+    net.nodes.get(`${SERVER.address}:${SERVER.port}`)!.send(encodeMessage(sep), CLIENT);
+    // A new notification-like CON with the same token but a new MID: nobody wants it, RST.
+    net.nodes.get(`${SERVER.address}:${SERVER.port}`)!.send(encodeMessage({ ...sep, messageId: (sep.messageId + 1) & 0xffff }), CLIENT);
+    await flush();
+    const replies = net.log.slice(before).filter((l) => l.from.port === CLIENT.port).map((l) => decodeMessage(l.data));
+    expect(replies.map((m) => [m.type, m.messageId])).toEqual([
+      [MessageType.ACK, sep.messageId],
+      [MessageType.RST, (sep.messageId + 1) & 0xffff],
+    ]);
+  });
+
   it('sends an empty ACK and then a separate CON response when the handler is slow (§5.2.2)', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
