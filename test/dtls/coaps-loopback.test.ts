@@ -14,6 +14,7 @@ import { isCoapfwError } from '../../src/errors.js';
 import { startFileServer, type FileServer } from '../../src/server/serve.js';
 import { openClient } from '../../src/transport/client.js';
 import { PskStore } from '../../src/transport/dtls/psk-store.js';
+import { UdpTransport } from '../../src/transport/udp.js';
 import { IDENTITY, KEY, OTHER_IDENTITY, OTHER_KEY, until } from './helpers.js';
 
 const MIB = 1024 * 1024;
@@ -134,6 +135,48 @@ describe('coaps: our client against our server', () => {
     } finally {
       await client.close();
       await idle.close();
+    }
+  });
+
+  it('serves IPv4 and IPv6 clients on the default dual-stack bind (::), as `coapfw serve` does', async () => {
+    const dual = await startFileServer({ dir, coap: false, refreshMs: 0, secure: { psk: PskStore.fromEntries([[IDENTITY, KEY]]), port: 0 } });
+    try {
+      const port = dual.dtls!.address().port;
+      for (const host of ['127.0.0.1', '[::1]']) {
+        const uri = `coaps://${host}:${port}/files/small.txt`;
+        const client = await openClient(uri, { psk: { identity: IDENTITY, key: KEY }, params: FAST });
+        try {
+          const out = join(dir, 'dual.out');
+          await downloadToFile(client, uri, out);
+          expect(await readFile(out, 'utf8')).toBe('hello over coaps');
+        } finally {
+          await client.close();
+        }
+      }
+      expect(dual.dtls!.stats.handshakesOk).toBe(2);
+    } finally {
+      await dual.close();
+    }
+  });
+
+  it('serves extra transports given by the caller, and refuses to listen on nothing', async () => {
+    await expect(startFileServer({ dir, coap: false, refreshMs: 0 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const extra = await UdpTransport.bind({ host: '127.0.0.1', port: 0 });
+    const both = await startFileServer({ dir, host: '127.0.0.1', port: 0, refreshMs: 0, transports: [extra] });
+    try {
+      expect(both.endpoints).toHaveLength(2);
+      expect(both.dtls).toBeUndefined();
+      const uri = `coap://127.0.0.1:${extra.address().port}/files/small.txt`;
+      const client = await openClient(uri, { params: FAST });
+      try {
+        const out = join(dir, 'extra.out');
+        await downloadToFile(client, uri, out);
+        expect(await readFile(out, 'utf8')).toBe('hello over coaps');
+      } finally {
+        await client.close();
+      }
+    } finally {
+      await both.close();
     }
   });
 });
