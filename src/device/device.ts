@@ -1,0 +1,71 @@
+/**
+ * A simulated device's life around the update client: provisioning, and
+ * what happens at every power-on: the bootloader runs (device/boot.ts), the
+ * application checks a test image and confirms it (MCUboot's image-ok), and
+ * the journal learns that the new manifest is now the installed one.
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import type { FlashBackend } from '../flash/backend.js';
+import { Journal } from '../flash/journal.js';
+import type { FlashLayout } from '../flash/layout.js';
+import { boot, confirm, installFactoryImage, type BootResult } from './boot.js';
+import { idleRecord, installedSequence, reconcileJournal } from './progress.js';
+
+/** What a power-on did about an update. */
+export type PowerOnOutcome =
+  /** Nothing to do: the running image was already confirmed. */
+  | 'none'
+  /** A new image ran in test mode, passed its self-test and is now confirmed and recorded. */
+  | 'confirmed'
+  /** A test image failed its self-test and was not confirmed: the next boot reverts it. */
+  | 'unconfirmed'
+  /** The bootloader reverted an unconfirmed test image. */
+  | 'reverted';
+
+/** Result of {@link powerOn}. */
+export interface PowerOnResult {
+  readonly boot: BootResult;
+  readonly outcome: PowerOnOutcome;
+  /** Sequence number of the confirmed running manifest, from the journal. */
+  readonly installedSequence: number;
+}
+
+/** Options of {@link powerOn}. */
+export interface PowerOnOptions {
+  /** The application's check of a test image; false leaves it unconfirmed. Default: passes. */
+  readonly selfTest?: (boot: BootResult) => boolean | Promise<boolean>;
+}
+
+/**
+ * Provisioning: install `image` as the confirmed factory image and record
+ * `sequence` (default 0) as the installed manifest sequence number.
+ */
+export async function provisionDevice(flash: FlashBackend, layout: FlashLayout, image: Uint8Array, sequence = 0): Promise<void> {
+  await installFactoryImage(flash, layout, image);
+  const journal = await Journal.open(flash, layout);
+  await journal.append(idleRecord(sequence, { envelopeDigest: new Uint8Array(32), imageDigest: sha256(image) }));
+}
+
+/**
+ * Power on: boot, confirm a test image whose self-test passes, and record
+ * a confirmed new image's sequence number in the journal. Power-safe: a
+ * cut anywhere is recovered by the next `powerOn` (`POWER_CUT` propagates).
+ */
+export async function powerOn(flash: FlashBackend, layout: FlashLayout, options: PowerOnOptions = {}): Promise<PowerOnResult> {
+  const r = await boot(flash, layout);
+  const journal = await Journal.open(flash, layout);
+  const before = journal.latest();
+  let outcome: PowerOnOutcome = 'none';
+  if (r.mode === 'test') {
+    if (options.selfTest && !(await options.selfTest(r))) {
+      return { boot: r, outcome: 'unconfirmed', installedSequence: installedSequence(before) };
+    }
+    await confirm(flash, layout);
+    outcome = 'confirmed';
+  } else if (r.mode === 'reverted') {
+    outcome = 'reverted';
+  }
+  // Also covers a cut between confirm() and the journal record on an earlier power-on.
+  if (await reconcileJournal(journal, r.image.digest)) outcome = 'confirmed';
+  return { boot: r, outcome, installedSequence: installedSequence(journal.latest()) };
+}

@@ -1,0 +1,99 @@
+/**
+ * The update client's states, options and events (RFC 9019 §3: the device
+ * side of a firmware update: fetch the manifest, verify, fetch the payload,
+ * verify it, install, report). The transition function lives in updater.ts.
+ */
+import type { CoapOption } from '../codec/message.js';
+import type { Requester } from '../blockwise/fetch.js';
+import type { FlashBackend } from '../flash/backend.js';
+import type { FlashLayout } from '../flash/layout.js';
+import type { RetryPolicy } from '../messaging/retry.js';
+import type { Runtime } from '../messaging/runtime.js';
+import type { TrustPolicy } from '../suit/trust.js';
+import type { UpdateJob } from './progress.js';
+import type { UpdateStatus } from './report.js';
+
+/** An update the client has accepted: the journal's job plus where to fetch the image. */
+export interface Candidate extends UpdateJob {
+  /** Uri-Path / Uri-Query options of the image on the manifest's server. */
+  readonly imageOptions: readonly CoapOption[];
+}
+
+/**
+ * The states (named as in the issue). Every state but `done` is handled by
+ * one branch of `step`:
+ * check → verify → download → verify-image → install → report → done,
+ * with verify jumping ahead when the journal says part of the work is done,
+ * and any state jumping to report on a refusal.
+ */
+export type UpdateState =
+  /** Fetch the SUIT envelope. */
+  | { readonly name: 'check' }
+  /** Verify it (signature, digest, anti-rollback, vendor/class) and decide, with the journal, where to continue. */
+  | { readonly name: 'verify'; readonly envelope: Uint8Array }
+  /** Fetch blocks from `startBlock` into the secondary slot, journalling each completed erase block. */
+  | {
+      readonly name: 'download';
+      readonly job: Candidate;
+      readonly startBlock: number;
+      readonly szx: number;
+      /** ETag the resumed blocks must carry (RFC 7959 §2.4); undefined when starting at 0. */
+      readonly etag: Uint8Array | undefined;
+    }
+  /** SHA-256 over the slot against the manifest. `fresh`: the whole image came in this run. */
+  | { readonly name: 'verify-image'; readonly job: Candidate; readonly attempts: number; readonly fresh: boolean }
+  /** Ask the bootloader for a test boot of the secondary slot. */
+  | { readonly name: 'install'; readonly job: Candidate; readonly attempts: number }
+  /** Tell the status tracker how it ended. */
+  | { readonly name: 'report'; readonly status: UpdateStatus }
+  | { readonly name: 'done'; readonly status: UpdateStatus };
+
+/** Name of a state. */
+export type UpdateStateName = UpdateState['name'];
+
+/** Progress and diagnostics, for a progress bar or a log. */
+export type UpdateEvent =
+  | { readonly type: 'state'; readonly state: UpdateStateName }
+  | { readonly type: 'envelope'; readonly bytes: number; readonly sequence: number; readonly imageSize: number }
+  | { readonly type: 'resume'; readonly fromBlock: number; readonly blockSize: number; readonly phase: 'fetching' | 'fetched' | 'installing' }
+  | { readonly type: 'block'; readonly num: number; readonly offset: number; readonly bytes: number; readonly imageSize: number }
+  | { readonly type: 'journal'; readonly nextBlock: number; readonly blockSize: number }
+  | { readonly type: 'restart'; readonly reason: string }
+  | { readonly type: 'retry'; readonly attempt: number; readonly delayMs: number; readonly error: string }
+  | { readonly type: 'status'; readonly status: UpdateStatus; readonly responseCode: number | undefined };
+
+/** Options of `runUpdate`. Limits all have safe defaults. */
+export interface UpdateOptions {
+  readonly flash: FlashBackend;
+  readonly layout: FlashLayout;
+  /** Sends a request to the update server (the manifest's server); see `openClient`. */
+  readonly request: Requester;
+  /** URI of the SUIT envelope (coap:// or coaps://). */
+  readonly manifestUri: string;
+  /** Clock, timers and randomness: back-off uses nothing else (no wall clock). */
+  readonly runtime: Runtime;
+  readonly trust: TrustPolicy;
+  /** Device vendor / class UUIDs (16 bytes); when given the manifest must check them. */
+  readonly vendorId?: Uint8Array;
+  readonly classId?: Uint8Array;
+  /** Block2 size exponent asked for (0..6). Default 6 (1024 bytes). */
+  readonly szx?: number;
+  /** Per-block retry (inside one download). Default 5 attempts, 1 s base, 30 s max. */
+  readonly blockRetry?: RetryPolicy;
+  /** Whole-update retries after a transient failure (resuming each time). Default 4 attempts, 2 s base, 60 s max. */
+  readonly retry?: RetryPolicy;
+  /** Downloads started over (ETag change, bad digest after a resume) before giving up. Default 3. */
+  readonly maxRestarts?: number;
+  /** Largest envelope accepted, in bytes. Default 16384. */
+  readonly maxEnvelopeSize?: number;
+  /** Test boots of one image before it is given up (it kept being reverted). Default 3. */
+  readonly maxInstallAttempts?: number;
+  /** Per-request response timeout (NON or after an empty ACK). */
+  readonly responseTimeoutMs?: number;
+  readonly signal?: AbortSignal;
+  readonly onEvent?: (e: UpdateEvent) => void;
+  /** Receives the final status report (in addition to the optional POST). */
+  readonly onStatus?: (s: UpdateStatus) => void | Promise<void>;
+  /** When set, the status is also POSTed as JSON to this path on the update server (best effort). */
+  readonly statusPath?: string;
+}

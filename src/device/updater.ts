@@ -1,0 +1,307 @@
+/**
+ * The constrained update client: one `step` transition function over the
+ * named states of states.ts, and {@link runUpdate}, which drives it with
+ * bounded, jittered back-off on the injected Runtime.
+ *
+ * Durable state is the resume journal (progress.ts): on start the client
+ * fetches and verifies the envelope, then continues where the journal says
+ * when it is the same envelope (same SHA-256) and the image's ETag is
+ * unchanged; anything else starts over cleanly. The image goes straight
+ * from each Block2 response into the secondary slot (one block in memory),
+ * with a journal record per completed erase block, so a power cut costs at
+ * most one erase block of download.
+ *
+ * Boot-model rules (device/boot.ts): the secondary slot is written only
+ * while the running image is confirmed, and the install is one
+ * `requestTestBoot`; the next `boot()` runs the new image in test mode and
+ * `powerOn` (device.ts) confirms it.
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { fetchAll, fetchBlocks, isTransient } from '../blockwise/fetch.js';
+import { blockSize } from '../codec/block.js';
+import { parseCoapUri, uriOptions } from '../codec/uri.js';
+import { CoapfwError, isCoapfwError } from '../errors.js';
+import { hashArea, resumeOffset, writeImageChunk } from '../flash/image.js';
+import { Journal, type ResumeRecord } from '../flash/journal.js';
+import { backoffDelay, sleep } from '../messaging/retry.js';
+import { ALG } from '../suit/constants.js';
+import { planUpdate } from '../suit/plan.js';
+import { verifyEnvelope } from '../suit/verify.js';
+import { readBootState, requestTestBoot } from './boot.js';
+import { imageRequestOptions } from './image-uri.js';
+import { fetchingRecord, idleRecord, installedSequence, installRecord, reconcileJournal, sameBytes } from './progress.js';
+import { postStatus, type UpdateResultKind, type UpdateStatus } from './report.js';
+import type { Candidate, UpdateEvent, UpdateOptions, UpdateState } from './states.js';
+
+/** Errors that mean "this update must not be installed" (the running image stays). */
+const REJECT_CODES: ReadonlySet<string> = new Set([
+  'SUIT_MALFORMED', 'SUIT_LIMIT', 'SUIT_UNSUPPORTED', 'DIGEST_MISMATCH', 'SIGNATURE_INVALID', 'NO_SIGNATURE',
+  'UNTRUSTED_KEY', 'ROLLBACK', 'VENDOR_MISMATCH', 'CLASS_MISMATCH', 'CONDITION_FAILED', 'KEY_INVALID',
+  'TOO_LARGE', 'IMAGE_TOO_LARGE', 'UPDATE_FAILED',
+]);
+
+/** One update run's working state (not durable: the journal is). */
+export class UpdateSession {
+  blocksFetched = 0;
+  blocksResumed = 0;
+  restarts = 0;
+  failures = 0;
+  candidateSequence: number | undefined;
+
+  constructor(
+    readonly opts: UpdateOptions,
+    readonly journal: Journal,
+  ) {}
+
+  get record(): ResumeRecord | undefined {
+    return this.journal.latest();
+  }
+  get installed(): number {
+    return installedSequence(this.record);
+  }
+  emit(e: UpdateEvent): void {
+    this.opts.onEvent?.(e);
+  }
+  status(result: UpdateResultKind, error?: unknown): UpdateStatus {
+    const e = error instanceof Error ? error : undefined;
+    return {
+      result,
+      installedSequence: this.installed,
+      ...(this.candidateSequence !== undefined ? { candidateSequence: this.candidateSequence } : {}),
+      blocksFetched: this.blocksFetched,
+      blocksResumed: this.blocksResumed,
+      restarts: this.restarts,
+      ...(e ? { error: isCoapfwError(e) ? e.code : e.name, message: e.message } : {}),
+    };
+  }
+}
+
+/** The transition function: perform the state's work and return the next state. */
+export async function step(s: UpdateSession, state: UpdateState): Promise<UpdateState> {
+  switch (state.name) {
+    case 'check':
+      return check(s);
+    case 'verify':
+      return verify(s, state.envelope);
+    case 'download':
+      return download(s, state);
+    case 'verify-image':
+      return verifyImage(s, state);
+    case 'install':
+      return install(s, state);
+    case 'report':
+      return report(s, state.status);
+    case 'done':
+      return state;
+    default: {
+      const never: never = state;
+      throw new CoapfwError('INVALID_ARGUMENT', `updater: unknown state ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+async function check(s: UpdateSession): Promise<UpdateState> {
+  const { opts } = s;
+  const { data } = await fetchAll(opts.request, {
+    runtime: opts.runtime,
+    options: uriOptions(parseCoapUri(opts.manifestUri)),
+    maxSize: opts.maxEnvelopeSize ?? 16384,
+    retry: opts.blockRetry ?? { attempts: 5, baseMs: 1000, maxMs: 30_000 },
+    signal: opts.signal,
+    responseTimeoutMs: opts.responseTimeoutMs,
+  });
+  return { name: 'verify', envelope: data };
+}
+
+function safeSequence(seq: bigint): number {
+  if (seq > BigInt(Number.MAX_SAFE_INTEGER)) throw new CoapfwError('SUIT_UNSUPPORTED', `manifest: sequence number ${seq} above 2^53-1`);
+  return Number(seq);
+}
+
+async function verify(s: UpdateSession, envelope: Uint8Array): Promise<UpdateState> {
+  const { opts } = s;
+  const v = verifyEnvelope(envelope, { trust: opts.trust, vendorId: opts.vendorId, classId: opts.classId });
+  const seq = safeSequence(v.sequenceNumber);
+  s.candidateSequence = seq;
+  const envelopeDigest = sha256(envelope);
+  const rec = s.record;
+  // RFC 9124 §4.3.2: only a strictly greater sequence number is installed.
+  if (seq <= s.installed) {
+    if (seq === s.installed) return { name: 'report', status: s.status('up-to-date') };
+    throw new CoapfwError('ROLLBACK', `manifest: sequence ${seq} is not newer than the installed ${s.installed}`);
+  }
+  const plan = planUpdate(v.manifest, { vendorId: opts.vendorId, classId: opts.classId, componentSlot: 1 });
+  const fetches = plan.images.filter((i) => i.action === 'fetch');
+  const img = fetches[0];
+  if (fetches.length !== 1 || !img || img.uri === undefined || img.size === undefined || img.digest?.alg !== ALG.sha256) {
+    throw new CoapfwError('SUIT_UNSUPPORTED', 'manifest: expected one image to fetch with a uri, a size and a SHA-256 digest');
+  }
+  if (img.size > opts.layout.secondary.size) {
+    throw new CoapfwError('IMAGE_TOO_LARGE', `manifest: image of ${img.size} bytes exceeds the ${opts.layout.secondary.size}-byte slot`);
+  }
+  const job: Candidate = {
+    envelopeDigest,
+    imageDigest: img.digest.bytes,
+    size: img.size,
+    sequence: seq,
+    imageOptions: imageRequestOptions(opts.manifestUri, img.uri),
+  };
+  s.emit({ type: 'envelope', bytes: envelope.length, sequence: seq, imageSize: img.size });
+  const szx = opts.szx ?? 6;
+  if (rec === undefined || rec.phase === 'idle' || !sameBytes(rec.envelopeDigest, envelopeDigest) || !sameBytes(rec.imageDigest, job.imageDigest)) {
+    return { name: 'download', job, startBlock: 0, szx, etag: undefined };
+  }
+  if (rec.phase === 'fetching') {
+    const bs = blockSize(rec.szx);
+    const from = resumeOffset(opts.flash, rec.nextBlock * bs);
+    const startBlock = from % bs === 0 && rec.etag.length > 0 ? from / bs : 0;
+    s.blocksResumed = startBlock;
+    s.emit({ type: 'resume', fromBlock: startBlock, blockSize: bs, phase: 'fetching' });
+    return startBlock === 0
+      ? { name: 'download', job, startBlock: 0, szx, etag: undefined }
+      : { name: 'download', job, startBlock, szx: rec.szx, etag: rec.etag };
+  }
+  // fetched / installing: the image is (or was) complete in the slot.
+  s.blocksResumed = Math.ceil(job.size / blockSize(szx));
+  s.emit({ type: 'resume', fromBlock: s.blocksResumed, blockSize: blockSize(szx), phase: rec.phase });
+  return { name: 'verify-image', job, attempts: rec.phase === 'installing' ? rec.nextBlock : 0, fresh: false };
+}
+
+type DownloadState = Extract<UpdateState, { name: 'download' }>;
+
+async function download(s: UpdateSession, st: DownloadState): Promise<UpdateState> {
+  const { opts, journal } = s;
+  const { flash, layout } = opts;
+  const { job } = st;
+  const installed = s.installed;
+  const ebs = flash.eraseBlockSize;
+  if (st.startBlock === 0) {
+    // A clean start: forget any older progress before the slot is touched.
+    await journal.append(fetchingRecord(installed, job, st.szx, 0, undefined));
+  }
+  let journaledAt = st.startBlock * blockSize(st.szx);
+  let end = journaledAt;
+  const blocks = fetchBlocks(opts.request, {
+    runtime: opts.runtime,
+    options: job.imageOptions,
+    startBlock: st.startBlock,
+    szx: st.szx,
+    etag: st.etag,
+    // The endless-data attack: refuse as soon as a block goes past the signed size.
+    maxSize: job.size,
+    retry: opts.blockRetry ?? { attempts: 5, baseMs: 1000, maxMs: 30_000 },
+    signal: opts.signal,
+    responseTimeoutMs: opts.responseTimeoutMs,
+  });
+  for await (const b of blocks) {
+    await writeImageChunk(flash, layout.secondary, b.offset, b.data);
+    s.blocksFetched++;
+    end = b.offset + b.data.length;
+    s.emit({ type: 'block', num: b.num, offset: b.offset, bytes: b.data.length, imageSize: job.size });
+    const bs = blockSize(b.szx);
+    // Journal once per completed erase block; `end` is then erase-block aligned.
+    if (b.more && Math.floor(end / ebs) > Math.floor(journaledAt / ebs) && end % bs === 0) {
+      await journal.append(fetchingRecord(installed, job, b.szx, end / bs, b.etag));
+      journaledAt = end;
+      s.emit({ type: 'journal', nextBlock: end / bs, blockSize: bs });
+    }
+  }
+  if (end !== job.size) {
+    throw new CoapfwError('DIGEST_MISMATCH', `image: the server sent ${end} bytes, the manifest says ${job.size}`);
+  }
+  await journal.append(installRecord('fetched', installed, job, 0));
+  return { name: 'verify-image', job, attempts: 0, fresh: st.startBlock === 0 };
+}
+
+type VerifyImageState = Extract<UpdateState, { name: 'verify-image' }>;
+
+async function verifyImage(s: UpdateSession, st: VerifyImageState): Promise<UpdateState> {
+  const { flash, layout } = s.opts;
+  const digest = await hashArea(flash, layout.secondary, st.job.size);
+  if (sameBytes(digest, st.job.imageDigest)) return { name: 'install', job: st.job, attempts: st.attempts };
+  if (st.fresh) throw new CoapfwError('DIGEST_MISMATCH', 'image: the downloaded image does not match the manifest digest');
+  // Resumed from the journal and the slot does not hold the image (reverted
+  // swap, torn state): download it again from the start.
+  return restart(s, st.job, 'the slot does not hold the image the journal describes');
+}
+
+function restart(s: UpdateSession, job: Candidate, reason: string): UpdateState {
+  s.restarts++;
+  if (s.restarts > (s.opts.maxRestarts ?? 3)) throw new CoapfwError('UPDATE_FAILED', `update: gave up after ${s.restarts - 1} restarts (${reason})`);
+  s.emit({ type: 'restart', reason });
+  return { name: 'download', job, startBlock: 0, szx: s.opts.szx ?? 6, etag: undefined };
+}
+
+type InstallState = Extract<UpdateState, { name: 'install' }>;
+
+async function install(s: UpdateSession, st: InstallState): Promise<UpdateState> {
+  const { flash, layout, maxInstallAttempts } = s.opts;
+  const attempts = st.attempts + 1;
+  if (attempts > (maxInstallAttempts ?? 3)) {
+    throw new CoapfwError('UPDATE_FAILED', `install: the image was reverted ${st.attempts} times; giving up on this manifest`);
+  }
+  // Journal first: if power fails after the boot request, the next boot runs
+  // the image and powerOn finds the candidate sequence to record.
+  await s.journal.append(installRecord('installing', s.installed, st.job, attempts));
+  await requestTestBoot(flash, layout, { imageDigest: st.job.imageDigest, size: st.job.size });
+  return { name: 'report', status: s.status('installed') };
+}
+
+async function report(s: UpdateSession, status: UpdateStatus): Promise<UpdateState> {
+  const { opts } = s;
+  await opts.onStatus?.(status);
+  const code = opts.statusPath === undefined ? undefined : await postStatus(opts.request, opts.statusPath, status, opts.signal);
+  s.emit({ type: 'status', status, responseCode: code });
+  return { name: 'done', status };
+}
+
+/** What to do after `step` threw `e` in `state`. POWER_CUT and ABORTED propagate. */
+async function recover(s: UpdateSession, state: UpdateState, e: unknown): Promise<UpdateState> {
+  if (!(e instanceof CoapfwError) || e.code === 'POWER_CUT' || e.code === 'ABORTED' || state.name === 'report') throw e;
+  if (e.code === 'ETAG_MISMATCH' && state.name === 'download') {
+    // RFC 7959 §2.4: the image changed under us; never stitch two versions.
+    return restart(s, state.job, 'the image resource changed (ETag)');
+  }
+  if (REJECT_CODES.has(e.code)) {
+    const rec = s.record;
+    if (rec !== undefined && rec.phase !== 'idle') await s.journal.append(idleRecord(rec.installedSeq));
+    return { name: 'report', status: s.status('rejected', e) };
+  }
+  const retry = s.opts.retry ?? { attempts: 4, baseMs: 2000, maxMs: 60_000 };
+  s.failures++;
+  if (!isTransient(e) || s.failures >= (retry.attempts ?? 4)) return { name: 'report', status: s.status('failed', e) };
+  const delayMs = backoffDelay(s.failures, retry, () => s.opts.runtime.random());
+  s.emit({ type: 'retry', attempt: s.failures, delayMs, error: e.code });
+  await sleep(s.opts.runtime, delayMs, s.opts.signal);
+  return { name: 'check' };
+}
+
+/**
+ * Run one update attempt to its end and return the status report. Throws
+ * only for misuse (`BOOT_STATE`: the running image is not confirmed),
+ * `POWER_CUT` from the flash and `ABORTED`.
+ *
+ * @example
+ * const client = await openClient(manifestUri);
+ * const status = await runUpdate({ flash, layout, request: client.request, manifestUri, runtime: client.runtime, trust });
+ * if (status.result === 'installed') await powerOn(flash, layout); // boots the test image and confirms it
+ */
+export async function runUpdate(opts: UpdateOptions): Promise<UpdateStatus> {
+  const bootState = await readBootState(opts.flash, opts.layout);
+  if (bootState === undefined || bootState.swap !== null || bootState.primaryMode !== 'confirmed') {
+    throw new CoapfwError('BOOT_STATE', 'update: boot and confirm the running image before updating');
+  }
+  const journal = await Journal.open(opts.flash, opts.layout);
+  await reconcileJournal(journal, bootState.primary?.digest);
+  const s = new UpdateSession(opts, journal);
+  let state: UpdateState = { name: 'check' };
+  while (state.name !== 'done') {
+    s.emit({ type: 'state', state: state.name });
+    try {
+      state = await step(s, state);
+    } catch (e) {
+      state = await recover(s, state, e);
+    }
+  }
+  return state.status;
+}
