@@ -132,7 +132,7 @@ describeLibcoap('libcoap against `coapfw serve --psk-file` (the built CLI)', () 
     const pskFile = join(dir, 'keys.psk');
     await writeFile(pskFile, `# interop\n${ID} ${KEY_HEX}\n`);
     const port = await freePort();
-    const d = daemon(process.execPath, [BIN, 'serve', dir, '--host', '127.0.0.1', '--psk-file', pskFile, '--dtls-port', String(port), '--no-coap']);
+    const d = daemon(process.execPath, [BIN, 'serve', dir, '--host', '127.0.0.1', '--psk-file', pskFile, '--dtls-port', String(port), '--no-coap', '--verbose']);
     await waitFor(() => d.output().includes('serving'), 'coapfw serve to start');
     expect(d.output()).toContain(`coaps://127.0.0.1:${port}`);
     expect(d.output()).not.toContain('coap://');
@@ -140,6 +140,7 @@ describeLibcoap('libcoap against `coapfw serve --psk-file` (the built CLI)', () 
     const out1 = join(dir, 'cli1.out');
     const r1 = await run('coap-client-openssl', ['-u', ID, '-k', KEY_TEXT, '-b', '1024', uri, '-o', out1], 60_000);
     expect(await hashFile(out1), r1.out).toBe(bigHash);
+    expect(d.output()).toMatch(new RegExp(`dtls established coaps://127\\.0\\.0\\.1:\\d+: identity "${ID}"`));
 
     await appendFile(pskFile, `new-device ${Buffer.from('another-key-1234').toString('hex')}\n`);
     d.child.kill('SIGHUP');

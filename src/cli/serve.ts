@@ -4,6 +4,7 @@
  */
 import { startFileServer } from '../server/serve.js';
 import { PskStore } from '../transport/dtls/psk-store.js';
+import type { DtlsServerEvent } from '../transport/dtls/server.js';
 import type { Peer } from '../transport/types.js';
 import { intOption, parse, type CliCommand, type CliIo } from './common.js';
 import { UsageError } from './common.js';
@@ -35,6 +36,7 @@ options:
   --psk-file FILE       serve coaps:// with the PSKs in FILE
   --dtls-port P         UDP port for coaps:// (default 5684)
   --no-coap             serve coaps:// only (needs --psk-file)
+  -v, --verbose         log DTLS sessions (established, failed, closed) to stderr
   -h, --help            this text
 `;
 
@@ -47,6 +49,7 @@ export const serveCommand: CliCommand = async (args, io) => {
     'psk-file': { type: 'string' },
     'dtls-port': { type: 'string' },
     'no-coap': { type: 'boolean' },
+    verbose: { type: 'boolean', short: 'v' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -66,13 +69,14 @@ export const serveCommand: CliCommand = async (args, io) => {
   if (noCoap && values.port !== undefined) throw new UsageError('--port is the plain CoAP port: it makes no sense with --no-coap');
   const host = values.host as string | undefined;
   const psk = pskFile === undefined ? undefined : await PskStore.fromFile(pskFile);
+  if (psk?.size === 0) io.stderr.write(`coapfw serve: warning: ${pskFile} has no identities; every coaps handshake will fail until it does\n`);
   const server = await startFileServer({
     dir: positionals[0]!,
     host,
     port: intOption('port', values.port, 0, 65535) ?? 5683,
     maxBlockSize,
     coap: !noCoap,
-    ...(psk ? { secure: { psk, host, port: intOption('dtls-port', values['dtls-port'], 0, 65535) ?? 5684 } } : {}),
+    ...(psk ? { secure: { psk, host, port: intOption('dtls-port', values['dtls-port'], 0, 65535) ?? 5684, onEvent: values.verbose ? logEvent(io) : undefined } } : {}),
   });
   const stopReload = psk ? reloadPsk(psk, io) : () => {};
   const urls = [...(noCoap ? [] : [url('coap', server.address())]), ...(server.dtls ? [url('coaps', server.dtls.address())] : [])];
@@ -90,6 +94,14 @@ export const serveCommand: CliCommand = async (args, io) => {
   await server.close();
   return 0;
 };
+
+function logEvent(io: CliIo): (e: DtlsServerEvent) => void {
+  return (e) => {
+    const who = url('coaps', e.peer);
+    const what = e.type === 'established' ? `identity "${e.identity}"` : e.type === 'internal-error' ? String(e.error) : e.reason;
+    io.stderr.write(`coapfw serve: dtls ${e.type} ${who}: ${what}\n`);
+  };
+}
 
 function url(scheme: string, a: Peer): string {
   return `${scheme}://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
