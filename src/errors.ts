@@ -26,6 +26,7 @@ export type CoapfwErrorCode =
   | 'NOT_FOUND'
   | 'FORBIDDEN'
   | 'LIMIT_EXCEEDED'
+  | 'NODE_COAP_UNSUPPORTED'
   // suit
   | 'SUIT_MALFORMED'
   | 'SUIT_LIMIT'

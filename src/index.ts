@@ -50,3 +50,4 @@ export { echoGuard, type EchoGuardOptions, type EchoGuardStats } from './server/
 export { ObserveRegistry, type ObserveOptions } from './server/observe.js';
 export { StatusTracker, type DeviceStatus, type StatusOptions } from './server/status.js';
 export { startFileServer, type FileServer, type FileServerOptions } from './server/serve.js';
+export { nodeCoapHandler, nodeCoapFileHandler, toCoapMessage, sendNodeCoapResponse, type NodeCoapRequest, type NodeCoapResponse, type NodeCoapListener, type NodeCoapAdapterOptions } from './server/node-coap-adapter.js';
