@@ -18,9 +18,10 @@
  * In `fetched` and `installing` the download is over, so two fields that
  * only a download needs are reused: `etag` holds the candidate manifest's
  * sequence number (8 bytes big-endian), which becomes `installedSeq` once the
- * new image is confirmed, and `nextBlock` counts the test boots requested so
- * far (bounded by `maxInstallAttempts`, so an image that keeps failing its
- * self-test is eventually given up). Keeping the old sequence until the
+ * new image is confirmed, and `nextBlock` counts the test boots of this image
+ * that the bootloader reverted (bounded by `maxInstallAttempts`, so an image
+ * that keeps failing its self-test is eventually given up; a boot request
+ * cut short by a power cut does not count). Keeping the old sequence until the
  * confirm means a test boot interrupted by a power cut (which the bootloader
  * reverts) can be retried with the same manifest.
  */
@@ -87,14 +88,14 @@ export function installRecord(
   phase: 'fetched' | 'installing',
   installedSeq: number,
   job: UpdateJob,
-  attempts: number,
+  reverts: number,
 ): ResumeRecord {
   return {
     phase,
     slot: 'secondary',
     szx: 0,
     etag: seqBytes(job.sequence),
-    nextBlock: attempts,
+    nextBlock: reverts,
     imageSize: job.size,
     installedSeq,
     envelopeDigest: job.envelopeDigest.slice(),

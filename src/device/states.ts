@@ -40,7 +40,10 @@ export type UpdateState =
       /** ETag the resumed blocks must carry (RFC 7959 §2.4); undefined when starting at 0. */
       readonly etag: Uint8Array | undefined;
     }
-  /** SHA-256 over the slot against the manifest. `fresh`: the whole image came in this run. */
+  /**
+   * SHA-256 over the slot against the manifest. `fresh`: the whole image came
+   * in this run; `attempts`: earlier test boots of it that were reverted.
+   */
   | { readonly name: 'verify-image'; readonly job: Candidate; readonly attempts: number; readonly fresh: boolean }
   /** Ask the bootloader for a test boot of the secondary slot. */
   | { readonly name: 'install'; readonly job: Candidate; readonly attempts: number }
@@ -86,7 +89,7 @@ export interface UpdateOptions {
   readonly maxRestarts?: number;
   /** Largest envelope accepted, in bytes. Default 16384. */
   readonly maxEnvelopeSize?: number;
-  /** Test boots of one image before it is given up (it kept being reverted). Default 3. */
+  /** Test boots of one image that may be reverted before the manifest is given up. Default 3. */
   readonly maxInstallAttempts?: number;
   /** Per-request response timeout (NON or after an empty ACK). */
   readonly responseTimeoutMs?: number;

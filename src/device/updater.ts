@@ -236,13 +236,12 @@ type InstallState = Extract<UpdateState, { name: 'install' }>;
 
 async function install(s: UpdateSession, st: InstallState): Promise<UpdateState> {
   const { flash, layout, maxInstallAttempts } = s.opts;
-  const attempts = st.attempts + 1;
-  if (attempts > (maxInstallAttempts ?? 3)) {
+  if (st.attempts >= (maxInstallAttempts ?? 3)) {
     throw new CoapfwError('UPDATE_FAILED', `install: the image was reverted ${st.attempts} times; giving up on this manifest`);
   }
   // Journal first: if power fails after the boot request, the next boot runs
   // the image and powerOn finds the candidate sequence to record.
-  await s.journal.append(installRecord('installing', s.installed, st.job, attempts));
+  await s.journal.append(installRecord('installing', s.installed, st.job, st.attempts));
   await requestTestBoot(flash, layout, { imageDigest: st.job.imageDigest, size: st.job.size });
   return { name: 'report', status: s.status('installed') };
 }
