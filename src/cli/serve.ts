@@ -17,6 +17,12 @@ transfer (RFC 7959), the way a TFTP server would, but resumable at any block:
   /files/<relative path>     each file by name
   /fw/sha256/<hex>           each file by content (immutable)
   /.well-known/core          the list of both (RFC 6690)
+  /status[/<device>]         device update reports (POST JSON/CBOR, GET lists)
+Files are observable (RFC 7641): a GET with Observe 0 is notified on change.
+With --echo, plain CoAP answers a large response to an address it has not yet
+verified with 4.01 and an Echo value (RFC 9175 amplification protection): use
+it on a server reachable from the Internet. libcoap's block-wise fetches and
+coapfw clients repeat the request with the Echo value; node-coap does not.
 Symlinks out of DIR and paths with '..' are refused. Changes in DIR are picked
 up within two seconds.
 
@@ -36,6 +42,7 @@ options:
   --psk-file FILE       serve coaps:// with the PSKs in FILE
   --dtls-port P         UDP port for coaps:// (default 5684)
   --no-coap             serve coaps:// only (needs --psk-file)
+  --echo                Echo amplification protection on plain CoAP
   -v, --verbose         log DTLS sessions (established, failed, closed) to stderr
   -h, --help            this text
 `;
@@ -49,6 +56,7 @@ export const serveCommand: CliCommand = async (args, io) => {
     'psk-file': { type: 'string' },
     'dtls-port': { type: 'string' },
     'no-coap': { type: 'boolean' },
+    echo: { type: 'boolean' },
     verbose: { type: 'boolean', short: 'v' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -76,6 +84,7 @@ export const serveCommand: CliCommand = async (args, io) => {
     port: intOption('port', values.port, 0, 65535) ?? 5683,
     maxBlockSize,
     coap: !noCoap,
+    echo: values.echo === true,
     ...(psk ? { secure: { psk, host, port: intOption('dtls-port', values['dtls-port'], 0, 65535) ?? 5684, onEvent: values.verbose ? logEvent(io) : undefined } } : {}),
   });
   const stopReload = psk ? reloadPsk(psk, io) : () => {};

@@ -10,14 +10,17 @@
 import { szxForSize } from '../codec/block.js';
 import { CoapEndpoint, type EndpointOptions } from '../messaging/endpoint.js';
 import type { TransmissionParams } from '../messaging/params.js';
-import { createDtlsServer, type DtlsServer, type DtlsServerOptions } from '../transport/dtls/server.js';
+import { createDtlsServer, DtlsServer, type DtlsServerOptions } from '../transport/dtls/server.js';
 import { CoapfwError } from '../errors.js';
 import { systemRuntime } from '../transport/runtime.js';
 import type { Peer, Transport } from '../transport/types.js';
 import { UdpTransport } from '../transport/udp.js';
 import { fileResources } from './file-server.js';
 import { FileRepository, type FileRepositoryOptions } from './files.js';
+import { echoGuard, type EchoGuardOptions } from './echo-guard.js';
+import { ObserveRegistry, type ObserveOptions } from './observe.js';
 import { routeRequests } from './router.js';
+import { StatusTracker, type StatusOptions } from './status.js';
 
 /** Options of {@link startFileServer}. */
 export interface FileServerOptions extends FileRepositoryOptions {
@@ -40,6 +43,19 @@ export interface FileServerOptions extends FileRepositoryOptions {
   readonly refreshMs?: number;
   readonly params?: Partial<TransmissionParams>;
   readonly endpoint?: Omit<EndpointOptions, 'runtime' | 'params'>;
+  /**
+   * Amplification protection (RFC 9175 Echo) on plain CoAP: a large response
+   * to an unverified address is replaced by a 4.01 with an Echo value. Off by
+   * default: node-coap's Agent and libcoap's single-block requests (`-b N,SIZE`)
+   * do not repeat a request with the Echo value, so a lab server would break
+   * them. Turn it on for a server reachable from the Internet. coaps needs
+   * none: the DTLS cookie exchange already proves the address.
+   */
+  readonly echo?: boolean | Omit<EchoGuardOptions, 'runtime'>;
+  /** Status tracker limits (the `/status` resources). */
+  readonly status?: Omit<StatusOptions, 'runtime'>;
+  /** Observe limits (files are observable). */
+  readonly observe?: ObserveOptions;
 }
 
 /** Where and how to serve coaps. */
@@ -59,6 +75,9 @@ export interface FileServer {
   /** The DTLS server started for `secure`, if any. */
   readonly dtls: DtlsServer | undefined;
   readonly repo: FileRepository;
+  /** Device reports received at `/status/<device>`. */
+  readonly status: StatusTracker;
+  readonly observe: ObserveRegistry;
   /** Local address of the first endpoint. */
   address(): Peer;
   close(): Promise<void>;
@@ -81,10 +100,14 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     await repo.close();
     throw e;
   }
-  const handler = routeRequests(fileResources(repo, { maxSzx }));
+  const status = new StatusTracker({ ...options.status, runtime: systemRuntime });
+  const observe = new ObserveRegistry(options.observe);
+  const handler = routeRequests(fileResources(repo, { maxSzx, status, observe }));
+  const echo = options.echo ?? false;
   const endpoints = transports.map((t) => {
     const endpoint = new CoapEndpoint(t, { ...options.endpoint, runtime: systemRuntime, params: options.params });
-    endpoint.handle(handler);
+    const secure = t instanceof DtlsServer;
+    endpoint.handle(echo === false || secure ? handler : echoGuard(handler, { ...(echo === true ? {} : echo), runtime: systemRuntime }));
     return endpoint;
   });
   const endpoint = endpoints[0]!;
@@ -103,6 +126,8 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     endpoints,
     dtls,
     repo,
+    status,
+    observe,
     address: () => endpoint.address(),
     async close() {
       if (timer) clearInterval(timer);

@@ -9,6 +9,7 @@ import { isIP } from 'node:net';
 import { parseCoapUri, uriOptions, type CoapUri } from '../codec/uri.js';
 import type { CoapOption } from '../codec/message.js';
 import { CoapfwError } from '../errors.js';
+import { withEcho } from '../messaging/echo.js';
 import { CoapEndpoint, type EndpointOptions, type RequestOptions, type RequestSpec } from '../messaging/endpoint.js';
 import type { Runtime } from '../messaging/runtime.js';
 import type { CoapMessage } from '../codec/message.js';
@@ -85,7 +86,8 @@ export async function openClient(uri: string, options: ClientOptions = {}): Prom
     endpoint,
     runtime,
     options: uriOptions(parsed),
-    request: reconnectOnTimeout(secure, (spec, ro) => endpoint.request(target, spec, ro)),
+    // withEcho: a server guarding against amplification answers 4.01 + Echo once (RFC 9175 §2.4).
+    request: withEcho(reconnectOnTimeout(secure, (spec, ro) => endpoint.request(target, spec, ro ?? {}))),
     close: () => endpoint.close(),
   };
 }
