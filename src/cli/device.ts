@@ -143,6 +143,7 @@ async function update(uri: string, dev: FileDevice, values: Record<string, unkno
     ...status,
     installedSequence: after.installedSequence,
     bootMode: after.boot.mode,
+    boot: after.outcome,
     running: hex(after.boot.image.digest),
     provisioned: dev.provisioned,
   });
