@@ -1,0 +1,119 @@
+/**
+ * Process kill: a device process (`coapfw device update`, from dist/, built
+ * by `npm test`) on a FileFlash is killed with SIGKILL in the middle of a
+ * download from the file server, started again, and finishes without
+ * starting over: the server serves the image about once.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeMessage } from '../../src/codec/message.js';
+import { uriPath } from '../../src/codec/options.js';
+import { startFileServer, type FileServer } from '../../src/server/serve.js';
+import { createEnvelope } from '../../src/suit/create.js';
+import { ImpairedTransport } from '../../src/transport/impaired.js';
+import type { DatagramHandler, Transport } from '../../src/transport/types.js';
+import { UdpTransport } from '../../src/transport/udp.js';
+import { CLASS, hex, image, KEY, VENDOR } from './update-helpers.js';
+
+const BIN = join(import.meta.dirname, '../../dist/src/cli/bin.js');
+const IMAGE = image(64 * 1024, 5);
+const BLOCK = 64; // 1024 blocks: slow enough for the kill to land mid-transfer
+const PER_ERASE_BLOCK = 4096 / BLOCK;
+
+/** Counts image requests (Uri-Path fw/...) the server receives. */
+class CountingTransport implements Transport {
+  imageRequests = 0;
+  constructor(private readonly inner: Transport) {}
+  send(data: Uint8Array, peer: Parameters<Transport['send']>[1]): Promise<void> {
+    return this.inner.send(data, peer);
+  }
+  onMessage(handler: DatagramHandler): void {
+    this.inner.onMessage((data, peer) => {
+      try {
+        if (uriPath(decodeMessage(data))[0] === 'fw') this.imageRequests++;
+      } catch {
+        // malformed: the endpoint deals with it
+      }
+      handler(data, peer);
+    });
+  }
+  address(): ReturnType<Transport['address']> {
+    return this.inner.address();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+let dir: string;
+let server: FileServer;
+let counter: CountingTransport;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'coapfw-kill-'));
+  await mkdir(join(dir, 'srv'));
+  const digest = sha256(IMAGE);
+  await writeFile(join(dir, 'srv', 'app.bin'), IMAGE);
+  await writeFile(
+    join(dir, 'srv', 'app.suit'),
+    createEnvelope({ sequence: 4, vendorId: VENDOR, classId: CLASS, uri: `/fw/sha256/${hex(digest)}`, digest, size: IMAGE.length }, [KEY]),
+  );
+  await writeFile(join(dir, 'pub.hex'), hex(KEY.publicKey.bytes));
+  const udp = await UdpTransport.bind({ host: '127.0.0.1', port: 0 });
+  // Each response leaves 1 ms late: the transfer takes about a second or more.
+  counter = new CountingTransport(new ImpairedTransport(udp, { delayMs: 1 }));
+  server = await startFileServer({ dir: join(dir, 'srv'), transport: counter, refreshMs: 0, maxBlockSize: BLOCK });
+});
+
+afterAll(async () => {
+  await server?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function device(uri: string): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
+  const args = [BIN, 'device', 'update', uri, '--flash', join(dir, 'flash.bin'), '--trust', join(dir, 'pub.hex')];
+  args.push('--vendor-id', hex(VENDOR), '--class-id', hex(CLASS), '--block-size', String(BLOCK));
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  return { child, done };
+}
+
+describe('device process killed mid-download', () => {
+  it('resumes from the journal after SIGKILL and installs without starting over', { timeout: 60_000 }, async () => {
+    expect(existsSync(BIN), 'run `npm run build` first (npm test does)').toBe(true);
+    const uri = `coap://127.0.0.1:${server.address().port}/files/app.suit`;
+    const total = IMAGE.length / BLOCK;
+
+    const first = device(uri);
+    // Kill once a good part (but not all) of the image has been served.
+    const deadline = Date.now() + 30_000;
+    while (counter.imageRequests < total * 0.4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    first.child.kill('SIGKILL');
+    const killed = await first.done;
+    expect(killed.code).toBeNull(); // killed, not finished
+    const servedBeforeKill = counter.imageRequests;
+    expect(servedBeforeKill).toBeGreaterThan(total * 0.3);
+    expect(servedBeforeKill).toBeLessThan(total);
+
+    const second = await device(uri).done;
+    expect(second.code, second.stderr).toBe(0);
+    const status = JSON.parse(second.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    expect(status).toMatchObject({ result: 'installed', installedSequence: 4, bootMode: 'test', boot: 'confirmed', running: hex(sha256(IMAGE)) });
+    // Resumed at the last journalled erase block: at most one erase block (and the block in flight) again.
+    expect(status.blocksResumed as number).toBeGreaterThanOrEqual(servedBeforeKill - PER_ERASE_BLOCK - 2);
+    expect((status.blocksResumed as number) + (status.blocksFetched as number)).toBe(total);
+    expect(counter.imageRequests).toBeLessThanOrEqual(total + PER_ERASE_BLOCK + 2);
+  });
+});
