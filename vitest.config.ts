@@ -8,5 +8,6 @@ export default defineConfig({
     // Network tests bind loopback ports; two cores, so keep the pool small.
     pool: 'forks',
     maxWorkers: 2,
+    reporters: ['default', './test/summary-reporter.ts'],
   },
 });
