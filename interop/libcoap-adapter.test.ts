@@ -79,4 +79,11 @@ describeWithBinaries('coap-client-notls against node-coap + nodeCoapFileHandler'
     expect(r.code).toBe(0);
     expect(sha256Hex(await readFile(file))).toBe(sha256Hex(fixtureBytes(1025, 1026).subarray(320, 384)));
   });
+
+  it('answers an Observe GET (node-coap hands over an ObserveWriteStream) with the right blocks', async () => {
+    const file = join(out, 'observed.out');
+    const r = await run(COAP_CLIENT, ['-m', 'get', '-s', '1', '-B', '10', '-b', '64', `coap://127.0.0.1:${port}/files/${fixtureName(1025)}`, '-o', file], 15_000);
+    expect(r.code).toBe(0);
+    expect(await sha256File(file)).toBe(fixtures.hashes.get(1025));
+  });
 });
