@@ -1,16 +1,2 @@
-/**
- * A tiny seeded PRNG (mulberry32) for reproducible fault injection. Not for
- * cryptography: it only decides which bytes of a torn write land.
- */
-
-/** Returns a function yielding floats in [0, 1) from a 32-bit seed. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded PRNG of fault injection, shared with the impaired transport. */
+export { mulberry32 } from '../messaging/prng.js';

@@ -4,6 +4,7 @@
  * There is no `tc netem` on our test machines: this is how tests and
  * benchmarks model poor networks in user space.
  */
+import { mulberry32 } from '../messaging/prng.js';
 import type { DatagramHandler, Peer, Transport } from './types.js';
 
 /** Impairment settings; probabilities are 0..1. */
@@ -32,18 +33,6 @@ export interface ImpairmentStats {
   dropped: number;
   duplicated: number;
   reordered: number;
-}
-
-/** Small, fast, seedable PRNG (mulberry32). Returns floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Wraps `inner`, impairing everything sent through it. Received datagrams pass unchanged. */

@@ -1,0 +1,17 @@
+/**
+ * A tiny seeded PRNG (mulberry32) for reproducible fault injection: which
+ * datagrams an impaired transport drops, which bytes of a torn flash write
+ * land. Not for cryptography.
+ */
+
+/** Returns a function yielding floats in [0, 1) from a 32-bit seed. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
