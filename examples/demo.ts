@@ -68,6 +68,7 @@ async function update(manifestUri: string, flash: MemoryFlash, layout: FlashLayo
       vendorId: VENDOR,
       classId: CLASS,
       blockRetry: { attempts: 5, baseMs: 200, maxMs: 2000 },
+      statusPath: '/status/demo-device',
       onEvent: progress(flash, cutAt),
     });
   } finally {
@@ -123,12 +124,15 @@ async function main(): Promise<number> {
       const q = await powerOn(flash, layout);
       showBoot(q);
 
+      const tracked = server.status.get('demo-device');
+      say(`  server status tracker: demo-device reported ${JSON.stringify(tracked?.report ?? null)}`);
       const ok =
         hex(q.boot.image.digest) === hex(digest) &&
         q.boot.mode === 'confirmed' &&
         q.installedSequence === 1 &&
         hex(await hashArea(flash, layout.primary, img.length)) === hex(digest) &&
-        status.blocksResumed > 0;
+        status.blocksResumed > 0 &&
+        tracked?.report.result === 'installed';
       const w = flash.stats;
       say(`  flash: ${w.writes} writes, ${w.erases} erases in all`);
       say(ok ? `OK: resumed ${status.blocksResumed} blocks, fetched ${status.blocksFetched} after the cut; new image confirmed` : 'FAILED');

@@ -5,6 +5,7 @@
  * A thin shell over device/: everything here is callable from code.
  */
 import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { szxForSize } from '../codec/block.js';
 import { confirm, readBootState } from '../device/boot.js';
 import { powerOn } from '../device/device.js';
@@ -15,6 +16,7 @@ import { CoapfwError } from '../errors.js';
 import { Journal } from '../flash/journal.js';
 import { parsePublicKey } from '../suit/keys.js';
 import { openClient } from '../transport/client.js';
+import { parsePskKey } from '../transport/dtls/psk-store.js';
 import { intOption, parse, UsageError, type CliCommand, type CliIo } from './common.js';
 import { progressBar } from './progress.js';
 
@@ -34,7 +36,8 @@ request a test boot, reboot into it and confirm it. Prints one JSON line:
 {"result", "installedSequence", "blocksFetched", "blocksResumed", ...}.
 Exit code 0 when installed or up to date, 1 otherwise.
 The image is fetched from the manifest's server (absolute image URIs are
-resolved, but only their path is used).
+resolved, but only their path is used). The JSON status is also POSTed to
+the server's status tracker at /status/DEVICE_ID (best effort).
 
 options:
   --flash FILE          the flash file (required)
@@ -44,7 +47,11 @@ options:
   --class-id HEX        device class UUID (16 bytes)
   --block-size N        Block2 size to ask for: 16..1024 (default 1024)
   --retries N           attempts per block (default 5)
-  --status-path PATH    also POST the JSON status to PATH on the server
+  --device-id ID        name in status reports (default: sim-<flash file name>)
+  --status-path PATH    where to POST the status (default /status/DEVICE_ID)
+  --no-report           do not POST the status
+  --psk-identity ID     PSK identity for coaps://
+  --psk-key KEY         PSK for coaps:// (0x<hex>, hex:<hex> or text)
   --no-reboot           stop after requesting the test boot
   --no-confirm          boot the test image without confirming it (it reverts on the next boot)
   -h, --help            this text
@@ -59,6 +66,10 @@ const OPTIONS = {
   'block-size': { type: 'string' },
   retries: { type: 'string' },
   'status-path': { type: 'string' },
+  'device-id': { type: 'string' },
+  'no-report': { type: 'boolean' },
+  'psk-identity': { type: 'string' },
+  'psk-key': { type: 'string' },
   'no-reboot': { type: 'boolean' },
   'no-confirm': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -94,6 +105,21 @@ async function trustKey(path: string) {
   }
 }
 
+function pskOption(uri: string, identity: unknown, key: unknown) {
+  if (identity === undefined && key === undefined) return undefined;
+  if (!uri.toLowerCase().startsWith('coaps:')) throw new UsageError('--psk-identity and --psk-key are for coaps:// URIs');
+  if (typeof identity !== 'string' || identity === '' || typeof key !== 'string') throw new UsageError('coaps:// needs --psk-identity ID and --psk-key KEY');
+  return { identity, key: parsePskKey(key, '--psk-key') };
+}
+
+function statusPath(values: Record<string, unknown>): string | undefined {
+  if (values['no-report'] === true) return undefined;
+  if (typeof values['status-path'] === 'string') return values['status-path'];
+  const id = typeof values['device-id'] === 'string' ? values['device-id'] : `sim-${basename(String(values.flash))}`;
+  const clean = id.replace(/[^A-Za-z0-9._:-]/g, '_').slice(0, 64);
+  return `/status/${encodeURIComponent(clean)}`;
+}
+
 function line(io: CliIo, obj: unknown): void {
   io.stdout.write(`${JSON.stringify(obj)}\n`);
 }
@@ -107,7 +133,7 @@ async function update(uri: string, dev: FileDevice, values: Record<string, unkno
   const attempts = intOption('retries', values.retries, 1, 100) ?? 5;
   const { flash, layout } = dev;
   const before = await powerOn(flash, layout);
-  const client = await openClient(uri);
+  const client = await openClient(uri, { psk: pskOption(uri, values['psk-identity'], values['psk-key']) });
   const bar = progressBar(io, 'image');
   const onEvent = (e: UpdateEvent): void => {
     if (e.type === 'block') bar.update(e.offset + e.bytes, e.imageSize);
@@ -128,7 +154,7 @@ async function update(uri: string, dev: FileDevice, values: Record<string, unkno
       classId,
       szx,
       blockRetry: { attempts, baseMs: 1000, maxMs: 30_000 },
-      statusPath: typeof values['status-path'] === 'string' ? values['status-path'] : undefined,
+      statusPath: statusPath(values),
       onEvent,
     });
   } finally {

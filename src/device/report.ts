@@ -2,8 +2,9 @@
  * Status reports of the update client (RFC 9019 §3 "status tracker"): a
  * small JSON object describing how an update attempt ended. The client hands
  * it to a callback; {@link postStatus} sends it with a CoAP POST to a status
- * resource on the update server (one confirmable attempt, since a report must
- * never hold up or fail an update).
+ * resource on the update server (our file server's tracker takes
+ * `POST /status/<device-id>`), one confirmable attempt, since a report must
+ * never hold up or fail an update.
  */
 import { Code, ContentFormat } from '../codec/numbers.js';
 import { pathOptions, uintOption } from '../codec/options.js';
@@ -41,7 +42,9 @@ export interface UpdateStatus {
 
 /** Encode a status for the wire (JSON, Content-Format 50). */
 export function encodeStatus(status: UpdateStatus): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(status));
+  // Keep reports small (the server's tracker takes up to 512 bytes by default).
+  const message = status.message !== undefined && status.message.length > 160 ? `${status.message.slice(0, 157)}...` : status.message;
+  return new TextEncoder().encode(JSON.stringify({ ...status, message }));
 }
 
 /**
