@@ -7,6 +7,7 @@ import { decodeBlock } from '../../src/codec/block.js';
 import { Code, OptionNumber } from '../../src/codec/numbers.js';
 import { getOption } from '../../src/codec/options.js';
 import { CoapEndpoint } from '../../src/messaging/endpoint.js';
+import type { TransmissionParams } from '../../src/messaging/params.js';
 import { routeRequests } from '../../src/server/router.js';
 import { createEnvelope } from '../../src/suit/create.js';
 import { privateKeyFromSecret, type SuitPrivateKey } from '../../src/suit/keys.js';
@@ -83,8 +84,8 @@ export class MemUpdateServer {
   }
 
   /** A fresh client (new port, as after a reboot) sharing `runtime`. */
-  client(runtime: FakeRuntime): { request: Requester; close: () => Promise<void> } {
-    const ep = new CoapEndpoint(this.net.endpoint('10.0.0.2', this.nextPort++), { runtime });
+  client(runtime: FakeRuntime, params?: Partial<TransmissionParams>): { request: Requester; close: () => Promise<void> } {
+    const ep = new CoapEndpoint(this.net.endpoint('10.0.0.2', this.nextPort++), { runtime, params });
     return { request: (spec, o) => ep.request(SERVER, spec, o), close: () => ep.close() };
   }
 
