@@ -1,0 +1,116 @@
+/** `coapfw device ...` in-process against the file server on loopback. */
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { startFileServer, type FileServer } from '../../src/server/serve.js';
+import { createEnvelope } from '../../src/suit/create.js';
+import { privateKeyFromSecret } from '../../src/suit/keys.js';
+import { CLASS, hex, image, KEY, VENDOR } from './update-helpers.js';
+
+function captureIo() {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (d) => (out += d));
+  stderr.on('data', (d) => (err += d));
+  return { io: { stdout, stderr }, out: () => out, err: () => err };
+}
+
+async function run(args: string[]) {
+  const c = captureIo();
+  const code = await main(['device', ...args], c.io);
+  const lines = c.out().trim().split('\n');
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = JSON.parse(lines.at(-1)!) as Record<string, unknown>;
+  } catch {
+    json = undefined;
+  }
+  return { code, json, out: c.out(), err: c.err() };
+}
+
+const IMG = image(20_000, 3);
+let dir: string;
+let server: FileServer;
+let base: string;
+let ids: string[];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'coapfw-device-cli-'));
+  await mkdir(join(dir, 'srv'));
+  const digest = sha256(IMG);
+  await writeFile(join(dir, 'srv', 'app.bin'), IMG);
+  const desc = { vendorId: VENDOR, classId: CLASS, uri: `/fw/sha256/${hex(digest)}`, digest, size: IMG.length };
+  await writeFile(join(dir, 'srv', 'app.suit'), createEnvelope({ ...desc, sequence: 5 }, [KEY]));
+  const stranger = privateKeyFromSecret('ed25519', new Uint8Array(32).fill(9));
+  await writeFile(join(dir, 'srv', 'evil.suit'), createEnvelope({ ...desc, sequence: 6 }, [stranger]));
+  await writeFile(join(dir, 'pub.hex'), hex(KEY.publicKey.bytes));
+  server = await startFileServer({ dir: join(dir, 'srv'), host: '127.0.0.1', port: 0, refreshMs: 0 });
+  base = `coap://127.0.0.1:${server.address().port}/files`;
+  ids = ['--vendor-id', hex(VENDOR), '--class-id', hex(CLASS), '--trust', join(dir, 'pub.hex')];
+});
+afterAll(async () => {
+  await server?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('coapfw device', () => {
+  it('prints help, and refuses bad usage with exit code 2 and one line', async () => {
+    const help = await run(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.out).toMatch(/coapfw device update MANIFEST_URI --flash FILE --trust PUBFILE/);
+    for (const args of [['update', `${base}/app.suit`], ['update', '--flash', join(dir, 'x.bin')], ['frob', '--flash', join(dir, 'x.bin')], ['update', `${base}/app.suit`, '--flash', join(dir, 'x.bin')]]) {
+      const r = await run(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.err.trim().split('\n')).toHaveLength(1);
+      expect(r.err).toMatch(/^coapfw device: .*\(see 'coapfw device --help'\)\n$/);
+    }
+  });
+
+  it('status of a missing flash file is a one-line error, exit 1', async () => {
+    const r = await run(['status', '--flash', join(dir, 'nope.bin')]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^coapfw device: .*\[IO_ERROR\]\n$/);
+  });
+
+  it('update provisions a new flash file, installs, boots the test image and confirms it; then up to date', async () => {
+    const flash = join(dir, 'dev1.bin');
+    const r = await run(['update', `${base}/app.suit`, '--flash', flash, ...ids, '--flash-size', String(256 * 1024)]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.json).toMatchObject({ result: 'installed', installedSequence: 5, blocksFetched: 20, blocksResumed: 0, bootMode: 'test', boot: 'confirmed', running: hex(sha256(IMG)), provisioned: true });
+    expect(server.status.get('sim-dev1.bin')?.report).toMatchObject({ result: 'installed', candidateSequence: 5 });
+    const st = await run(['status', '--flash', flash]);
+    expect(st.json).toMatchObject({ primaryMode: 'confirmed', pending: false, running: hex(sha256(IMG)), journal: { phase: 'idle', installedSeq: 5 } });
+    const again = await run(['update', `${base}/app.suit`, '--flash', flash, ...ids]);
+    expect(again.code).toBe(0);
+    expect(again.json).toMatchObject({ result: 'up-to-date', blocksFetched: 0, provisioned: false });
+    const wrongSize = await run(['status', '--flash', flash, '--flash-size', String(512 * 1024)]);
+    expect(wrongSize.code).toBe(1);
+    expect(wrongSize.err).toMatch(/\[INVALID_ARGUMENT\]/);
+  });
+
+  it('a manifest signed by another key is rejected with exit 1 and the factory image keeps running', async () => {
+    const flash = join(dir, 'dev2.bin');
+    const r = await run(['update', `${base}/evil.suit`, '--flash', flash, ...ids, '--no-report']);
+    expect(r.code).toBe(1);
+    expect(r.json).toMatchObject({ result: 'rejected', error: 'SIGNATURE_INVALID', installedSequence: 0, bootMode: 'confirmed' });
+    expect(server.status.get('sim-dev2.bin')).toBeUndefined();
+  });
+
+  it('boot --no-confirm leaves the test image unconfirmed; the next boot reverts it; update installs it again', async () => {
+    const flash = join(dir, 'dev3.bin');
+    const r = await run(['update', `${base}/app.suit`, '--flash', flash, ...ids, '--no-reboot', '--device-id', 'dev-3']);
+    expect(r.json).toMatchObject({ result: 'installed', installedSequence: 0, bootMode: 'confirmed' });
+    expect(server.status.get('dev-3')?.report).toMatchObject({ result: 'installed' });
+    expect((await run(['boot', '--flash', flash, '--no-confirm'])).json).toMatchObject({ mode: 'test', outcome: 'unconfirmed', installedSequence: 0 });
+    expect((await run(['boot', '--flash', flash])).json).toMatchObject({ mode: 'reverted', outcome: 'reverted', installedSequence: 0 });
+    const again = await run(['update', `${base}/app.suit`, '--flash', flash, ...ids]);
+    // The image is still in the secondary slot: installed again without a download.
+    expect(again.json).toMatchObject({ result: 'installed', blocksFetched: 0, installedSequence: 5, boot: 'confirmed' });
+  });
+});
