@@ -9,6 +9,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -173,13 +174,13 @@ export async function inBatches<T>(tasks: ReadonlyArray<() => Promise<T>>, n: nu
  * Start libcoap's server (`coap-server-notls -A host -p port -d 10`: up to 10
  * resources created by PUT) and wait until it answers a GET.
  */
-export async function startLibcoapServer(host = '127.0.0.1'): Promise<{ port: number; uri: (path: string) => string; stop: () => Promise<void> }> {
+export async function startLibcoapServer(host = '127.0.0.1'): Promise<{ port: number; pid: number | undefined; uri: (path: string) => string; stop: () => Promise<void> }> {
   const port = await freeUdpPort(host);
   const daemon = startDaemon(COAP_SERVER, ['-A', host, '-p', String(port), '-d', '10']);
   const base = host.includes(':') ? `coap://[${host}]:${port}` : `coap://${host}:${port}`;
   for (let i = 0; i < 50; i++) {
     const r = await run(COAP_CLIENT, ['-B', '1', '-m', 'get', `${base}/.well-known/core`], 3000);
-    if (r.stdout.includes('</')) return { port, uri: (p) => `${base}/${p}`, stop: daemon.stop };
+    if (r.stdout.includes('</')) return { port, pid: daemon.child.pid, uri: (p) => `${base}/${p}`, stop: daemon.stop };
     if (daemon.child.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -190,4 +191,23 @@ export async function startLibcoapServer(host = '127.0.0.1'): Promise<{ port: nu
 /** PUT `file` to libcoap's server at `uri` (block-wise when larger than `blockSize`). */
 export async function putToLibcoap(uri: string, file: string, blockSize = 1024): Promise<RunResult> {
   return run(COAP_CLIENT, ['-m', 'put', '-b', String(blockSize), '-f', file, uri], 60_000);
+}
+
+let clockTicks: number | undefined;
+
+/**
+ * CPU time (user + system) a process has used so far, in milliseconds, from
+ * `/proc/PID/stat` (Linux); undefined where that is not available. Resolution
+ * is one clock tick (usually 10 ms): measure over many requests.
+ */
+export function processCpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    clockTicks ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+    // Fields 14 and 15 of stat(5) (utime, stime), counted after "pid (comm) ".
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
+  } catch {
+    return undefined;
+  }
 }

@@ -12,7 +12,9 @@
  * hits all of them alike; medians are reported. Command-line clients pay a
  * process start per run, so each is also timed on a one-block file and the
  * `net` figures divide the extra blocks by the extra time. Every run's output
- * is checked by SHA-256; a wrong one is counted in `failures`.
+ * is checked by SHA-256; a wrong one is counted in `failures`. Wall time on a
+ * shared machine is noisy, so the server's CPU time per block (from /proc,
+ * Linux) is reported too: that is what a server costs, whoever is faster.
  * Finally `coapfw serve` runs once more under `node --cpu-prof` while libcoap's
  * client fetches the file; `whereTheTimeGoes` summarises that profile.
  */
@@ -30,6 +32,7 @@ import {
   hasCommand,
   killAll,
   libcoapMissing,
+  processCpuMs,
   putToLibcoap,
   run,
   sha256File,
@@ -97,20 +100,27 @@ function scenario(blockSize: number, blocks: number, full: Timed[], one?: Timed[
 
 const round = (x: number): number => Math.round(x * 100) / 100;
 
-async function startOurServer(dir: string, nodeArgs: string[] = []): Promise<{ port: number; stop: () => Promise<void> }> {
+async function startOurServer(dir: string, nodeArgs: string[] = []): Promise<Started> {
   const port = await freeUdpPort();
   return startNode([...nodeArgs, CLI, 'serve', dir, '--host', '127.0.0.1', '--port', String(port)], port);
 }
 
 /** Start a Node server process and wait until it prints `serving`. */
-async function startNode(args: string[], port: number): Promise<{ port: number; stop: () => Promise<void> }> {
+/** A started server process. */
+interface Started {
+  port: number;
+  pid: number | undefined;
+  stop: () => Promise<void>;
+}
+
+async function startNode(args: string[], port: number): Promise<Started> {
   const d = startDaemon(process.execPath, args);
   for (let i = 0; i < 100 && !d.output().includes('serving'); i++) await new Promise((r) => setTimeout(r, 50));
   if (!d.output().includes('serving')) {
     await d.stop();
     throw new Error(`${args.join(' ')} did not start: ${d.output()}`);
   }
-  return { port, stop: d.stop };
+  return { port, pid: d.child.pid, stop: d.stop };
 }
 
 async function main(): Promise<void> {
@@ -135,6 +145,7 @@ async function main(): Promise<void> {
     const oursUri = (f: string): string => `coap://127.0.0.1:${ours.port}/files/${f}`;
     const coapMissing = libcoapMissing();
     let libcoapUri: ((f: string) => string) | undefined;
+    let libcoapPid: number | undefined;
     if (coapMissing === undefined) {
       const lc = await startLibcoapServer();
       stops.push(lc.stop);
@@ -143,6 +154,7 @@ async function main(): Promise<void> {
         if (put.code !== 0) throw new Error(`PUT ${f} to coap-server-notls failed: ${put.stderr}`);
       }
       libcoapUri = lc.uri;
+      libcoapPid = lc.pid;
     } else {
       skipped.libcoap = coapMissing;
     }
@@ -163,17 +175,18 @@ async function main(): Promise<void> {
     const minimal = await startNode([MINIMAL, join(files, BIG), String(mport)], mport).catch(() => undefined);
     const minimalPort = minimal?.port;
     if (minimal) stops.push(minimal.stop);
+    const cpu = new CpuMeter();
     const runs: Record<string, Timed[]> = { a: [], a1: [], b: [], b1: [], c: [], c2: [], d: [], d1: [], e: [] };
     for (let i = 0; i < REPS; i++) {
       if (libcoapUri) {
-        runs.a!.push(await coapGet(oursUri(BIG), out('a.bin'), bigHash));
-        runs.b!.push(await coapGet(libcoapUri(BIG), out('b.bin'), bigHash));
+        runs.a!.push(await cpu.measure('a', ours.pid, () => coapGet(oursUri(BIG), out('a.bin'), bigHash)));
+        runs.b!.push(await cpu.measure('b', libcoapPid, () => coapGet(libcoapUri!(BIG), out('b.bin'), bigHash)));
         runs.a1!.push(await coapGet(oursUri(TINY), out('a1.bin'), tinyHash));
         runs.b1!.push(await coapGet(libcoapUri(TINY), out('b1.bin'), tinyHash));
-        if (minimalPort !== undefined) runs.e!.push(await coapGet(`coap://127.0.0.1:${minimalPort}/${BIG}`, out('e.bin'), bigHash));
+        if (minimalPort !== undefined) runs.e!.push(await cpu.measure('e', minimal?.pid, () => coapGet(`coap://127.0.0.1:${minimalPort}/${BIG}`, out('e.bin'), bigHash)));
       }
       runs.c!.push(await ourDownload(oursUri(BIG), out('c.bin'), bigHash));
-      runs.c2!.push(await ourFetchInMemory(oursUri(BIG), bigHash));
+      runs.c2!.push(await cpu.measure('c2', ours.pid, () => ourFetchInMemory(oursUri(BIG), bigHash)));
       if (tftpPort !== undefined) {
         runs.d!.push(await tftpGet(BIG, out('d.bin'), bigHash));
         runs.d1!.push(await tftpGet(TINY, out('d1.bin'), tinyHash));
@@ -182,17 +195,17 @@ async function main(): Promise<void> {
     if (libcoapUri) {
       const a = scenario(1024, 1024, runs.a!, runs.a1);
       const b = scenario(1024, 1024, runs.b!, runs.b1);
-      result.a_libcoapClient_ourServer = a;
-      result.b_libcoapClient_libcoapServer = b;
+      result.a_libcoapClient_ourServer = { ...a, serverCpuUsPerBlock: cpu.perBlock('a', REPS * 1024) };
+      result.b_libcoapClient_libcoapServer = { ...b, serverCpuUsPerBlock: cpu.perBlock('b', REPS * 1024) };
       if (runs.e!.length > 0) {
         // One-block baseline: the same client against our server (the minimal one serves only the big file).
         const e = scenario(1024, 1024, runs.e!, runs.a1);
-        result.e_libcoapClient_minimalCoapPacketServer = e;
+        result.e_libcoapClient_minimalCoapPacketServer = { ...e, serverCpuUsPerBlock: cpu.perBlock('e', REPS * 1024) };
         result.ratio_a_over_e = { wall: round(a.blocksPerSec / e.blocksPerSec), net: a.netBlocksPerSec && e.netBlocksPerSec ? round(a.netBlocksPerSec / e.netBlocksPerSec) : null };
       }
       result.ratio_a_over_b = { wall: round(a.blocksPerSec / b.blocksPerSec), net: a.netBlocksPerSec && b.netBlocksPerSec ? round(a.netBlocksPerSec / b.netBlocksPerSec) : null };
     }
-    result.c_ourClient_ourServer = { downloadToFile: scenario(1024, 1024, runs.c!), fetchBlocksInMemory: scenario(1024, 1024, runs.c2!) };
+    result.c_ourClient_ourServer = { downloadToFile: scenario(1024, 1024, runs.c!), fetchBlocksInMemory: { ...scenario(1024, 1024, runs.c2!), serverCpuUsPerBlock: cpu.perBlock('c2', REPS * 1024), clientCpuUsPerBlock: round(clientCpuUs / (REPS * 1024)) } };
     if (tftpPort !== undefined) result.d_tftpHpa_inTftpd = scenario(512, Math.floor(MIB / 512) + 1, runs.d!, runs.d1);
     if (libcoapUri) result.whereTheTimeGoes = await profileOurServer(files, work);
   } finally {
@@ -217,16 +230,40 @@ async function ourDownload(uri: string, o: string, hash: string): Promise<Timed>
   }
 }
 
+/** Server CPU time spent during measured runs, per scenario (Linux /proc; empty elsewhere). */
+class CpuMeter {
+  private readonly ms = new Map<string, number>();
+
+  async measure<T>(key: string, pid: number | undefined, fn: () => Promise<T>): Promise<T> {
+    const before = processCpuMs(pid);
+    const r = await fn();
+    const after = processCpuMs(pid);
+    if (before !== undefined && after !== undefined) this.ms.set(key, (this.ms.get(key) ?? 0) + after - before);
+    return r;
+  }
+
+  /** Microseconds of server CPU per block, or null when not measurable. */
+  perBlock(key: string, blocks: number): number | null {
+    const ms = this.ms.get(key);
+    return ms === undefined ? null : round((ms * 1000) / blocks);
+  }
+}
+
+let clientCpuUs = 0;
+
 async function ourFetchInMemory(uri: string, hash: string): Promise<Timed> {
   const client = await openClient(uri);
   try {
     const buf = new Uint8Array(MIB);
     let n = 0;
     const t0 = process.hrtime.bigint();
+    const u0 = process.cpuUsage();
     for await (const b of fetchBlocks(client.request, { runtime: client.runtime, options: client.options })) {
       buf.set(b.data, b.offset);
       n += b.data.length;
     }
+    const used = process.cpuUsage(u0);
+    clientCpuUs += used.user + used.system;
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     return { ms, ok: n === MIB && sha256Hex(buf) === hash };
   } finally {
