@@ -47,6 +47,8 @@ export class UpdateSession {
   restarts = 0;
   failures = 0;
   candidateSequence: number | undefined;
+  /** SHA-256 of the envelope being processed, once fetched. */
+  envelopeDigest: Uint8Array | undefined;
 
   constructor(
     readonly opts: UpdateOptions,
@@ -124,6 +126,7 @@ async function verify(s: UpdateSession, envelope: Uint8Array): Promise<UpdateSta
   const seq = safeSequence(v.sequenceNumber);
   s.candidateSequence = seq;
   const envelopeDigest = sha256(envelope);
+  s.envelopeDigest = envelopeDigest;
   const rec = s.record;
   // RFC 9124 §4.3.2: only a strictly greater sequence number is installed.
   if (seq <= s.installed) {
@@ -262,8 +265,13 @@ async function recover(s: UpdateSession, state: UpdateState, e: unknown): Promis
     return restart(s, state.job, 'the image resource changed (ETag)');
   }
   if (REJECT_CODES.has(e.code)) {
+    // Forget a refused download so that nothing resumes it. Progress of
+    // another envelope stays (a bad manifest must not cost a good download),
+    // and so does an `installing` record: it carries the reverted-boot count
+    // that keeps a given-up image from being downloaded and tried again.
     const rec = s.record;
-    if (rec !== undefined && rec.phase !== 'idle') await s.journal.append(idleRecord(rec.installedSeq));
+    const same = rec !== undefined && s.envelopeDigest !== undefined && sameBytes(rec.envelopeDigest, s.envelopeDigest);
+    if (same && (rec.phase === 'fetching' || rec.phase === 'fetched')) await s.journal.append(idleRecord(rec.installedSeq));
     return { name: 'report', status: s.status('rejected', e) };
   }
   const retry = s.opts.retry ?? { attempts: 4, baseMs: 2000, maxMs: 60_000 };

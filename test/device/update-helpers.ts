@@ -67,8 +67,9 @@ export class MemUpdateServer {
     );
   }
 
-  put(path: string, bytes: Uint8Array): void {
-    this.sources.set(path.replace(/^\//, ''), bufferSource(bytes));
+  /** Serve `bytes` at `path` (ETag: a SHA-256 prefix unless given). */
+  put(path: string, bytes: Uint8Array, etag?: Uint8Array): void {
+    this.sources.set(path.replace(/^\//, ''), bufferSource(bytes, etag ? { etag } : {}));
   }
 
   /** Publish `img` at /fw/sha256/<hex> and its envelope at /manifest.suit. */

@@ -163,6 +163,55 @@ describe('runUpdate', () => {
       'rejected', 'none:confirmed', 'none:confirmed',
     ]);
     expect((await powerOn(dev.flash, dev.layout)).installedSequence).toBe(1);
+    // Given up for good: offered again, it is neither downloaded nor tried again.
+    const served = server.servedOf(`fw/sha256/${hex(sha256(B))}`);
+    expect(await update(dev, rt, { maxInstallAttempts: 2 })).toMatchObject({ result: 'rejected', error: 'UPDATE_FAILED', blocksFetched: 0 });
+    expect(server.servedOf(`fw/sha256/${hex(sha256(B))}`)).toBe(served);
+    expect((await powerOn(dev.flash, dev.layout)).boot.actions).toEqual([]);
+  });
+
+  async function cutAt(dev: Awaited<ReturnType<typeof device>>, rt: FakeRuntime, n: number): Promise<void> {
+    let blocks = 0;
+    await expect(
+      update(dev, rt, {
+        onEvent: (e) => {
+          if (e.type === 'block' && ++blocks === n) dev.flash.cutAfter(0);
+        },
+      }),
+    ).rejects.toSatisfy((e) => isCoapfwError(e, 'POWER_CUT'));
+    dev.flash.powerOn();
+    await powerOn(dev.flash, dev.layout);
+  }
+
+  it('does not resume when the ETag changed while it was off, even for the same bytes: starts over', async () => {
+    server = new MemUpdateServer();
+    const path = server.publish(B, 2);
+    const dev = await device();
+    const rt = new FakeRuntime();
+    await cutAt(dev, rt, 10);
+    server.put(path, B, Uint8Array.of(1, 2, 3, 4));
+    const events: string[] = [];
+    const status = await update(dev, rt, { onEvent: (e) => e.type === 'restart' && events.push(e.reason) });
+    expect(status).toMatchObject({ result: 'installed', restarts: 1, blocksFetched: 24 }); // the refused block is not written
+    expect(events).toEqual(['the image resource changed (ETag)']);
+    expect(server.servedOf(path)).toBe(11 + 1 + 24);
+  });
+
+  it('a bad manifest offered in between does not cost the progress of a good download', async () => {
+    server = new MemUpdateServer();
+    const path = server.publish(B, 2);
+    const good = envelopeFor(B, 2);
+    const dev = await device();
+    const rt = new FakeRuntime();
+    await cutAt(dev, rt, 14);
+    const forged = good.slice();
+    forged[forged.length - 1]! ^= 1; // flip a bit of the manifest: digest mismatch
+    server.put('manifest.suit', forged);
+    expect((await update(dev, rt)).result).toBe('rejected');
+    server.put('manifest.suit', good);
+    const status = await update(dev, rt);
+    expect(status).toMatchObject({ result: 'installed', blocksResumed: 12, blocksFetched: 12 });
+    expect(server.servedOf(path)).toBe(15 + 12);
   });
 
   it('resolves relative and absolute image URIs against the manifest', () => {
