@@ -14,7 +14,8 @@ import { fetchAll, fetchBlocks, type FetchedBlock } from '../../src/blockwise/fe
 import { decodeBlock, encodeBlock } from '../../src/codec/block.js';
 import { Code, codeToString, OptionNumber } from '../../src/codec/numbers.js';
 import { FileRepository } from '../../src/server/files.js';
-import { nodeCoapFileHandler, type NodeCoapRequest } from '../../src/server/node-coap-adapter.js';
+import { nodeCoapFileHandler, sendNodeCoapResponse, toCoapMessage, type NodeCoapRequest } from '../../src/server/node-coap-adapter.js';
+import type { CoapfwError } from '../../src/errors.js';
 import { openClient, type CoapClient } from '../../src/transport/client.js';
 import { fixtureBytes, nodeCoapGet, sha256Hex } from '../../interop/helpers.js';
 
@@ -118,6 +119,11 @@ describe('node-coap server with nodeCoapFileHandler', () => {
     expect(codeToString(res.code)).toBe('4.02');
   });
 
+  it('passes an option node-coap names but our codec does not (OSCORE, critical) to the router: 4.02', async () => {
+    const res = await client.request({ code: Code.GET, options: [...fileOptions(), { number: 9, value: Uint8Array.of(0) }] });
+    expect(codeToString(res.code)).toBe('4.02');
+  });
+
   it('serves /.well-known/core and by content address', async () => {
     const core = await nodeCoapGet('127.0.0.1', port, '/.well-known/core');
     expect(core.code).toBe('2.05');
@@ -143,5 +149,41 @@ describe('node-coap server with nodeCoapFileHandler', () => {
   it('a non-GET on a file is 4.05', async () => {
     const res = await client.request({ code: Code.PUT, options: fileOptions(), payload: Uint8Array.of(1) });
     expect(codeToString(res.code)).toBe('4.05');
+  });
+});
+
+describe('adapter pieces', () => {
+  it('toCoapMessage keeps Block2, Size2 (converted to a number by node-coap), Uri-Path, OSCORE and unknown options; drops lossy ETag text', () => {
+    const msg = toCoapMessage({
+      code: '0.01',
+      options: [
+        { name: 'Uri-Path', value: Buffer.from('files') },
+        { name: 'Size2', value: 0 },
+        { name: 'Block2', value: Buffer.of(0x52) },
+        { name: 'ETag', value: 'lossy text' },
+        { name: '65001', value: Buffer.of(1) },
+        { name: 'OSCORE', value: Buffer.of(0) },
+      ],
+      _packet: { messageId: 7, token: Buffer.of(1, 2), confirmable: false },
+    });
+    expect(msg.code).toBe(Code.GET);
+    expect(msg.messageId).toBe(7);
+    expect(msg.options.map((o) => o.number)).toEqual([9, OptionNumber.URI_PATH, OptionNumber.BLOCK2, OptionNumber.SIZE2, 65001]);
+    expect(decodeBlock(msg.options[2]!.value)).toEqual({ num: 5, more: false, szx: 2 });
+    expect(msg.options[3]!.value).toEqual(new Uint8Array(0));
+  });
+
+  it('refuses to let node-coap rewrite Block2 when the response has no OutgoingMessage base: 5.00 and NODE_COAP_UNSUPPORTED', () => {
+    const errors: CoapfwError[] = [];
+    const sent: Array<{ code?: string; ended: boolean }> = [];
+    const res = {
+      code: undefined as string | undefined,
+      statusCode: undefined as string | undefined,
+      setOption: () => res,
+      end: () => void sent.push({ code: res.code, ended: true }),
+    };
+    sendNodeCoapResponse(res, { code: Code.CONTENT, payload: Uint8Array.of(1, 2, 3) }, { onError: (e) => void errors.push(e) });
+    expect(sent).toEqual([{ code: '5.00', ended: true }]);
+    expect(errors.map((e) => e.code)).toEqual(['NODE_COAP_UNSUPPORTED']);
   });
 });
