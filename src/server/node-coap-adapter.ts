@@ -100,6 +100,7 @@ const NUMBER_BY_NAME: ReadonlyMap<string, number> = new Map([
   ['OCF-Content-Format-Version', 2053],
 ]);
 const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
 
 /**
  * A listener answering every path `resolve` knows (others: returns false
@@ -109,7 +110,7 @@ export function nodeCoapHandler(resolve: Resolver, options: NodeCoapAdapterOptio
   const route = routeRequests(resolve);
   return (req, res) => {
     const message = toCoapMessage(req);
-    const path = message.options.filter((o) => o.number === OptionNumber.URI_PATH).map((o) => new TextDecoder().decode(o.value));
+    const path = message.options.filter((o) => o.number === OptionNumber.URI_PATH).map((o) => utf8Decoder.decode(o.value));
     let known: boolean;
     try {
       known = resolve(path, message) !== undefined;
@@ -120,7 +121,8 @@ export function nodeCoapHandler(resolve: Resolver, options: NodeCoapAdapterOptio
     const peer = { address: req.rsinfo?.address ?? '', port: req.rsinfo?.port ?? 0 };
     Promise.resolve(route({ message, peer }))
       .catch((): ResponseSpec => ({ code: Code.INTERNAL_SERVER_ERROR }))
-      .then((spec) => sendNodeCoapResponse(res, spec ?? { code: Code.INTERNAL_SERVER_ERROR }, options));
+      .then((spec) => sendNodeCoapResponse(res, spec ?? { code: Code.INTERNAL_SERVER_ERROR }, options))
+      .catch((e: unknown) => options.onError?.(new CoapfwError('NODE_COAP_UNSUPPORTED', `node-coap adapter: sending the response failed: ${String(e)}`, { cause: e })));
     return true;
   };
 }
