@@ -17,66 +17,24 @@
  * `powerOn` (device.ts) confirms it.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { fetchAll, fetchBlocks, isTransient } from '../blockwise/fetch.js';
+import { fetchAll, fetchBlocks } from '../blockwise/fetch.js';
 import { blockSize } from '../codec/block.js';
 import { parseCoapUri, uriOptions } from '../codec/uri.js';
-import { CoapfwError, isCoapfwError } from '../errors.js';
+import { CoapfwError } from '../errors.js';
 import { hashArea, resumeOffset, writeImageChunk } from '../flash/image.js';
-import { Journal, type ResumeRecord } from '../flash/journal.js';
-import { backoffDelay, sleep } from '../messaging/retry.js';
+import { Journal } from '../flash/journal.js';
 import { ALG } from '../suit/constants.js';
 import { planUpdate } from '../suit/plan.js';
 import { verifyEnvelope } from '../suit/verify.js';
 import { readBootState, requestTestBoot } from './boot.js';
 import { imageRequestOptions } from './image-uri.js';
-import { fetchingRecord, idleRecord, installedSequence, installRecord, reconcileJournal, sameBytes } from './progress.js';
-import { postStatus, type UpdateResultKind, type UpdateStatus } from './report.js';
-import type { Candidate, UpdateEvent, UpdateOptions, UpdateState } from './states.js';
+import { fetchingRecord, installRecord, reconcileJournal, sameBytes } from './progress.js';
+import { recover, restart } from './recovery.js';
+import { postStatus, type UpdateStatus } from './report.js';
+import { UpdateSession } from './session.js';
+import type { Candidate, UpdateOptions, UpdateState } from './states.js';
 
-/** Errors that mean "this update must not be installed" (the running image stays). */
-const REJECT_CODES: ReadonlySet<string> = new Set([
-  'SUIT_MALFORMED', 'SUIT_LIMIT', 'SUIT_UNSUPPORTED', 'DIGEST_MISMATCH', 'SIGNATURE_INVALID', 'NO_SIGNATURE',
-  'UNTRUSTED_KEY', 'ROLLBACK', 'VENDOR_MISMATCH', 'CLASS_MISMATCH', 'CONDITION_FAILED', 'KEY_INVALID',
-  'TOO_LARGE', 'IMAGE_TOO_LARGE', 'UPDATE_FAILED',
-]);
-
-/** One update run's working state (not durable: the journal is). */
-export class UpdateSession {
-  blocksFetched = 0;
-  blocksResumed = 0;
-  restarts = 0;
-  failures = 0;
-  candidateSequence: number | undefined;
-  /** SHA-256 of the envelope being processed, once fetched. */
-  envelopeDigest: Uint8Array | undefined;
-
-  constructor(
-    readonly opts: UpdateOptions,
-    readonly journal: Journal,
-  ) {}
-
-  get record(): ResumeRecord | undefined {
-    return this.journal.latest();
-  }
-  get installed(): number {
-    return installedSequence(this.record);
-  }
-  emit(e: UpdateEvent): void {
-    this.opts.onEvent?.(e);
-  }
-  status(result: UpdateResultKind, error?: unknown): UpdateStatus {
-    const e = error instanceof Error ? error : undefined;
-    return {
-      result,
-      installedSequence: this.installed,
-      ...(this.candidateSequence !== undefined ? { candidateSequence: this.candidateSequence } : {}),
-      blocksFetched: this.blocksFetched,
-      blocksResumed: this.blocksResumed,
-      restarts: this.restarts,
-      ...(e ? { error: isCoapfwError(e) ? e.code : e.name, message: e.message } : {}),
-    };
-  }
-}
+export { UpdateSession };
 
 /** The transition function: perform the state's work and return the next state. */
 export async function step(s: UpdateSession, state: UpdateState): Promise<UpdateState> {
@@ -228,13 +186,6 @@ async function verifyImage(s: UpdateSession, st: VerifyImageState): Promise<Upda
   return restart(s, st.job, 'the slot does not hold the image the journal describes');
 }
 
-function restart(s: UpdateSession, job: Candidate, reason: string): UpdateState {
-  s.restarts++;
-  if (s.restarts > (s.opts.maxRestarts ?? 3)) throw new CoapfwError('UPDATE_FAILED', `update: gave up after ${s.restarts - 1} restarts (${reason})`);
-  s.emit({ type: 'restart', reason });
-  return { name: 'download', job, startBlock: 0, szx: s.opts.szx ?? 6, etag: undefined };
-}
-
 type InstallState = Extract<UpdateState, { name: 'install' }>;
 
 async function install(s: UpdateSession, st: InstallState): Promise<UpdateState> {
@@ -255,32 +206,6 @@ async function report(s: UpdateSession, status: UpdateStatus): Promise<UpdateSta
   const code = opts.statusPath === undefined ? undefined : await postStatus(opts.request, opts.statusPath, status, opts.signal);
   s.emit({ type: 'status', status, responseCode: code });
   return { name: 'done', status };
-}
-
-/** What to do after `step` threw `e` in `state`. POWER_CUT and ABORTED propagate. */
-async function recover(s: UpdateSession, state: UpdateState, e: unknown): Promise<UpdateState> {
-  if (!(e instanceof CoapfwError) || e.code === 'POWER_CUT' || e.code === 'ABORTED' || state.name === 'report') throw e;
-  if (e.code === 'ETAG_MISMATCH' && state.name === 'download') {
-    // RFC 7959 §2.4: the image changed under us; never stitch two versions.
-    return restart(s, state.job, 'the image resource changed (ETag)');
-  }
-  if (REJECT_CODES.has(e.code)) {
-    // Forget a refused download so that nothing resumes it. Progress of
-    // another envelope stays (a bad manifest must not cost a good download),
-    // and so does an `installing` record: it carries the reverted-boot count
-    // that keeps a given-up image from being downloaded and tried again.
-    const rec = s.record;
-    const same = rec !== undefined && s.envelopeDigest !== undefined && sameBytes(rec.envelopeDigest, s.envelopeDigest);
-    if (same && (rec.phase === 'fetching' || rec.phase === 'fetched')) await s.journal.append(idleRecord(rec.installedSeq));
-    return { name: 'report', status: s.status('rejected', e) };
-  }
-  const retry = s.opts.retry ?? { attempts: 4, baseMs: 2000, maxMs: 60_000 };
-  s.failures++;
-  if (!isTransient(e) || s.failures >= (retry.attempts ?? 4)) return { name: 'report', status: s.status('failed', e) };
-  const delayMs = backoffDelay(s.failures, retry, () => s.opts.runtime.random());
-  s.emit({ type: 'retry', attempt: s.failures, delayMs, error: e.code });
-  await sleep(s.opts.runtime, delayMs, s.opts.signal);
-  return { name: 'check' };
 }
 
 /**

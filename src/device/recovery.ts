@@ -1,0 +1,53 @@
+/**
+ * What the update client does when a step fails (a small wrapper around the
+ * transition function, STYLE.md §3): restart a download whose image changed,
+ * report a refusal, or retry a transient failure after a jittered
+ * exponential back-off on the injected Runtime (bounded attempts).
+ */
+import { isTransient } from '../blockwise/fetch.js';
+import { CoapfwError } from '../errors.js';
+import { backoffDelay, sleep } from '../messaging/retry.js';
+import { idleRecord, sameBytes } from './progress.js';
+import type { UpdateSession } from './session.js';
+import type { Candidate, UpdateState } from './states.js';
+
+/** Errors that mean "this update must not be installed" (the running image stays). */
+export const REJECT_CODES: ReadonlySet<string> = new Set([
+  'SUIT_MALFORMED', 'SUIT_LIMIT', 'SUIT_UNSUPPORTED', 'DIGEST_MISMATCH', 'SIGNATURE_INVALID', 'NO_SIGNATURE',
+  'UNTRUSTED_KEY', 'ROLLBACK', 'VENDOR_MISMATCH', 'CLASS_MISMATCH', 'CONDITION_FAILED', 'KEY_INVALID',
+  'TOO_LARGE', 'IMAGE_TOO_LARGE', 'UPDATE_FAILED',
+]);
+
+/** Start the download of `job` over from block 0 (bounded by `maxRestarts`). */
+export function restart(s: UpdateSession, job: Candidate, reason: string): UpdateState {
+  s.restarts++;
+  if (s.restarts > (s.opts.maxRestarts ?? 3)) throw new CoapfwError('UPDATE_FAILED', `update: gave up after ${s.restarts - 1} restarts (${reason})`);
+  s.emit({ type: 'restart', reason });
+  return { name: 'download', job, startBlock: 0, szx: s.opts.szx ?? 6, etag: undefined };
+}
+
+/** What to do after `step` threw `e` in `state`. POWER_CUT and ABORTED propagate. */
+export async function recover(s: UpdateSession, state: UpdateState, e: unknown): Promise<UpdateState> {
+  if (!(e instanceof CoapfwError) || e.code === 'POWER_CUT' || e.code === 'ABORTED' || state.name === 'report') throw e;
+  if (e.code === 'ETAG_MISMATCH' && state.name === 'download') {
+    // RFC 7959 §2.4: the image changed under us; never stitch two versions.
+    return restart(s, state.job, 'the image resource changed (ETag)');
+  }
+  if (REJECT_CODES.has(e.code)) {
+    // Forget a refused download so that nothing resumes it. Progress of
+    // another envelope stays (a bad manifest must not cost a good download),
+    // and so does an `installing` record: it carries the reverted-boot count
+    // that keeps a given-up image from being downloaded and tried again.
+    const rec = s.record;
+    const same = rec !== undefined && s.envelopeDigest !== undefined && sameBytes(rec.envelopeDigest, s.envelopeDigest);
+    if (same && (rec.phase === 'fetching' || rec.phase === 'fetched')) await s.journal.append(idleRecord(rec.installedSeq));
+    return { name: 'report', status: s.status('rejected', e) };
+  }
+  const retry = s.opts.retry ?? { attempts: 4, baseMs: 2000, maxMs: 60_000 };
+  s.failures++;
+  if (!isTransient(e) || s.failures >= (retry.attempts ?? 4)) return { name: 'report', status: s.status('failed', e) };
+  const delayMs = backoffDelay(s.failures, retry, () => s.opts.runtime.random());
+  s.emit({ type: 'retry', attempt: s.failures, delayMs, error: e.code });
+  await sleep(s.opts.runtime, delayMs, s.opts.signal);
+  return { name: 'check' };
+}
