@@ -41,8 +41,8 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
-async function setup(seed: number): Promise<Device> {
-  const flash = new MemoryFlash({ size: 80 * 1024, eraseBlockSize: 4096, writeAlignment: 4, random: mulberry32(seed) });
+async function setup(seed: number, tornWrite: 'prefix' | 'scatter' = 'prefix'): Promise<Device> {
+  const flash = new MemoryFlash({ size: 80 * 1024, eraseBlockSize: 4096, writeAlignment: 4, random: mulberry32(seed), tornWrite });
   const layout = createLayout(flash, { slotSize: 28 * 1024 });
   await provisionDevice(flash, layout, A, 1);
   const server = new MemUpdateServer();
@@ -141,6 +141,20 @@ describe('update under a power cut at every flash operation', () => {
         expect(p.boot.mode).toBe('confirmed');
         expect(hex(p.boot.image.digest)).toBe(hex(sha256(A)));
         expect(p.installedSequence).toBe(1);
+      },
+    });
+    expect(report.cutsHit).toBe(report.runs);
+  });
+
+  it('with scattered torn writes (a random subset of bytes programmed), every third cut index', async () => {
+    const report = await powerCutSweep<Device, string>({
+      setup: (seed) => setup(seed, 'scatter'),
+      run: (d) => deviceMain(d, true),
+      cutIndexes: (ops) => Array.from({ length: Math.ceil(ops / 3) }, (_, i) => i * 3),
+      check: async (result, d) => {
+        expect(result).toBe('B');
+        expect(hex(await hashArea(d.flash, d.layout.primary, B.length))).toBe(hex(sha256(B)));
+        checkRefetch(d);
       },
     });
     expect(report.cutsHit).toBe(report.runs);
