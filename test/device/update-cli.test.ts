@@ -9,6 +9,7 @@ import { main } from '../../src/cli/main.js';
 import { startFileServer, type FileServer } from '../../src/server/serve.js';
 import { createEnvelope } from '../../src/suit/create.js';
 import { privateKeyFromSecret } from '../../src/suit/keys.js';
+import { parsePskKey, PskStore } from '../../src/transport/dtls/psk-store.js';
 import { CLASS, hex, image, KEY, VENDOR } from './update-helpers.js';
 
 function captureIo() {
@@ -112,5 +113,25 @@ describe('coapfw device', () => {
     const again = await run(['update', `${base}/app.suit`, '--flash', flash, ...ids]);
     // The image is still in the secondary slot: installed again without a download.
     expect(again.json).toMatchObject({ result: 'installed', blocksFetched: 0, installedSequence: 5, boot: 'confirmed' });
+  });
+
+  it('updates over coaps:// with a PSK (DTLS 1.2), and says so in one line when credentials are missing', { timeout: 30_000 }, async () => {
+    const psk = '0x00112233445566778899aabbccddeeff';
+    const secure = await startFileServer({ dir: join(dir, 'srv'), coap: false, refreshMs: 0, secure: { psk: PskStore.fromEntries([['dev-4', parsePskKey(psk)]]), host: '127.0.0.1', port: 0 } });
+    try {
+      const uri = `coaps://127.0.0.1:${secure.dtls!.address().port}/files/app.suit`;
+      const flash = join(dir, 'dev4.bin');
+      const r = await run(['update', uri, '--flash', flash, ...ids, '--psk-identity', 'dev-4', '--psk-key', psk, '--device-id', 'dev-4']);
+      expect(r.code, r.err).toBe(0);
+      expect(r.json).toMatchObject({ result: 'installed', installedSequence: 5, boot: 'confirmed' });
+      expect(secure.status.get('dev-4')?.report).toMatchObject({ result: 'installed' });
+      const noKey = await run(['update', uri, '--flash', flash, ...ids]);
+      expect(noKey.code).toBe(1);
+      expect(noKey.err).toMatch(/coaps:\/\/ needs PSK credentials/);
+      const plain = await run(['update', `${base}/app.suit`, '--flash', flash, ...ids, '--psk-identity', 'x', '--psk-key', psk]);
+      expect(plain.code).toBe(2);
+    } finally {
+      await secure.close();
+    }
   });
 });
