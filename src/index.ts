@@ -53,8 +53,8 @@ export { startFileServer, type FileServer, type FileServerOptions } from './serv
 export { nodeCoapHandler, nodeCoapFileHandler, toCoapMessage, sendNodeCoapResponse, type NodeCoapRequest, type NodeCoapResponse, type NodeCoapListener, type NodeCoapAdapterOptions } from './server/node-coap-adapter.js';
 export { runUpdate, step as updateStep, UpdateSession } from './device/updater.js';
 export type { UpdateState, UpdateStateName, UpdateEvent, UpdateOptions, Candidate } from './device/states.js';
-export { postStatus, encodeStatus, type UpdateStatus, type UpdateResultKind } from './device/report.js';
-export { powerOn, provisionDevice, type PowerOnResult, type PowerOnOutcome, type PowerOnOptions } from './device/device.js';
+export { postStatus, encodeStatus, type UpdateStatus, type UpdateResultKind, type BootStatus } from './device/report.js';
+export { powerOn, provisionDevice, bootStatus, type PowerOnResult, type PowerOnOutcome, type PowerOnOptions } from './device/device.js';
 export { openFileDevice, simulatedLayout, FACTORY_IMAGE, type FileDevice, type FileDeviceOptions } from './device/file-device.js';
 export { imageRequestOptions, resolveImageUri } from './device/image-uri.js';
 export { idleRecord, fetchingRecord, installRecord, candidateSequence, reconcileJournal, type UpdateJob } from './device/progress.js';

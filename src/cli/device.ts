@@ -8,7 +8,8 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { szxForSize } from '../codec/block.js';
 import { confirm, readBootState } from '../device/boot.js';
-import { powerOn } from '../device/device.js';
+import { bootStatus, powerOn } from '../device/device.js';
+import { postStatus } from '../device/report.js';
 import { openFileDevice, type FileDevice } from '../device/file-device.js';
 import type { UpdateEvent } from '../device/states.js';
 import { runUpdate } from '../device/updater.js';
@@ -142,6 +143,8 @@ async function update(uri: string, dev: FileDevice, values: Record<string, unkno
     else if (e.type === 'retry') io.stderr.write(`retry ${e.attempt} in ${Math.round(e.delayMs)} ms after ${e.error}\n`);
   };
   let status;
+  let after = before;
+  const path = statusPath(values);
   try {
     status = await runUpdate({
       flash,
@@ -154,16 +157,18 @@ async function update(uri: string, dev: FileDevice, values: Record<string, unkno
       classId,
       szx,
       blockRetry: { attempts, baseMs: 1000, maxMs: 30_000 },
-      statusPath: statusPath(values),
+      statusPath: path,
       onEvent,
     });
+    bar.done();
+    if (status.result === 'installed' && values['no-reboot'] !== true) {
+      after = await powerOn(flash, layout, { selfTest: () => values['no-confirm'] !== true });
+      const report = bootStatus(after);
+      if (report && path !== undefined) await postStatus(client.request, path, report);
+    }
   } finally {
     bar.done();
     await client.close();
-  }
-  let after = before;
-  if (status.result === 'installed' && values['no-reboot'] !== true) {
-    after = await powerOn(flash, layout, { selfTest: () => values['no-confirm'] !== true });
   }
   line(io, {
     ...status,

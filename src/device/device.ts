@@ -10,6 +10,7 @@ import { Journal } from '../flash/journal.js';
 import type { FlashLayout } from '../flash/layout.js';
 import { boot, confirm, installFactoryImage, type BootResult } from './boot.js';
 import { idleRecord, installedSequence, reconcileJournal, sameBytes } from './progress.js';
+import type { BootStatus } from './report.js';
 
 /** What a power-on did about an update. */
 export type PowerOnOutcome =
@@ -72,4 +73,10 @@ export async function powerOn(flash: FlashBackend, layout: FlashLayout, options:
   // Also covers a cut between confirm() and the journal record on an earlier power-on.
   if (await reconcileJournal(journal, r.image.digest)) outcome = 'confirmed';
   return { boot: r, outcome, installedSequence: installedSequence(journal.latest()) };
+}
+
+/** The report for the status tracker after a power-on that settled an update; undefined when there is nothing to say. */
+export function bootStatus(p: PowerOnResult): BootStatus | undefined {
+  if (p.outcome === 'none') return undefined;
+  return { result: p.outcome, installedSequence: p.installedSequence, running: Buffer.from(p.boot.image.digest).toString('hex') };
 }

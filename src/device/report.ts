@@ -40,11 +40,25 @@ export interface UpdateStatus {
   readonly message?: string;
 }
 
+/**
+ * What a device reports after the reboot that follows an install: whether
+ * the new image passed its self-test and was confirmed, or was reverted.
+ */
+export interface BootStatus {
+  readonly result: 'confirmed' | 'unconfirmed' | 'reverted';
+  /** Sequence number of the confirmed running manifest. */
+  readonly installedSequence: number;
+  /** SHA-256 of the running image, hex. */
+  readonly running: string;
+}
+
 /** Encode a status for the wire (JSON, Content-Format 50). */
-export function encodeStatus(status: UpdateStatus): Uint8Array {
+export function encodeStatus(status: UpdateStatus | BootStatus): Uint8Array {
   // Keep reports small (the server's tracker takes up to 512 bytes by default).
-  const message = status.message !== undefined && status.message.length > 160 ? `${status.message.slice(0, 157)}...` : status.message;
-  return new TextEncoder().encode(JSON.stringify({ ...status, message }));
+  if ('message' in status && status.message !== undefined && status.message.length > 160) {
+    status = { ...status, message: `${status.message.slice(0, 157)}...` };
+  }
+  return new TextEncoder().encode(JSON.stringify(status));
 }
 
 /**
@@ -52,7 +66,7 @@ export function encodeStatus(status: UpdateStatus): Uint8Array {
  * response code, or undefined when no response came (the error is swallowed:
  * reporting is best effort).
  */
-export async function postStatus(request: Requester, path: string, status: UpdateStatus, signal?: AbortSignal): Promise<number | undefined> {
+export async function postStatus(request: Requester, path: string, status: UpdateStatus | BootStatus, signal?: AbortSignal): Promise<number | undefined> {
   try {
     const res = await request(
       {

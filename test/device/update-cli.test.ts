@@ -84,7 +84,8 @@ describe('coapfw device', () => {
     const r = await run(['update', `${base}/app.suit`, '--flash', flash, ...ids, '--flash-size', String(256 * 1024)]);
     expect(r.code, r.err).toBe(0);
     expect(r.json).toMatchObject({ result: 'installed', installedSequence: 5, blocksFetched: 20, blocksResumed: 0, bootMode: 'test', boot: 'confirmed', running: hex(sha256(IMG)), provisioned: true });
-    expect(server.status.get('sim-dev1.bin')?.report).toMatchObject({ result: 'installed', candidateSequence: 5 });
+    // The last report is the one after the reboot: confirmed.
+    expect(server.status.get('sim-dev1.bin')?.report).toMatchObject({ result: 'confirmed', installedSequence: 5, running: hex(sha256(IMG)) });
     const st = await run(['status', '--flash', flash]);
     expect(st.json).toMatchObject({ primaryMode: 'confirmed', pending: false, running: hex(sha256(IMG)), journal: { phase: 'idle', installedSeq: 5 } });
     const again = await run(['update', `${base}/app.suit`, '--flash', flash, ...ids]);
@@ -124,7 +125,7 @@ describe('coapfw device', () => {
       const r = await run(['update', uri, '--flash', flash, ...ids, '--psk-identity', 'dev-4', '--psk-key', psk, '--device-id', 'dev-4']);
       expect(r.code, r.err).toBe(0);
       expect(r.json).toMatchObject({ result: 'installed', installedSequence: 5, boot: 'confirmed' });
-      expect(secure.status.get('dev-4')?.report).toMatchObject({ result: 'installed' });
+      expect(secure.status.get('dev-4')?.report).toMatchObject({ result: 'confirmed', installedSequence: 5 });
       const noKey = await run(['update', uri, '--flash', flash, ...ids]);
       expect(noKey.code).toBe(1);
       expect(noKey.err).toMatch(/coaps:\/\/ needs PSK credentials/);
