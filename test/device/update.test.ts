@@ -183,6 +183,20 @@ describe('runUpdate', () => {
     await powerOn(dev.flash, dev.layout);
   }
 
+  it('follows a server that serves smaller blocks, with an odd-sized image, across a power cut', async () => {
+    server = new MemUpdateServer(4); // 256-byte blocks at most
+    const odd = image(9999, 11);
+    const path = server.publish(odd, 2);
+    const dev = await device();
+    const rt = new FakeRuntime();
+    await cutAt(dev, rt, 20); // 20 blocks of 256 bytes written: one erase block journalled
+    const status = await update(dev, rt);
+    expect(status).toMatchObject({ result: 'installed', blocksResumed: 16, blocksFetched: 40 - 16 });
+    expect(server.servedOf(path)).toBe(21 + 24);
+    const p = await powerOn(dev.flash, dev.layout);
+    expect(hex(p.boot.image.digest)).toBe(hex(sha256(odd)));
+  });
+
   it('does not resume when the ETag changed while it was off, even for the same bytes: starts over', async () => {
     server = new MemUpdateServer();
     const path = server.publish(B, 2);
