@@ -193,7 +193,8 @@ export class CoapEndpoint {
   private sendRaw(bytes: Uint8Array, peer: Peer): void {
     if (this.closed) return;
     this.stats.sent++;
-    this.transport.send(bytes, peer).catch(() => {});
+    if (this.transport.post) this.transport.post(bytes, peer);
+    else this.transport.send(bytes, peer).catch(() => {});
   }
 
   private sendMessage(msg: CoapMessage, peer: Peer): Uint8Array {

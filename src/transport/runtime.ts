@@ -1,7 +1,7 @@
 /**
  * The real {@link Runtime}: performance.now(), unref'd timers, crypto randomness.
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { Runtime, TimerHandle } from '../messaging/runtime.js';
 
 /** Runtime backed by the process clock, timers and CSPRNG. */
@@ -16,5 +16,22 @@ export const systemRuntime: Runtime = {
     clearTimeout(handle as NodeJS.Timeout);
   },
   random: () => Math.random(),
-  randomBytes: (n: number) => new Uint8Array(randomBytes(n)),
+  randomBytes: (n: number) => takeRandom(n),
 };
+
+// A token per request made one getrandom() call per request; draw them from a pool instead.
+const POOL = new Uint8Array(4096);
+let poolOffset = POOL.length;
+
+function takeRandom(n: number): Uint8Array {
+  if (n > POOL.length) return randomFillSync(new Uint8Array(n));
+  if (poolOffset + n > POOL.length) {
+    randomFillSync(POOL);
+    poolOffset = 0;
+  }
+  const out = POOL.slice(poolOffset, poolOffset + n);
+  // Never hand out the same bytes twice.
+  POOL.fill(0, poolOffset, poolOffset + n);
+  poolOffset += n;
+  return out;
+}

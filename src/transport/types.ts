@@ -21,6 +21,12 @@ export type DatagramHandler = (data: Uint8Array, peer: Peer) => void;
 export interface Transport {
   /** Send one datagram. Resolves once handed to the OS (or dropped by an impaired transport). */
   send(data: Uint8Array, peer: Peer): Promise<void>;
+  /**
+   * Optional fast path: send without reporting the outcome (errors go where
+   * the transport reports them). The message layer, which ignores send
+   * results anyway, uses it when present to save a promise per datagram.
+   */
+  post?(data: Uint8Array, peer: Peer): void;
   /** Install the receive handler (one per transport). */
   onMessage(handler: DatagramHandler): void;
   /** The local address the transport is bound to. */

@@ -55,13 +55,16 @@ export class UdpTransport implements Transport {
   send(data: Uint8Array, peer: Peer): Promise<void> {
     if (this.closed) return Promise.reject(new CoapfwError('TRANSPORT_CLOSED', 'udp: transport is closed'));
     return new Promise((resolve, reject) => {
-      // A dual-stack IPv6 socket reaches IPv4 peers through their mapped address.
-      const address = this.ipv6 && !peer.address.includes(':') ? `::ffff:${peer.address}` : peer.address;
-      this.socket.send(data, peer.port, address, (err) => {
+      this.socket.send(data, peer.port, this.mapAddress(peer.address), (err) => {
         if (err) reject(new CoapfwError('IO_ERROR', `udp: send to ${peer.address}:${peer.port} failed: ${err.message}`, { cause: err }));
         else resolve();
       });
     });
+  }
+
+  post(data: Uint8Array, peer: Peer): void {
+    if (this.closed) return;
+    this.socket.send(data, peer.port, this.mapAddress(peer.address));
   }
 
   onMessage(handler: DatagramHandler): void {
@@ -71,6 +74,11 @@ export class UdpTransport implements Transport {
   address(): Peer {
     const a = this.socket.address();
     return { address: a.address, port: a.port };
+  }
+
+  /** A dual-stack IPv6 socket reaches IPv4 peers through their mapped address. */
+  private mapAddress(address: string): string {
+    return this.ipv6 && !address.includes(':') ? `::ffff:${address}` : address;
   }
 
   close(): Promise<void> {
