@@ -208,9 +208,26 @@ async function report(s: UpdateSession, status: UpdateStatus): Promise<UpdateSta
   return { name: 'done', status };
 }
 
+function checkOptions(o: UpdateOptions): void {
+  const bad = (m: string): CoapfwError => new CoapfwError('INVALID_ARGUMENT', `runUpdate: ${m}`);
+  if (!o || typeof o.request !== 'function' || !o.runtime || !o.flash || !o.layout) throw bad('flash, layout, request and runtime are required');
+  parseCoapUri(o.manifestUri);
+  const int = (v: number | undefined, name: string, min: number, max = Number.MAX_SAFE_INTEGER): void => {
+    if (v !== undefined && (!Number.isInteger(v) || v < min || v > max)) throw bad(`${name} must be an integer ${min}..${max}, got ${v}`);
+  };
+  int(o.szx, 'szx', 0, 6);
+  int(o.maxRestarts, 'maxRestarts', 0);
+  int(o.maxEnvelopeSize, 'maxEnvelopeSize', 1);
+  int(o.maxInstallAttempts, 'maxInstallAttempts', 1);
+  for (const [name, id] of [['vendorId', o.vendorId], ['classId', o.classId]] as const) {
+    if (id !== undefined && (!(id instanceof Uint8Array) || id.length !== 16)) throw bad(`${name} must be 16 bytes`);
+  }
+}
+
 /**
  * Run one update attempt to its end and return the status report. Throws
- * only for misuse (`BOOT_STATE`: the running image is not confirmed),
+ * only for misuse (`INVALID_ARGUMENT`, `BAD_URI`; `BOOT_STATE`: the running
+ * image is not confirmed),
  * `POWER_CUT` from the flash and `ABORTED`.
  *
  * @example
@@ -219,6 +236,7 @@ async function report(s: UpdateSession, status: UpdateStatus): Promise<UpdateSta
  * if (status.result === 'installed') await powerOn(flash, layout); // boots the test image and confirms it
  */
 export async function runUpdate(opts: UpdateOptions): Promise<UpdateStatus> {
+  checkOptions(opts);
   const bootState = await readBootState(opts.flash, opts.layout);
   if (bootState === undefined || bootState.swap !== null || bootState.primaryMode !== 'confirmed') {
     throw new CoapfwError('BOOT_STATE', 'update: boot and confirm the running image before updating');

@@ -228,6 +228,22 @@ describe('runUpdate', () => {
     expect(server.servedOf(path)).toBe(15 + 12);
   });
 
+  it('refuses bad options at the boundary, and updating while a test image is unconfirmed', async () => {
+    server = new MemUpdateServer();
+    server.publish(B, 2);
+    const dev = await device();
+    const rt = new FakeRuntime();
+    const c = server.client(rt);
+    const base = { ...dev, request: c.request, manifestUri: MANIFEST_URI, runtime: rt, trust: TRUST };
+    await expect(runUpdate({ ...base, szx: 7 })).rejects.toThrow(/szx must be an integer 0..6, got 7/);
+    await expect(runUpdate({ ...base, vendorId: new Uint8Array(3) })).rejects.toSatisfy((e) => isCoapfwError(e, 'INVALID_ARGUMENT'));
+    await expect(runUpdate({ ...base, manifestUri: 'http://x/m' })).rejects.toSatisfy((e) => isCoapfwError(e, 'BAD_URI'));
+    expect((await runUpdate(base)).result).toBe('installed');
+    await powerOn(dev.flash, dev.layout, { selfTest: () => false }); // test image running, not confirmed
+    await expect(runUpdate(base)).rejects.toSatisfy((e) => isCoapfwError(e, 'BOOT_STATE'));
+    await c.close();
+  });
+
   it('resolves relative and absolute image URIs against the manifest', () => {
     const texts = (u: string) => imageRequestOptions('coap://[::1]:5683/m/x.suit', u).map((o) => new TextDecoder().decode(o.value));
     expect(texts('/fw/sha256/ab')).toEqual(['fw', 'sha256', 'ab']);
