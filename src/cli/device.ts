@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { szxForSize } from '../codec/block.js';
 import { confirm, readBootState } from '../device/boot.js';
+import { CrashingFlash } from '../device/crash-flash.js';
 import { bootStatus, powerOn } from '../device/device.js';
 import { postStatus } from '../device/report.js';
 import { openFileDevice, type FileDevice } from '../device/file-device.js';
@@ -55,6 +56,9 @@ options:
   --psk-key KEY         PSK for coaps:// (0x<hex>, hex:<hex> or text)
   --no-reboot           stop after requesting the test boot
   --no-confirm          boot the test image without confirming it (it reverts on the next boot)
+  --crash-after-ops N   fault injection (update): a power cut at flash operation N
+                        (0-based, counted in this run): half of it lands, then the
+                        process kills itself with SIGKILL
   -h, --help            this text
 `;
 
@@ -73,6 +77,7 @@ const OPTIONS = {
   'psk-key': { type: 'string' },
   'no-reboot': { type: 'boolean' },
   'no-confirm': { type: 'boolean' },
+  'crash-after-ops': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -132,7 +137,12 @@ async function update(uri: string, dev: FileDevice, values: Record<string, unkno
   const classId = uuid('class-id', values['class-id']);
   const szx = blockSzx(values['block-size']);
   const attempts = intOption('retries', values.retries, 1, 100) ?? 5;
-  const { flash, layout } = dev;
+  const crashAt = intOption('crash-after-ops', values['crash-after-ops'], 0, Number.MAX_SAFE_INTEGER);
+  const { layout } = dev;
+  const flash = new CrashingFlash(dev.flash, crashAt, () => {
+    process.kill(process.pid, 'SIGKILL');
+    throw new CoapfwError('POWER_CUT', 'simulated power cut');
+  });
   const before = await powerOn(flash, layout);
   const client = await openClient(uri, { psk: pskOption(uri, values['psk-identity'], values['psk-key']) });
   const bar = progressBar(io, 'image');
@@ -177,6 +187,7 @@ async function update(uri: string, dev: FileDevice, values: Record<string, unkno
     boot: after.outcome,
     running: hex(after.boot.image.digest),
     provisioned: dev.provisioned,
+    flashOps: flash.ops,
   });
   return status.result === 'installed' || status.result === 'up-to-date' ? 0 : 1;
 }

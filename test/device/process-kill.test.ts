@@ -53,6 +53,7 @@ class CountingTransport implements Transport {
 
 let dir: string;
 let server: FileServer;
+let fast: FileServer;
 let counter: CountingTransport;
 
 beforeAll(async () => {
@@ -69,23 +70,29 @@ beforeAll(async () => {
   // Each response leaves 1 ms late: the transfer takes about a second or more.
   counter = new CountingTransport(new ImpairedTransport(udp, { delayMs: 1 }));
   server = await startFileServer({ dir: join(dir, 'srv'), transport: counter, refreshMs: 0, maxBlockSize: BLOCK });
+  fast = await startFileServer({ dir: join(dir, 'srv'), host: '127.0.0.1', port: 0, refreshMs: 0 });
 });
 
 afterAll(async () => {
   await server?.close();
+  await fast?.close();
   await rm(dir, { recursive: true, force: true });
 });
 
-function device(uri: string): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
-  const args = [BIN, 'device', 'update', uri, '--flash', join(dir, 'flash.bin'), '--trust', join(dir, 'pub.hex')];
-  args.push('--vendor-id', hex(VENDOR), '--class-id', hex(CLASS), '--block-size', String(BLOCK));
+function device(
+  uri: string,
+  flash = 'flash.bin',
+  extra: string[] = [],
+): { child: ChildProcess; done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> } {
+  const args = [BIN, 'device', 'update', uri, '--flash', join(dir, flash), '--trust', join(dir, 'pub.hex')];
+  args.push('--vendor-id', hex(VENDOR), '--class-id', hex(CLASS), '--block-size', String(BLOCK), ...extra);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) => {
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
   return { child, done };
 }
@@ -117,5 +124,33 @@ describe('device process killed mid-download', () => {
     expect(counter.imageRequests).toBeLessThanOrEqual(total + PER_ERASE_BLOCK + 2);
     // The status reports reached the server's tracker; the last one follows the reboot.
     expect(server.status.get('sim-flash.bin')?.report).toMatchObject({ result: 'confirmed', installedSequence: 4 });
+  });
+
+  it('power cuts injected at flash operations across download, install, swap and confirm: the next run always finishes confirmed', { timeout: 60_000 }, async () => {
+    const uri = `coap://127.0.0.1:${fast.address().port}/files/app.suit`;
+    const json = (out: string): Record<string, unknown> => JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    const clean = await device(uri, 'clean.bin', ['--block-size', '1024']).done;
+    expect(clean.code, clean.stderr).toBe(0);
+    const ops = json(clean.stdout).flashOps as number;
+    expect(ops).toBeGreaterThan(100);
+    const outcomes: string[] = [];
+    for (const frac of [0.1, 0.35, 0.6, 0.75, 0.9, 0.99]) {
+      const k = Math.floor(ops * frac);
+      const flash = `cut-${k}.bin`;
+      const cut = await device(uri, flash, ['--block-size', '1024', '--crash-after-ops', String(k)]).done;
+      expect(cut.signal, `op ${k}: ${cut.stderr}`).toBe('SIGKILL');
+      const next = await device(uri, flash, ['--block-size', '1024']).done;
+      expect(next.code, `op ${k}: ${next.stderr}`).toBe(0);
+      const st = json(next.stdout);
+      expect(st.running, `op ${k}`).toBe(hex(sha256(IMAGE)));
+      expect(st.installedSequence, `op ${k}`).toBe(4);
+      expect(st.bootMode === 'confirmed' || st.boot === 'confirmed', `op ${k}`).toBe(true);
+      outcomes.push(`${k}:${String(st.result)}:${String(st.blocksResumed)}`);
+    }
+    // Cuts in the download resume it; cuts after it (install, swap, test boot,
+    // confirm) are finished by the next power-on with no download at all.
+    expect(outcomes[0]).toMatch(/:installed:[1-9]\d*$/);
+    expect(outcomes[1]).toMatch(/:installed:[1-9]\d*$/);
+    expect(outcomes.slice(2).every((o) => o.endsWith(':up-to-date:0'))).toBe(true);
   });
 });
