@@ -58,3 +58,4 @@ export { powerOn, provisionDevice, bootStatus, type PowerOnResult, type PowerOnO
 export { openFileDevice, simulatedLayout, FACTORY_IMAGE, type FileDevice, type FileDeviceOptions } from './device/file-device.js';
 export { imageRequestOptions, resolveImageUri } from './device/image-uri.js';
 export { idleRecord, fetchingRecord, installRecord, candidateSequence, reconcileJournal, type UpdateJob } from './device/progress.js';
+export { CrashingFlash } from './device/crash-flash.js';
