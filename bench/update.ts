@@ -104,6 +104,41 @@ async function once(kind: 'memory' | 'file', dir: string, manifestUri: string, k
   return { updateMs: t1 - t0, rebootMs: t2 - t1, blocks: status.blocksFetched, update, reboot };
 }
 
+/** A power cut after `cutAfter` blocks, then the resumed run: what it costs. */
+async function resumed(manifestUri: string, key: ReturnType<typeof privateKeyFromSecret>, cutAfter: number) {
+  const mem = new MemoryFlash({ size: 1024 * 1024, eraseBlockSize: 4096 });
+  const layout = createLayout(mem, { slotSize: 480 * 1024 });
+  await provisionDevice(mem, layout, new Uint8Array(64).fill(0x42), 0);
+  const opts = { layout, manifestUri, trust: { anchors: [{ publicKey: key.publicKey }] }, vendorId: VENDOR, classId: CLASS };
+  let written = 0;
+  const c1 = await openClient(manifestUri);
+  try {
+    await runUpdate({
+      ...opts,
+      flash: mem,
+      request: c1.request,
+      runtime: c1.runtime,
+      onEvent: (e) => {
+        if (e.type === 'block' && ++written === cutAfter) mem.cutAfter(0);
+      },
+    });
+    throw new Error('bench: the power cut did not happen');
+  } catch (e) {
+    if (!(e instanceof Error) || !('code' in e) || e.code !== 'POWER_CUT') throw e;
+  } finally {
+    await c1.close();
+  }
+  mem.powerOn();
+  await powerOn(mem, layout);
+  const c2 = await openClient(manifestUri);
+  const t0 = performance.now();
+  const st = await runUpdate({ ...opts, flash: mem, request: c2.request, runtime: c2.runtime });
+  const ms = performance.now() - t0;
+  await c2.close();
+  // Blocks served twice: those written before the cut (plus the torn one) that the resume fetched again.
+  return { cutAfterBlocks: cutAfter, resumedAtBlock: st.blocksResumed, blocksFetchedAgain: written + 1 - st.blocksResumed, resumedRunMs: Number(ms.toFixed(1)) };
+}
+
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
@@ -136,6 +171,7 @@ async function main(): Promise<void> {
         journalRecordsPerUpdate: r.update.journalWrites + r.reboot.journalWrites,
       };
     }
+    out.resumeAfterPowerCut = await resumed(uri, key, 130);
   } finally {
     await server.close();
     await rm(dir, { recursive: true, force: true });
