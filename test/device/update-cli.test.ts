@@ -6,7 +6,12 @@ import { PassThrough } from 'node:stream';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
+import { decodeMessage } from '../../src/codec/message.js';
+import { Code, OptionNumber } from '../../src/codec/numbers.js';
+import { getOption } from '../../src/codec/options.js';
 import { startFileServer, type FileServer } from '../../src/server/serve.js';
+import type { Transport } from '../../src/transport/types.js';
+import { UdpTransport } from '../../src/transport/udp.js';
 import { createEnvelope } from '../../src/suit/create.js';
 import { privateKeyFromSecret } from '../../src/suit/keys.js';
 import { parsePskKey, PskStore } from '../../src/transport/dtls/psk-store.js';
@@ -133,6 +138,30 @@ describe('coapfw device', () => {
       expect(plain.code).toBe(2);
     } finally {
       await secure.close();
+    }
+  });
+
+  it('updates through a server with the Echo amplification guard on (RFC 9175): the client answers the 4.01 challenge', async () => {
+    const udp = await UdpTransport.bind({ host: '127.0.0.1', port: 0 });
+    let challenges = 0;
+    const watch: Transport = {
+      send: (data, peer) => {
+        const m = decodeMessage(data);
+        if (m.code === Code.UNAUTHORIZED && getOption(m, OptionNumber.ECHO) !== undefined) challenges++;
+        return udp.send(data, peer);
+      },
+      onMessage: (h) => udp.onMessage(h),
+      address: () => udp.address(),
+      close: () => udp.close(),
+    };
+    const guarded = await startFileServer({ dir: join(dir, 'srv'), transport: watch, refreshMs: 0, echo: true });
+    try {
+      const r = await run(['update', `coap://127.0.0.1:${guarded.address().port}/files/app.suit`, '--flash', join(dir, 'dev5.bin'), ...ids]);
+      expect(r.code, r.err).toBe(0);
+      expect(r.json).toMatchObject({ result: 'installed', installedSequence: 5, blocksFetched: 20, boot: 'confirmed' });
+      expect(challenges).toBeGreaterThanOrEqual(1);
+    } finally {
+      await guarded.close();
     }
   });
 });
