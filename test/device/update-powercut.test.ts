@@ -4,7 +4,9 @@
  * flash operation index and restarted until done.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
+import { isCoapfwError } from '../../src/errors.js';
 import { powerOn, provisionDevice } from '../../src/device/device.js';
 import { runUpdate } from '../../src/device/updater.js';
 import { hashArea } from '../../src/flash/image.js';
@@ -158,5 +160,30 @@ describe('update under a power cut at every flash operation', () => {
       },
     });
     expect(report.cutsHit).toBe(report.runs);
+  });
+
+  it('repeated power cuts at random gaps (cuts during recovery too) still end with B confirmed', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 1_000_000 }), fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 8 }), async (seed, gaps) => {
+        const d = await setup(seed);
+        let result: string | undefined;
+        for (let i = 0; result === undefined; i++) {
+          if (i < gaps.length) d.flash.cutAfter(gaps[i]!);
+          else d.flash.cancelCut();
+          try {
+            result = await deviceMain(d, true);
+          } catch (e) {
+            if (!isCoapfwError(e, 'POWER_CUT')) throw e;
+            d.flash.powerOn();
+          }
+          expect(i).toBeLessThan(gaps.length + 1);
+        }
+        d.flash.cancelCut();
+        expect(result).toBe('B');
+        expect(hex(await hashArea(d.flash, d.layout.primary, B.length))).toBe(hex(sha256(B)));
+        checkRefetch(d);
+      }),
+      { numRuns: 25, seed: 4242 },
+    );
   });
 });
