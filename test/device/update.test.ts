@@ -228,6 +228,26 @@ describe('runUpdate', () => {
     expect(server.servedOf(path)).toBe(15 + 12);
   });
 
+  it('an abort (signal) stops the download with ABORTED; the next run resumes', async () => {
+    server = new MemUpdateServer();
+    const path = server.publish(B, 2);
+    const dev = await device();
+    const rt = new FakeRuntime();
+    const ac = new AbortController();
+    const c = server.client(rt);
+    let blocks = 0;
+    await expect(
+      runUpdate({
+        ...dev, request: c.request, manifestUri: MANIFEST_URI, runtime: rt, trust: TRUST, vendorId: VENDOR, classId: CLASS, signal: ac.signal,
+        onEvent: (e) => e.type === 'block' && ++blocks === 9 && ac.abort(),
+      }),
+    ).rejects.toSatisfy((e) => isCoapfwError(e, 'ABORTED'));
+    await c.close();
+    const status = await update(dev, rt);
+    expect(status).toMatchObject({ result: 'installed', blocksResumed: 8 });
+    expect(server.servedOf(path)).toBeLessThanOrEqual(10 + 16);
+  });
+
   it('refuses bad options at the boundary, and updating while a test image is unconfirmed', async () => {
     server = new MemUpdateServer();
     server.publish(B, 2);
