@@ -228,6 +228,21 @@ describe('runUpdate', () => {
     expect(server.servedOf(path)).toBe(15 + 12);
   });
 
+  it('refuses before any download an image larger than the slot, and an envelope above maxEnvelopeSize', async () => {
+    server = new MemUpdateServer();
+    const big = image(40 * 1024, 3); // the slots hold 28 KiB
+    const path = server.publish(big, 2);
+    const dev = await device();
+    expect(await update(dev, new FakeRuntime())).toMatchObject({ result: 'rejected', error: 'IMAGE_TOO_LARGE', blocksFetched: 0 });
+    expect(server.servedOf(path)).toBe(0);
+    server.publish(B, 2);
+    const c = server.client(new FakeRuntime());
+    const st = await runUpdate({ ...dev, request: c.request, manifestUri: MANIFEST_URI, runtime: new FakeRuntime(), trust: TRUST, vendorId: VENDOR, classId: CLASS, maxEnvelopeSize: 100 });
+    await c.close();
+    expect(st).toMatchObject({ result: 'rejected', error: 'TOO_LARGE' });
+    expect(hex((await powerOn(dev.flash, dev.layout)).boot.image.digest)).toBe(hex(sha256(A)));
+  });
+
   it('an abort (signal) stops the download with ABORTED; the next run resumes', async () => {
     server = new MemUpdateServer();
     const path = server.publish(B, 2);
