@@ -121,6 +121,15 @@ describe('coapfw device', () => {
     expect(again.json).toMatchObject({ result: 'installed', blocksFetched: 0, installedSequence: 5, boot: 'confirmed' });
   });
 
+  it('device confirm confirms a running test image; the next boot keeps it and records its sequence', async () => {
+    const flash = join(dir, 'dev6.bin');
+    expect((await run(['update', `${base}/app.suit`, '--flash', flash, ...ids, '--no-reboot', '--no-report'])).json).toMatchObject({ result: 'installed' });
+    expect((await run(['boot', '--flash', flash, '--no-confirm'])).json).toMatchObject({ mode: 'test', outcome: 'unconfirmed' });
+    expect((await run(['confirm', '--flash', flash])).json).toEqual({ confirmed: true, changed: true });
+    expect((await run(['confirm', '--flash', flash])).json).toEqual({ confirmed: true, changed: false });
+    expect((await run(['boot', '--flash', flash])).json).toMatchObject({ mode: 'confirmed', outcome: 'confirmed', installedSequence: 5, running: hex(sha256(IMG)) });
+  });
+
   it('updates over coaps:// with a PSK (DTLS 1.2), and says so in one line when credentials are missing', { timeout: 30_000 }, async () => {
     const psk = '0x00112233445566778899aabbccddeeff';
     const secure = await startFileServer({ dir: join(dir, 'srv'), coap: false, refreshMs: 0, secure: { psk: PskStore.fromEntries([['dev-4', parsePskKey(psk)]]), host: '127.0.0.1', port: 0 } });
