@@ -130,21 +130,33 @@ function line(io: CliIo, obj: unknown): void {
   io.stdout.write(`${JSON.stringify(obj)}\n`);
 }
 
-async function update(uri: string, dev: FileDevice, values: Record<string, unknown>, io: CliIo): Promise<number> {
+/** Everything `update` needs from its arguments, checked before the flash file is touched. */
+async function updateArgs(uri: string, values: Record<string, unknown>) {
   if (typeof values.trust !== 'string') throw new UsageError('update: --trust PUBFILE is required');
-  const publicKey = await trustKey(values.trust);
-  const vendorId = uuid('vendor-id', values['vendor-id']);
-  const classId = uuid('class-id', values['class-id']);
-  const szx = blockSzx(values['block-size']);
-  const attempts = intOption('retries', values.retries, 1, 100) ?? 5;
-  const crashAt = intOption('crash-after-ops', values['crash-after-ops'], 0, Number.MAX_SAFE_INTEGER);
+  return {
+    uri,
+    trust: { anchors: [{ name: values.trust, publicKey: await trustKey(values.trust) }] },
+    vendorId: uuid('vendor-id', values['vendor-id']),
+    classId: uuid('class-id', values['class-id']),
+    szx: blockSzx(values['block-size']),
+    attempts: intOption('retries', values.retries, 1, 100) ?? 5,
+    crashAt: intOption('crash-after-ops', values['crash-after-ops'], 0, Number.MAX_SAFE_INTEGER),
+    psk: pskOption(uri, values['psk-identity'], values['psk-key']),
+    statusPath: statusPath(values),
+    reboot: values['no-reboot'] !== true,
+    confirm: values['no-confirm'] !== true,
+  };
+}
+
+async function update(a: Awaited<ReturnType<typeof updateArgs>>, dev: FileDevice, io: CliIo): Promise<number> {
+  const { uri, crashAt, szx, vendorId, classId } = a;
   const { layout } = dev;
   const flash = new CrashingFlash(dev.flash, crashAt, () => {
     process.kill(process.pid, 'SIGKILL');
     throw new CoapfwError('POWER_CUT', 'simulated power cut');
   });
   const before = await powerOn(flash, layout);
-  const client = await openClient(uri, { psk: pskOption(uri, values['psk-identity'], values['psk-key']) });
+  const client = await openClient(uri, { psk: a.psk });
   const bar = progressBar(io, 'image');
   const onEvent = (e: UpdateEvent): void => {
     if (e.type === 'block') bar.update(e.offset + e.bytes, e.imageSize);
@@ -154,7 +166,7 @@ async function update(uri: string, dev: FileDevice, values: Record<string, unkno
   };
   let status;
   let after = before;
-  const path = statusPath(values);
+  const path = a.statusPath;
   try {
     status = await runUpdate({
       flash,
@@ -162,17 +174,17 @@ async function update(uri: string, dev: FileDevice, values: Record<string, unkno
       request: client.request,
       manifestUri: uri,
       runtime: client.runtime,
-      trust: { anchors: [{ name: values.trust, publicKey }] },
+      trust: a.trust,
       vendorId,
       classId,
       szx,
-      blockRetry: { attempts, baseMs: 1000, maxMs: 30_000 },
+      blockRetry: { attempts: a.attempts, baseMs: 1000, maxMs: 30_000 },
       statusPath: path,
       onEvent,
     });
     bar.done();
-    if (status.result === 'installed' && values['no-reboot'] !== true) {
-      after = await powerOn(flash, layout, { selfTest: () => values['no-confirm'] !== true });
+    if (status.result === 'installed' && a.reboot) {
+      after = await powerOn(flash, layout, { selfTest: () => a.confirm });
       const report = bootStatus(after);
       if (report && path !== undefined) await postStatus(client.request, path, report);
     }
@@ -205,11 +217,12 @@ export const deviceCommand: CliCommand = async (args, io) => {
   const expected = sub === 'update' ? 1 : 0;
   if (!['update', 'boot', 'confirm', 'status'].includes(sub)) throw new UsageError(`unknown sub-command '${sub}'`);
   if (positionals.length !== expected) throw new UsageError(sub === 'update' ? 'update: expected exactly one MANIFEST_URI' : `${sub}: unexpected argument`);
+  const prepared = sub === 'update' ? await updateArgs(positionals[0]!, values) : undefined;
   const dev = await openFileDevice(values.flash, { size, create: sub === 'update' || sub === 'boot' });
   try {
     switch (sub) {
       case 'update':
-        return await update(positionals[0]!, dev, values, io);
+        return await update(prepared!, dev, io);
       case 'boot': {
         const p = await powerOn(dev.flash, dev.layout, { selfTest: () => values['no-confirm'] !== true });
         line(io, { mode: p.boot.mode, outcome: p.outcome, actions: p.boot.actions, running: hex(p.boot.image.digest), size: p.boot.image.size, installedSequence: p.installedSequence });

@@ -1,4 +1,5 @@
 /** `coapfw device ...` in-process against the file server on loopback. */
+import { existsSync } from 'node:fs';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,6 +77,7 @@ describe('coapfw device', () => {
       expect(r.err.trim().split('\n')).toHaveLength(1);
       expect(r.err).toMatch(/^coapfw device: .*\(see 'coapfw device --help'\)\n$/);
     }
+    expect(existsSync(join(dir, 'x.bin'))).toBe(false); // arguments are checked before the flash file is created
   });
 
   it('status of a missing flash file is a one-line error, exit 1', async () => {
