@@ -33,6 +33,12 @@ export async function recover(s: UpdateSession, state: UpdateState, e: unknown):
     // RFC 7959 §2.4: the image changed under us; never stitch two versions.
     return restart(s, state.job, 'the image resource changed (ETag)');
   }
+  if (e.code === 'ETAG_MISMATCH' && state.name === 'check' && s.restarts < (s.opts.maxRestarts ?? 3)) {
+    // The envelope was replaced while it was being fetched: fetch the new one.
+    s.restarts++;
+    s.emit({ type: 'restart', reason: 'the manifest resource changed (ETag)' });
+    return { name: 'check' };
+  }
   if (REJECT_CODES.has(e.code)) {
     // Forget a refused download so that nothing resumes it. Progress of
     // another envelope stays (a bad manifest must not cost a good download),

@@ -133,6 +133,26 @@ describe('runUpdate', () => {
     expect(hex(p.boot.image.digest)).toBe(hex(sha256(B)));
   });
 
+  it('a manifest replaced on the server while it is being fetched is fetched again, never stitched', async () => {
+    server = new MemUpdateServer(0); // 16-byte blocks: the envelope takes many
+    const pathB = server.publish(B, 2);
+    const C = image(B.length, 5);
+    const envC = envelopeFor(C, 3);
+    server.put(`fw/sha256/${hex(sha256(C))}`, C);
+    let swapped = false;
+    server.beforeServe = (p, num) => {
+      if (p === 'manifest.suit' && num === 3 && !swapped) {
+        swapped = true;
+        server.put('manifest.suit', envC);
+      }
+    };
+    const dev = await device();
+    const status = await update(dev, new FakeRuntime());
+    expect(status).toMatchObject({ result: 'installed', candidateSequence: 3, restarts: 1 });
+    expect(server.servedOf(pathB)).toBe(0);
+    expect(hex((await powerOn(dev.flash, dev.layout)).boot.image.digest)).toBe(hex(sha256(C)));
+  });
+
   it('an image replaced by wrong bytes for good is refused at the digest check', async () => {
     server = new MemUpdateServer();
     const path = server.publish(B, 2);
