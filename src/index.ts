@@ -23,6 +23,7 @@ export { mulberry32 } from './flash/prng.js';
 export { createLayout, layoutSize, checkLayout, type FlashArea, type FlashLayout, type LayoutOptions } from './flash/layout.js';
 export { RecordLog, recordSize, RECORD_OVERHEAD, type RecordLogOptions, type RecordLogStats, type LogRecord } from './flash/record-log.js';
 export { Journal, idleResumeRecord, encodeResumeRecord, decodeResumeRecord, RESUME_PAYLOAD_SIZE, type ResumeRecord, type ResumePhase } from './flash/journal.js';
+export { digestPrefix, matchesDigestPrefix, DIGEST_PREFIX_SIZE, RESUME_FORMAT_VERSION } from './flash/journal.js';
 export { hashArea, writeImage, writeImageChunk, resumeOffset } from './flash/image.js';
 export { powerCutSweep, runUntilDone, type PowerCutSweepOptions, type PowerCutSweepReport } from './flash/power-cut.js';
 export { boot, confirm, requestTestBoot, installFactoryImage, readBootState, type BootResult, type BootMode, type BootAction, type TestBootRequest } from './device/boot.js';
@@ -58,4 +59,5 @@ export { powerOn, provisionDevice, bootStatus, type PowerOnResult, type PowerOnO
 export { openFileDevice, simulatedLayout, FACTORY_IMAGE, type FileDevice, type FileDeviceOptions } from './device/file-device.js';
 export { imageRequestOptions, resolveImageUri } from './device/image-uri.js';
 export { idleRecord, fetchingRecord, installRecord, candidateSequence, reconcileJournal, type UpdateJob } from './device/progress.js';
+export { revertedBootRecord } from './device/progress.js';
 export { CrashingFlash } from './device/crash-flash.js';

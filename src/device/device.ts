@@ -9,7 +9,7 @@ import type { FlashBackend } from '../flash/backend.js';
 import { Journal } from '../flash/journal.js';
 import type { FlashLayout } from '../flash/layout.js';
 import { boot, confirm, installFactoryImage, type BootResult } from './boot.js';
-import { idleRecord, installedSequence, reconcileJournal, sameBytes } from './progress.js';
+import { idleRecord, installedSequence, reconcileJournal, revertedBootRecord } from './progress.js';
 import type { BootStatus } from './report.js';
 
 /** What a power-on did about an update. */
@@ -66,9 +66,8 @@ export async function powerOn(flash: FlashBackend, layout: FlashLayout, options:
   } else if (r.mode === 'reverted') {
     outcome = 'reverted';
     // Count the reverted test boot, so that an image that never confirms is given up.
-    if (before?.phase === 'installing' && !sameBytes(r.image.digest, before.imageDigest)) {
-      await journal.append({ ...before, nextBlock: before.nextBlock + 1 });
-    }
+    const counted = revertedBootRecord(before, r.image.digest);
+    if (counted) await journal.append(counted);
   }
   // Also covers a cut between confirm() and the journal record on an earlier power-on.
   if (await reconcileJournal(journal, r.image.digest)) outcome = 'confirmed';

@@ -15,20 +15,24 @@
  * - `fetched`: the whole image is in the secondary slot.
  * - `installing`: a test boot was requested (or is about to be).
  *
- * In `fetched` and `installing` the download is over, so two fields that
- * only a download needs are reused: `etag` holds the candidate manifest's
- * sequence number (8 bytes big-endian), which becomes `installedSeq` once the
- * new image is confirmed, and `nextBlock` counts the test boots of this image
- * that the bootloader reverted (bounded by `maxInstallAttempts`, so an image
- * that keeps failing its self-test is eventually given up; a boot request
- * cut short by a power cut does not count). Keeping the old sequence until the
- * confirm means a test boot interrupted by a power cut (which the bootloader
- * reverts) can be retried with the same manifest.
+ * In `fetched` and `installing`, `candidateSeq` is the candidate manifest's
+ * sequence number (also written while `fetching`), which becomes
+ * `installedSeq` once the new image is confirmed, and `reverts` counts the
+ * test boots of this image that the bootloader reverted (bounded by
+ * `maxInstallAttempts`, so an image that keeps failing its self-test is
+ * eventually given up; a boot request cut short by a power cut does not
+ * count). Keeping the old sequence until the confirm means a test boot
+ * interrupted by a power cut (which the bootloader reverts) can be retried
+ * with the same manifest.
+ *
+ * The record keeps 16-byte prefixes of the envelope and image digests
+ * (flash/journal.ts explains why that is safe): compare a full digest with a
+ * recorded one only through `matchesDigestPrefix`.
  */
-import { CoapfwError } from '../errors.js';
-import type { Journal, ResumeRecord } from '../flash/journal.js';
+import { DIGEST_PREFIX_SIZE, digestPrefix, matchesDigestPrefix, type Journal, type ResumeRecord } from '../flash/journal.js';
 
-const ZERO32 = new Uint8Array(32);
+/** Largest revert count a record holds (u8). */
+const MAX_REVERTS = 0xff;
 
 /** What an update in progress is about, as the journal stores it. */
 export interface UpdateJob {
@@ -47,8 +51,18 @@ export function installedSequence(rec: ResumeRecord | undefined): number {
   return rec?.installedSeq ?? 0;
 }
 
-/** An idle record: `seq` installed; optionally naming the installed envelope and image. */
+const zeroPrefix = (): Uint8Array => new Uint8Array(DIGEST_PREFIX_SIZE);
+
+/** An idle record: `seq` installed; optionally naming the installed envelope and image (full SHA-256 digests). */
 export function idleRecord(seq: number, installed?: Pick<UpdateJob, 'envelopeDigest' | 'imageDigest'>): ResumeRecord {
+  return idleWithPrefixes(
+    seq,
+    installed ? digestPrefix(installed.envelopeDigest) : zeroPrefix(),
+    installed ? digestPrefix(installed.imageDigest) : zeroPrefix(),
+  );
+}
+
+function idleWithPrefixes(seq: number, envelopeDigestPrefix: Uint8Array, imageDigestPrefix: Uint8Array): ResumeRecord {
   return {
     phase: 'idle',
     slot: 'secondary',
@@ -57,8 +71,10 @@ export function idleRecord(seq: number, installed?: Pick<UpdateJob, 'envelopeDig
     nextBlock: 0,
     imageSize: 0,
     installedSeq: seq,
-    envelopeDigest: installed?.envelopeDigest.slice() ?? ZERO32.slice(),
-    imageDigest: installed?.imageDigest.slice() ?? ZERO32.slice(),
+    candidateSeq: 0,
+    reverts: 0,
+    envelopeDigestPrefix: envelopeDigestPrefix.slice(),
+    imageDigestPrefix: imageDigestPrefix.slice(),
   };
 }
 
@@ -72,18 +88,14 @@ export function fetchingRecord(installedSeq: number, job: UpdateJob, szx: number
     nextBlock,
     imageSize: job.size,
     installedSeq,
-    envelopeDigest: job.envelopeDigest.slice(),
-    imageDigest: job.imageDigest.slice(),
+    candidateSeq: job.sequence,
+    reverts: 0,
+    envelopeDigestPrefix: digestPrefix(job.envelopeDigest),
+    imageDigestPrefix: digestPrefix(job.imageDigest),
   };
 }
 
-function seqBytes(seq: number): Uint8Array {
-  const out = new Uint8Array(8);
-  new DataView(out.buffer).setBigUint64(0, BigInt(seq));
-  return out;
-}
-
-/** A `fetched` or `installing` record (see the file comment for the reused fields). */
+/** A `fetched` or `installing` record: the whole image of `job` is in the secondary slot. */
 export function installRecord(
   phase: 'fetched' | 'installing',
   installedSeq: number,
@@ -94,28 +106,30 @@ export function installRecord(
     phase,
     slot: 'secondary',
     szx: 0,
-    etag: seqBytes(job.sequence),
-    nextBlock: reverts,
+    etag: new Uint8Array(0),
+    nextBlock: 0,
     imageSize: job.size,
     installedSeq,
-    envelopeDigest: job.envelopeDigest.slice(),
-    imageDigest: job.imageDigest.slice(),
+    candidateSeq: job.sequence,
+    reverts: Math.min(reverts, MAX_REVERTS),
+    envelopeDigestPrefix: digestPrefix(job.envelopeDigest),
+    imageDigestPrefix: digestPrefix(job.imageDigest),
   };
 }
 
-/** The candidate sequence number of a `fetched` / `installing` record. */
+/** The candidate sequence number of a record (its `candidateSeq`; 0 when idle). */
 export function candidateSequence(rec: ResumeRecord): number {
-  if ((rec.phase !== 'fetched' && rec.phase !== 'installing') || rec.etag.length !== 8) {
-    throw new CoapfwError('JOURNAL_CORRUPT', `journal: a ${rec.phase} record carries no candidate sequence`);
-  }
-  const seq = new DataView(rec.etag.buffer, rec.etag.byteOffset, 8).getBigUint64(0);
-  if (seq > BigInt(Number.MAX_SAFE_INTEGER)) throw new CoapfwError('JOURNAL_CORRUPT', 'journal: candidate sequence out of range');
-  return Number(seq);
+  return rec.candidateSeq;
 }
 
-/** The job a non-idle record describes. */
-export function jobOf(rec: ResumeRecord, sequence: number): UpdateJob {
-  return { envelopeDigest: rec.envelopeDigest, imageDigest: rec.imageDigest, size: rec.imageSize, sequence };
+/**
+ * After a reverted boot: the `installing` record with one more reverted test
+ * boot, or undefined when there is nothing to count (no install in progress,
+ * or the running image is the candidate itself). Saturates at 255.
+ */
+export function revertedBootRecord(rec: ResumeRecord | undefined, runningDigest: Uint8Array): ResumeRecord | undefined {
+  if (rec?.phase !== 'installing' || matchesDigestPrefix(runningDigest, rec.imageDigestPrefix)) return undefined;
+  return { ...rec, reverts: Math.min(rec.reverts + 1, MAX_REVERTS) };
 }
 
 /** Byte equality (digests and ETags are not secrets). */
@@ -131,7 +145,7 @@ export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 export async function reconcileJournal(journal: Journal, runningDigest: Uint8Array | undefined): Promise<boolean> {
   const rec = journal.latest();
   if (rec === undefined || (rec.phase !== 'fetched' && rec.phase !== 'installing')) return false;
-  if (runningDigest === undefined || !sameBytes(runningDigest, rec.imageDigest)) return false;
-  await journal.append(idleRecord(candidateSequence(rec), rec));
+  if (runningDigest === undefined || !matchesDigestPrefix(runningDigest, rec.imageDigestPrefix)) return false;
+  await journal.append(idleWithPrefixes(rec.candidateSeq, rec.envelopeDigestPrefix, rec.imageDigestPrefix));
   return true;
 }

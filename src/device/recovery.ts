@@ -7,7 +7,8 @@
 import { isTransient } from '../blockwise/fetch.js';
 import { CoapfwError } from '../errors.js';
 import { backoffDelay, sleep } from '../messaging/retry.js';
-import { idleRecord, sameBytes } from './progress.js';
+import { matchesDigestPrefix } from '../flash/journal.js';
+import { idleRecord } from './progress.js';
 import type { UpdateSession } from './session.js';
 import type { Candidate, UpdateState } from './states.js';
 
@@ -42,10 +43,10 @@ export async function recover(s: UpdateSession, state: UpdateState, e: unknown):
   if (REJECT_CODES.has(e.code)) {
     // Forget a refused download so that nothing resumes it. Progress of
     // another envelope stays (a bad manifest must not cost a good download),
-    // and so does an `installing` record: it carries the reverted-boot count
+    // and so does an `installing` record: it carries the `reverts` count
     // that keeps a given-up image from being downloaded and tried again.
     const rec = s.record;
-    const same = rec !== undefined && s.envelopeDigest !== undefined && sameBytes(rec.envelopeDigest, s.envelopeDigest);
+    const same = rec !== undefined && s.envelopeDigest !== undefined && matchesDigestPrefix(s.envelopeDigest, rec.envelopeDigestPrefix);
     if (same && (rec.phase === 'fetching' || rec.phase === 'fetched')) await s.journal.append(idleRecord(rec.installedSeq));
     return { name: 'report', status: s.status('rejected', e) };
   }

@@ -22,7 +22,7 @@ import { blockSize } from '../codec/block.js';
 import { parseCoapUri, uriOptions } from '../codec/uri.js';
 import { CoapfwError } from '../errors.js';
 import { hashArea, resumeOffset, writeImageChunk } from '../flash/image.js';
-import { Journal } from '../flash/journal.js';
+import { Journal, matchesDigestPrefix } from '../flash/journal.js';
 import { ALG } from '../suit/constants.js';
 import { planUpdate } from '../suit/plan.js';
 import { verifyEnvelope } from '../suit/verify.js';
@@ -109,7 +109,15 @@ async function verify(s: UpdateSession, envelope: Uint8Array): Promise<UpdateSta
   };
   s.emit({ type: 'envelope', bytes: envelope.length, sequence: seq, imageSize: img.size });
   const szx = opts.szx ?? 6;
-  if (rec === undefined || rec.phase === 'idle' || !sameBytes(rec.envelopeDigest, envelopeDigest) || !sameBytes(rec.imageDigest, job.imageDigest)) {
+  // The journal keeps 16-byte digest prefixes (flash/journal.ts); the full
+  // image digest is checked again before install (verifyImage).
+  if (
+    rec === undefined ||
+    rec.phase === 'idle' ||
+    rec.candidateSeq !== seq ||
+    !matchesDigestPrefix(envelopeDigest, rec.envelopeDigestPrefix) ||
+    !matchesDigestPrefix(job.imageDigest, rec.imageDigestPrefix)
+  ) {
     return { name: 'download', job, startBlock: 0, szx, etag: undefined };
   }
   if (rec.phase === 'fetching') {
@@ -125,7 +133,7 @@ async function verify(s: UpdateSession, envelope: Uint8Array): Promise<UpdateSta
   // fetched / installing: the image is (or was) complete in the slot.
   s.blocksResumed = Math.ceil(job.size / blockSize(szx));
   s.emit({ type: 'resume', fromBlock: s.blocksResumed, blockSize: blockSize(szx), phase: rec.phase });
-  return { name: 'verify-image', job, attempts: rec.phase === 'installing' ? rec.nextBlock : 0, fresh: false };
+  return { name: 'verify-image', job, attempts: rec.phase === 'installing' ? rec.reverts : 0, fresh: false };
 }
 
 type DownloadState = Extract<UpdateState, { name: 'download' }>;
@@ -218,7 +226,8 @@ function checkOptions(o: UpdateOptions): void {
   int(o.szx, 'szx', 0, 6);
   int(o.maxRestarts, 'maxRestarts', 0);
   int(o.maxEnvelopeSize, 'maxEnvelopeSize', 1);
-  int(o.maxInstallAttempts, 'maxInstallAttempts', 1);
+  // The journal counts reverted test boots in one byte.
+  int(o.maxInstallAttempts, 'maxInstallAttempts', 1, 255);
   for (const [name, id] of [['vendorId', o.vendorId], ['classId', o.classId]] as const) {
     if (id !== undefined && (!(id instanceof Uint8Array) || id.length !== 16)) throw bad(`${name} must be 16 bytes`);
   }

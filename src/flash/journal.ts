@@ -1,24 +1,51 @@
 /**
  * The resume journal: what a device needs after a reboot to continue a
- * download where it stopped, and the sequence number of the installed
- * manifest (SUIT anti-rollback, draft-ietf-suit-manifest §8.4.2), in a
- * {@link RecordLog} in the layout's `journal` area.
+ * download where it stopped, the candidate update it is installing, and the
+ * sequence number of the installed manifest (SUIT anti-rollback,
+ * draft-ietf-suit-manifest §8.4.2), in a {@link RecordLog} in the layout's
+ * `journal` area.
  *
- * Record payload (92 bytes, big-endian; 104 bytes on flash with the log's
- * 12 bytes of framing and CRC, padded to the write alignment):
+ * Record payload, format version 2 (68 bytes, big-endian; 80 bytes on flash
+ * with the log's 12 bytes of framing and CRC, for write alignments up to 16):
  * ```
  * offset size field
- *      0    1 phase (0 idle, 1 fetching, 2 fetched, 3 installing)
- *      1    1 slot the image is written to (0 primary, 1 secondary)
- *      2    1 SZX of the Block2 transfer (0..6, RFC 7959 §2.2)
- *      3    1 ETag length (0..8, RFC 7252 §5.10.6)
- *      4    8 ETag, zero padded
+ *      0    1 format version (2; see below)
+ *      1    1 phase (low nibble: 0 idle, 1 fetching, 2 fetched, 3 installing)
+ *             | slot << 4 (0 primary, 1 secondary)
+ *      2    1 SZX of the Block2 transfer (low nibble, 0..6, RFC 7959 §2.2)
+ *             | ETag length << 4 (0..8, RFC 7252 §5.10.6)
+ *      3    1 reverts: test boots of the candidate the bootloader reverted (u8)
+ *      4    8 ETag of the image resource, zero padded
  *     12    4 next Block2 NUM to fetch
  *     16    4 image size in bytes
  *     20    8 installed manifest sequence number (<= 2^53 - 1)
- *     28   32 SHA-256 of the SUIT envelope being installed
- *     60   32 SHA-256 of the image (from the manifest)
+ *     28    8 candidate manifest sequence number (<= 2^53 - 1; 0 when idle)
+ *     36   16 first 16 bytes of the SHA-256 of the SUIT envelope
+ *     52   16 first 16 bytes of the SHA-256 of the image (from the manifest)
  * ```
+ *
+ * Why 16-byte digest prefixes are enough: the journal never vouches for an
+ * envelope or an image, it only says "the progress recorded here belongs to
+ * that one". On every resume the envelope is fetched again and its signature
+ * verified, and its full digest is then compared with the recorded prefix
+ * (plus the candidate sequence number); the image in the slot is hashed and
+ * compared with the full digest of the freshly verified manifest before the
+ * test boot; the boot model keeps full digests in its own records. A wrong
+ * match would need two different envelopes (or images) that share 128 bits of
+ * SHA-256: a second preimage costs about 2^128 work, and even a collision
+ * (2^64) needs the signer's key for both envelopes. Its worst outcome is a
+ * resumed download whose image then fails the full-digest check and is
+ * fetched again. Compare with {@link matchesDigestPrefix}.
+ *
+ * Format versions: version 1 was a 92-byte payload (full 32-byte digests,
+ * the candidate sequence kept in the ETag field and the revert count in
+ * `nextBlock`). The log only returns records of the configured payload size,
+ * so a version-1 record is never decoded as a version-2 one; a 68-byte record
+ * with an unknown version byte is ignored as well (`latest()` is undefined),
+ * so a device with only such records starts over cleanly. The one exception:
+ * the installed sequence number of a version-1 journal is carried over (see
+ * {@link Journal.open}), because forgetting it would switch off anti-rollback.
+ *
  * Journal about once per erase block of image data, not per CoAP block:
  * resume from the start of the erase block holding `nextBlock` (see
  * `SlotWriter` in image.ts), since that block may hold a torn write.
@@ -47,10 +74,35 @@ export interface ResumeRecord {
   imageSize: number;
   /** Sequence number of the installed (running, confirmed) manifest. */
   installedSeq: number;
-  /** SHA-256 of the envelope of the update in progress (32 bytes; zeros when idle). */
-  envelopeDigest: Uint8Array;
-  /** SHA-256 of the image of the update in progress (32 bytes; zeros when idle). */
-  imageDigest: Uint8Array;
+  /** Sequence number of the manifest being downloaded or installed (0 when idle). */
+  candidateSeq: number;
+  /** Test boots of the candidate image that the bootloader reverted (0..255). */
+  reverts: number;
+  /** First 16 bytes of the SHA-256 of the envelope (see {@link digestPrefix}; zeros when unknown). */
+  envelopeDigestPrefix: Uint8Array;
+  /** First 16 bytes of the SHA-256 of the image (zeros when unknown). */
+  imageDigestPrefix: Uint8Array;
+}
+
+/** Bytes of a digest the journal keeps (see the file comment for why 16 suffice). */
+export const DIGEST_PREFIX_SIZE = 16;
+const SHA256_SIZE = 32;
+
+/** The part of a SHA-256 digest a {@link ResumeRecord} stores: its first 16 bytes (a copy). */
+export function digestPrefix(digest: Uint8Array): Uint8Array {
+  if (!(digest instanceof Uint8Array) || digest.length !== SHA256_SIZE) {
+    throw new CoapfwError('INVALID_ARGUMENT', `journal: expected a 32-byte SHA-256 digest, got ${digest?.length} bytes`);
+  }
+  return digest.slice(0, DIGEST_PREFIX_SIZE);
+}
+
+/** Whether the full SHA-256 `digest` is the one a record's 16-byte `prefix` names. */
+export function matchesDigestPrefix(digest: Uint8Array, prefix: Uint8Array): boolean {
+  return (
+    digest.length === SHA256_SIZE &&
+    prefix.length === DIGEST_PREFIX_SIZE &&
+    prefix.every((x, i) => x === digest[i])
+  );
 }
 
 /** A record for a device with nothing in progress, running manifest `installedSeq`. */
@@ -63,20 +115,31 @@ export function idleResumeRecord(installedSeq: number): ResumeRecord {
     nextBlock: 0,
     imageSize: 0,
     installedSeq,
-    envelopeDigest: new Uint8Array(32),
-    imageDigest: new Uint8Array(32),
+    candidateSeq: 0,
+    reverts: 0,
+    envelopeDigestPrefix: new Uint8Array(DIGEST_PREFIX_SIZE),
+    imageDigestPrefix: new Uint8Array(DIGEST_PREFIX_SIZE),
   };
 }
 
 /** Journal log kind (see record-log.ts). */
 export const JOURNAL_KIND = 1;
+/** Format version in byte 0 of every payload this code writes. */
+export const RESUME_FORMAT_VERSION = 2;
 /** Payload bytes of a resume record. */
-export const RESUME_PAYLOAD_SIZE = 92;
+export const RESUME_PAYLOAD_SIZE = 68;
+/** Payload bytes of a format-version-1 record (read only for its installed sequence). */
+const V1_PAYLOAD_SIZE = 92;
 
 const U32 = 0xffffffff;
+const MAX_SEQ = BigInt(Number.MAX_SAFE_INTEGER);
 
 function check(ok: boolean, message: string): void {
   if (!ok) throw new CoapfwError('INVALID_ARGUMENT', `journal: ${message}`);
+}
+
+function checkSeq(v: number, name: string): void {
+  check(Number.isSafeInteger(v) && v >= 0, `${name} must be a safe integer >= 0, got ${v}`);
 }
 
 /** Encode a record's payload; validates every field. */
@@ -87,43 +150,66 @@ export function encodeResumeRecord(r: ResumeRecord): Uint8Array {
   check(r.etag instanceof Uint8Array && r.etag.length <= 8, 'etag must be 0..8 bytes');
   check(Number.isInteger(r.nextBlock) && r.nextBlock >= 0 && r.nextBlock <= U32, `nextBlock must be a u32, got ${r.nextBlock}`);
   check(Number.isInteger(r.imageSize) && r.imageSize >= 0 && r.imageSize <= U32, `imageSize must be a u32, got ${r.imageSize}`);
-  check(Number.isSafeInteger(r.installedSeq) && r.installedSeq >= 0, `installedSeq must be a safe integer >= 0, got ${r.installedSeq}`);
-  check(r.envelopeDigest instanceof Uint8Array && r.envelopeDigest.length === 32, 'envelopeDigest must be 32 bytes');
-  check(r.imageDigest instanceof Uint8Array && r.imageDigest.length === 32, 'imageDigest must be 32 bytes');
+  checkSeq(r.installedSeq, 'installedSeq');
+  checkSeq(r.candidateSeq, 'candidateSeq');
+  check(Number.isInteger(r.reverts) && r.reverts >= 0 && r.reverts <= 0xff, `reverts must be a u8, got ${r.reverts}`);
+  for (const name of ['envelopeDigestPrefix', 'imageDigestPrefix'] as const) {
+    check(r[name] instanceof Uint8Array && r[name].length === DIGEST_PREFIX_SIZE, `${name} must be ${DIGEST_PREFIX_SIZE} bytes`);
+  }
   const out = new Uint8Array(RESUME_PAYLOAD_SIZE);
   const view = new DataView(out.buffer);
-  out[0] = PHASES.indexOf(r.phase);
-  out[1] = r.slot === 'primary' ? 0 : 1;
-  out[2] = r.szx;
-  out[3] = r.etag.length;
+  out[0] = RESUME_FORMAT_VERSION;
+  out[1] = PHASES.indexOf(r.phase) | ((r.slot === 'primary' ? 0 : 1) << 4);
+  out[2] = r.szx | (r.etag.length << 4);
+  out[3] = r.reverts;
   out.set(r.etag, 4);
   view.setUint32(12, r.nextBlock);
   view.setUint32(16, r.imageSize);
   view.setBigUint64(20, BigInt(r.installedSeq));
-  out.set(r.envelopeDigest, 28);
-  out.set(r.imageDigest, 60);
+  view.setBigUint64(28, BigInt(r.candidateSeq));
+  out.set(r.envelopeDigestPrefix, 36);
+  out.set(r.imageDigestPrefix, 52);
   return out;
 }
 
-/** Decode a payload; `JOURNAL_CORRUPT` if a CRC-valid record holds impossible values. */
+/**
+ * Decode a payload. `JOURNAL_CORRUPT` if it has the wrong size or format
+ * version, or if a CRC-valid record holds impossible values.
+ */
 export function decodeResumeRecord(p: Uint8Array): ResumeRecord {
   if (p.length !== RESUME_PAYLOAD_SIZE) throw new CoapfwError('JOURNAL_CORRUPT', `journal: record payload has ${p.length} bytes`);
+  if (p[0] !== RESUME_FORMAT_VERSION) throw new CoapfwError('JOURNAL_CORRUPT', `journal: unknown record format version ${p[0]}`);
   const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
-  const seq = view.getBigUint64(20);
-  if (p[0]! >= PHASES.length || p[1]! > 1 || p[2]! > 6 || p[3]! > 8 || seq > BigInt(Number.MAX_SAFE_INTEGER)) {
+  const [phase, slot, szx, etagLength] = [p[1]! & 0x0f, p[1]! >> 4, p[2]! & 0x0f, p[2]! >> 4];
+  const installedSeq = view.getBigUint64(20);
+  const candidateSeq = view.getBigUint64(28);
+  if (phase >= PHASES.length || slot > 1 || szx > 6 || etagLength > 8 || installedSeq > MAX_SEQ || candidateSeq > MAX_SEQ) {
     throw new CoapfwError('JOURNAL_CORRUPT', 'journal: newest record holds invalid values');
   }
   return {
-    phase: PHASES[p[0]!]!,
-    slot: p[1] === 0 ? 'primary' : 'secondary',
-    szx: p[2]!,
-    etag: p.slice(4, 4 + p[3]!),
+    phase: PHASES[phase]!,
+    slot: slot === 0 ? 'primary' : 'secondary',
+    szx,
+    etag: p.slice(4, 4 + etagLength),
     nextBlock: view.getUint32(12),
     imageSize: view.getUint32(16),
-    installedSeq: Number(seq),
-    envelopeDigest: p.slice(28, 60),
-    imageDigest: p.slice(60, 92),
+    installedSeq: Number(installedSeq),
+    candidateSeq: Number(candidateSeq),
+    reverts: p[3]!,
+    envelopeDigestPrefix: p.slice(36, 52),
+    imageDigestPrefix: p.slice(52, 68),
   };
+}
+
+/**
+ * The installed sequence number of the newest format-version-1 record in the
+ * journal area (its bytes 20..27), if there is one and it is in range.
+ */
+async function v1InstalledSeq(flash: FlashBackend, layout: FlashLayout): Promise<number | undefined> {
+  const rec = (await RecordLog.open(flash, layout.journal, { kind: JOURNAL_KIND, payloadSize: V1_PAYLOAD_SIZE })).latest();
+  if (rec === undefined) return undefined;
+  const seq = new DataView(rec.payload.buffer, rec.payload.byteOffset, rec.payload.byteLength).getBigUint64(20);
+  return seq <= MAX_SEQ ? Number(seq) : undefined;
 }
 
 /**
@@ -135,23 +221,40 @@ export function decodeResumeRecord(p: Uint8Array): ResumeRecord {
  * await journal.append({ ...last!, nextBlock: 64 });
  */
 export class Journal {
-  private constructor(private readonly log: RecordLog) {}
+  private constructor(
+    private readonly log: RecordLog,
+    /** Installed sequence carried over from a version-1 journal (only while no version-2 record exists). */
+    private readonly carried: number | undefined,
+  ) {}
 
-  /** Open the journal in `layout.journal`, scanning for the newest valid record. */
+  /**
+   * Open the journal in `layout.journal`, scanning for the newest valid
+   * record. When the area holds no current-format record but a version-1
+   * one, `latest()` is an idle record with that record's installed sequence
+   * number: its download or install progress is dropped (the update starts
+   * over), the anti-rollback floor is kept. The first `append` makes it
+   * durable in the new format.
+   */
   static async open(flash: FlashBackend, layout: FlashLayout): Promise<Journal> {
     checkLayout(flash, layout);
-    return new Journal(await RecordLog.open(flash, layout.journal, { kind: JOURNAL_KIND, payloadSize: RESUME_PAYLOAD_SIZE }));
+    const log = await RecordLog.open(flash, layout.journal, { kind: JOURNAL_KIND, payloadSize: RESUME_PAYLOAD_SIZE });
+    return new Journal(log, log.latest() === undefined ? await v1InstalledSeq(flash, layout) : undefined);
   }
 
-  /** Bytes one record occupies on a chip with the given write alignment (104 for alignments up to 8). */
+  /** Bytes one record occupies on a chip with the given write alignment (80 for alignments up to 16). */
   static recordSize(writeAlignment: number): number {
     return recordSize(RESUME_PAYLOAD_SIZE, writeAlignment);
   }
 
-  /** The newest valid record, or undefined if none was ever completely written. */
+  /**
+   * The newest valid record; undefined if none was ever completely written or
+   * the newest has an unknown format version (the update starts over).
+   */
   latest(): ResumeRecord | undefined {
     const rec = this.log.latest();
-    return rec && decodeResumeRecord(rec.payload);
+    if (rec === undefined) return this.carried === undefined ? undefined : idleResumeRecord(this.carried);
+    if (rec.payload[0] !== RESUME_FORMAT_VERSION) return undefined;
+    return decodeResumeRecord(rec.payload);
   }
 
   /** Append a record: one program operation (plus an erase every `eraseBlockSize / recordSize` appends). */

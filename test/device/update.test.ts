@@ -183,6 +183,10 @@ describe('runUpdate', () => {
       'rejected', 'none:confirmed', 'none:confirmed',
     ]);
     expect((await powerOn(dev.flash, dev.layout)).installedSequence).toBe(1);
+    // The journal says so in its own fields: candidate 2, two reverted test boots; no reused download fields.
+    const rec = (await Journal.open(dev.flash, dev.layout)).latest();
+    expect(rec).toMatchObject({ phase: 'installing', installedSeq: 1, candidateSeq: 2, reverts: 2, nextBlock: 0, etag: new Uint8Array(0) });
+    expect(hex(rec!.imageDigestPrefix)).toBe(hex(sha256(B)).slice(0, 32));
     // Given up for good: offered again, it is neither downloaded nor tried again.
     const served = server.servedOf(`fw/sha256/${hex(sha256(B))}`);
     expect(await update(dev, rt, { maxInstallAttempts: 2 })).toMatchObject({ result: 'rejected', error: 'UPDATE_FAILED', blocksFetched: 0 });

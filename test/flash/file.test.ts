@@ -82,10 +82,10 @@ describe('FileFlash', () => {
       import { createLayout } from './flash/layout.js';
       const flash = await FileFlash.open(${JSON.stringify(chip)}, ${JSON.stringify(OPTS)});
       const journal = await Journal.open(flash, createLayout(flash, { slotSize: ${2 * EBS} }));
-      const z = new Uint8Array(32);
+      const z = new Uint8Array(16);
       for (let n = 1; ; n++) {
         await journal.append({ phase: 'fetching', slot: 'secondary', szx: 6, etag: new Uint8Array(0), nextBlock: n,
-          imageSize: 1, installedSeq: 0, envelopeDigest: z, imageDigest: z });
+          imageSize: 1, installedSeq: 0, candidateSeq: 1, reverts: 0, envelopeDigestPrefix: z, imageDigestPrefix: z });
         process.stdout.write(n + '\\n');
       }`;
     await writeFile(join(dir, 'lib', 'child.js'), child);

@@ -4,7 +4,16 @@ import { createLayout, type FlashLayout } from '../../src/flash/layout.js';
 import { MemoryFlash } from '../../src/flash/memory.js';
 import { mulberry32 } from '../../src/flash/prng.js';
 import { RecordLog, recordSize } from '../../src/flash/record-log.js';
-import { Journal, decodeResumeRecord, encodeResumeRecord, idleResumeRecord, type ResumeRecord } from '../../src/flash/journal.js';
+import {
+  Journal,
+  RESUME_FORMAT_VERSION,
+  decodeResumeRecord,
+  digestPrefix,
+  encodeResumeRecord,
+  idleResumeRecord,
+  matchesDigestPrefix,
+  type ResumeRecord,
+} from '../../src/flash/journal.js';
 
 const EBS = 512;
 
@@ -22,19 +31,74 @@ function record(n: number): ResumeRecord {
     nextBlock: n * 4,
     imageSize: 100_000 + n,
     installedSeq: 1_700_000_000_000 + (n >> 3),
-    envelopeDigest: new Uint8Array(32).fill(n & 0xff),
-    imageDigest: new Uint8Array(32).fill(0xa0 ^ (n & 0xff)),
+    candidateSeq: 1_700_000_000_001 + (n >> 3),
+    reverts: n % 3,
+    envelopeDigestPrefix: new Uint8Array(16).fill(n & 0xff),
+    imageDigestPrefix: new Uint8Array(16).fill(0xa0 ^ (n & 0xff)),
   };
+}
+
+/** A version-1 payload (92 bytes: full digests, candidate sequence in the ETag field), as the old code wrote it. */
+function v1Payload(phase: number, installedSeq: bigint): Uint8Array {
+  const p = new Uint8Array(92);
+  const view = new DataView(p.buffer);
+  p.set([phase, 1, 6, 8], 0);
+  view.setBigUint64(4, 9n); // candidate sequence, reused ETag field
+  view.setUint32(12, 3); // revert count, reused nextBlock field
+  view.setUint32(16, 5000);
+  view.setBigUint64(20, installedSeq);
+  p.fill(0xab, 28, 92);
+  return p;
 }
 
 describe('resume record encoding', () => {
   it('round-trips and has the documented size', () => {
     const r = record(5);
     expect(decodeResumeRecord(encodeResumeRecord(r))).toEqual(r);
-    expect(encodeResumeRecord(r).length).toBe(92);
-    expect(Journal.recordSize(4)).toBe(104);
-    expect(Journal.recordSize(8)).toBe(104);
-    expect(Journal.recordSize(16)).toBe(112);
+    expect(encodeResumeRecord(r).length).toBe(68);
+    expect(Journal.recordSize(1)).toBe(80);
+    expect(Journal.recordSize(4)).toBe(80);
+    expect(Journal.recordSize(8)).toBe(80);
+    expect(Journal.recordSize(16)).toBe(80);
+    expect(Journal.recordSize(32)).toBe(96);
+  });
+
+  it('puts every field at the offset the file comment documents, and round-trips each one', () => {
+    const r: ResumeRecord = {
+      phase: 'installing',
+      slot: 'primary',
+      szx: 5,
+      etag: Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8),
+      nextBlock: 0xfedcba98,
+      imageSize: 0x01020304,
+      installedSeq: Number.MAX_SAFE_INTEGER,
+      candidateSeq: 2 ** 40 + 7,
+      reverts: 255,
+      envelopeDigestPrefix: Uint8Array.from({ length: 16 }, (_, i) => 0x10 + i),
+      imageDigestPrefix: Uint8Array.from({ length: 16 }, (_, i) => 0x80 + i),
+    };
+    const p = encodeResumeRecord(r);
+    const view = new DataView(p.buffer);
+    expect(p[0]).toBe(RESUME_FORMAT_VERSION);
+    expect(p[1]).toBe(3 | (0 << 4)); // installing, primary
+    expect(p[2]).toBe(5 | (8 << 4)); // szx 5, 8-byte ETag
+    expect(p[3]).toBe(255);
+    expect([...p.subarray(4, 12)]).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(view.getUint32(12)).toBe(0xfedcba98);
+    expect(view.getUint32(16)).toBe(0x01020304);
+    expect(view.getBigUint64(20)).toBe(BigInt(Number.MAX_SAFE_INTEGER));
+    expect(view.getBigUint64(28)).toBe(2n ** 40n + 7n);
+    expect(p.subarray(36, 52)).toEqual(r.envelopeDigestPrefix);
+    expect(p.subarray(52, 68)).toEqual(r.imageDigestPrefix);
+    expect(decodeResumeRecord(p)).toEqual(r);
+    // Each field alone, so a swapped pair of fields cannot round-trip by accident.
+    const variants: Partial<ResumeRecord>[] = [
+      { phase: 'idle' }, { phase: 'fetching' }, { phase: 'fetched' }, { slot: 'secondary' }, { szx: 0 }, { szx: 6 },
+      { etag: new Uint8Array(0) }, { etag: Uint8Array.of(0) }, { nextBlock: 0 }, { imageSize: 0xffffffff },
+      { installedSeq: 0 }, { candidateSeq: 0 }, { candidateSeq: 1 }, { reverts: 0 }, { reverts: 1 },
+      { envelopeDigestPrefix: new Uint8Array(16) }, { imageDigestPrefix: new Uint8Array(16).fill(0xff) },
+    ];
+    for (const v of variants) expect(decodeResumeRecord(encodeResumeRecord({ ...r, ...v }))).toEqual({ ...r, ...v });
   });
 
   it('rejects bad fields with labelled INVALID_ARGUMENT errors', () => {
@@ -44,8 +108,12 @@ describe('resume record encoding', () => {
       { nextBlock: -1 },
       { imageSize: 2 ** 32 },
       { installedSeq: 2 ** 53 },
-      { envelopeDigest: new Uint8Array(31) },
-      { imageDigest: new Uint8Array(33) },
+      { candidateSeq: -1 },
+      { candidateSeq: 1.5 },
+      { reverts: 256 },
+      { reverts: -1 },
+      { envelopeDigestPrefix: new Uint8Array(32) },
+      { imageDigestPrefix: new Uint8Array(15) },
       { phase: 'done' as never },
       { slot: 'third' as never },
     ];
@@ -55,10 +123,15 @@ describe('resume record encoding', () => {
   });
 
   it('decoding an impossible (CRC-valid) payload gives JOURNAL_CORRUPT', () => {
+    const corrupt = { code: 'JOURNAL_CORRUPT' };
     const p = encodeResumeRecord(record(1));
-    p[2] = 7;
-    expect(() => decodeResumeRecord(p)).toThrow(expect.objectContaining({ code: 'JOURNAL_CORRUPT' }));
-    expect(() => decodeResumeRecord(p.subarray(0, 10))).toThrow(expect.objectContaining({ code: 'JOURNAL_CORRUPT' }));
+    for (const [at, value] of [[2, 7], [2, 0x90], [1, 4], [1, 0x21], [0, 1], [0, 3], [28, 0x00_20]] as const) {
+      const q = p.slice();
+      q[at] = value;
+      expect(() => decodeResumeRecord(q)).toThrow(expect.objectContaining(corrupt));
+    }
+    expect(() => decodeResumeRecord(p.subarray(0, 10))).toThrow(expect.objectContaining(corrupt));
+    expect(() => decodeResumeRecord(v1Payload(1, 5n))).toThrow(expect.objectContaining(corrupt));
   });
 });
 
@@ -70,12 +143,12 @@ describe('Journal', () => {
     for (let n = 0; n < 3; n++) await j.append(record(n));
     expect(j.latest()).toEqual(record(2));
     expect((await Journal.open(flash, layout)).latest()).toEqual(record(2));
-    expect(j.stats).toEqual({ appends: 3, bytesWritten: 3 * 104, erases: 0 });
+    expect(j.stats).toEqual({ appends: 3, bytesWritten: 3 * 80, erases: 0 });
   });
 
   it('recycles its erase blocks as a ring, one erase per page switch, wear spread evenly', async () => {
     const { flash, layout } = setup();
-    const perPage = Math.floor(EBS / 104);
+    const perPage = Math.floor(EBS / 80);
     let j = await Journal.open(flash, layout);
     const total = perPage * 10 + 2;
     for (let n = 0; n < total; n++) {
@@ -91,13 +164,13 @@ describe('Journal', () => {
 
   it('survives a power cut at every byte of a record write', async () => {
     const { flash, layout } = setup();
-    const perPage = Math.floor(EBS / 104);
+    const perPage = Math.floor(EBS / 80);
     const j = await Journal.open(flash, layout);
     // Fill one page exactly, so that we also cut the first record of the next page.
     for (let n = 0; n < perPage - 1; n++) await j.append(record(n));
     const base = flash.snapshot();
     for (const k of [perPage - 1, perPage]) {
-      for (let torn = 0; torn <= 104; torn++) {
+      for (let torn = 0; torn <= 80; torn++) {
         const f = new MemoryFlash({ size: flash.size, eraseBlockSize: EBS, writeAlignment: 8, contents: base });
         const jj = await Journal.open(f, layout);
         for (let n = perPage - 1; n < k; n++) await jj.append(record(n));
@@ -106,7 +179,7 @@ describe('Journal', () => {
         await expect(jj.append(record(k))).rejects.toMatchObject({ code: 'POWER_CUT' });
         f.powerOn();
         const after = await Journal.open(f, layout);
-        expect(after.latest()).toEqual(torn === 104 ? record(k) : record(k - 1));
+        expect(after.latest()).toEqual(torn === 80 ? record(k) : record(k - 1));
         await after.append(record(1000));
         expect((await Journal.open(f, layout)).latest()).toEqual(record(1000));
       }
@@ -114,7 +187,7 @@ describe('Journal', () => {
   });
 
   it('survives a randomly torn cut at every operation of a long run, then continues', async () => {
-    const perPage = Math.floor(EBS / 104);
+    const perPage = Math.floor(EBS / 80);
     const count = perPage * 3 + 1;
     const run = async (flash: MemoryFlash, layout: FlashLayout, from: number): Promise<void> => {
       const j = await Journal.open(flash, layout);
@@ -145,13 +218,81 @@ describe('Journal', () => {
 
   it('ignores garbage and records of another kind', async () => {
     const { flash, layout } = setup();
-    await flash.write(layout.journal.offset, new Uint8Array(104).fill(0x5a));
-    const other = await RecordLog.open(flash, { offset: layout.journal.offset + EBS, size: 2 * EBS }, { kind: 9, payloadSize: 92 });
+    await flash.write(layout.journal.offset, new Uint8Array(80).fill(0x5a));
+    const other = await RecordLog.open(flash, { offset: layout.journal.offset + EBS, size: 2 * EBS }, { kind: 9, payloadSize: 68 });
     await other.append(encodeResumeRecord(record(3)));
     const j = await Journal.open(flash, layout);
     expect(j.latest()).toBeUndefined();
     await j.append(record(4));
     expect((await Journal.open(flash, layout)).latest()).toEqual(record(4));
+  });
+});
+
+describe('format versions', () => {
+  it('drops the progress of a version-1 record but keeps its installed sequence (anti-rollback)', async () => {
+    const { flash, layout } = setup();
+    const v1 = await RecordLog.open(flash, layout.journal, { kind: 1, payloadSize: 92 });
+    await v1.append(v1Payload(1, 3n)); // fetching, installed 3
+    await v1.append(v1Payload(3, 4n)); // installing, installed 4: the newest
+    const j = await Journal.open(flash, layout);
+    // Not misread: an idle record, nothing to resume, candidate and reverts cleared.
+    expect(j.latest()).toEqual(idleResumeRecord(4));
+    await j.append(j.latest()!);
+    expect((await Journal.open(flash, layout)).latest()).toEqual(idleResumeRecord(4)); // now in the new format
+    await j.append(record(7));
+    const again = await Journal.open(flash, layout);
+    expect(again.latest()).toEqual(record(7));
+    expect(again.stats.appends).toBe(0);
+  });
+
+  it('a version-1 record with an out-of-range sequence is ignored entirely', async () => {
+    const { flash, layout } = setup();
+    const v1 = await RecordLog.open(flash, layout.journal, { kind: 1, payloadSize: 92 });
+    await v1.append(v1Payload(0, 2n ** 60n));
+    expect((await Journal.open(flash, layout)).latest()).toBeUndefined();
+  });
+
+  it('a current-size record with another format version is ignored (start over), and the next append wins', async () => {
+    const { flash, layout } = setup();
+    const j = await Journal.open(flash, layout);
+    await j.append(record(1));
+    const raw = await RecordLog.open(flash, layout.journal, { kind: 1, payloadSize: 68 });
+    const future = encodeResumeRecord(record(2));
+    future[0] = RESUME_FORMAT_VERSION + 1;
+    await raw.append(future);
+    const reopened = await Journal.open(flash, layout);
+    expect(reopened.latest()).toBeUndefined();
+    await reopened.append(record(3));
+    expect((await Journal.open(flash, layout)).latest()).toEqual(record(3));
+  });
+});
+
+describe('digest prefixes', () => {
+  it('digestPrefix keeps the first 16 bytes of a SHA-256 digest and checks its size', () => {
+    const d = Uint8Array.from({ length: 32 }, (_, i) => i);
+    const p = digestPrefix(d);
+    expect([...p]).toEqual([...d.subarray(0, 16)]);
+    d[0] = 0xff;
+    expect(p[0]).toBe(0); // a copy
+    for (const bad of [new Uint8Array(16), new Uint8Array(31), new Uint8Array(33)]) {
+      expect(() => digestPrefix(bad)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    }
+  });
+
+  it('matchesDigestPrefix compares a full digest with a recorded prefix, nothing else', () => {
+    const d = Uint8Array.from({ length: 32 }, (_, i) => i * 7);
+    const p = digestPrefix(d);
+    expect(matchesDigestPrefix(d, p)).toBe(true);
+    const tail = d.slice();
+    tail[31] ^= 1; // differs only after the prefix: the same as far as the journal knows
+    expect(matchesDigestPrefix(tail, p)).toBe(true);
+    for (const i of [0, 15]) {
+      const other = d.slice();
+      other[i] ^= 1;
+      expect(matchesDigestPrefix(other, p)).toBe(false);
+    }
+    expect(matchesDigestPrefix(d, d)).toBe(false); // a full digest is not a prefix
+    expect(matchesDigestPrefix(p, p)).toBe(false); // nor is a prefix a full digest
   });
 });
 
