@@ -5,13 +5,15 @@
  * Phases and the meaning of the fields:
  * - `idle`: nothing in progress. `installedSeq` is the sequence number of the
  *   running, confirmed manifest (anti-rollback, RFC 9124 §4.3.2);
- *   `envelopeDigest` / `imageDigest` name that manifest and image (zeros when
- *   unknown, e.g. after a rejected update).
- * - `fetching`: the image of envelope `envelopeDigest` is being written into
- *   the secondary slot. Every block before `nextBlock` (size `2^(szx+4)`) is
- *   programmed and `nextBlock * blockSize` is erase-block aligned, so a
- *   resumed download starts exactly there (erasing that block first). `etag`
- *   is the image resource's ETag (empty until the first block arrived).
+ *   `envelopeDigestPrefix` / `imageDigestPrefix` name that manifest and image
+ *   (zeros when unknown, e.g. after a rejected update); `candidateSeq` and
+ *   `reverts` are 0.
+ * - `fetching`: the image of envelope `envelopeDigestPrefix` (manifest
+ *   `candidateSeq`) is being written into the secondary slot. Every block
+ *   before `nextBlock` (size `2^(szx+4)`) is programmed and
+ *   `nextBlock * blockSize` is erase-block aligned, so a resumed download
+ *   starts exactly there (erasing that block first). `etag` is the image
+ *   resource's ETag (empty until the first block arrived).
  * - `fetched`: the whole image is in the secondary slot.
  * - `installing`: a test boot was requested (or is about to be).
  *

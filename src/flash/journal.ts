@@ -45,6 +45,10 @@
  * so a device with only such records starts over cleanly. The one exception:
  * the installed sequence number of a version-1 journal is carried over (see
  * {@link Journal.open}), because forgetting it would switch off anti-rollback.
+ * Known window: the first version-2 append may erase the page that holds the
+ * newest version-1 record; a power cut between that erase and the end of the
+ * write falls back to the newest version-1 record on the other page (an older,
+ * possibly lower installed sequence; never 0 once the old log had wrapped).
  *
  * Journal about once per erase block of image data, not per CoAP block:
  * resume from the start of the erase block holding `nextBlock` (see
