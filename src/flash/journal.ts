@@ -37,18 +37,11 @@
  * resumed download whose image then fails the full-digest check and is
  * fetched again. Compare with {@link matchesDigestPrefix}.
  *
- * Format versions: version 1 was a 92-byte payload (full 32-byte digests,
- * the candidate sequence kept in the ETag field and the revert count in
- * `nextBlock`). The log only returns records of the configured payload size,
- * so a version-1 record is never decoded as a version-2 one; a 68-byte record
- * with an unknown version byte is ignored as well (`latest()` is undefined),
- * so a device with only such records starts over cleanly. The one exception:
- * the installed sequence number of a version-1 journal is carried over (see
- * {@link Journal.open}), because forgetting it would switch off anti-rollback.
- * Known window: the first version-2 append may erase the page that holds the
- * newest version-1 record; a power cut between that erase and the end of the
- * write falls back to the newest version-1 record on the other page (an older,
- * possibly lower installed sequence; never 0 once the old log had wrapped).
+ * Format version: byte 0 of the payload. A record of another version, or of
+ * another payload size (the log returns only records of its configured
+ * size), is never decoded as this one: `latest()` is then undefined and the
+ * device starts over cleanly. No earlier format was ever released, so there
+ * is nothing to migrate.
  *
  * Journal about once per erase block of image data, not per CoAP block:
  * resume from the start of the erase block holding `nextBlock` (see
@@ -132,8 +125,6 @@ export const JOURNAL_KIND = 1;
 export const RESUME_FORMAT_VERSION = 2;
 /** Payload bytes of a resume record. */
 export const RESUME_PAYLOAD_SIZE = 68;
-/** Payload bytes of a format-version-1 record (read only for its installed sequence). */
-const V1_PAYLOAD_SIZE = 92;
 
 const U32 = 0xffffffff;
 const MAX_SEQ = BigInt(Number.MAX_SAFE_INTEGER);
@@ -206,17 +197,6 @@ export function decodeResumeRecord(p: Uint8Array): ResumeRecord {
 }
 
 /**
- * The installed sequence number of the newest format-version-1 record in the
- * journal area (its bytes 20..27), if there is one and it is in range.
- */
-async function v1InstalledSeq(flash: FlashBackend, layout: FlashLayout): Promise<number | undefined> {
-  const rec = (await RecordLog.open(flash, layout.journal, { kind: JOURNAL_KIND, payloadSize: V1_PAYLOAD_SIZE })).latest();
-  if (rec === undefined) return undefined;
-  const seq = new DataView(rec.payload.buffer, rec.payload.byteOffset, rec.payload.byteLength).getBigUint64(20);
-  return seq <= MAX_SEQ ? Number(seq) : undefined;
-}
-
-/**
  * The resume journal of a device.
  *
  * @example
@@ -225,24 +205,12 @@ async function v1InstalledSeq(flash: FlashBackend, layout: FlashLayout): Promise
  * await journal.append({ ...last!, nextBlock: 64 });
  */
 export class Journal {
-  private constructor(
-    private readonly log: RecordLog,
-    /** Installed sequence carried over from a version-1 journal (only while no version-2 record exists). */
-    private readonly carried: number | undefined,
-  ) {}
+  private constructor(private readonly log: RecordLog) {}
 
-  /**
-   * Open the journal in `layout.journal`, scanning for the newest valid
-   * record. When the area holds no current-format record but a version-1
-   * one, `latest()` is an idle record with that record's installed sequence
-   * number: its download or install progress is dropped (the update starts
-   * over), the anti-rollback floor is kept. The first `append` makes it
-   * durable in the new format.
-   */
+  /** Open the journal in `layout.journal`, scanning for the newest valid record. */
   static async open(flash: FlashBackend, layout: FlashLayout): Promise<Journal> {
     checkLayout(flash, layout);
-    const log = await RecordLog.open(flash, layout.journal, { kind: JOURNAL_KIND, payloadSize: RESUME_PAYLOAD_SIZE });
-    return new Journal(log, log.latest() === undefined ? await v1InstalledSeq(flash, layout) : undefined);
+    return new Journal(await RecordLog.open(flash, layout.journal, { kind: JOURNAL_KIND, payloadSize: RESUME_PAYLOAD_SIZE }));
   }
 
   /** Bytes one record occupies on a chip with the given write alignment (80 for alignments up to 16). */
@@ -256,8 +224,7 @@ export class Journal {
    */
   latest(): ResumeRecord | undefined {
     const rec = this.log.latest();
-    if (rec === undefined) return this.carried === undefined ? undefined : idleResumeRecord(this.carried);
-    if (rec.payload[0] !== RESUME_FORMAT_VERSION) return undefined;
+    if (rec === undefined || rec.payload[0] !== RESUME_FORMAT_VERSION) return undefined;
     return decodeResumeRecord(rec.payload);
   }
 

@@ -38,18 +38,6 @@ function record(n: number): ResumeRecord {
   };
 }
 
-/** A version-1 payload (92 bytes: full digests, candidate sequence in the ETag field), as the old code wrote it. */
-function v1Payload(phase: number, installedSeq: bigint): Uint8Array {
-  const p = new Uint8Array(92);
-  const view = new DataView(p.buffer);
-  p.set([phase, 1, 6, 8], 0);
-  view.setBigUint64(4, 9n); // candidate sequence, reused ETag field
-  view.setUint32(12, 3); // revert count, reused nextBlock field
-  view.setUint32(16, 5000);
-  view.setBigUint64(20, installedSeq);
-  p.fill(0xab, 28, 92);
-  return p;
-}
 
 describe('resume record encoding', () => {
   it('round-trips and has the documented size', () => {
@@ -131,7 +119,7 @@ describe('resume record encoding', () => {
       expect(() => decodeResumeRecord(q)).toThrow(expect.objectContaining(corrupt));
     }
     expect(() => decodeResumeRecord(p.subarray(0, 10))).toThrow(expect.objectContaining(corrupt));
-    expect(() => decodeResumeRecord(v1Payload(1, 5n))).toThrow(expect.objectContaining(corrupt));
+    expect(() => decodeResumeRecord(new Uint8Array(92))).toThrow(expect.objectContaining(corrupt));
   });
 });
 
@@ -229,49 +217,10 @@ describe('Journal', () => {
 });
 
 describe('format versions', () => {
-  it('drops the progress of a version-1 record but keeps its installed sequence (anti-rollback)', async () => {
+  it('ignores records of another payload size (another format): the device starts over', async () => {
     const { flash, layout } = setup();
-    const v1 = await RecordLog.open(flash, layout.journal, { kind: 1, payloadSize: 92 });
-    await v1.append(v1Payload(1, 3n)); // fetching, installed 3
-    await v1.append(v1Payload(3, 4n)); // installing, installed 4: the newest
-    const j = await Journal.open(flash, layout);
-    // Not misread: an idle record, nothing to resume, candidate and reverts cleared.
-    expect(j.latest()).toEqual(idleResumeRecord(4));
-    await j.append(j.latest()!);
-    expect((await Journal.open(flash, layout)).latest()).toEqual(idleResumeRecord(4)); // now in the new format
-    await j.append(record(7));
-    const again = await Journal.open(flash, layout);
-    expect(again.latest()).toEqual(record(7));
-    expect(again.stats.appends).toBe(0);
-  });
-
-  it('migrating: a power cut during the first new-format append falls back to an older version-1 record (known window)', async () => {
-    // 6 version-1 records of 104 bytes, 4 per page: page 0 holds installed 3 (seq 1..4), page 1 installed 4 (seq 5, 6).
-    const base = setup();
-    const v1 = await RecordLog.open(base.flash, base.layout.journal, { kind: 1, payloadSize: 92 });
-    for (let n = 1; n <= 6; n++) await v1.append(v1Payload(1, n <= 4 ? 3n : 4n));
-    const snapshot = base.flash.snapshot();
-    const outcomes = new Set<number | undefined>();
-    for (let k = 0; k <= 2; k++) {
-      const flash = new MemoryFlash({ size: base.flash.size, eraseBlockSize: EBS, writeAlignment: 8, contents: snapshot });
-      const j = await Journal.open(flash, base.layout);
-      flash.cutAfter(k);
-      const err = await j.append(j.latest()!).catch((e: unknown) => e);
-      expect(k < 2 ? isCoapfwError(err, 'POWER_CUT') : err === undefined).toBe(true);
-      flash.powerOn();
-      const seq = (await Journal.open(flash, base.layout)).latest()?.installedSeq;
-      outcomes.add(seq);
-    }
-    // The first append erases page 1 (page 0 has no free 80-byte slot), then writes.
-    // A cut in the erase or the write loses page 1's newest version-1 record, so the
-    // installed sequence falls back to page 0's older one (3, not 0); uncut, it is 4.
-    expect([...outcomes].sort()).toEqual([3, 4]);
-  });
-
-  it('a version-1 record with an out-of-range sequence is ignored entirely', async () => {
-    const { flash, layout } = setup();
-    const v1 = await RecordLog.open(flash, layout.journal, { kind: 1, payloadSize: 92 });
-    await v1.append(v1Payload(0, 2n ** 60n));
+    const other = await RecordLog.open(flash, layout.journal, { kind: 1, payloadSize: 92 });
+    await other.append(new Uint8Array(92).fill(1));
     expect((await Journal.open(flash, layout)).latest()).toBeUndefined();
   });
 
