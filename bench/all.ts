@@ -1,0 +1,27 @@
+/**
+ * `npm run bench`: every benchmark, one after the other (they would disturb
+ * each other's timings if run at once), combined into one JSON document.
+ * Each part can also be run alone: `node dist/bench/run.js` (block-wise
+ * throughput against libcoap and TFTP), `node dist/bench/coaps.js` (coaps
+ * against plain coap), `node dist/bench/update.js` (one device update).
+ */
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const parts: Record<string, string> = { blockwise: 'run.js', coaps: 'coaps.js', update: 'update.js' };
+const out: Record<string, unknown> = {};
+let failed = false;
+for (const [name, file] of Object.entries(parts)) {
+  process.stderr.write(`bench: ${name} ...\n`);
+  const r = spawnSync(process.execPath, [join(here, file)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 600_000 });
+  try {
+    out[name] = JSON.parse(r.stdout);
+  } catch {
+    out[name] = { error: `exit ${r.status ?? r.signal}`, stdout: r.stdout.slice(0, 2000) };
+    failed = true;
+  }
+}
+process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+process.exitCode = failed ? 1 : 0;
