@@ -96,12 +96,13 @@ async function once(kind: 'memory' | 'file', dir: string, manifestUri: string, k
   const t1 = performance.now();
   await client.close();
   const update = flash.take();
+  const tBoot = performance.now();
   const p = await powerOn(flash, layout);
   const t2 = performance.now();
   const reboot = flash.take();
   if (status.result !== 'installed' || p.outcome !== 'confirmed') throw new Error(`update did not complete: ${JSON.stringify(status)} ${p.outcome}`);
   if (chip instanceof FileFlash) await chip.close();
-  return { updateMs: t1 - t0, rebootMs: t2 - t1, blocks: status.blocksFetched, update, reboot };
+  return { updateMs: t1 - t0, rebootMs: t2 - tBoot, blocks: status.blocksFetched, update, reboot };
 }
 
 /** A power cut after `cutAfter` blocks, then the resumed run: what it costs. */
