@@ -10,7 +10,7 @@
  * exponential back-off (§4.2), token matching, NSTART (§4.7), RST for
  * unexpected CON responses, AbortSignal.
  */
-import { decodeMessage, encodeMessage, type CoapMessage, type CoapOption } from '../codec/message.js';
+import { decodeMessage, encodeMessage, peekHeader, type CoapMessage, type CoapOption } from '../codec/message.js';
 import { Code, MessageType } from '../codec/numbers.js';
 import { CoapfwError } from '../errors.js';
 import { peerKey, type Peer, type Transport } from '../transport/types.js';
@@ -141,6 +141,7 @@ export class CoapEndpoint {
 
   /** CoAP ping (§4.3): an empty CON that the peer answers with RST. Resolves when it does. */
   ping(peer: Peer, signal?: AbortSignal): Promise<void> {
+    if (this.closed) return Promise.reject(new CoapfwError('TRANSPORT_CLOSED', 'endpoint: closed'));
     return this.pending.ping(peer, signal);
   }
 
@@ -211,9 +212,20 @@ export class CoapEndpoint {
       msg = decodeMessage(data);
     } catch {
       this.stats.malformed++;
-      this.rejectMalformed(data, peer);
+      // §4.2/§4.3: a CON we cannot process is rejected with RST; anything else is silently dropped.
+      const h = peekHeader(data);
+      if (h !== undefined && h.version === 1 && h.type === MessageType.CON) this.sendReset(h.messageId, peer);
       return;
     }
+    try {
+      this.dispatch(msg, peer);
+    } catch {
+      // A datagram must never take the endpoint down (e.g. a handler that returns an unencodable response).
+      this.stats.malformed++;
+    }
+  }
+
+  private dispatch(msg: CoapMessage, peer: Peer): void {
     const cls = msg.code >> 5;
     if (msg.code === Code.EMPTY) {
       this.onEmpty(msg, peer);
@@ -224,13 +236,6 @@ export class CoapEndpoint {
     } else if (msg.type === MessageType.CON) {
       // Reserved code classes 1, 6, 7 (§12.1): reject.
       this.sendReset(msg.messageId, peer);
-    }
-  }
-
-  /** §4.2/§4.3: a CON we cannot process is rejected with RST; anything else is silently dropped. */
-  private rejectMalformed(data: Uint8Array, peer: Peer): void {
-    if (data.length >= 4 && data[0]! >> 6 === 1 && ((data[0]! >> 4) & 3) === MessageType.CON) {
-      this.sendReset((data[2]! << 8) | data[3]!, peer);
     }
   }
 
@@ -325,8 +330,20 @@ export class CoapEndpoint {
       });
   }
 
-  /** Build and send the response to `req`; returns the bytes to replay for duplicates. */
+  /**
+   * Build and send the response to `req`; returns the bytes to replay for
+   * duplicates. A handler result that cannot be encoded becomes a 5.00.
+   */
   private respond(req: CoapMessage, peer: Peer, spec: ResponseSpec | undefined, separate: boolean): Uint8Array | undefined {
+    if (this.closed) return undefined;
+    try {
+      return this.sendResponse(req, peer, spec, separate);
+    } catch {
+      return this.sendResponse(req, peer, { code: Code.INTERNAL_SERVER_ERROR }, separate);
+    }
+  }
+
+  private sendResponse(req: CoapMessage, peer: Peer, spec: ResponseSpec | undefined, separate: boolean): Uint8Array | undefined {
     if (spec === undefined) {
       return req.type === MessageType.CON && !separate ? this.sendMessage(emptyAck(req.messageId), peer) : undefined;
     }

@@ -37,7 +37,9 @@ const EMPTY = new Uint8Array(0);
 export class PendingRequests {
   private readonly byToken = new Map<string, Pending>();
   private readonly active = new Map<string, number>();
-  private readonly queues = new Map<string, Array<() => void>>();
+  /** Requests waiting for an NSTART slot, per peer. */
+  private readonly queues = new Map<string, Array<{ start: () => void; reject: (e: Error) => void }>>();
+  private closed = false;
 
   constructor(private readonly deps: PendingDeps) {}
 
@@ -50,9 +52,7 @@ export class PendingRequests {
       }
       const pk = peerKey(peer);
       let onAbort: (() => void) | undefined;
-      let started = false;
       const start = (): void => {
-        started = true;
         this.startRequest(peer, pk, spec, options, {
           resolve: (m) => {
             if (onAbort) signal?.removeEventListener('abort', onAbort);
@@ -69,20 +69,21 @@ export class PendingRequests {
       };
       if ((this.active.get(pk) ?? 0) < this.deps.nstart) {
         start();
-      } else {
-        const queue = this.queues.get(pk) ?? [];
-        this.queues.set(pk, queue);
-        queue.push(start);
-        if (signal) {
-          const dequeue = (): void => {
-            if (started) return;
-            const i = queue.indexOf(start);
-            if (i >= 0) queue.splice(i, 1);
-            reject(abortError(signal));
-          };
-          signal.addEventListener('abort', dequeue, { once: true });
-        }
+        return;
       }
+      const queue = this.queues.get(pk) ?? [];
+      this.queues.set(pk, queue);
+      const dequeue = (): void => {
+        const i = queue.findIndex((q) => q.start === startQueued);
+        if (i >= 0) queue.splice(i, 1);
+        reject(abortError(signal!));
+      };
+      const startQueued = (): void => {
+        signal?.removeEventListener('abort', dequeue);
+        start();
+      };
+      queue.push({ start: startQueued, reject });
+      signal?.addEventListener('abort', dequeue, { once: true });
     });
   }
 
@@ -91,6 +92,7 @@ export class PendingRequests {
       const mid = this.deps.allocateMid();
       const bytes = encodeMessage({ type: MessageType.CON, code: Code.EMPTY, messageId: mid, token: EMPTY, options: [], payload: EMPTY });
       const cancel = this.deps.retransmitter.start(bytes, peer, mid, (o) => {
+        signal?.removeEventListener('abort', cancel);
         if (o.kind === 'reset') resolve();
         else if (o.kind === 'timeout') reject(new CoapfwError('TIMEOUT', `ping ${peerKey(peer)}: no answer`));
         else if (o.kind === 'ack') reject(new CoapfwError('RESPONSE_CODE', `ping ${peerKey(peer)}: answered with ACK, not RST`));
@@ -110,12 +112,16 @@ export class PendingRequests {
     return true;
   }
 
+  /** Close: reject every outstanding and queued request; start nothing more. */
   rejectAll(error: Error): void {
+    this.closed = true;
+    const queued = [...this.queues.values()].flat();
+    this.queues.clear();
     for (const [key, p] of [...this.byToken]) {
       this.complete(key, p);
       p.reject(error);
     }
-    for (const q of this.queues.values()) q.length = 0;
+    for (const q of queued) q.reject(error);
   }
 
   private startRequest(
@@ -172,8 +178,10 @@ export class PendingRequests {
         fail(new CoapfwError('TIMEOUT', `${peerKey(peer)}: no acknowledgement after retransmissions`));
       } else if (o.kind === 'reset') {
         fail(new CoapfwError('RESET', `${peerKey(peer)}: request rejected with RST`));
-      } else if (o.kind === 'ack' && this.byToken.get(key) === p) {
-        armResponseTimer(); // empty ACK: the separate response follows (§5.2.2)
+      } else if (o.kind === 'ack') {
+        if (this.byToken.get(key) === p) armResponseTimer(); // empty ACK: the separate response follows (§5.2.2)
+      } else {
+        fail(new CoapfwError('TRANSPORT_CLOSED', `${peerKey(peer)}: endpoint closed`));
       }
     });
   }
@@ -193,10 +201,11 @@ export class PendingRequests {
     const n = (this.active.get(pk) ?? 1) - 1;
     if (n <= 0) this.active.delete(pk);
     else this.active.set(pk, n);
+    if (this.closed) return;
     const queue = this.queues.get(pk);
     const next = queue?.shift();
     if (queue && queue.length === 0) this.queues.delete(pk);
-    next?.();
+    next?.start();
   }
 
   private newToken(peer: Peer): Uint8Array {

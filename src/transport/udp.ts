@@ -28,6 +28,8 @@ export class UdpTransport implements Transport {
     private readonly ipv6: boolean,
   ) {
     socket.on('message', (msg, rinfo) => {
+      // Port 0 cannot be answered (a send to it throws): such a datagram is spoofed or broken.
+      if (rinfo.port === 0) return;
       this.handler(msg, { address: normalizeAddress(rinfo.address), port: rinfo.port });
     });
     // A UDP socket reports ICMP errors of earlier sends here; they are not fatal for a server.
@@ -55,16 +57,22 @@ export class UdpTransport implements Transport {
   send(data: Uint8Array, peer: Peer): Promise<void> {
     if (this.closed) return Promise.reject(new CoapfwError('TRANSPORT_CLOSED', 'udp: transport is closed'));
     return new Promise((resolve, reject) => {
-      this.socket.send(data, peer.port, this.mapAddress(peer.address), (err) => {
-        if (err) reject(new CoapfwError('IO_ERROR', `udp: send to ${peer.address}:${peer.port} failed: ${err.message}`, { cause: err }));
-        else resolve();
-      });
+      const fail = (err: Error): void => reject(new CoapfwError('IO_ERROR', `udp: send to ${peer.address}:${peer.port} failed: ${err.message}`, { cause: err }));
+      try {
+        this.socket.send(data, peer.port, this.mapAddress(peer.address), (err) => (err ? fail(err) : resolve()));
+      } catch (err) {
+        fail(err as Error);
+      }
     });
   }
 
   post(data: Uint8Array, peer: Peer): void {
     if (this.closed) return;
-    this.socket.send(data, peer.port, this.mapAddress(peer.address));
+    try {
+      this.socket.send(data, peer.port, this.mapAddress(peer.address));
+    } catch {
+      // Invalid address or port: nothing can be sent there, and a server must not die of it.
+    }
   }
 
   onMessage(handler: DatagramHandler): void {

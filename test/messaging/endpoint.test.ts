@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeMessage, encodeMessage, type CoapMessage } from '../../src/codec/message.js';
-import { Code, MessageType } from '../../src/codec/numbers.js';
+import { Code, MessageType, OptionNumber } from '../../src/codec/numbers.js';
 import { CoapEndpoint, type RequestHandler } from '../../src/messaging/endpoint.js';
 import { isCoapfwError } from '../../src/errors.js';
 import { FakeRuntime } from '../helpers/fake-runtime.js';
@@ -225,13 +225,31 @@ describe('message layer', () => {
 
   it('delivers a NON request response and ignores NON duplicates', async () => {
     let calls = 0;
-    const { client } = setup(() => {
+    const { net, client, clientT } = setup(() => {
       calls++;
       return { code: Code.CONTENT };
     });
     const res = await client.request(SERVER, { code: Code.GET, confirmable: false });
     expect(res.type).toBe(MessageType.NON);
+    const req = net.log.find((l) => l.from.port === CLIENT.port)!.data;
+    clientT.send(req, SERVER); // the same NON again (same message ID)
+    await flush();
     expect(calls).toBe(1);
+    expect(sentBy(net, SERVER)).toHaveLength(1);
+  });
+
+  it('rejects queued and outstanding requests on close, and starts no queued one', async () => {
+    const { net, client } = setup(() => new Promise<never>(() => {}));
+    const ps = [1, 2, 3].map(() => client.request(SERVER, { code: Code.GET }));
+    await flush();
+    await client.close();
+    for (const p of ps) await expect(p).rejects.toMatchObject({ code: 'TRANSPORT_CLOSED' });
+    expect(sentBy(net, CLIENT)).toHaveLength(1);
+  });
+
+  it('answers 5.00 when a handler returns a response that cannot be encoded', async () => {
+    const { client } = setup(() => ({ code: Code.CONTENT, options: [{ number: OptionNumber.ETAG, value: new Uint8Array(70_000) }] }));
+    expect((await client.request(SERVER, { code: Code.GET })).code).toBe(Code.INTERNAL_SERVER_ERROR);
   });
 
   it('fails a request whose RST comes back', async () => {
