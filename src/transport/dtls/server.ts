@@ -275,7 +275,8 @@ export class DtlsServer implements Transport {
       session.dispose();
       this.stats.sessionsExpired++;
       if (reason === 'handshake-timeout') this.stats.handshakesFailed++;
-      this.opts.onEvent?.({ type: reason === 'idle' ? 'closed' : 'handshake-failed', peer: session.peer, reason });
+      const why = reason === 'handshake-timeout' && session.pendingReason !== undefined ? `${reason}: ${session.pendingReason}` : reason;
+      this.opts.onEvent?.({ type: reason === 'idle' ? 'closed' : 'handshake-failed', peer: session.peer, reason: why });
     }
   }
 }

@@ -7,11 +7,16 @@
  *   cookie-bearing ClientHello, as RFC 6347 §4.2.1 recommends for a stateless
  *   HelloVerifyRequest.
  * - Epoch-1 records pass the replay window (§4.1.2.6) and are authenticated
- *   before the window is updated; failures are counted and dropped (§4.1.2.7),
- *   except while we wait for the client's Finished: then a record that does not
- *   authenticate means the two sides derived different keys (a wrong PSK), and we
- *   end the handshake with a fatal bad_record_mac alert (§4.1.2.7 allows alerts
- *   if they are fatal).
+ *   before the window is updated; failures are counted and dropped (§4.1.2.7).
+ *   One exception: a record that fails authentication in the very datagram
+ *   whose ChangeCipherSpec moved us to "await Finished" (flight 5 normally
+ *   travels in one datagram) means the two sides derived different keys, a
+ *   wrong PSK, and we end the handshake with a fatal bad_record_mac alert
+ *   (§4.1.2.7 allows alerts if they are fatal). Any other failing record may be
+ *   injected by anyone: it is dropped, and if the Finished never authenticates
+ *   the handshake timeout ends the session with {@link Session.pendingReason}.
+ * - Plaintext (epoch 0) alerts during the handshake are unauthenticated, so a
+ *   fatal one is ignored too (same reasoning); the handshake timeout ends it.
  * - Flight 4 is retransmitted on a timer with doubling timeout (§4.2.4.1); the
  *   final flight only when the client repeats its Finished (§4.2.4).
  */
@@ -53,6 +58,10 @@ export class Session {
   private timer: NodeJS.Timeout | undefined;
   private retransmits = 0;
   private closed = false;
+  /** Set while processing a datagram whose ChangeCipherSpec started epoch 1. */
+  private ccsInDatagram = false;
+  private authFailures = 0;
+  private readonly ignoredAlerts: number[] = [];
 
   constructor(
     readonly peer: Peer,
@@ -78,6 +87,7 @@ export class Session {
   /** Processes the records of one datagram from this peer. */
   receive(records: readonly DtlsRecord[], now: number): SessionEvent[] {
     const events: SessionEvent[] = [];
+    this.ccsInDatagram = false;
     for (const rec of records) {
       if (this.closed) break;
       if (rec.epoch === 0) this.receivePlain(rec, events);
@@ -86,6 +96,20 @@ export class Session {
     }
     if (events.some((e) => e.kind !== 'dropped')) this.lastActivity = now;
     return events;
+  }
+
+  /**
+   * Why an unfinished handshake may be stuck, for the timeout's reason: records
+   * that failed authentication while we awaited the client's Finished, or
+   * ignored unauthenticated fatal alerts. Undefined when nothing suspicious came.
+   */
+  get pendingReason(): string | undefined {
+    const parts: string[] = [];
+    if (this.authFailures > 0) {
+      parts.push(`Finished never authenticated (wrong PSK for identity ${JSON.stringify(this.handshake.identity ?? '')}?); ${this.authFailures} record(s) failed authentication`);
+    }
+    if (this.ignoredAlerts.length > 0) parts.push(`ignored unauthenticated fatal alert(s) ${this.ignoredAlerts.join(', ')}`);
+    return parts.length === 0 ? undefined : parts.join('; ');
   }
 
   /** Encrypts application data into one datagram (RFC 6347 §4.1: one record). */
@@ -120,14 +144,17 @@ export class Session {
       case ContentType.changeCipherSpec:
         if (rec.fragment.length !== 1 || rec.fragment[0] !== 1) return void events.push({ kind: 'dropped', why: 'malformed' });
         this.handshake.onChangeCipherSpec();
-        if (this.handshake.state === 'awaitFinished') this.readEpoch = 1;
-        return;
-      case ContentType.alert:
-        if (rec.fragment[0] === AlertLevel.fatal) {
-          events.push({ kind: 'failed', reason: `peer sent fatal alert ${rec.fragment[1]} during the handshake` });
-          this.dispose();
+        if (this.handshake.state === 'awaitFinished' && this.readEpoch === 0) {
+          this.readEpoch = 1;
+          this.ccsInDatagram = true;
         }
         return;
+      case ContentType.alert:
+        // §4.1.2.7: anyone can forge a plaintext alert; ending the handshake on
+        // it would let an off-path attacker abort it. Note it and let the
+        // handshake timeout clean up if the peer really gave up.
+        if (rec.fragment[0] === AlertLevel.fatal && this.ignoredAlerts.length < 8) this.ignoredAlerts.push(rec.fragment[1] ?? -1);
+        return void events.push({ kind: 'dropped', why: 'unexpected' });
       default:
         return void events.push({ kind: 'dropped', why: 'unexpected' });
     }
@@ -139,9 +166,13 @@ export class Session {
     const plain = this.readCipher.open(rec);
     if (plain === undefined) {
       if (this.handshake.state === 'awaitFinished') {
-        events.push({ kind: 'failed', reason: `client Finished did not authenticate (wrong PSK for identity "${this.handshake.identity}"?)` });
-        void this.close(AlertDescription.badRecordMac);
-        return;
+        if (this.ccsInDatagram) {
+          // Flight 5 in one datagram and its Finished does not authenticate: the keys differ.
+          events.push({ kind: 'failed', reason: `client Finished did not authenticate (wrong PSK for identity ${JSON.stringify(this.handshake.identity ?? '')}?)` });
+          void this.close(AlertDescription.badRecordMac);
+          return;
+        }
+        this.authFailures++;
       }
       return void events.push({ kind: 'dropped', why: 'auth' });
     }
