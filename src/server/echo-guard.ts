@@ -93,6 +93,12 @@ export function echoGuard(handler: RequestHandler, options: EchoGuardOptions): R
       if (echo !== undefined && checkEcho(peer, echo)) markVerified(peer);
       else if (echo !== undefined) stats.rejectedEcho++;
     }
+    if (!isVerified(peer) && getOption(req.message, OptionNumber.OBSERVE) !== undefined) {
+      // An Observe registration from an unverified address would let later
+      // notifications amplify towards a spoofed victim: verify it first.
+      stats.challenged++;
+      return { code: Code.UNAUTHORIZED, options: [{ number: OptionNumber.ECHO, value: makeEcho(peer) }] };
+    }
     const result = handler(req);
     if (isVerified(peer)) return result;
     const limit = factor * encodeMessage(req.message).length;

@@ -4,7 +4,7 @@
  */
 import type { CoapMessage } from '../codec/message.js';
 import { Code, OptionNumber } from '../codec/numbers.js';
-import { unknownCriticalOptions, uriPath } from '../codec/options.js';
+import { unknownCriticalOptions, uriPath, validateOptions } from '../codec/options.js';
 import type { CoapRequest, RequestHandler, ResponseSpec } from '../messaging/endpoint.js';
 import { errorResponse, toResponse } from './responses.js';
 
@@ -19,19 +19,17 @@ export interface Resource {
 export type Resolver = (path: readonly string[], req: CoapMessage) => Resource | undefined;
 
 /** Options this server understands; an unknown critical one gets 4.02 (§5.4.1). */
+// Only what our resources really process: a client sending If-Match, If-None-Match,
+// Accept or Block1 (all critical) must get 4.02 rather than have them silently ignored.
 export const SERVER_OPTIONS: ReadonlySet<number> = new Set([
   OptionNumber.URI_HOST,
   OptionNumber.ETAG,
-  OptionNumber.IF_NONE_MATCH,
-  OptionNumber.IF_MATCH,
   OptionNumber.OBSERVE,
   OptionNumber.URI_PORT,
   OptionNumber.URI_PATH,
   OptionNumber.CONTENT_FORMAT,
   OptionNumber.URI_QUERY,
-  OptionNumber.ACCEPT,
   OptionNumber.BLOCK2,
-  OptionNumber.BLOCK1,
   OptionNumber.SIZE2,
   OptionNumber.SIZE1,
   OptionNumber.ECHO,
@@ -48,6 +46,12 @@ export function routeRequests(resolve: Resolver, known: ReadonlySet<number> = SE
     const msg = req.message;
     const unknown = unknownCriticalOptions(msg, known);
     if (unknown.length > 0) return errorResponse(Code.BAD_OPTION, `unsupported critical option ${unknown.join(', ')}`);
+    try {
+      // §5.4.5/§5.4.3: a repeated non-repeatable or badly sized critical option is a 4.02.
+      validateOptions(msg);
+    } catch (e) {
+      return toResponse(e);
+    }
     let path: string[];
     try {
       path = uriPath(msg);

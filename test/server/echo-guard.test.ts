@@ -64,6 +64,22 @@ describe('Echo amplification guard (RFC 9175)', () => {
     expect(guard.stats.rejectedEcho).toBe(2);
   });
 
+  it('challenges an Observe registration from an unverified address before the handler runs', async () => {
+    const net = new MemNetwork();
+    const rt = new FakeRuntime(5);
+    const server = new CoapEndpoint(net.endpoint(SERVER.address, SERVER.port), { runtime: rt });
+    let handled = 0;
+    server.handle(echoGuard(() => (handled++, { code: Code.CONTENT }), { runtime: rt }));
+    const c = new CoapEndpoint(net.endpoint('10.0.0.2', 1), { runtime: rt });
+    const res = await c.request(SERVER, { code: Code.GET, options: [{ number: OptionNumber.OBSERVE, value: new Uint8Array() }] });
+    expect(res.code).toBe(Code.UNAUTHORIZED);
+    expect(handled).toBe(0);
+    const echo = getOption(res, OptionNumber.ECHO)!;
+    const again = await c.request(SERVER, { code: Code.GET, options: [{ number: OptionNumber.OBSERVE, value: new Uint8Array() }, { number: OptionNumber.ECHO, value: echo }] });
+    expect(again.code).toBe(Code.CONTENT);
+    expect(handled).toBe(1);
+  });
+
   it('passes small responses to unverified peers unchanged', async () => {
     const net = new MemNetwork();
     const rt = new FakeRuntime(5);
