@@ -53,7 +53,10 @@ export async function downloadToFile(client: CoapClient, uriText: string, file: 
     const have = await stat(part).then((s) => s.size, () => -1);
     if (meta && meta.uri === uriText && meta.etag !== undefined && have >= 0) {
       szx = meta.szx;
-      start = Math.floor(have / blockSize(szx));
+      // Fetch the last block we have again: a part that is already complete
+      // (killed before the rename) then still ends with a real block, not a
+      // request past the end.
+      start = have > 0 ? Math.floor((have - 1) / blockSize(szx)) : 0;
       etag = hexToBytes(meta.etag);
     }
   }
@@ -105,7 +108,7 @@ async function readMeta(path: string): Promise<PartMeta | undefined> {
   try {
     const m = JSON.parse(await readFile(path, 'utf8')) as Partial<PartMeta>;
     if (typeof m.uri !== 'string' || typeof m.szx !== 'number' || m.szx < 0 || m.szx > MAX_SZX) return undefined;
-    if (m.etag !== undefined && !/^[0-9a-f]{2,16}$/.test(m.etag)) return undefined;
+    if (m.etag !== undefined && !/^(?:[0-9a-f]{2}){1,8}$/.test(m.etag)) return undefined;
     return { uri: m.uri, etag: m.etag, szx: m.szx };
   } catch {
     return undefined;

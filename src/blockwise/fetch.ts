@@ -83,6 +83,7 @@ export async function* fetchBlocks(request: Requester, opts: FetchOptions): Asyn
   let etag = opts.etag;
   let received = 0;
   let retries = 0;
+  let total: number | undefined;
   for (;;) {
     const num = offset / blockSize(szx);
     const options: CoapOption[] = [...opts.options, { number: OptionNumber.BLOCK2, value: encodeBlock({ num, more: false, szx }) }];
@@ -99,6 +100,14 @@ export async function* fetchBlocks(request: Requester, opts: FetchOptions): Asyn
       },
     );
     const block = checkResponse(res, offset, szx, etag);
+    if (block.total !== undefined) {
+      // Size2 names the whole representation: it must not change, and the last block must end there.
+      if (total !== undefined && block.total !== total) throw new CoapfwError('BLOCK_MISMATCH', `fetch: Size2 changed from ${total} to ${block.total}`);
+      total = block.total;
+    }
+    if (!block.more && total !== undefined && block.offset + block.data.length !== total) {
+      throw new CoapfwError('BLOCK_MISMATCH', `fetch: the last block ends at ${block.offset + block.data.length}, the server announced ${total} bytes`);
+    }
     if (received > 0 && etag === undefined && block.etag !== undefined) {
       throw new CoapfwError('ETAG_MISMATCH', 'fetch: the server started sending an ETag mid-transfer');
     }

@@ -114,6 +114,13 @@ describe('fetchBlocks', () => {
     await expect(collect(fetchBlocks(short.request, { runtime: short.rt, options: [] }))).rejects.toMatchObject({ code: 'BLOCK_MISMATCH' });
   });
 
+  it('rejects a last block that ends before the announced Size2 (truncated representation)', async () => {
+    const src = bufferSource(image);
+    const lying = { ...src, size: src.size + 1000 }; // announces 11000 bytes, has 10000
+    const { rt, request } = setup((req) => serveBlock2(req.message, { ...lying, read: (o, l) => src.read(o, Math.min(l, Math.max(0, src.size - o))) }));
+    await expect(collect(fetchBlocks(request, { runtime: rt, options: [], szx: 6 }))).rejects.toMatchObject({ code: 'BLOCK_MISMATCH' });
+  });
+
   it('reports a 4.04 as RESPONSE_CODE with the diagnostic', async () => {
     const { rt, request } = setup(() => ({ code: Code.NOT_FOUND, payload: new TextEncoder().encode('no such file') }));
     await expect(collect(fetchBlocks(request, { runtime: rt, options: [] }))).rejects.toThrow(/4\.04: no such file/);
