@@ -50,9 +50,17 @@ export const getCommand: CliCommand = async (args, io) => {
   }
   if (positionals.length !== 1) throw new UsageError('expected exactly one URI');
   const uri = positionals[0]!;
-  const parsed = parseCoapUri(uri);
-  const output = (values.output as string | undefined) ?? parsed.path.at(-1);
-  if (output === undefined || output === '') throw new UsageError('the URI has no file name: give -o FILE');
+  let parsed: ReturnType<typeof parseCoapUri>;
+  try {
+    parsed = parseCoapUri(uri);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  // The default name is the last path segment, reduced to a plain file name:
+  // a percent-encoded "/" or ".." in the URI must not choose where we write.
+  const last = parsed.path.at(-1);
+  const output = (values.output as string | undefined) ?? (last === undefined ? undefined : basename(last.replaceAll('\\', '/')));
+  if (output === undefined || output === '' || output === '.' || output === '..') throw new UsageError('the URI has no file name: give -o FILE');
   const blockSizeArg = intOption('block-size', values['block-size'], 16, 1024);
   let szx: number | undefined;
   try {

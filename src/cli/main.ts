@@ -28,7 +28,7 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     io.stdout.write('coapfw 0.1.0\n');
     return 0;
   }
-  const cmd = COMMANDS[name];
+  const cmd = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!cmd) {
     io.stderr.write(`coapfw: unknown command '${name}'\n${usage()}`);
     return 2;

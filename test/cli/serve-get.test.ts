@@ -48,12 +48,31 @@ describe('coapfw get / serve', () => {
     expect(c.err()).toMatch(/4\.04/);
   });
 
-  it('exits 2 on usage errors with a hint', async () => {
-    for (const args of [['get'], ['get', 'coap://h/x', '--block-size', '100'], ['get', 'http://h/x'], ['serve'], ['serve', dir, '--port', 'x'], ['frobnicate']]) {
+  it('exits 2 on usage errors with a one-line hint', async () => {
+    for (const args of [['get'], ['get', 'coap://h/x', '--block-size', '100'], ['get', 'http://h/x'], ['get', 'coap://h/a/%2E%2E'], ['serve'], ['serve', dir, '--port', 'x']]) {
       const c = captureIo();
       const code = await main(args, c.io);
-      expect(code, args.join(' ')).toBeGreaterThan(0);
-      expect(c.err().length, args.join(' ')).toBeGreaterThan(0);
+      expect(code, args.join(' ')).toBe(2);
+      expect(c.err(), args.join(' ')).toMatch(new RegExp(`^coapfw ${args[0]}: .*\\(see 'coapfw ${args[0]} --help'\\)\\n$`));
+    }
+    for (const args of [['frobnicate'], ['constructor']]) {
+      const c = captureIo();
+      expect(await main(args, c.io), args[0]).toBe(2);
+      expect(c.err()).toMatch(/unknown command/);
+    }
+  });
+
+  it('names the output after the last path segment, in the current directory', async () => {
+    const c = captureIo();
+    const cwd = process.cwd();
+    const here = await mkdtemp(join(tmpdir(), 'coapfw-cwd-'));
+    process.chdir(here);
+    try {
+      expect(await main(['get', `coap://127.0.0.1:${server.address().port}/files/fw.bin`], c.io)).toBe(0);
+      expect(new Uint8Array(await readFile(join(here, 'fw.bin')))).toEqual(data);
+    } finally {
+      process.chdir(cwd);
+      await rm(here, { recursive: true, force: true });
     }
   });
 
