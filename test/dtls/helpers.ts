@@ -100,6 +100,17 @@ export class UdpProxy {
     return this.front.address().port;
   }
 
+  /** The client's address as the proxy saw it (after its first datagram). */
+  get clientPeer(): Peer | undefined {
+    return this.client;
+  }
+
+  /** Sends raw bytes to the client as if from the server. */
+  injectToClient(d: Uint8Array): Promise<void> {
+    if (this.client === undefined) return Promise.reject(new Error('no client yet'));
+    return this.front.send(d, this.client);
+  }
+
   /** Sends raw bytes to the server as if from the client. */
   inject(d: Uint8Array): Promise<void> {
     return this.back.send(d, this.server);

@@ -5,11 +5,17 @@
  * node-dtls-client never retransmits handshake flights (RFC 6347 §4.2.4 says it
  * should), so one lost datagram fails the attempt. `connectDtls` therefore
  * retries the whole handshake on a fresh socket with bounded exponential
- * back-off and jitter. A fatal alert from the server (wrong key, unknown
- * identity) is final: it is reported at once, not retried.
+ * back-off and jitter.
+ *
+ * node-dtls-client also accepts datagrams from any source address and port.
+ * We filter its UDP socket so that only the server's datagrams reach it
+ * ({@link filterSource}); and since a plaintext alert during the handshake is
+ * unauthenticated (RFC 6347 §4.1.2.7), a fatal alert is taken as final (wrong
+ * key, unknown identity) only when it ends two attempts in a row.
  */
+import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { dtls } from 'node-dtls-client';
 import { CoapfwError } from '../../errors.js';
 import type { DatagramHandler, Peer, Transport } from '../types.js';
@@ -137,6 +143,7 @@ function attempt(remote: Peer, o: DtlsClientOptions, timeout: number): Promise<d
       ...(o.localPort !== undefined ? { listenPort: o.localPort } : {}),
       ciphers: [...(o.ciphers ?? ['TLS_PSK_WITH_AES_128_CCM_8'])],
     });
+    filterSource(socket, remote);
     const onAbort = (): void => fail(new Error('aborted'));
     const fail = (err: Error): void => {
       o.signal?.removeEventListener('abort', onAbort);
@@ -156,6 +163,25 @@ function attempt(remote: Peer, o: DtlsClientOptions, timeout: number): Promise<d
       socket.off('error', fail);
       resolve(socket);
     });
+  });
+}
+
+/**
+ * Lets only datagrams from `remote` reach node-dtls-client: it creates its UDP
+ * socket (the private `udp` field) in the constructor with one 'message'
+ * listener, which we wrap. Anything else on the local port is dropped.
+ */
+export function filterSource(socket: dtls.Socket, remote: Peer): void {
+  const udp = (socket as unknown as { udp?: UdpSocket }).udp;
+  if (udp === undefined) throw new CoapfwError('DTLS_HANDSHAKE_FAILED', 'dtls: node-dtls-client has no UDP socket to filter (library changed?)');
+  const family = remote.address.includes(':') ? 'ipv6' : 'ipv4';
+  const server = new BlockList(); // compares addresses in their canonical form
+  server.addAddress(remote.address, family);
+  const listeners = udp.listeners('message') as Array<(msg: Buffer, rinfo: RemoteInfo) => void>;
+  udp.removeAllListeners('message');
+  udp.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+    if (rinfo.port !== remote.port || !server.check(rinfo.address, family)) return;
+    for (const l of listeners) l.call(udp, msg, rinfo);
   });
 }
 
@@ -185,7 +211,8 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 /**
  * Connects to a DTLS PSK server, retrying the handshake with bounded
  * exponential back-off and jitter. Rejects with `DTLS_HANDSHAKE_FAILED`: the
- * message says whether the server rejected the key/identity (not retried) or
+ * message says whether the server rejected the key/identity (a fatal alert
+ * ending two attempts in a row, or the last attempt) or
  * never completed a handshake (unreachable, or every attempt lost a datagram).
  *
  * @example
@@ -219,6 +246,7 @@ export async function connectDtls(o: DtlsClientOptions): Promise<DtlsClientTrans
   const remote: Peer = { address, port: o.port };
   const where = fmt(remote);
   let last: Error = new Error('no attempt made');
+  let finals = 0; // consecutive attempts that ended with a fatal alert
   for (let i = 0; i <= retries; i++) {
     if (o.signal?.aborted) throw new CoapfwError('ABORTED', `dtls: connection to ${where} aborted`, { cause: o.signal.reason });
     try {
@@ -226,7 +254,9 @@ export async function connectDtls(o: DtlsClientOptions): Promise<DtlsClientTrans
     } catch (e) {
       last = e as Error;
       if (o.signal?.aborted) throw new CoapfwError('ABORTED', `dtls: connection to ${where} aborted`, { cause: o.signal.reason });
-      if (isFinal(last)) throw new CoapfwError('DTLS_HANDSHAKE_FAILED', explain(last, o, where), { cause: last });
+      // An unauthenticated alert may be forged: believe it when the next attempt ends the same way.
+      finals = isFinal(last) ? finals + 1 : 0;
+      if (finals >= 2 || (finals === 1 && i === retries)) throw new CoapfwError('DTLS_HANDSHAKE_FAILED', explain(last, o, where), { cause: last });
     }
     if (i < retries) {
       // Exponential back-off with "equal jitter": half fixed, half random.
