@@ -40,49 +40,87 @@ function malformed(msg: string, cause?: unknown): CoapfwError {
 /** Called by `scanCbor` for every complete item: its nesting depth (0 = top) and byte range. */
 export type CborItemVisitor = (depth: number, start: number, end: number) => void;
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 /**
  * Walk one CBOR item in `bytes` without recursion, checking that it is
  * well-formed, uses definite lengths only, stays within `limits`, and fills
- * `bytes` exactly. Throws SUIT_MALFORMED or SUIT_LIMIT (labelled with `what`).
+ * `bytes` exactly. Map keys must be integers, text strings, or arrays of
+ * those and byte strings (SUIT text maps key by component id), and must be
+ * unique BY VALUE (RFC 8949 §5.6): `03`, `18 03`, `19 00 03` and
+ * `1b 00 .. 03` are the same key. Floats, simple values, tags and maps are
+ * rejected as keys (a float 3.0 decodes to the JS number 3). Text strings
+ * must be valid UTF-8 (RFC 8949 §3.1), so no two distinct strings decode to
+ * the same JS string. Throws SUIT_MALFORMED or SUIT_LIMIT (labelled `what`).
  */
 export function scanCbor(bytes: Uint8Array, limits: CborLimits, what: string, onItem?: CborItemVisitor): void {
   let pos = 0;
   let items = 0;
-  // Open containers (tags count as one child). For maps, the keys seen so far
-  // (their encoded bytes): a duplicate key is malformed (RFC 8949 §5.6), and
-  // cbor-x would silently keep the last one.
+  // Open containers (tags count as one child). For maps, the canonical forms
+  // of the keys seen so far: a duplicate key is malformed (RFC 8949 §5.6),
+  // and cbor-x would silently keep the last one.
   const open: { start: number; left: number; map: boolean; keyStart: number; keys: Set<string> | undefined }[] = [];
+  // Canonical form of the map key being scanned (its items, values not encodings).
+  let keyCanon: string[] | undefined;
   const end = bytes.length;
+  let argStart = 0;
+  let argLen = 0;
   const readArg = (ai: number): number => {
+    argStart = pos;
+    argLen = 0;
     if (ai < 24) return ai;
     const n = ai === 24 ? 1 : ai === 25 ? 2 : ai === 26 ? 4 : ai === 27 ? 8 : -1;
     if (n < 0) throw malformed(`${what}: reserved or indefinite CBOR length (additional info ${ai}) at byte ${pos - 1}`);
     if (pos + n > end) throw malformed(`${what}: truncated CBOR at byte ${pos}`);
     let v = 0;
     for (let i = 0; i < n; i++) v = v * 256 + bytes[pos + i]!;
+    argLen = n;
     pos += n;
     return v; // above 2^53 loses precision, but is then far above any limit we compare with
+  };
+  // The exact value of the last argument read (for keys, where precision matters).
+  const exactArg = (ai: number): string => {
+    if (argLen === 0) return String(ai);
+    let v = 0n;
+    for (let i = 0; i < argLen; i++) v = (v << 8n) | BigInt(bytes[argStart + i]!);
+    return v.toString();
   };
   do {
     if (pos >= end) throw malformed(`${what}: truncated CBOR at byte ${pos}`);
     const parent = open[open.length - 1];
-    if (parent?.map && parent.left % 2 === 0) parent.keyStart = pos;
+    if (parent?.map && parent.left % 2 === 0 && keyCanon === undefined) {
+      parent.keyStart = pos;
+      keyCanon = [];
+    }
     const itemStart = pos;
     if (++items > limits.maxItems) throw new CoapfwError('SUIT_LIMIT', `${what}: more than ${limits.maxItems} CBOR items`);
     const ib = bytes[pos++]!;
     const major = ib >> 5;
     const ai = ib & 31;
+    if (keyCanon !== undefined && major >= 5) {
+      throw malformed(`${what}: map key at byte ${itemStart} is not an integer or text string (major type ${major})`);
+    }
     let children = 0;
     let isMap = false;
     switch (major) {
       case 0:
       case 1:
         readArg(ai);
+        keyCanon?.push(`${major}:${exactArg(ai)}`);
         break;
       case 2:
       case 3: {
         const len = readArg(ai);
         if (len > end - pos) throw malformed(`${what}: string of ${len} bytes overruns the input at byte ${pos}`);
+        const content = bytes.subarray(pos, pos + len);
+        if (major === 3) {
+          try {
+            utf8.decode(content);
+          } catch {
+            throw malformed(`${what}: text string at byte ${itemStart} is not valid UTF-8`);
+          }
+        }
+        keyCanon?.push(`${major}:${len}:${Buffer.from(content.buffer, content.byteOffset, len).toString('latin1')}`);
         pos += len;
         break;
       }
@@ -95,6 +133,7 @@ export function scanCbor(bytes: Uint8Array, limits: CborLimits, what: string, on
         children = major === 4 ? len : len * 2;
         isMap = major === 5;
         if (children > end - pos) throw malformed(`${what}: container of ${len} entries overruns the input`);
+        keyCanon?.push(`4:${len}`);
         break;
       }
       case 6: {
@@ -123,7 +162,9 @@ export function scanCbor(bytes: Uint8Array, limits: CborLimits, what: string, on
       while (open.length > 0) {
         const top = open[open.length - 1]!;
         if (top.keys && top.left % 2 === 0) {
-          const key = Buffer.from(bytes.buffer, bytes.byteOffset + top.keyStart, pos - top.keyStart).toString('latin1');
+          // A key of `top` is complete (keys hold no maps, so it is top's own).
+          const key = keyCanon!.join('|');
+          keyCanon = undefined;
           if (top.keys.has(key)) throw malformed(`${what}: duplicate map key at byte ${top.keyStart}`);
           top.keys.add(key);
         }
@@ -135,6 +176,74 @@ export function scanCbor(bytes: Uint8Array, limits: CborLimits, what: string, on
     }
   } while (open.length > 0);
   if (pos !== end) throw malformed(`${what}: ${end - pos} trailing bytes after the CBOR item`);
+}
+
+/** Head of the CBOR item at `pos`: major type, argument (not beyond 2^53) and where its content starts. */
+function readHead(bytes: Uint8Array, pos: number): { major: number; arg: number; next: number } {
+  const ib = bytes[pos]!;
+  const ai = ib & 31;
+  const n = ai < 24 ? 0 : ai === 24 ? 1 : ai === 25 ? 2 : ai === 26 ? 4 : 8;
+  let arg = ai < 24 ? ai : 0;
+  for (let i = 0; i < n; i++) arg = arg * 256 + bytes[pos + 1 + i]!;
+  return { major: ib >> 5, arg, next: pos + 1 + n };
+}
+
+/** The content of a byte string given by its exact encoding (header included); SUIT_MALFORMED if not a bstr. */
+export function bstrContent(encoded: Uint8Array, what: string): Uint8Array {
+  if (encoded.length === 0 || encoded[0]! >> 5 !== 2) throw malformed(`${what}: expected a byte string`);
+  return encoded.subarray(readHead(encoded, 0).next);
+}
+
+/** One entry of a scanned map: its key (decoded) and the exact bytes of key and value. */
+export interface MapEntrySpan {
+  readonly key: unknown;
+  readonly keyBytes: Uint8Array;
+  readonly valueBytes: Uint8Array;
+}
+
+/** A map (possibly under tags) with every entry as encoded. */
+export interface ScannedMap {
+  /** Tags around the map, outermost first. */
+  readonly tags: readonly number[];
+  /** The bytes before the first entry: tag heads and the map head. */
+  readonly head: Uint8Array;
+  readonly entries: readonly MapEntrySpan[];
+}
+
+/**
+ * Scan one CBOR item that must be a map (optionally tagged) and return its
+ * entries as byte spans of `bytes`: the single source of truth for members
+ * whose exact encoding matters (digests, signatures). Keys are unique by value.
+ */
+export function scanMap(bytes: Uint8Array, limits: CborLimits, what: string): ScannedMap {
+  const items: [number, number, number][] = [];
+  scanCbor(bytes, limits, what, (depth, start, end) => {
+    items.push([depth, start, end]);
+  });
+  // Well-formed: read the tag heads, then the map head.
+  const tags: number[] = [];
+  let pos = 0;
+  let h = readHead(bytes, pos);
+  while (h.major === 6) {
+    tags.push(h.arg);
+    pos = h.next;
+    h = readHead(bytes, pos);
+  }
+  if (h.major !== 5) throw malformed(`${what}: expected a map`);
+  // The map's keys and values are the complete items one level below it, in order.
+  const spans = items.filter(([depth]) => depth === tags.length + 1).map(([, start, end]) => [start, end] as const);
+  const entries: MapEntrySpan[] = [];
+  for (let i = 0; i + 1 < spans.length; i += 2) {
+    const keyBytes = bytes.subarray(spans[i]![0], spans[i]![1]);
+    let key: unknown;
+    try {
+      key = decoder.decode(keyBytes);
+    } catch (e) {
+      throw malformed(`${what}: undecodable map key: ${(e as Error).message}`, e);
+    }
+    entries.push({ key, keyBytes, valueBytes: bytes.subarray(spans[i + 1]![0], spans[i + 1]![1]) });
+  }
+  return { tags, head: bytes.subarray(0, h.next), entries };
 }
 
 /** Scan (reporting items to `onItem`), then decode one CBOR item with cbor-x (maps as Map). */

@@ -4,7 +4,7 @@
  * that the envelope carries; it does NOT authenticate: use `verifyEnvelope`.
  */
 import { CoapfwError } from '../errors.js';
-import { Tag, bstrWrap, decodeCbor, isTag } from './cbor.js';
+import { Tag, bstrContent, decodeCbor, isTag, scanMap } from './cbor.js';
 import { decodeSequence } from './commands.js';
 import { COMMON, ENVELOPE, HEADER, MANIFEST, SEVERABLE, TAG_COSE_SIGN1, TAG_ENVELOPE, TAG_MANIFEST } from './constants.js';
 import { digestMatches } from './digest.js';
@@ -32,36 +32,37 @@ export function decodeEnvelope(bytes: Uint8Array, limits?: Partial<SuitLimits>):
   if (bytes.length > lim.maxEnvelopeBytes) {
     throw new CoapfwError('SUIT_LIMIT', `envelope: ${bytes.length} bytes exceeds the limit of ${lim.maxEnvelopeBytes}`);
   }
-  // Byte ranges of the envelope map's keys and values, so that digests cover
-  // members exactly as encoded (§8.3: "the bstr-wrapped manifest"), whatever
-  // length encoding the producer chose.
-  const spans: [number, number][] = [];
-  const memberDepth = bytes[0] === 0xd8 && bytes[1] === TAG_ENVELOPE ? 2 : 1;
-  let top = decodeCbor(bytes, lim, 'envelope', (depth, start, end) => {
-    if (depth === memberDepth) spans.push([start, end]);
-  });
-  const tagged = isTag(top, TAG_ENVELOPE);
-  if (isTag(top, TAG_ENVELOPE)) top = top.value;
-  const env = asMap(top, 'envelope');
-  const encoded = new Map<number, Uint8Array>();
-  for (let i = 0; i + 1 < spans.length; i += 2) {
-    const [ks, ke] = spans[i]!;
-    const [vs, ve] = spans[i + 1]!;
-    if (ke - ks === 1 && bytes[ks]! < 24) encoded.set(bytes[ks]!, bytes.subarray(vs, ve)); // small uint keys
+  // The envelope map's entries as encoded: the single source of truth. The
+  // digest covers the manifest bstr exactly as encoded (§8.3: "the
+  // bstr-wrapped manifest"), whatever length encoding the producer chose, and
+  // the manifest acted upon is decoded from those same bytes.
+  const scanned = scanMap(bytes, lim, 'envelope');
+  if (scanned.tags.length > 1 || (scanned.tags.length === 1 && scanned.tags[0] !== TAG_ENVELOPE)) {
+    throw malformed(`envelope: expected a map, tagged ${TAG_ENVELOPE} or untagged`);
   }
+  const tagged = scanned.tags.length === 1;
   const integratedPayloads = new Map<string, Uint8Array>();
-  const members = new Map<number, unknown>();
-  for (const [k, v] of env) {
-    if (typeof k === 'string') integratedPayloads.set(k, asBytes(v, `envelope integrated payload '${k}'`));
-    const n = intKey(k);
-    if (n !== undefined) members.set(n, v);
+  const members = new Map<number, Uint8Array>();
+  for (const { key, valueBytes } of scanned.entries) {
+    if (typeof key === 'string') {
+      if (integratedPayloads.has(key)) throw malformed(`envelope: duplicate integrated payload '${key}'`);
+      integratedPayloads.set(key, bstrContent(valueBytes, `envelope integrated payload '${key}'`));
+      continue;
+    }
+    const n = intKey(key);
+    if (n === undefined) continue;
+    // scanMap already rejects keys equal in value; this keeps the invariant local.
+    if (members.has(n)) throw malformed(`envelope: duplicate member ${n}`);
+    members.set(n, valueBytes);
   }
-  const authBytes = members.get(ENVELOPE.authenticationWrapper);
-  if (authBytes === undefined) throw malformed('envelope: no authentication wrapper (key 2)');
-  const manifestBytes = asBytes(members.get(ENVELOPE.manifest) ?? null, 'envelope manifest (key 3)');
-  const manifestBstr = encoded.get(ENVELOPE.manifest) ?? bstrWrap(manifestBytes);
+  const authEncoded = members.get(ENVELOPE.authenticationWrapper);
+  if (authEncoded === undefined) throw malformed('envelope: no authentication wrapper (key 2)');
+  const authBytes = bstrContent(authEncoded, 'authentication wrapper');
+  const manifestBstr = members.get(ENVELOPE.manifest);
+  if (manifestBstr === undefined) throw malformed('envelope manifest (key 3): missing');
+  const manifestBytes = bstrContent(manifestBstr, 'envelope manifest (key 3)');
 
-  const auth = asArray(decodeCbor(asBytes(authBytes, 'authentication wrapper'), lim, 'authentication wrapper'), 'authentication wrapper');
+  const auth = asArray(decodeCbor(authBytes, lim, 'authentication wrapper'), 'authentication wrapper');
   if (auth.length === 0) throw malformed('authentication wrapper: empty, the digest is missing');
   const digestBytes = asBytes(auth[0], 'authentication wrapper digest');
   const digest = asDigest(decodeCbor(digestBytes, lim, 'authentication wrapper digest'), 'authentication wrapper digest');
@@ -78,11 +79,8 @@ export function decodeEnvelope(bytes: Uint8Array, limits?: Partial<SuitLimits>):
 
   const severedBytes = new Map<SeverableMember, SeveredMember>();
   for (const [name, key] of SEVERABLE) {
-    const v = members.get(key);
-    if (v !== undefined) {
-      const content = asBytes(v, `envelope severed member ${key}`);
-      severedBytes.set(name, { content, encoded: encoded.get(key) ?? bstrWrap(content) });
-    }
+    const encoded = members.get(key);
+    if (encoded !== undefined) severedBytes.set(name, { content: bstrContent(encoded, `envelope severed member ${key}`), encoded });
   }
   const manifest = decodeManifest(manifestBytes, lim, severedBytes);
   return { digest, digestBytes, signatures, otherAuthBlocks, manifestBytes, manifestBstr, manifest, integratedPayloads, tagged };
