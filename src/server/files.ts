@@ -37,6 +37,13 @@ export interface FileRepositoryOptions {
   readonly maxFiles?: number;
   /** Bytes of file content cached for all files together. Default 8 MiB. */
   readonly cacheBytes?: number;
+  /**
+   * Told about every file that could not be indexed (deleted or renamed
+   * between scan and hash, EACCES...; the file is skipped and retried on the
+   * next refresh) and, from `coapfw serve`, about a failed periodic refresh.
+   * Default: ignored (still counted in {@link FileRepository.errorCount}).
+   */
+  readonly onError?: (e: unknown) => void;
 }
 
 const CHUNK = 64 * 1024;
@@ -50,6 +57,8 @@ export class FileRepository {
   private nextId = 0;
   private readonly ids = new Map<string, number>();
   private readonly listeners: Array<(changed: string[]) => void> = [];
+  private refreshQueue: Promise<unknown> = Promise.resolve();
+  private errors = 0;
 
   private constructor(
     readonly root: string,
@@ -90,14 +99,49 @@ export class FileRepository {
     this.listeners.push(listener);
   }
 
-  /** Re-scan the directory; unchanged files (same size and mtime) are not hashed again. Returns the changed paths. */
-  async refresh(): Promise<string[]> {
+  /** Files that could not be indexed, and failed refreshes reported through {@link report}, since the start. */
+  get errorCount(): number {
+    return this.errors;
+  }
+
+  /** Count `e` and hand it to the `onError` option, if any (which must not throw). */
+  report(e: unknown): void {
+    this.errors++;
+    try {
+      this.options.onError?.(e);
+    } catch {
+      // A failing logger must not stop serving.
+    }
+  }
+
+  /**
+   * Re-scan the directory; unchanged files (same size and mtime) are not
+   * hashed again. Returns the changed paths. A file that cannot be hashed is
+   * skipped (reported through `onError`), never fails the whole refresh.
+   * Concurrent calls run one after the other.
+   */
+  refresh(): Promise<string[]> {
+    const run = this.refreshQueue.then(() => this.refreshNow());
+    this.refreshQueue = run.catch(() => {});
+    return run;
+  }
+
+  private async refreshNow(): Promise<string[]> {
     const found = await this.scan();
     const byPath = new Map<string, FileEntry>();
     const byHash = new Map<string, FileEntry>();
     for (const f of found) {
       const old = this.byPath.get(f.rel);
-      const entry = old !== undefined && old.size === f.size && old.mtimeMs === f.mtimeMs ? old : await this.index(f.rel, f.abs, f.size, f.mtimeMs);
+      let entry: FileEntry;
+      if (old !== undefined && old.size === f.size && old.mtimeMs === f.mtimeMs) entry = old;
+      else {
+        try {
+          entry = await this.index(f.rel, f.abs, f.size, f.mtimeMs);
+        } catch (e) {
+          this.report(new CoapfwError('IO_ERROR', `serve: cannot index '${f.rel}' (skipped)`, { cause: e }));
+          continue;
+        }
+      }
       byPath.set(entry.path, entry);
       if (!byHash.has(entry.sha256)) byHash.set(entry.sha256, entry);
     }

@@ -118,7 +118,10 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
       ? setInterval(() => {
           if (refreshing) return;
           refreshing = true;
-          repo.refresh().finally(() => (refreshing = false));
+          repo
+            .refresh()
+            .catch((e: unknown) => repo.report(e))
+            .finally(() => (refreshing = false));
         }, refreshMs).unref()
       : undefined;
   return {
