@@ -38,12 +38,14 @@ export interface PowerOnOptions {
 }
 
 /**
- * Provisioning: install `image` as the confirmed factory image and record
- * `sequence` (default 0) as the installed manifest sequence number.
+ * Provisioning: install `image` as the confirmed factory image, erase the
+ * resume journal (whatever format it held) and record `sequence` (default 0)
+ * as the installed manifest sequence number. Also the way out of a
+ * `JOURNAL_CORRUPT` journal. A cut during provisioning: provision again.
  */
 export async function provisionDevice(flash: FlashBackend, layout: FlashLayout, image: Uint8Array, sequence = 0): Promise<void> {
   await installFactoryImage(flash, layout, image);
-  const journal = await Journal.open(flash, layout);
+  const journal = await Journal.reset(flash, layout);
   await journal.append(idleRecord(sequence, { envelopeDigest: new Uint8Array(32), imageDigest: sha256(image) }));
 }
 
@@ -51,6 +53,8 @@ export async function provisionDevice(flash: FlashBackend, layout: FlashLayout, 
  * Power on: boot, confirm a test image whose self-test passes, and record
  * a confirmed new image's sequence number in the journal. Power-safe: a
  * cut anywhere is recovered by the next `powerOn` (`POWER_CUT` propagates).
+ * Throws `JOURNAL_CORRUPT` (after the boot, before any confirm) when the
+ * journal holds records this firmware cannot read (see `Journal.latest`).
  */
 export async function powerOn(flash: FlashBackend, layout: FlashLayout, options: PowerOnOptions = {}): Promise<PowerOnResult> {
   const r = await boot(flash, layout);

@@ -48,7 +48,12 @@ export interface UpdateJob {
   readonly sequence: number;
 }
 
-/** Sequence number of the running image (0 on a device that never recorded one). */
+/**
+ * Sequence number of the running image: 0 on a fresh device, whose journal
+ * area is empty (`Journal.latest()` is undefined only then; it throws
+ * `JOURNAL_CORRUPT` for an area holding records it cannot read, so an
+ * unreadable journal never reads as "0 installed").
+ */
 export function installedSequence(rec: ResumeRecord | undefined): number {
   return rec?.installedSeq ?? 0;
 }

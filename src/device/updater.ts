@@ -236,7 +236,9 @@ function checkOptions(o: UpdateOptions): void {
 /**
  * Run one update attempt to its end and return the status report. Throws
  * only for misuse (`INVALID_ARGUMENT`, `BAD_URI`; `BOOT_STATE`: the running
- * image is not confirmed),
+ * image is not confirmed), `JOURNAL_CORRUPT` (the journal holds records this
+ * firmware cannot read, so the installed sequence number is unknown: fail
+ * closed, before anything is fetched or written; re-provision the device),
  * `POWER_CUT` from the flash and `ABORTED`.
  *
  * @example
@@ -251,6 +253,8 @@ export async function runUpdate(opts: UpdateOptions): Promise<UpdateStatus> {
     throw new CoapfwError('BOOT_STATE', 'update: boot and confirm the running image before updating');
   }
   const journal = await Journal.open(opts.flash, opts.layout);
+  // Throws JOURNAL_CORRUPT for an unreadable journal: anti-rollback needs the installed sequence.
+  journal.latest();
   await reconcileJournal(journal, bootState.primary?.digest);
   const s = new UpdateSession(opts, journal);
   let state: UpdateState = { name: 'check' };

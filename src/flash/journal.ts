@@ -39,9 +39,19 @@
  *
  * Format version: byte 0 of the payload. A record of another version, or of
  * another payload size (the log returns only records of its configured
- * size), is never decoded as this one: `latest()` is then undefined and the
- * device starts over cleanly. No earlier format was ever released, so there
- * is nothing to migrate.
+ * size), is never decoded as this one. No earlier format was ever released,
+ * so there is nothing to migrate.
+ *
+ * Fail closed (anti-rollback): the installed sequence number lives in this
+ * journal, so "no record" must mean "fresh device", never "a record I cannot
+ * read". `open` therefore also scans the area for any CRC-valid frame of the
+ * journal's kind (record-log.ts framing, any payload size); when the newest
+ * such frame is not a current-format record, `latest()` throws
+ * `JOURNAL_CORRUPT` instead of reporting an empty journal, and the updater
+ * refuses to run. Bytes that form no CRC-valid frame (a torn first append,
+ * erased flash, garbage) and frames of other kinds still read as empty, so
+ * a power cut never locks a device out of updates. {@link Journal.reset}
+ * (provisioning) erases the area.
  *
  * Journal about once per erase block of image data, not per CoAP block:
  * resume from the start of the erase block holding `nextBlock` (see
@@ -49,8 +59,9 @@
  */
 import { CoapfwError } from '../errors.js';
 import type { FlashBackend } from './backend.js';
+import { crc32 } from './crc32.js';
 import { checkLayout, type FlashLayout } from './layout.js';
-import { RecordLog, recordSize, type RecordLogStats } from './record-log.js';
+import { RECORD_OVERHEAD, RecordLog, recordSize, type RecordLogStats } from './record-log.js';
 
 /** Where a download stands. */
 export type ResumePhase = 'idle' | 'fetching' | 'fetched' | 'installing';
@@ -196,6 +207,39 @@ export function decodeResumeRecord(p: Uint8Array): ResumeRecord {
   };
 }
 
+/** First byte of every record-log frame (record-log.ts: magic, kind, u16 length, u32 seq, payload, CRC-32). */
+const FRAME_MAGIC = 0xc5;
+
+/** A CRC-valid journal-kind frame that is not a current-format record. */
+interface ForeignFrame {
+  seq: number;
+  payloadSize: number;
+  version: number | undefined;
+}
+
+/**
+ * The newest CRC-valid frame of the journal's kind in `bytes` (the journal
+ * area) whose payload is not a current-format record, at any offset of any
+ * page (another format has another slot size). Undefined when there is none.
+ */
+function newestForeignFrame(bytes: Uint8Array, pageSize: number): ForeignFrame | undefined {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let newest: ForeignFrame | undefined;
+  for (let page = 0; page < bytes.length; page += pageSize) {
+    for (let at = page; at + RECORD_OVERHEAD <= page + pageSize; at++) {
+      if (bytes[at] !== FRAME_MAGIC || bytes[at + 1] !== JOURNAL_KIND) continue;
+      const n = view.getUint16(at + 2);
+      const end = at + 8 + n;
+      if (end + 4 > page + pageSize || view.getUint32(end) !== crc32(bytes.subarray(at, end))) continue;
+      const version = n > 0 ? bytes[at + 8] : undefined;
+      if (n === RESUME_PAYLOAD_SIZE && version === RESUME_FORMAT_VERSION) continue;
+      const seq = view.getUint32(at + 4);
+      if (newest === undefined || seq > newest.seq) newest = { seq, payloadSize: n, version };
+    }
+  }
+  return newest;
+}
+
 /**
  * The resume journal of a device.
  *
@@ -205,12 +249,31 @@ export function decodeResumeRecord(p: Uint8Array): ResumeRecord {
  * await journal.append({ ...last!, nextBlock: 64 });
  */
 export class Journal {
-  private constructor(private readonly log: RecordLog) {}
+  private constructor(
+    private readonly log: RecordLog,
+    private readonly foreign: ForeignFrame | undefined,
+  ) {}
 
-  /** Open the journal in `layout.journal`, scanning for the newest valid record. */
+  /**
+   * Open the journal in `layout.journal`, scanning for the newest valid
+   * record and for records of another format (see the file comment).
+   */
   static async open(flash: FlashBackend, layout: FlashLayout): Promise<Journal> {
     checkLayout(flash, layout);
-    return new Journal(await RecordLog.open(flash, layout.journal, { kind: JOURNAL_KIND, payloadSize: RESUME_PAYLOAD_SIZE }));
+    const log = await RecordLog.open(flash, layout.journal, { kind: JOURNAL_KIND, payloadSize: RESUME_PAYLOAD_SIZE });
+    const bytes = await flash.read(layout.journal.offset, layout.journal.size);
+    return new Journal(log, newestForeignFrame(bytes, flash.eraseBlockSize));
+  }
+
+  /**
+   * Provisioning: erase the journal area (whatever it holds, any format) and
+   * open the empty journal. Not power-safe by design: a cut leaves a journal
+   * to reset again.
+   */
+  static async reset(flash: FlashBackend, layout: FlashLayout): Promise<Journal> {
+    checkLayout(flash, layout);
+    await flash.erase(layout.journal.offset, layout.journal.size);
+    return Journal.open(flash, layout);
   }
 
   /** Bytes one record occupies on a chip with the given write alignment (80 for alignments up to 16). */
@@ -219,13 +282,25 @@ export class Journal {
   }
 
   /**
-   * The newest valid record; undefined if none was ever completely written or
-   * the newest has an unknown format version (the update starts over).
+   * The newest valid record; undefined only when the area holds no record at
+   * all (a fresh device: nothing was ever completely written). Throws
+   * `JOURNAL_CORRUPT` when the newest record cannot be used (another format
+   * version or payload size, or impossible values): the installed sequence
+   * number is then unknown, and treating it as 0 would let an older signed
+   * manifest in (anti-rollback, RFC 9124 §4.3.2).
    */
   latest(): ResumeRecord | undefined {
     const rec = this.log.latest();
-    if (rec === undefined || rec.payload[0] !== RESUME_FORMAT_VERSION) return undefined;
-    return decodeResumeRecord(rec.payload);
+    const f = this.foreign;
+    if (f !== undefined && (rec === undefined || f.seq >= rec.seq)) {
+      throw new CoapfwError(
+        'JOURNAL_CORRUPT',
+        `journal: the newest record is in a format this firmware cannot read (${f.payloadSize}-byte payload, format version ` +
+          `${f.version ?? 'none'}; expected ${RESUME_PAYLOAD_SIZE} bytes, version ${RESUME_FORMAT_VERSION}): the installed ` +
+          'sequence number is unknown, so updates are refused until the device is re-provisioned',
+      );
+    }
+    return rec === undefined ? undefined : decodeResumeRecord(rec.payload);
   }
 
   /** Append a record: one program operation (plus an erase every `eraseBlockSize / recordSize` appends). */

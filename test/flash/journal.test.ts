@@ -216,15 +216,18 @@ describe('Journal', () => {
   });
 });
 
-describe('format versions', () => {
-  it('ignores records of another payload size (another format): the device starts over', async () => {
+describe('format versions (fail closed: the installed sequence number lives here)', () => {
+  const corrupt = expect.objectContaining({ code: 'JOURNAL_CORRUPT', message: expect.stringMatching(/re-provisioned/) });
+
+  it('a record of another payload size alone is not an empty journal: latest() throws JOURNAL_CORRUPT', async () => {
     const { flash, layout } = setup();
     const other = await RecordLog.open(flash, layout.journal, { kind: 1, payloadSize: 92 });
     await other.append(new Uint8Array(92).fill(1));
-    expect((await Journal.open(flash, layout)).latest()).toBeUndefined();
+    await expect(Journal.open(flash, layout).then((j) => j.latest())).rejects.toThrow(corrupt);
+    await expect(Journal.open(flash, layout).then((j) => j.latest())).rejects.toThrow(/92-byte payload/);
   });
 
-  it('a current-size record with another format version is ignored (start over), and the next append wins', async () => {
+  it('a newest current-size record with another format version throws JOURNAL_CORRUPT, even over older good records', async () => {
     const { flash, layout } = setup();
     const j = await Journal.open(flash, layout);
     await j.append(record(1));
@@ -233,8 +236,59 @@ describe('format versions', () => {
     future[0] = RESUME_FORMAT_VERSION + 1;
     await raw.append(future);
     const reopened = await Journal.open(flash, layout);
-    expect(reopened.latest()).toBeUndefined();
-    await reopened.append(record(3));
+    expect(() => reopened.latest()).toThrow(corrupt);
+    expect(() => reopened.latest()).toThrow(/format version 3/);
+  });
+
+  it('a newer record of another size wins over an older current one (fail closed), an older one does not', async () => {
+    const { flash, layout } = setup();
+    const j = await Journal.open(flash, layout);
+    await j.append(record(1));
+    // Another format in the other page, with a higher log sequence number.
+    const other = await RecordLog.open(flash, { offset: layout.journal.offset + EBS, size: 2 * EBS }, { kind: 1, payloadSize: 40 });
+    await other.append(new Uint8Array(40));
+    await other.append(new Uint8Array(40)); // seq 2 > record(1)'s seq 1
+    await expect(Journal.open(flash, layout).then((x) => x.latest())).rejects.toThrow(corrupt);
+
+    const fresh = setup();
+    const old = await RecordLog.open(fresh.flash, { offset: fresh.layout.journal.offset + EBS, size: 2 * EBS }, { kind: 1, payloadSize: 40 });
+    await old.append(new Uint8Array(40)); // seq 1
+    const jj = await Journal.open(fresh.flash, fresh.layout);
+    expect(() => jj.latest()).toThrow(corrupt); // nothing of ours yet
+    // A current record with a higher sequence number (as after a migration) is the newest: usable.
+    const raw = await RecordLog.open(fresh.flash, fresh.layout.journal, { kind: 1, payloadSize: 68 });
+    await raw.append(encodeResumeRecord(record(7)));
+    await raw.append(encodeResumeRecord(record(8))); // seq 2 > 1
+    expect((await Journal.open(fresh.flash, fresh.layout)).latest()).toEqual(record(8));
+  });
+
+  it('a CRC-valid current record with impossible values throws JOURNAL_CORRUPT', async () => {
+    const { flash, layout } = setup();
+    const raw = await RecordLog.open(flash, layout.journal, { kind: 1, payloadSize: 68 });
+    const bad = encodeResumeRecord(record(1));
+    bad[2] = 7; // SZX 7
+    await raw.append(bad);
+    await expect(Journal.open(flash, layout).then((j) => j.latest())).rejects.toThrow(expect.objectContaining({ code: 'JOURNAL_CORRUPT' }));
+  });
+
+  it('a torn first record (no CRC-valid frame) is still an empty journal: a power cut never locks updates out', async () => {
+    for (let torn = 0; torn < 80; torn++) {
+      const { flash, layout } = setup();
+      const j = await Journal.open(flash, layout);
+      flash.cutAfter(0, { tornBytes: torn });
+      await expect(j.append(record(1))).rejects.toMatchObject({ code: 'POWER_CUT' });
+      flash.powerOn();
+      expect((await Journal.open(flash, layout)).latest()).toBeUndefined();
+    }
+  });
+
+  it('reset erases whatever the area holds; the journal is then empty and usable', async () => {
+    const { flash, layout } = setup();
+    const other = await RecordLog.open(flash, layout.journal, { kind: 1, payloadSize: 92 });
+    await other.append(new Uint8Array(92).fill(1));
+    const j = await Journal.reset(flash, layout);
+    expect(j.latest()).toBeUndefined();
+    await j.append(record(3));
     expect((await Journal.open(flash, layout)).latest()).toEqual(record(3));
   });
 });
