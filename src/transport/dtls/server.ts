@@ -7,7 +7,9 @@
  * valid cookie is answered with a stateless HelloVerifyRequest (§4.2.1), echoing
  * the ClientHello's record and message sequence numbers; a ClientHello with a
  * valid cookie starts a session, replacing any earlier session of the same
- * address and port (a rebooted device, §4.2.8); everything else goes to the
+ * address and port (a rebooted device, §4.2.8), unless the same (peer,
+ * client_random) already started a handshake within two cookie lifetimes (a
+ * late or replayed hello); everything else goes to the
  * peer's session, or is dropped. The session table is capped and swept.
  */
 import { randomBytes } from 'node:crypto';
@@ -20,7 +22,7 @@ import { DecodeError, HandshakeType, fullMessage, helloVerifyRequestBody, parseC
 import type { PskLookup } from './psk-store.js';
 import { AlertLevel, ContentType, encodeRecord, parseRecords, type DtlsRecord } from './record.js';
 import { Session, type SessionEvent } from './session.js';
-import { SessionTable } from './session-table.js';
+import { RecentHellos, SessionTable } from './session-table.js';
 
 /** Options of {@link createDtlsServer}. Every limit has a safe default. */
 export interface DtlsServerOptions {
@@ -65,6 +67,8 @@ export interface DtlsServerStats {
   handshakesOk: number;
   handshakesFailed: number;
   sessionsReplaced: number;
+  /** Cookie-bearing ClientHellos dropped because the same (peer, client_random) already started a handshake. */
+  staleHellosDropped: number;
   sessionsRejected: number;
   sessionsExpired: number;
   recordsDropped: number;
@@ -77,11 +81,12 @@ export interface DtlsServerStats {
 export class DtlsServer implements Transport {
   readonly stats: DtlsServerStats = {
     datagrams: 0, helloVerifyRequests: 0, handshakesStarted: 0, handshakesOk: 0, handshakesFailed: 0,
-    sessionsReplaced: 0, sessionsRejected: 0, sessionsExpired: 0, recordsDropped: 0, replaysDropped: 0, badRecordsDropped: 0, internalErrors: 0,
+    sessionsReplaced: 0, staleHellosDropped: 0, sessionsRejected: 0, sessionsExpired: 0, recordsDropped: 0, replaysDropped: 0, badRecordsDropped: 0, internalErrors: 0,
   };
   private handler: DatagramHandler = () => {};
   private readonly table: SessionTable;
   private readonly cookies: CookieJar;
+  private readonly recentHellos: RecentHellos;
   private readonly sweeper: NodeJS.Timeout;
   private readonly hint: Uint8Array | undefined;
   private closed = false;
@@ -92,7 +97,9 @@ export class DtlsServer implements Transport {
     private readonly opts: Required<Pick<DtlsServerOptions, 'maxSessions' | 'idleTimeoutMs' | 'handshakeTimeoutMs' | 'retransmitMs' | 'maxRetransmits' | 'mtu'>> & DtlsServerOptions,
   ) {
     this.table = new SessionTable(opts);
-    this.cookies = new CookieJar({ lifetimeMs: opts.cookieLifetimeMs ?? 60_000, now: Date.now, random: rand });
+    const cookieLifetimeMs = opts.cookieLifetimeMs ?? 60_000;
+    this.cookies = new CookieJar({ lifetimeMs: cookieLifetimeMs, now: Date.now, random: rand });
+    this.recentHellos = new RecentHellos({ ttlMs: 2 * cookieLifetimeMs, capacity: Math.max(1024, 4 * opts.maxSessions) });
     this.hint = opts.hint === undefined ? undefined : new TextEncoder().encode(opts.hint);
     const every = Math.max(50, Math.min(1000, opts.idleTimeoutMs / 4, opts.handshakeTimeoutMs / 4));
     this.sweeper = setInterval(() => this.sweep(), every);
@@ -201,6 +208,12 @@ export class DtlsServer implements Transport {
       const hvr = fullMessage(HandshakeType.helloVerifyRequest, frag.messageSeq, helloVerifyRequestBody(this.cookies.make(key, hello.cookieInput)));
       return void this.inner.send(encodeRecord(ContentType.handshake, 0, rec.seq, hvr), peer).catch(() => {});
     }
+    if (this.recentHellos.has(key, hello.random, Date.now())) {
+      // A late or replayed copy of a hello that already started a handshake
+      // (its cookie still verifies): it must not replace a newer session.
+      this.stats.staleHellosDropped++;
+      return void this.stats.recordsDropped++;
+    }
     if (existing !== undefined) {
       // A new handshake that proved its address replaces the old session (§4.2.8).
       existing.dispose();
@@ -220,6 +233,7 @@ export class DtlsServer implements Transport {
       if (this.table.full()) return void this.stats.sessionsRejected++;
     }
     this.stats.handshakesStarted++;
+    this.recentHellos.add(key, hello.random, Date.now());
     const hs = new ServerHandshake(hello, fullMessage(HandshakeType.clientHello, frag.messageSeq, frag.body), frag.messageSeq, {
       lookup: (id) => this.opts.psk.lookup(id),
       hint: this.hint,

@@ -82,3 +82,55 @@ export class SessionTable {
     return all;
   }
 }
+
+/** Options of {@link RecentHellos}. */
+export interface RecentHellosOptions {
+  /** How long a started ClientHello is remembered; twice the cookie lifetime covers every cookie that still verifies. */
+  readonly ttlMs: number;
+  /** Most entries kept; the oldest go first. */
+  readonly capacity: number;
+}
+
+/**
+ * The (peer, client_random) pairs of cookie-bearing ClientHellos that already
+ * started a handshake, so that a late or replayed copy cannot start another
+ * one and replace the peer's newer session (RFC 6347 §4.2.8, §4.1.2.6 in
+ * spirit). Only hellos with a valid cookie are added, so an off-path attacker
+ * cannot fill it; it is bounded anyway (insertion-ordered map as an LRU).
+ */
+export class RecentHellos {
+  private readonly seen = new Map<string, number>(); // key -> expiry
+
+  constructor(private readonly opts: RecentHellosOptions) {}
+
+  get size(): number {
+    return this.seen.size;
+  }
+
+  /** True when this pair started a handshake less than `ttlMs` ago. */
+  has(peer: string, clientRandom: Uint8Array, now: number): boolean {
+    this.prune(now);
+    return this.seen.has(entryKey(peer, clientRandom));
+  }
+
+  /** Records that this pair started a handshake. */
+  add(peer: string, clientRandom: Uint8Array, now: number): void {
+    this.prune(now);
+    const k = entryKey(peer, clientRandom);
+    this.seen.delete(k);
+    this.seen.set(k, now + this.opts.ttlMs);
+    while (this.seen.size > this.opts.capacity) this.seen.delete(this.seen.keys().next().value!);
+  }
+
+  private prune(now: number): void {
+    // Entries are added in time order with one ttl, so expiries are ordered too.
+    for (const [k, expiry] of this.seen) {
+      if (expiry > now) break;
+      this.seen.delete(k);
+    }
+  }
+}
+
+function entryKey(peer: string, clientRandom: Uint8Array): string {
+  return `${peer}|${Buffer.from(clientRandom.buffer, clientRandom.byteOffset, clientRandom.length).toString('hex')}`;
+}
