@@ -139,11 +139,6 @@ export function revertedBootRecord(rec: ResumeRecord | undefined, runningDigest:
   return { ...rec, reverts: Math.min(rec.reverts + 1, MAX_REVERTS) };
 }
 
-/** Byte equality (digests and ETags are not secrets). */
-export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
 /**
  * After a boot, with the running image confirmed: if the journal describes a
  * finished install of exactly that image, record its sequence number as

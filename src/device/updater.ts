@@ -23,12 +23,13 @@ import { parseCoapUri, uriOptions } from '../codec/uri.js';
 import { CoapfwError } from '../errors.js';
 import { hashArea, resumeOffset, writeImageChunk } from '../flash/image.js';
 import { Journal, matchesDigestPrefix } from '../flash/journal.js';
-import { ALG } from '../suit/constants.js';
 import { planUpdate } from '../suit/plan.js';
 import { verifyEnvelope } from '../suit/verify.js';
 import { readBootState, requestTestBoot } from './boot.js';
+import { sameBytes } from './bytes.js';
+import { fetchTarget } from './fetch-target.js';
 import { imageRequestOptions } from './image-uri.js';
-import { fetchingRecord, installRecord, reconcileJournal, sameBytes } from './progress.js';
+import { fetchingRecord, installRecord, reconcileJournal } from './progress.js';
 import { recover, restart } from './recovery.js';
 import { postStatus, type UpdateStatus } from './report.js';
 import { UpdateSession } from './session.js';
@@ -92,17 +93,14 @@ async function verify(s: UpdateSession, envelope: Uint8Array): Promise<UpdateSta
     throw new CoapfwError('ROLLBACK', `manifest: sequence ${seq} is not newer than the installed ${s.installed}`);
   }
   const plan = planUpdate(v.manifest, { vendorId: opts.vendorId, classId: opts.classId, componentSlot: 1 });
-  const fetches = plan.images.filter((i) => i.action === 'fetch');
-  const img = fetches[0];
-  if (fetches.length !== 1 || !img || img.uri === undefined || img.size === undefined || img.digest?.alg !== ALG.sha256) {
-    throw new CoapfwError('SUIT_UNSUPPORTED', 'manifest: expected one image to fetch with a uri, a size and a SHA-256 digest');
-  }
+  // Digest and size from the image-match checks after the fetch (§8.4.9.2), not the fetch-time parameters.
+  const img = fetchTarget(plan);
   if (img.size > opts.layout.secondary.size) {
     throw new CoapfwError('IMAGE_TOO_LARGE', `manifest: image of ${img.size} bytes exceeds the ${opts.layout.secondary.size}-byte slot`);
   }
   const job: Candidate = {
     envelopeDigest,
-    imageDigest: img.digest.bytes,
+    imageDigest: img.digest,
     size: img.size,
     sequence: seq,
     imageOptions: imageRequestOptions(opts.manifestUri, img.uri),
@@ -156,7 +154,7 @@ async function download(s: UpdateSession, st: DownloadState): Promise<UpdateStat
     startBlock: st.startBlock,
     szx: st.szx,
     etag: st.etag,
-    // The endless-data attack: refuse as soon as a block goes past the signed size.
+    // The endless-data attack: refuse as soon as a block goes past the size the image-match checks state.
     maxSize: job.size,
     retry: opts.blockRetry ?? { attempts: 5, baseMs: 1000, maxMs: 30_000 },
     signal: opts.signal,
