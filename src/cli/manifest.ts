@@ -3,7 +3,7 @@
  * line. Reads and writes files; everything else is the library's src/suit/.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { CoapfwError } from '../errors.js';
 import {
   addSignatures,
@@ -25,7 +25,7 @@ import { fromHex, toHex } from '../suit/values.js';
 import { parse, UsageError, type CliCommand, type CliIo } from './common.js';
 
 const HELP = `usage: coapfw manifest create INPUT.json --key FILE [--key FILE2] -o OUT.suit
-       coapfw manifest sign ENV --key FILE [--key FILE2] -o OUT.suit
+       coapfw manifest sign ENV --key FILE [--key FILE2] [--trust PUBFILE] -o OUT.suit
        coapfw manifest inspect ENV [--json]
        coapfw manifest verify ENV --trust PUBFILE [--trust PUBFILE2] [--require-all]
                               [--installed-seq N] [--vendor-id ID] [--class-id ID]
@@ -45,15 +45,22 @@ create   Compile INPUT.json (the input format of the SUIT WG's example*.json:
                               overriding "severable" in the JSON
            -o, --output FILE  where to write the envelope
 sign     Add a signature by each --key to an existing envelope (for example
-         the operator countersigning what the OEM signed); the manifest and
-         the other signatures are kept byte for byte. Existing signatures are
-         not checked: run verify for that.
+         the operator countersigning what the OEM signed). Refuses (exit 1,
+         DIGEST_MISMATCH) unless the envelope's signed digest is the digest of
+         the manifest it carries. Only the authentication wrapper is rebuilt:
+         the manifest, severed members and integrated payloads are copied byte
+         for byte; existing signatures are kept (re-wrapped in the new wrapper).
+         Existing signatures are checked only with --trust.
+           -k, --key FILE     private key (repeat for several signers)
+           -t, --trust FILE   first verify the existing signatures with these
+                              public keys (repeat; any one must have signed)
+           -o, --output FILE  where to write the envelope
 inspect  Print the sequence number, components and each image's digest,
          size and URI. The envelope is NOT verified.
            --json             machine-readable output
 verify   Check signatures, digest, anti-rollback and device identity. Exit 0
          only if every check passes; otherwise one line naming the failed check.
-           -t, --trust FILE   trusted public key (repeat); the file name is its name
+           -t, --trust FILE   trusted public key (repeat); named by the path as given
            --require-all      every --trust key must have signed (default: any one)
            --installed-seq N  the device's installed sequence number
            --vendor-id ID     device vendor UUID (hex, dashes allowed)
@@ -177,6 +184,7 @@ function human(s: EnvelopeSummary): string {
 async function sign(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, {
     key: { type: 'string', short: 'k', multiple: true },
+    trust: { type: 'string', short: 't', multiple: true },
     output: { type: 'string', short: 'o' },
   });
   if (positionals.length !== 1) throw new UsageError('sign: expected exactly one envelope file');
@@ -191,10 +199,27 @@ async function sign(args: string[], io: CliIo): Promise<number> {
   }
   const file = positionals[0]!;
   const input = new Uint8Array(await readFile(file));
+  const trustFiles = strings(values.trust);
+  if (trustFiles.length > 0) verifyEnvelope(input, { trust: { anchors: await readAnchors(trustFiles) } });
   const env = labelled(file, () => addSignatures(input, keys));
   await writeFile(out, env);
   io.stdout.write(`wrote ${out}: ${env.length} bytes, ${keys.length} signature(s) added\n`);
   return 0;
+}
+
+/**
+ * Trust anchors from public key files, each named by its path as given: two
+ * files with the same base name (oem/key.pub, op/key.pub) stay two parties.
+ */
+async function readAnchors(files: readonly string[]): Promise<TrustAnchor[]> {
+  const anchors: TrustAnchor[] = [];
+  for (const f of files) {
+    if (files.indexOf(f) !== files.lastIndexOf(f)) throw new UsageError(`--trust: '${f}' given twice`);
+    const content = await readKeyFile(f);
+    const publicKey: SuitPublicKey = labelled(f, () => parsePublicKey(content));
+    anchors.push(publicKey.kid ? { name: f, publicKey, keyId: publicKey.kid } : { name: f, publicKey });
+  }
+  return anchors;
 }
 
 async function inspect(args: string[], io: CliIo): Promise<number> {
@@ -220,12 +245,7 @@ async function verify(args: string[], io: CliIo): Promise<number> {
   if (trustFiles.length === 0) throw new UsageError('verify: give at least one --trust PUBFILE');
   const seqRaw = values['installed-seq'] as string | undefined;
   if (seqRaw !== undefined && !/^\d+$/.test(seqRaw)) throw new UsageError(`--installed-seq: expected an unsigned integer, got '${seqRaw}'`);
-  const anchors: TrustAnchor[] = [];
-  for (const f of trustFiles) {
-    const content = await readKeyFile(f);
-    const publicKey: SuitPublicKey = labelled(f, () => parsePublicKey(content));
-    anchors.push(publicKey.kid ? { name: basename(f), publicKey, keyId: publicKey.kid } : { name: basename(f), publicKey });
-  }
+  const anchors = await readAnchors(trustFiles);
   const file = positionals[0]!;
   const bytes = new Uint8Array(await readFile(file));
   const rule = values['require-all'] ? { kind: 'allOf' as const, names: anchors.map((a) => a.name!) } : { kind: 'any' as const };

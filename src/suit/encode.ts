@@ -5,15 +5,16 @@
  * severed members moved into the envelope on request.
  */
 import { CoapfwError } from '../errors.js';
-import { bstr, bstrWrap, cborInt, decodeCbor, encodeCbor, isTag, tagged } from './cbor.js';
+import { bstr, bstrContent, bstrWrap, cborInt, decodeCbor, encodeCbor, scanMap, tagged } from './cbor.js';
 import { encodeDigest, encodeSequence } from './commands.js';
 import { ALG, COMMON, ENVELOPE, MANIFEST, SEVERABLE, TAG_ENVELOPE } from './constants.js';
 import { signSign1, type SignOptions } from './cose.js';
-import { computeDigest } from './digest.js';
+import { decodeEnvelope } from './decode.js';
+import { computeDigest, digestMatches } from './digest.js';
 import type { SuitPrivateKey } from './keys.js';
 import { DEFAULT_SUIT_LIMITS } from './limits.js';
 import type { SeverableMember, SuitManifest, SuitTextLang } from './types.js';
-import { asArray, asBytes, asMap } from './values.js';
+import { asArray, asBytes, intKey } from './values.js';
 
 /** What to encode: a manifest without the `severed` bookkeeping of decoding. */
 export type ManifestInput = Omit<SuitManifest, 'severed'> & { readonly severed?: SuitManifest['severed'] };
@@ -117,19 +118,29 @@ export function createSignedEnvelope(m: ManifestInput, keys: readonly SuitPrivat
 
 /**
  * Add signatures to an existing envelope (for example the operator
- * countersigning what the OEM signed). Every other member keeps its bytes.
- * Does not check the existing signatures.
+ * countersigning what the OEM signed). Only the authentication wrapper is
+ * rebuilt; every other member (key and value) is copied byte for byte from
+ * the input, whatever length encoding it used. Throws DIGEST_MISMATCH unless
+ * the wrapper's digest is the digest of the manifest in this very envelope
+ * (as encoded): the new signatures must never cover a different manifest.
+ * Does not check the existing signatures (verify the envelope first for that).
  */
 export function addSignatures(envelope: Uint8Array, keys: readonly SuitPrivateKey[], signOptions: readonly SignOptions[] = []): Uint8Array {
-  let top = decodeCbor(envelope, DEFAULT_SUIT_LIMITS, 'envelope');
-  const wasTagged = isTag(top, TAG_ENVELOPE);
-  if (isTag(top, TAG_ENVELOPE)) top = top.value;
-  const env = asMap(top, 'envelope');
-  const auth = asArray(decodeCbor(asBytes(env.get(ENVELOPE.authenticationWrapper) ?? null, 'authentication wrapper'), DEFAULT_SUIT_LIMITS, 'authentication wrapper'), 'authentication wrapper');
-  if (auth.length === 0) throw new CoapfwError('SUIT_MALFORMED', 'authentication wrapper: empty');
-  const digest = asBytes(auth[0], 'authentication wrapper digest');
-  const added = keys.map((k, i) => bstr(signSign1(digest, k, signOptions[i])));
-  const next = new Map(env);
-  next.set(ENVELOPE.authenticationWrapper, bstr(encodeCbor([...auth.map((a, i) => bstr(asBytes(a, `authentication block ${i}`))), ...added])));
-  return encodeCbor(wasTagged ? tagged(TAG_ENVELOPE, next) : next);
+  const env = decodeEnvelope(envelope);
+  // §8.3: the digest covers the manifest bstr exactly as encoded.
+  if (!digestMatches(env.digest, env.manifestBstr)) {
+    throw new CoapfwError('DIGEST_MISMATCH', 'authentication wrapper: its digest is not the digest of the manifest in this envelope; refusing to sign');
+  }
+  const lim = DEFAULT_SUIT_LIMITS;
+  const scanned = scanMap(envelope, lim, 'envelope');
+  const wrapper = scanned.entries.find((e) => intKey(e.key) === ENVELOPE.authenticationWrapper)!;
+  const auth = asArray(decodeCbor(bstrContent(wrapper.valueBytes, 'authentication wrapper'), lim, 'authentication wrapper'), 'authentication wrapper');
+  if (auth.length - 1 + keys.length > lim.maxSignatures) {
+    throw new CoapfwError('SUIT_LIMIT', `authentication wrapper: ${auth.length - 1 + keys.length} blocks would exceed ${lim.maxSignatures}`);
+  }
+  const added = keys.map((k, i) => bstr(signSign1(env.digestBytes, k, signOptions[i])));
+  const newAuth = bstrWrap(encodeCbor([...auth.map((a, i) => bstr(asBytes(a, `authentication block ${i}`))), ...added]));
+  const parts: Uint8Array[] = [scanned.head];
+  for (const e of scanned.entries) parts.push(e.keyBytes, e === wrapper ? newAuth : e.valueBytes);
+  return Uint8Array.from(Buffer.concat(parts));
 }

@@ -1,10 +1,11 @@
 import { afterAll, describe, expect, test } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { main } from '../../src/cli/main.js';
-import { decodeEnvelope, parsePrivateKey, parsePublicKey } from '../../src/suit/index.js';
+import { decodeEnvelope, parsePrivateKey, parsePublicKey, signSign1 } from '../../src/suit/index.js';
+import { bstr, encodeCbor, tagged } from '../../src/suit/cbor.js';
 import { FIXTURES, fixture, hex } from '../suit/helpers.js';
 
 function fakeIo(): { io: { stdout: Writable; stderr: Writable }; out: () => string; err: () => string } {
@@ -68,7 +69,7 @@ describe('coapfw manifest', () => {
     const v = await run('manifest', 'verify', out, '--trust', `${key}.pub`, '--installed-seq', '0',
       '--vendor-id', 'fa6b4a53-d5ad-5fdf-be9d-e663e4d41ffe', '--class-id', '1492af1425695e48bf429b2d51f2ab45');
     expect(v.code, v.err).toBe(0);
-    expect(v.out).toMatch(/^OK: .*sequence 1, signed by sign\.pub/);
+    expect(v.out).toMatch(/^OK: .*sequence 1, signed by \S*sign\.pub/);
   });
 
   test('two signers, --require-all', async () => {
@@ -83,12 +84,54 @@ describe('coapfw manifest', () => {
     expect((await run('manifest', 'verify', two, '-t', `${a}.pub`, '-t', `${b}.pub`, '--require-all')).code).toBe(0);
     const r = await run('manifest', 'verify', one, '-t', `${a}.pub`, '-t', `${b}.pub`, '--require-all');
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/signature: .*'operator\.pub'.*\[NO_SIGNATURE\]/);
+    expect(r.err).toMatch(/signature: .*'[^']*operator\.pub'.*\[NO_SIGNATURE\]/);
     // The operator countersigns the OEM's envelope later.
     const counter = join(dir, 'counter.suit');
     expect((await run('manifest', 'sign', one, '-k', b, '-o', counter)).code).toBe(0);
     expect((await run('manifest', 'verify', counter, '-t', `${a}.pub`, '-t', `${b}.pub`, '--require-all')).code).toBe(0);
     expect(hex(decodeEnvelope(new Uint8Array(readFileSync(counter))).manifestBytes)).toBe(hex(decodeEnvelope(new Uint8Array(readFileSync(one))).manifestBytes));
+  });
+
+  test('sign refuses a wrapper digest of another manifest; --trust checks existing signatures first', async () => {
+    const a = join(dir, 'oem2');
+    const b = join(dir, 'op2');
+    await run('keygen', '--out', a);
+    await run('keygen', '--out', b);
+    const one = join(dir, 'one2.suit');
+    const other = join(dir, 'other2.suit');
+    expect((await run('manifest', 'create', wg('example1.json'), '-k', a, '-o', one)).code).toBe(0);
+    expect((await run('manifest', 'create', wg('example5.json'), '-k', a, '-o', other)).code).toBe(0);
+    // Splice: the authentication wrapper of `other` with the manifest of `one`.
+    const d1 = decodeEnvelope(new Uint8Array(readFileSync(one)));
+    const d2 = decodeEnvelope(new Uint8Array(readFileSync(other)));
+    const trick = join(dir, 'trick.suit');
+    writeFileSync(trick, encodeCbor(tagged(107, new Map([[2, bstr(encodeCbor([bstr(d2.digestBytes), bstr(signSign1(d2.digestBytes, parsePrivateKey(readFileSync(a, 'utf8'))))]))], [3, bstr(d1.manifestBytes)]]))));
+    const r = await run('manifest', 'sign', trick, '-k', b, '-o', join(dir, 'x.suit'));
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('DIGEST_MISMATCH');
+    // --trust: the OEM signature must verify before the operator signs.
+    const ok = await run('manifest', 'sign', one, '-k', b, '-t', `${a}.pub`, '-o', join(dir, 'y.suit'));
+    expect(ok.code, ok.err).toBe(0);
+    const bad = await run('manifest', 'sign', one, '-k', b, '-t', `${b}.pub`, '-o', join(dir, 'z.suit'));
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain('SIGNATURE_INVALID');
+  });
+
+  test('verify --require-all: anchors with the same base name in different folders are two parties', async () => {
+    mkdirSync(join(dir, 'oemdir'));
+    mkdirSync(join(dir, 'opdir'));
+    const a = join(dir, 'oemdir', 'key');
+    const b = join(dir, 'opdir', 'key');
+    await run('keygen', '--out', a);
+    await run('keygen', '--out', b);
+    const one = join(dir, 'same-name.suit');
+    expect((await run('manifest', 'create', wg('example1.json'), '-k', a, '-o', one)).code).toBe(0);
+    const r = await run('manifest', 'verify', one, '-t', `${a}.pub`, '-t', `${b}.pub`, '--require-all');
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('[NO_SIGNATURE]');
+    expect(r.err).toContain('opdir');
+    const twice = await run('manifest', 'verify', one, '-t', `${a}.pub`, '-t', `${a}.pub`, '--require-all');
+    expect(twice.code).toBe(2);
   });
 
   test('create with "file": digest and size computed from the image', async () => {
