@@ -34,15 +34,26 @@ export interface DtlsServerOptions {
   readonly psk: PskLookup;
   /** psk_identity_hint to send; none by default (RFC 7925 §4.2). */
   readonly hint?: string;
-  /** Maximum sessions, handshakes included; when full, the oldest unfinished handshake makes room. Default 1000. */
+  /**
+   * Maximum sessions, handshakes included; when full, the oldest unfinished
+   * handshake of the address with the most of them makes room. Default 1000.
+   */
   readonly maxSessions?: number;
+  /** Unfinished handshakes per source IP address (any port); a new one evicts that address's oldest. Default 8. */
+  readonly maxHandshakesPerAddress?: number;
+  /** Established sessions per PSK identity; a new one closes that identity's oldest. Default 4. */
+  readonly maxSessionsPerIdentity?: number;
   /** Established sessions idle this long are dropped. Default 300 000 ms. */
   readonly idleTimeoutMs?: number;
-  /** Handshakes not finished after this long are dropped. Default 30 000 ms. */
+  /**
+   * Handshakes not finished after this long are dropped. Default: the time
+   * flight 4's retransmission schedule takes to give up (63 000 ms with the
+   * default 1000 ms and 5 retransmissions), see {@link retransmitScheduleMs}.
+   */
   readonly handshakeTimeoutMs?: number;
   /** First retransmission timeout of flight 4 (RFC 6347 §4.2.4.1). Default 1000 ms. */
   readonly retransmitMs?: number;
-  /** Retransmissions of flight 4 before giving up. Default 5. */
+  /** Retransmissions of flight 4 before giving up, an integer >= 0. Default 5. */
   readonly maxRetransmits?: number;
   /** Cookie secret rotation period. Default 60 000 ms. */
   readonly cookieLifetimeMs?: number;
@@ -70,6 +81,10 @@ export interface DtlsServerStats {
   /** Cookie-bearing ClientHellos dropped because the same (peer, client_random) already started a handshake. */
   staleHellosDropped: number;
   sessionsRejected: number;
+  /** Unfinished handshakes evicted because their source address reached `maxHandshakesPerAddress`. */
+  handshakesEvictedPerAddress: number;
+  /** Established sessions closed because their identity exceeded `maxSessionsPerIdentity`. */
+  sessionsClosedPerIdentity: number;
   sessionsExpired: number;
   recordsDropped: number;
   replaysDropped: number;
@@ -81,7 +96,7 @@ export interface DtlsServerStats {
 export class DtlsServer implements Transport {
   readonly stats: DtlsServerStats = {
     datagrams: 0, helloVerifyRequests: 0, handshakesStarted: 0, handshakesOk: 0, handshakesFailed: 0,
-    sessionsReplaced: 0, staleHellosDropped: 0, sessionsRejected: 0, sessionsExpired: 0, recordsDropped: 0, replaysDropped: 0, badRecordsDropped: 0, internalErrors: 0,
+    sessionsReplaced: 0, staleHellosDropped: 0, sessionsRejected: 0, handshakesEvictedPerAddress: 0, sessionsClosedPerIdentity: 0, sessionsExpired: 0, recordsDropped: 0, replaysDropped: 0, badRecordsDropped: 0, internalErrors: 0,
   };
   private handler: DatagramHandler = () => {};
   private readonly table: SessionTable;
@@ -94,7 +109,7 @@ export class DtlsServer implements Transport {
   /** @internal use {@link createDtlsServer}. */
   constructor(
     private readonly inner: Transport,
-    private readonly opts: Required<Pick<DtlsServerOptions, 'maxSessions' | 'idleTimeoutMs' | 'handshakeTimeoutMs' | 'retransmitMs' | 'maxRetransmits' | 'mtu'>> & DtlsServerOptions,
+    private readonly opts: Required<Pick<DtlsServerOptions, 'maxSessions' | 'maxHandshakesPerAddress' | 'maxSessionsPerIdentity' | 'idleTimeoutMs' | 'handshakeTimeoutMs' | 'retransmitMs' | 'maxRetransmits' | 'mtu'>> & DtlsServerOptions,
   ) {
     this.table = new SessionTable(opts);
     const cookieLifetimeMs = opts.cookieLifetimeMs ?? 60_000;
@@ -220,10 +235,22 @@ export class DtlsServer implements Transport {
       this.table.delete(existing);
       this.stats.sessionsReplaced++;
       this.opts.onEvent?.({ type: 'closed', peer, reason: 'replaced by a new handshake' });
-    } else if (this.table.full()) {
+    }
+    // One address (many ports) may hold only so many half-open handshakes: its own oldest makes room.
+    const mine = this.table.handshakesOf(peer.address);
+    if (mine.length >= this.opts.maxHandshakesPerAddress) {
+      const oldest = mine.reduce((a, b) => (b.createdAt < a.createdAt ? b : a));
+      oldest.dispose();
+      this.table.delete(oldest);
+      this.stats.handshakesFailed++;
+      this.stats.handshakesEvictedPerAddress++;
+      this.opts.onEvent?.({ type: 'handshake-failed', peer: oldest.peer, reason: `evicted: more than ${this.opts.maxHandshakesPerAddress} handshakes from ${peer.address}` });
+    }
+    if (existing === undefined && this.table.full()) {
       this.sweep();
-      // Make room by dropping the oldest unfinished handshake (often a client that
-      // gave up and retried from another port); established sessions stay.
+      // Make room by dropping an unfinished handshake (often a client that gave up
+      // and retried from another port), from the address holding most of them;
+      // established sessions stay.
       const evicted = this.table.full() ? this.table.evictOldestHandshake() : undefined;
       if (evicted !== undefined) {
         evicted.dispose();
@@ -258,6 +285,7 @@ export class DtlsServer implements Transport {
         case 'established':
           this.stats.handshakesOk++;
           this.opts.onEvent?.({ type: 'established', peer: s.peer, identity: e.identity });
+          this.capIdentity(s, e.identity);
           break;
         case 'failed':
           this.fail(s, e.reason);
@@ -274,6 +302,20 @@ export class DtlsServer implements Transport {
         default:
           e satisfies never;
       }
+    }
+  }
+
+  /** Keeps at most `maxSessionsPerIdentity` established sessions of `identity`: the oldest go. */
+  private capIdentity(newest: Session, identity: string): void {
+    const others = this.table.establishedOf(identity).filter((x) => x !== newest);
+    const excess = others.length + 1 - this.opts.maxSessionsPerIdentity;
+    if (excess <= 0) return;
+    others.sort((a, b) => a.createdAt - b.createdAt);
+    for (const old of others.slice(0, excess)) {
+      void old.close();
+      this.table.delete(old);
+      this.stats.sessionsClosedPerIdentity++;
+      this.opts.onEvent?.({ type: 'closed', peer: old.peer, reason: `more than ${this.opts.maxSessionsPerIdentity} sessions of identity ${JSON.stringify(identity)}` });
     }
   }
 
@@ -303,6 +345,23 @@ function equal(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
+function count(name: string, v: number | undefined, dflt: number, min: number): number {
+  if (v === undefined) return dflt;
+  if (!Number.isInteger(v) || v < min) throw new CoapfwError('INVALID_ARGUMENT', `dtls server: ${name} must be an integer >= ${min}, got ${v}`);
+  return v;
+}
+
+/**
+ * How long flight 4's retransmission schedule runs before the server gives up:
+ * the first timeout, doubled after each of `maxRetransmits` retransmissions,
+ * each capped at 60 s (RFC 6347 §4.2.4.1).
+ */
+export function retransmitScheduleMs(retransmitMs: number, maxRetransmits: number): number {
+  let total = 0;
+  for (let k = 0; k <= maxRetransmits; k++) total += Math.min(retransmitMs * 2 ** k, 60_000);
+  return total;
+}
+
 function positive(name: string, v: number | undefined, dflt: number): number {
   if (v === undefined) return dflt;
   if (!Number.isFinite(v) || v <= 0) throw new CoapfwError('INVALID_ARGUMENT', `dtls server: ${name} must be a positive number, got ${v}`);
@@ -320,13 +379,17 @@ export async function createDtlsServer(options: DtlsServerOptions): Promise<Dtls
   if (options === null || typeof options !== 'object' || typeof options.psk?.lookup !== 'function') {
     throw new CoapfwError('INVALID_ARGUMENT', 'dtls server: options.psk with a lookup(identity) method is required');
   }
+  const retransmitMs = positive('retransmitMs', options.retransmitMs, 1000);
+  const maxRetransmits = count('maxRetransmits', options.maxRetransmits, 5, 0);
   const resolved = {
     ...options,
-    maxSessions: positive('maxSessions', options.maxSessions, 1000),
+    maxSessions: count('maxSessions', options.maxSessions, 1000, 1),
+    maxHandshakesPerAddress: count('maxHandshakesPerAddress', options.maxHandshakesPerAddress, 8, 1),
+    maxSessionsPerIdentity: count('maxSessionsPerIdentity', options.maxSessionsPerIdentity, 4, 1),
     idleTimeoutMs: positive('idleTimeoutMs', options.idleTimeoutMs, 300_000),
-    handshakeTimeoutMs: positive('handshakeTimeoutMs', options.handshakeTimeoutMs, 30_000),
-    retransmitMs: positive('retransmitMs', options.retransmitMs, 1000),
-    maxRetransmits: options.maxRetransmits ?? 5,
+    handshakeTimeoutMs: positive('handshakeTimeoutMs', options.handshakeTimeoutMs, retransmitScheduleMs(retransmitMs, maxRetransmits)),
+    retransmitMs,
+    maxRetransmits,
     mtu: positive('mtu', options.mtu, 1200),
   };
   positive('cookieLifetimeMs', options.cookieLifetimeMs, 60_000);

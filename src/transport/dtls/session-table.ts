@@ -62,16 +62,34 @@ export class SessionTable {
     return out;
   }
 
+  /** Handshakes in progress from this IP address, any port. */
+  handshakesOf(address: string): Session[] {
+    return [...this.map.values()].filter((s) => !s.established && s.peer.address === address);
+  }
+
+  /** Established sessions of this PSK identity. */
+  establishedOf(identity: string): Session[] {
+    return [...this.map.values()].filter((s) => s.established && s.handshake.identity === identity);
+  }
+
   /**
-   * Removes and returns the oldest handshake still in progress, if any.
-   * Established sessions are never evicted to make room.
+   * Removes and returns the oldest handshake still in progress of the address
+   * that has most of them, if any: many half-open handshakes from one address
+   * make room first. Established sessions are never evicted to make room.
    */
   evictOldestHandshake(): Session | undefined {
-    let oldest: Session | undefined;
+    const byAddress = new Map<string, Session[]>();
     for (const s of this.map.values()) {
-      if (!s.established && (oldest === undefined || s.createdAt < oldest.createdAt)) oldest = s;
+      if (s.established) continue;
+      const list = byAddress.get(s.peer.address);
+      if (list === undefined) byAddress.set(s.peer.address, [s]);
+      else list.push(s);
     }
-    if (oldest !== undefined) this.map.delete(oldest.key);
+    let worst: Session[] | undefined;
+    for (const list of byAddress.values()) if (worst === undefined || list.length > worst.length) worst = list;
+    if (worst === undefined) return undefined;
+    const oldest = worst.reduce((a, b) => (b.createdAt < a.createdAt ? b : a));
+    this.map.delete(oldest.key);
     return oldest;
   }
 
