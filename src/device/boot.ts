@@ -27,6 +27,7 @@ import type { FlashArea, FlashLayout } from '../flash/layout.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { BootLog, type BootState, type SlotImage } from './boot-state.js';
 import { runSwap, swapBlocks } from './boot-swap.js';
+import { sameBytes } from './bytes.js';
 
 /** How the running image was started. */
 export type BootMode = 'confirmed' | 'test' | 'reverted';
@@ -55,13 +56,9 @@ export interface BootResult {
   readonly state: BootState;
 }
 
-function digestEquals(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
 async function verifies(flash: FlashBackend, area: FlashArea, image: SlotImage | null): Promise<boolean> {
   if (image === null || image.size > area.size) return false;
-  return digestEquals(await hashArea(flash, area, image.size), image.digest);
+  return sameBytes(await hashArea(flash, area, image.size), image.digest);
 }
 
 /** The current boot state, or undefined before a factory image was installed. */
