@@ -1,10 +1,12 @@
 /**
  * A flash chip kept in a file, with the same NOR semantics as MemoryFlash
  * (erase to 0xFF by aligned blocks, program only erased bytes). A device
- * process using it can be killed at any moment and started again: each
- * write or erase is a single positioned write into the file, so the file
- * holds exactly the operations that completed (plus, at worst, a torn last
- * one, which the journal and boot records are built to survive).
+ * process using it can be killed at any moment and started again: a write
+ * is one positioned write into the file (continued after a short write),
+ * and an erase of n blocks is n such writes of 0xFF, one per block in
+ * order. So the file holds exactly the operations that completed, plus at
+ * worst a torn last write or an erase cut between (or inside) its blocks,
+ * which the journal and boot records are built to survive.
  */
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
