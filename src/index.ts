@@ -58,6 +58,6 @@ export { postStatus, encodeStatus, type UpdateStatus, type UpdateResultKind, typ
 export { powerOn, provisionDevice, bootStatus, type PowerOnResult, type PowerOnOutcome, type PowerOnOptions } from './device/device.js';
 export { openFileDevice, simulatedLayout, FACTORY_IMAGE, type FileDevice, type FileDeviceOptions } from './device/file-device.js';
 export { imageRequestOptions, resolveImageUri } from './device/image-uri.js';
-export { idleRecord, fetchingRecord, installRecord, candidateSequence, reconcileJournal, type UpdateJob } from './device/progress.js';
+export { fetchingRecord, installRecord, reconcileJournal, type UpdateJob } from './device/progress.js';
 export { revertedBootRecord } from './device/progress.js';
 export { CrashingFlash } from './device/crash-flash.js';

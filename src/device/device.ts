@@ -6,10 +6,10 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import type { FlashBackend } from '../flash/backend.js';
-import { Journal } from '../flash/journal.js';
+import { DIGEST_PREFIX_SIZE, Journal, digestPrefix, idleResumeRecord } from '../flash/journal.js';
 import type { FlashLayout } from '../flash/layout.js';
 import { boot, confirm, installFactoryImage, type BootResult } from './boot.js';
-import { idleRecord, installedSequence, reconcileJournal, revertedBootRecord } from './progress.js';
+import { installedSequence, reconcileJournal, revertedBootRecord } from './progress.js';
 import type { BootStatus } from './report.js';
 
 /** What a power-on did about an update. */
@@ -46,7 +46,8 @@ export interface PowerOnOptions {
 export async function provisionDevice(flash: FlashBackend, layout: FlashLayout, image: Uint8Array, sequence = 0): Promise<void> {
   await installFactoryImage(flash, layout, image);
   const journal = await Journal.reset(flash, layout);
-  await journal.append(idleRecord(sequence, { envelopeDigest: new Uint8Array(32), imageDigest: sha256(image) }));
+  // No envelope installed the factory image: its prefix stays zeros.
+  await journal.append(idleResumeRecord(sequence, { envelopeDigestPrefix: new Uint8Array(DIGEST_PREFIX_SIZE), imageDigestPrefix: digestPrefix(sha256(image)) }));
 }
 
 /**

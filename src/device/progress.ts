@@ -31,7 +31,7 @@
  * (flash/journal.ts explains why that is safe): compare a full digest with a
  * recorded one only through `matchesDigestPrefix`.
  */
-import { DIGEST_PREFIX_SIZE, digestPrefix, matchesDigestPrefix, type Journal, type ResumeRecord } from '../flash/journal.js';
+import { digestPrefix, idleResumeRecord, matchesDigestPrefix, type Journal, type ResumeRecord } from '../flash/journal.js';
 
 /** Largest revert count a record holds (u8). */
 const MAX_REVERTS = 0xff;
@@ -58,38 +58,10 @@ export function installedSequence(rec: ResumeRecord | undefined): number {
   return rec?.installedSeq ?? 0;
 }
 
-const zeroPrefix = (): Uint8Array => new Uint8Array(DIGEST_PREFIX_SIZE);
-
-/** An idle record: `seq` installed; optionally naming the installed envelope and image (full SHA-256 digests). */
-export function idleRecord(seq: number, installed?: Pick<UpdateJob, 'envelopeDigest' | 'imageDigest'>): ResumeRecord {
-  return idleWithPrefixes(
-    seq,
-    installed ? digestPrefix(installed.envelopeDigest) : zeroPrefix(),
-    installed ? digestPrefix(installed.imageDigest) : zeroPrefix(),
-  );
-}
-
-function idleWithPrefixes(seq: number, envelopeDigestPrefix: Uint8Array, imageDigestPrefix: Uint8Array): ResumeRecord {
-  return {
-    phase: 'idle',
-    slot: 'secondary',
-    szx: 0,
-    etag: new Uint8Array(0),
-    nextBlock: 0,
-    imageSize: 0,
-    installedSeq: seq,
-    candidateSeq: 0,
-    reverts: 0,
-    envelopeDigestPrefix: envelopeDigestPrefix.slice(),
-    imageDigestPrefix: imageDigestPrefix.slice(),
-  };
-}
-
 /** A download record: blocks before `nextBlock` are in the slot. */
 export function fetchingRecord(installedSeq: number, job: UpdateJob, szx: number, nextBlock: number, etag: Uint8Array | undefined): ResumeRecord {
   return {
     phase: 'fetching',
-    slot: 'secondary',
     szx,
     etag: etag?.slice() ?? new Uint8Array(0),
     nextBlock,
@@ -111,7 +83,6 @@ export function installRecord(
 ): ResumeRecord {
   return {
     phase,
-    slot: 'secondary',
     szx: 0,
     etag: new Uint8Array(0),
     nextBlock: 0,
@@ -122,11 +93,6 @@ export function installRecord(
     envelopeDigestPrefix: digestPrefix(job.envelopeDigest),
     imageDigestPrefix: digestPrefix(job.imageDigest),
   };
-}
-
-/** The candidate sequence number of a record (its `candidateSeq`; 0 when idle). */
-export function candidateSequence(rec: ResumeRecord): number {
-  return rec.candidateSeq;
 }
 
 /**
@@ -148,6 +114,6 @@ export async function reconcileJournal(journal: Journal, runningDigest: Uint8Arr
   const rec = journal.latest();
   if (rec === undefined || (rec.phase !== 'fetched' && rec.phase !== 'installing')) return false;
   if (runningDigest === undefined || !matchesDigestPrefix(runningDigest, rec.imageDigestPrefix)) return false;
-  await journal.append(idleWithPrefixes(rec.candidateSeq, rec.envelopeDigestPrefix, rec.imageDigestPrefix));
+  await journal.append(idleResumeRecord(rec.candidateSeq, rec));
   return true;
 }

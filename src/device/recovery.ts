@@ -7,8 +7,7 @@
 import { isTransient } from '../blockwise/fetch.js';
 import { CoapfwError } from '../errors.js';
 import { backoffDelay, sleep } from '../messaging/retry.js';
-import { matchesDigestPrefix } from '../flash/journal.js';
-import { idleRecord } from './progress.js';
+import { idleResumeRecord, matchesDigestPrefix } from '../flash/journal.js';
 import type { UpdateSession } from './session.js';
 import type { Candidate, UpdateState } from './states.js';
 
@@ -47,7 +46,7 @@ export async function recover(s: UpdateSession, state: UpdateState, e: unknown):
     // that keeps a given-up image from being downloaded and tried again.
     const rec = s.record;
     const same = rec !== undefined && s.envelopeDigest !== undefined && matchesDigestPrefix(s.envelopeDigest, rec.envelopeDigestPrefix);
-    if (same && (rec.phase === 'fetching' || rec.phase === 'fetched')) await s.journal.append(idleRecord(rec.installedSeq));
+    if (same && (rec.phase === 'fetching' || rec.phase === 'fetched')) await s.journal.append(idleResumeRecord(rec.installedSeq));
     return { name: 'report', status: s.status('rejected', e) };
   }
   const retry = s.opts.retry ?? { attempts: 4, baseMs: 2000, maxMs: 60_000 };

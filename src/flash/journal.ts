@@ -10,8 +10,9 @@
  * ```
  * offset size field
  *      0    1 format version (2; see below)
- *      1    1 phase (low nibble: 0 idle, 1 fetching, 2 fetched, 3 installing)
- *             | slot << 4 (0 primary, 1 secondary)
+ *      1    1 phase (low nibble: 0 idle, 1 fetching, 2 fetched, 3 installing);
+ *             high nibble reserved: written 0, read as 0 or 1 (records
+ *             written before the always-secondary slot field was dropped)
  *      2    1 SZX of the Block2 transfer (low nibble, 0..6, RFC 7959 §2.2)
  *             | ETag length << 4 (0..8, RFC 7252 §5.10.6)
  *      3    1 reverts: test boots of the candidate the bootloader reverted (u8)
@@ -55,7 +56,9 @@
  *
  * Journal about once per erase block of image data, not per CoAP block:
  * resume from the start of the erase block holding `nextBlock` (see
- * `SlotWriter` in image.ts), since that block may hold a torn write.
+ * `resumeOffset` and `writeImageChunk` in image.ts), since that block may
+ * hold a torn write. The slot written is always the layout's secondary
+ * slot (the swap model), so the record does not name it.
  */
 import { CoapfwError } from '../errors.js';
 import type { FlashBackend } from './backend.js';
@@ -70,8 +73,6 @@ const PHASES: readonly ResumePhase[] = ['idle', 'fetching', 'fetched', 'installi
 /** One journal entry: a complete snapshot of the update client's durable state. */
 export interface ResumeRecord {
   phase: ResumePhase;
-  /** Slot being written (the swap model downloads into `secondary`). */
-  slot: 'primary' | 'secondary';
   /** Block2 SZX in use (0..6). */
   szx: number;
   /** ETag of the image resource (0..8 bytes); resume only while it matches. */
@@ -113,11 +114,17 @@ export function matchesDigestPrefix(digest: Uint8Array, prefix: Uint8Array): boo
   );
 }
 
-/** A record for a device with nothing in progress, running manifest `installedSeq`. */
-export function idleResumeRecord(installedSeq: number): ResumeRecord {
+/**
+ * A record for a device with nothing in progress, running manifest
+ * `installedSeq`; `installed` names that manifest's envelope and image by
+ * their 16-byte digest prefixes (zeros when unknown).
+ */
+export function idleResumeRecord(
+  installedSeq: number,
+  installed?: Pick<ResumeRecord, 'envelopeDigestPrefix' | 'imageDigestPrefix'>,
+): ResumeRecord {
   return {
     phase: 'idle',
-    slot: 'secondary',
     szx: 0,
     etag: new Uint8Array(0),
     nextBlock: 0,
@@ -125,8 +132,8 @@ export function idleResumeRecord(installedSeq: number): ResumeRecord {
     installedSeq,
     candidateSeq: 0,
     reverts: 0,
-    envelopeDigestPrefix: new Uint8Array(DIGEST_PREFIX_SIZE),
-    imageDigestPrefix: new Uint8Array(DIGEST_PREFIX_SIZE),
+    envelopeDigestPrefix: installed?.envelopeDigestPrefix.slice() ?? new Uint8Array(DIGEST_PREFIX_SIZE),
+    imageDigestPrefix: installed?.imageDigestPrefix.slice() ?? new Uint8Array(DIGEST_PREFIX_SIZE),
   };
 }
 
@@ -151,7 +158,6 @@ function checkSeq(v: number, name: string): void {
 /** Encode a record's payload; validates every field. */
 export function encodeResumeRecord(r: ResumeRecord): Uint8Array {
   check(PHASES.includes(r.phase), `unknown phase ${String(r.phase)}`);
-  check(r.slot === 'primary' || r.slot === 'secondary', `slot must be primary or secondary, got ${String(r.slot)}`);
   check(Number.isInteger(r.szx) && r.szx >= 0 && r.szx <= 6, `szx must be 0..6, got ${r.szx}`);
   check(r.etag instanceof Uint8Array && r.etag.length <= 8, 'etag must be 0..8 bytes');
   check(Number.isInteger(r.nextBlock) && r.nextBlock >= 0 && r.nextBlock <= U32, `nextBlock must be a u32, got ${r.nextBlock}`);
@@ -165,7 +171,7 @@ export function encodeResumeRecord(r: ResumeRecord): Uint8Array {
   const out = new Uint8Array(RESUME_PAYLOAD_SIZE);
   const view = new DataView(out.buffer);
   out[0] = RESUME_FORMAT_VERSION;
-  out[1] = PHASES.indexOf(r.phase) | ((r.slot === 'primary' ? 0 : 1) << 4);
+  out[1] = PHASES.indexOf(r.phase);
   out[2] = r.szx | (r.etag.length << 4);
   out[3] = r.reverts;
   out.set(r.etag, 4);
@@ -186,15 +192,14 @@ export function decodeResumeRecord(p: Uint8Array): ResumeRecord {
   if (p.length !== RESUME_PAYLOAD_SIZE) throw new CoapfwError('JOURNAL_CORRUPT', `journal: record payload has ${p.length} bytes`);
   if (p[0] !== RESUME_FORMAT_VERSION) throw new CoapfwError('JOURNAL_CORRUPT', `journal: unknown record format version ${p[0]}`);
   const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
-  const [phase, slot, szx, etagLength] = [p[1]! & 0x0f, p[1]! >> 4, p[2]! & 0x0f, p[2]! >> 4];
+  const [phase, reserved, szx, etagLength] = [p[1]! & 0x0f, p[1]! >> 4, p[2]! & 0x0f, p[2]! >> 4];
   const installedSeq = view.getBigUint64(20);
   const candidateSeq = view.getBigUint64(28);
-  if (phase >= PHASES.length || slot > 1 || szx > 6 || etagLength > 8 || installedSeq > MAX_SEQ || candidateSeq > MAX_SEQ) {
+  if (phase >= PHASES.length || reserved > 1 || szx > 6 || etagLength > 8 || installedSeq > MAX_SEQ || candidateSeq > MAX_SEQ) {
     throw new CoapfwError('JOURNAL_CORRUPT', 'journal: newest record holds invalid values');
   }
   return {
     phase: PHASES[phase]!,
-    slot: slot === 0 ? 'primary' : 'secondary',
     szx,
     etag: p.slice(4, 4 + etagLength),
     nextBlock: view.getUint32(12),

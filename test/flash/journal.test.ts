@@ -25,7 +25,6 @@ function setup(seed = 1, writeAlignment = 8): { flash: MemoryFlash; layout: Flas
 function record(n: number): ResumeRecord {
   return {
     phase: n === 0 ? 'idle' : 'fetching',
-    slot: 'secondary',
     szx: n % 7,
     etag: Uint8Array.of(0xe7, n & 0xff, 3),
     nextBlock: n * 4,
@@ -54,7 +53,6 @@ describe('resume record encoding', () => {
   it('puts every field at the offset the file comment documents, and round-trips each one', () => {
     const r: ResumeRecord = {
       phase: 'installing',
-      slot: 'primary',
       szx: 5,
       etag: Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8),
       nextBlock: 0xfedcba98,
@@ -68,7 +66,7 @@ describe('resume record encoding', () => {
     const p = encodeResumeRecord(r);
     const view = new DataView(p.buffer);
     expect(p[0]).toBe(RESUME_FORMAT_VERSION);
-    expect(p[1]).toBe(3 | (0 << 4)); // installing, primary
+    expect(p[1]).toBe(3); // installing; high nibble reserved, written 0
     expect(p[2]).toBe(5 | (8 << 4)); // szx 5, 8-byte ETag
     expect(p[3]).toBe(255);
     expect([...p.subarray(4, 12)]).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
@@ -81,7 +79,7 @@ describe('resume record encoding', () => {
     expect(decodeResumeRecord(p)).toEqual(r);
     // Each field alone, so a swapped pair of fields cannot round-trip by accident.
     const variants: Partial<ResumeRecord>[] = [
-      { phase: 'idle' }, { phase: 'fetching' }, { phase: 'fetched' }, { slot: 'secondary' }, { szx: 0 }, { szx: 6 },
+      { phase: 'idle' }, { phase: 'fetching' }, { phase: 'fetched' }, { szx: 0 }, { szx: 6 },
       { etag: new Uint8Array(0) }, { etag: Uint8Array.of(0) }, { nextBlock: 0 }, { imageSize: 0xffffffff },
       { installedSeq: 0 }, { candidateSeq: 0 }, { candidateSeq: 1 }, { reverts: 0 }, { reverts: 1 },
       { envelopeDigestPrefix: new Uint8Array(16) }, { imageDigestPrefix: new Uint8Array(16).fill(0xff) },
@@ -103,11 +101,19 @@ describe('resume record encoding', () => {
       { envelopeDigestPrefix: new Uint8Array(32) },
       { imageDigestPrefix: new Uint8Array(15) },
       { phase: 'done' as never },
-      { slot: 'third' as never },
     ];
     for (const b of bad) {
       expect(() => encodeResumeRecord({ ...record(1), ...b })).toThrow(/^journal: /);
     }
+  });
+
+  it('reads the reserved high nibble of byte 1 as 0 or 1 (records written with the dropped slot field), else corrupt', () => {
+    const p = encodeResumeRecord(record(1));
+    const q = p.slice();
+    q[1] = p[1]! | 0x10; // what writers of the always-secondary slot field stored
+    expect(decodeResumeRecord(q)).toEqual(record(1));
+    q[1] = p[1]! | 0x20;
+    expect(() => decodeResumeRecord(q)).toThrow(expect.objectContaining({ code: 'JOURNAL_CORRUPT' }));
   });
 
   it('decoding an impossible (CRC-valid) payload gives JOURNAL_CORRUPT', () => {
@@ -342,7 +348,14 @@ describe('idleResumeRecord', () => {
     const j = await Journal.open(flash, layout);
     await j.append(idleResumeRecord(42));
     const got = (await Journal.open(flash, layout)).latest()!;
-    expect(got.phase).toBe('idle');
-    expect(got.installedSeq).toBe(42);
+    expect(got).toMatchObject({ phase: 'idle', installedSeq: 42, candidateSeq: 0, reverts: 0 });
+    expect(got.imageDigestPrefix).toEqual(new Uint8Array(16));
+  });
+
+  it('can name the installed envelope and image by digest prefix (copies)', () => {
+    const installed = { envelopeDigestPrefix: new Uint8Array(16).fill(1), imageDigestPrefix: new Uint8Array(16).fill(2) };
+    const r = idleResumeRecord(7, installed);
+    installed.imageDigestPrefix[0] = 9;
+    expect(decodeResumeRecord(encodeResumeRecord(r))).toEqual({ ...idleResumeRecord(7), envelopeDigestPrefix: new Uint8Array(16).fill(1), imageDigestPrefix: new Uint8Array(16).fill(2) });
   });
 });
