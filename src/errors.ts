@@ -27,6 +27,7 @@ export type CoapfwErrorCode =
   | 'FORBIDDEN'
   | 'LIMIT_EXCEEDED'
   | 'NODE_COAP_UNSUPPORTED'
+  | 'CONTENT_CHANGED'
   // suit
   | 'SUIT_MALFORMED'
   | 'SUIT_LIMIT'

@@ -6,11 +6,13 @@
 import { serveBlock2, type Block2ServeOptions } from '../blockwise/serve.js';
 import { bufferSource } from '../blockwise/source.js';
 import { filterLinks, formatLinks, type Link } from '../codec/link-format.js';
-import { Code, ContentFormat } from '../codec/numbers.js';
-import { uriQuery } from '../codec/options.js';
-import type { CoapRequest } from '../messaging/endpoint.js';
+import { Code, ContentFormat, OptionNumber } from '../codec/numbers.js';
+import { encodeUint, uriQuery } from '../codec/options.js';
+import { isCoapfwError } from '../errors.js';
+import type { CoapRequest, ResponseSpec } from '../messaging/endpoint.js';
 import type { FileEntry, FileRepository } from './files.js';
 import type { ObserveRegistry } from './observe.js';
+import { errorResponse } from './responses.js';
 import type { Resolver, Resource } from './router.js';
 import type { StatusTracker } from './status.js';
 
@@ -29,7 +31,10 @@ export function fileResources(repo: FileRepository, options: FileResourceOptions
   const { status, observe } = options;
   const plainFile = (entry: FileEntry): Resource => ({
     methods: GET_ONLY,
-    handle: (req: CoapRequest) => serveBlock2(req.message, entry, options),
+    handle: (req: CoapRequest) => {
+      const r = serveBlock2(req.message, entry, options);
+      return r instanceof Promise ? r.catch(unavailableIfChanged) : r;
+    },
   });
   const fileResource = (entry: FileEntry): Resource => (observe ? observe.wrap(`files/${entry.path}`, plainFile(entry)) : plainFile(entry));
   if (observe) {
@@ -77,4 +82,14 @@ export function directoryLinks(repo: FileRepository, observable = false): Link[]
     links.push({ target: `/fw/sha256/${f.sha256}`, attributes: { rt: 'firmware', ct: String(ContentFormat.OCTET_STREAM), sz: String(f.size) } });
   }
   return links;
+}
+
+/**
+ * The file was replaced since it was indexed (the repository is refreshing):
+ * 5.03 with Max-Age 1, "try again in a second" (RFC 7252 §5.9.3.4), rather
+ * than old metadata with new bytes.
+ */
+function unavailableIfChanged(e: unknown): ResponseSpec {
+  if (!isCoapfwError(e, 'CONTENT_CHANGED')) throw e;
+  return { ...errorResponse(Code.SERVICE_UNAVAILABLE, e.message), options: [{ number: OptionNumber.MAX_AGE, value: encodeUint(1) }] };
 }

@@ -5,12 +5,19 @@
  *
  * Safety: only regular files whose real path lies inside the root are
  * indexed, so `..` segments and symlinks pointing out of the root cannot
- * reach anything. A file replaced by rename is picked up on the next
- * refresh; its old bytes stay consistent until then because the open file
- * handle keeps the old inode.
+ * reach anything.
+ *
+ * Consistency: a file is hashed through one handle, and its identity (device,
+ * inode, size, mtime) is taken from that same handle. Files are opened for
+ * serving lazily and by path, so every later open is checked against that
+ * identity: a file replaced by rename (or truncated, or rewritten with a new
+ * mtime) before the next refresh is answered with CONTENT_CHANGED (5.03
+ * Service Unavailable, try again) and triggers a refresh, never served under
+ * the old ETag. What cannot be detected: bytes rewritten in place under a
+ * handle that is already open (same inode, and the handle is not re-checked
+ * on every read). Publish images by writing a new file and renaming it.
  */
-import { createReadStream } from 'node:fs';
-import { lstat, open, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { open, lstat, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
@@ -44,18 +51,49 @@ export interface FileRepositoryOptions {
    * Default: ignored (still counted in {@link FileRepository.errorCount}).
    */
   readonly onError?: (e: unknown) => void;
+  /**
+   * File handles kept open for serving; the least recently used idle one is
+   * closed beyond this (a handle with a read in flight is never closed).
+   * Default 64.
+   */
+  readonly maxOpenFiles?: number;
 }
 
 const CHUNK = 64 * 1024;
+
+/** One indexed version of a file: where it is and which inode it was. */
+interface Indexed {
+  readonly rel: string;
+  readonly abs: string;
+  /** Unique per indexed version: names its cached chunks and its open handle. */
+  readonly id: number;
+  readonly dev: number;
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+}
+
+/** An open (or opening) handle for one indexed version. */
+interface OpenFile {
+  readonly handle: Promise<FileHandle>;
+  /** Reads in flight; the handle is closed only when this is 0. */
+  reads: number;
+}
 
 /** The files under one directory. Call {@link FileRepository.refresh} to pick up changes. */
 export class FileRepository {
   private byPath = new Map<string, FileEntry>();
   private byHash = new Map<string, FileEntry>();
-  private readonly handles = new Map<string, { handle: FileHandle; mtimeMs: number; size: number }>();
+  /** By {@link Indexed.id}, least recently used first. */
+  private readonly handles = new Map<number, OpenFile>();
+  /** Chunk loads in flight, by `id:offset`, so concurrent cold reads share one disk read. */
+  private readonly loading = new Map<string, Promise<Uint8Array>>();
+  /** What each published entry was indexed from. */
+  private readonly indexed = new WeakMap<FileEntry, Indexed>();
+  /** Ids of the indexed versions currently published. */
+  private live = new Set<number>();
   private readonly cache: ChunkCache;
   private nextId = 0;
-  private readonly ids = new Map<string, number>();
   private readonly listeners: Array<(changed: string[]) => void> = [];
   private refreshQueue: Promise<unknown> = Promise.resolve();
   private errors = 0;
@@ -115,7 +153,7 @@ export class FileRepository {
   }
 
   /**
-   * Re-scan the directory; unchanged files (same size and mtime) are not
+   * Re-scan the directory; unchanged files (same inode, size and mtime) are not
    * hashed again. Returns the changed paths. A file that cannot be hashed is
    * skipped (reported through `onError`), never fails the whole refresh.
    * Concurrent calls run one after the other.
@@ -133,10 +171,11 @@ export class FileRepository {
     for (const f of found) {
       const old = this.byPath.get(f.rel);
       let entry: FileEntry;
-      if (old !== undefined && old.size === f.size && old.mtimeMs === f.mtimeMs) entry = old;
+      const was = old && this.indexed.get(old);
+      if (old !== undefined && was !== undefined && was.size === f.size && was.mtimeMs === f.mtimeMs && was.ino === f.ino && was.dev === f.dev) entry = old;
       else {
         try {
-          entry = await this.index(f.rel, f.abs, f.size, f.mtimeMs);
+          entry = await this.index(f.rel, f.abs);
         } catch (e) {
           this.report(new CoapfwError('IO_ERROR', `serve: cannot index '${f.rel}' (skipped)`, { cause: e }));
           continue;
@@ -145,14 +184,18 @@ export class FileRepository {
       byPath.set(entry.path, entry);
       if (!byHash.has(entry.sha256)) byHash.set(entry.sha256, entry);
     }
-    for (const [rel, h] of this.handles) {
-      const e = byPath.get(rel);
-      if (e === undefined || e.mtimeMs !== h.mtimeMs || e.size !== h.size) {
-        this.handles.delete(rel);
-        this.cache.drop(this.idOf(rel));
-        await h.handle.close().catch(() => {});
+    const live = new Set<number>();
+    for (const e of byPath.values()) live.add(this.indexed.get(e)!.id);
+    for (const id of this.live) {
+      if (live.has(id)) continue;
+      this.cache.drop(id);
+      const h = this.handles.get(id);
+      if (h !== undefined) {
+        this.handles.delete(id);
+        if (h.reads === 0) closeQuietly(h);
       }
     }
+    this.live = live;
     const changed = [...byPath.keys()].filter((p) => this.byPath.get(p) !== byPath.get(p));
     for (const p of this.byPath.keys()) if (!byPath.has(p)) changed.push(p);
     this.byPath = byPath;
@@ -161,16 +204,22 @@ export class FileRepository {
     return changed;
   }
 
-  /** Close every open file. */
-  async close(): Promise<void> {
-    for (const h of this.handles.values()) await h.handle.close().catch(() => {});
-    this.handles.clear();
+  /** Number of file handles open (or being opened) for serving. */
+  get openFiles(): number {
+    return this.handles.size;
   }
 
-  private async scan(): Promise<Array<{ rel: string; abs: string; size: number; mtimeMs: number }>> {
+  /** Close every open file. */
+  async close(): Promise<void> {
+    const all = [...this.handles.values()];
+    this.handles.clear();
+    await Promise.all(all.map(closeQuietly));
+  }
+
+  private async scan(): Promise<Array<{ rel: string; abs: string; size: number; mtimeMs: number; dev: number; ino: number }>> {
     const maxFiles = this.options.maxFiles ?? 10_000;
     const maxSize = this.options.maxFileSize ?? 1024 ** 3;
-    const out: Array<{ rel: string; abs: string; size: number; mtimeMs: number }> = [];
+    const out: Array<{ rel: string; abs: string; size: number; mtimeMs: number; dev: number; ino: number }> = [];
     const walk = async (dir: string, depth: number): Promise<void> => {
       if (depth > 32) return;
       const names = await readdir(dir).catch(() => [] as string[]);
@@ -188,73 +237,149 @@ export class FileRepository {
         if (real === undefined || !isInside(this.root, real)) continue;
         const target = st.isSymbolicLink() ? await stat(real).catch(() => undefined) : st;
         if (target === undefined || !target.isFile() || target.size > maxSize) continue;
-        out.push({ rel: relative(this.root, abs).split(sep).join('/'), abs: real, size: target.size, mtimeMs: target.mtimeMs });
+        out.push({ rel: relative(this.root, abs).split(sep).join('/'), abs: real, size: target.size, mtimeMs: target.mtimeMs, dev: target.dev, ino: target.ino });
       }
     };
     await walk(this.root, 0);
     return out;
   }
 
-  private async index(rel: string, abs: string, size: number, mtimeMs: number): Promise<FileEntry> {
+  /** Hash the file through one handle and take its identity from the same handle. */
+  private async index(rel: string, abs: string): Promise<FileEntry> {
+    const handle = await open(abs, 'r');
+    let st;
     const hash = sha256.create();
-    for await (const chunk of createReadStream(abs)) hash.update(chunk as Uint8Array);
+    try {
+      st = await handle.stat();
+      if (!st.isFile()) throw new CoapfwError('IO_ERROR', `serve: '${rel}' is no longer a regular file`);
+      const buf = new Uint8Array(CHUNK);
+      for (let pos = 0; pos < st.size; ) {
+        const { bytesRead } = await handle.read(buf, 0, Math.min(CHUNK, st.size - pos), pos);
+        if (bytesRead === 0) throw new CoapfwError('IO_ERROR', `serve: '${rel}' shrank while being hashed`);
+        hash.update(buf.subarray(0, bytesRead));
+        pos += bytesRead;
+      }
+    } finally {
+      await handle.close().catch(() => {});
+    }
     const digest = hash.digest();
-    const id = this.idOf(rel);
-    this.cache.drop(id);
-    return {
+    const file: Indexed = { rel, abs, id: this.nextId++, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
+    const entry: FileEntry = {
       path: rel,
       sha256: bytesToHex(digest),
-      size,
-      mtimeMs,
+      size: file.size,
+      mtimeMs: file.mtimeMs,
       etag: digest.slice(0, ETAG_LENGTH),
       contentFormat: ContentFormat.OCTET_STREAM,
-      read: (offset, length) => this.read(rel, abs, id, size, mtimeMs, offset, length),
+      read: (offset, length) => this.read(file, offset, length),
     };
-  }
-
-  private idOf(rel: string): number {
-    let id = this.ids.get(rel);
-    if (id === undefined) {
-      id = this.nextId++;
-      this.ids.set(rel, id);
-    }
-    return id;
+    this.indexed.set(entry, file);
+    return entry;
   }
 
   /** Slice of a file from the chunk cache; synchronous when cached. */
-  private read(rel: string, abs: string, id: number, size: number, mtimeMs: number, offset: number, length: number): Uint8Array | Promise<Uint8Array> {
-    const end = Math.min(size, offset + length);
+  private read(file: Indexed, offset: number, length: number): Uint8Array | Promise<Uint8Array> {
+    const end = Math.min(file.size, offset + length);
     const chunkStart = offset - (offset % CHUNK);
     if (end <= chunkStart + CHUNK) {
-      const cached = this.cache.get(id, chunkStart);
+      const cached = this.cache.get(file.id, chunkStart);
       if (cached !== undefined) return cached.subarray(offset - chunkStart, end - chunkStart);
-      return this.loadChunk(rel, abs, id, size, mtimeMs, chunkStart).then((c) => c.subarray(offset - chunkStart, end - chunkStart));
+      return this.loadChunk(file, chunkStart).then((c) => c.subarray(offset - chunkStart, end - chunkStart));
     }
     // Spans two chunks (only for unaligned reads): read directly.
-    return this.readRange(rel, abs, mtimeMs, size, offset, end - offset);
+    return this.readRange(file, offset, end - offset);
   }
 
-  private async loadChunk(rel: string, abs: string, id: number, size: number, mtimeMs: number, start: number): Promise<Uint8Array> {
-    const data = await this.readRange(rel, abs, mtimeMs, size, start, Math.min(CHUNK, size - start));
-    this.cache.set(id, start, data);
-    return data;
+  private loadChunk(file: Indexed, start: number): Promise<Uint8Array> {
+    const key = `${file.id}:${start}`;
+    let p = this.loading.get(key);
+    if (p === undefined) {
+      p = this.readRange(file, start, Math.min(CHUNK, file.size - start))
+        .then((data) => {
+          // A version dropped by a refresh meanwhile leaves nothing behind in the cache.
+          if (this.live.has(file.id)) this.cache.set(file.id, start, data);
+          return data;
+        })
+        .finally(() => this.loading.delete(key));
+      this.loading.set(key, p);
+    }
+    return p;
   }
 
-  private async readRange(rel: string, abs: string, mtimeMs: number, size: number, offset: number, length: number): Promise<Uint8Array> {
-    let h = this.handles.get(rel);
-    if (h === undefined) {
-      h = { handle: await open(abs, 'r'), mtimeMs, size };
-      this.handles.set(rel, h);
+  private async readRange(file: Indexed, offset: number, length: number): Promise<Uint8Array> {
+    const h = this.acquire(file);
+    try {
+      const handle = await h.handle;
+      const buf = new Uint8Array(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await handle.read(buf, done, length - done, offset + done);
+        if (bytesRead === 0) throw new CoapfwError('IO_ERROR', `serve: ${file.rel} shrank while being served`);
+        done += bytesRead;
+      }
+      return buf;
+    } finally {
+      this.release(file.id, h);
     }
-    const buf = new Uint8Array(length);
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await h.handle.read(buf, done, length - done, offset + done);
-      if (bytesRead === 0) throw new CoapfwError('IO_ERROR', `serve: ${rel} shrank while being served`);
-      done += bytesRead;
-    }
-    return buf;
   }
+
+  /** The handle of `file`, opened (once, however many reads ask at the same time) and marked busy. */
+  private acquire(file: Indexed): OpenFile {
+    let h = this.handles.get(file.id);
+    if (h !== undefined) {
+      this.handles.delete(file.id); // move to the most recently used end
+    } else {
+      h = { handle: this.openChecked(file), reads: 0 };
+      const opened = h;
+      h.handle.catch(() => {
+        if (this.handles.get(file.id) === opened) this.handles.delete(file.id);
+      });
+    }
+    this.handles.set(file.id, h);
+    h.reads++;
+    return h;
+  }
+
+  private release(id: number, h: OpenFile): void {
+    h.reads--;
+    if (h.reads > 0) return;
+    if (this.handles.get(id) !== h) closeQuietly(h); // dropped by a refresh or close meanwhile
+    this.evict();
+  }
+
+  /** Close least recently used idle handles beyond `maxOpenFiles`. */
+  private evict(): void {
+    const max = Math.max(1, this.options.maxOpenFiles ?? 64);
+    for (const [id, h] of this.handles) {
+      if (this.handles.size <= max) return;
+      if (h.reads > 0) continue;
+      this.handles.delete(id);
+      closeQuietly(h);
+    }
+  }
+
+  /** Open by path and check it is still the indexed inode, else CONTENT_CHANGED and a refresh. */
+  private async openChecked(file: Indexed): Promise<FileHandle> {
+    const handle = await open(file.abs, 'r');
+    try {
+      const st = await handle.stat();
+      if (st.dev !== file.dev || st.ino !== file.ino || st.size !== file.size || st.mtimeMs !== file.mtimeMs) {
+        this.refresh().catch((e: unknown) => this.report(e));
+        throw new CoapfwError('CONTENT_CHANGED', `serve: ${file.rel} changed since it was indexed; try again`);
+      }
+      return handle;
+    } catch (e) {
+      await handle.close().catch(() => {});
+      throw e;
+    }
+  }
+}
+
+function closeQuietly(h: OpenFile): Promise<void> {
+  return h.handle.then(
+    (fh) => fh.close().catch(() => {}),
+    () => {},
+  );
 }
 
 function isInside(root: string, p: string): boolean {

@@ -2,7 +2,7 @@
  * A file that cannot be hashed (deleted or renamed between scan and hash,
  * EACCES) must not fail the refresh, nor kill `coapfw serve` through an
  * unhandled rejection of the periodic refresh. The failure is injected by
- * mocking `createReadStream` for names containing "unreadable" (the tests
+ * mocking `open` for names containing "unreadable" (the tests
  * run as root, where chmod 000 does not stop reads).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -16,13 +16,13 @@ import { FileRepository } from '../../src/server/files.js';
 import { startFileServer } from '../../src/server/serve.js';
 import { openClient } from '../../src/transport/client.js';
 
-vi.mock('node:fs', async (importOriginal) => {
-  const fs = await importOriginal<typeof import('node:fs')>();
-  const createReadStream = ((path: string, ...rest: unknown[]) => {
-    if (String(path).includes('unreadable')) throw Object.assign(new Error(`EACCES: permission denied, open '${String(path)}'`), { code: 'EACCES' });
-    return (fs.createReadStream as (...a: unknown[]) => unknown)(path, ...rest);
-  }) as typeof fs.createReadStream;
-  return { ...fs, createReadStream, default: { ...fs, createReadStream } };
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const fs = await importOriginal<typeof import('node:fs/promises')>();
+  const open = ((path: string, ...rest: unknown[]) => {
+    if (String(path).includes('unreadable')) return Promise.reject(Object.assign(new Error(`EACCES: permission denied, open '${String(path)}'`), { code: 'EACCES' }));
+    return (fs.open as (...a: unknown[]) => unknown)(path, ...rest);
+  }) as typeof fs.open;
+  return { ...fs, open, default: { ...fs, open } };
 });
 
 let dir: string;
