@@ -62,8 +62,10 @@ export function fileResources(repo: FileRepository, options: FileResourceOptions
       return entry && fileResource(entry);
     }
     if (path.length === 3 && path[0] === 'fw' && path[1] === 'sha256' && /^[0-9a-fA-F]{64}$/.test(path[2]!)) {
+      // Content-addressed, hence immutable: nothing to observe (RFC 7641 §1.2), and
+      // notifications keyed by path would hand an observer bytes with another digest.
       const entry = repo.bySha256(path[2]!);
-      return entry && fileResource(entry);
+      return entry && plainFile(entry);
     }
     return undefined;
   };

@@ -87,6 +87,25 @@ describe('Observe on files (RFC 7641)', () => {
   });
 });
 
+describe('Observe on content-addressed URIs', () => {
+  it('/fw/sha256/<hex> is immutable: not observable, never notified when the path changes', async () => {
+    const { net, observe, client } = setup();
+    const h1 = repo.byRelativePath('manifest.suit')!.sha256;
+    const first = await client.request(SERVER, { code: Code.GET, options: [{ number: OptionNumber.OBSERVE, value: new Uint8Array() }, ...pathOptions(`/fw/sha256/${h1}`)] });
+    expect(first.code).toBe(Code.CONTENT);
+    expect(new TextDecoder().decode(first.payload)).toBe('v1');
+    // §3.2: a response without Observe tells the client it was not registered.
+    expect(getOption(first, OptionNumber.OBSERVE)).toBeUndefined();
+    expect(observe.size).toBe(0);
+    await writeFile(join(dir, 'manifest.suit'), 'version 2!');
+    expect(await repo.refresh()).toEqual(['manifest.suit']);
+    await flush();
+    const fromServer = net.log.filter((l) => l.from.port === SERVER.port).map((l) => decodeMessage(l.data));
+    expect(fromServer.filter((m) => m.type === MessageType.CON)).toHaveLength(0);
+    expect(observe.notificationsSent).toBe(0);
+  });
+});
+
 describe('status tracker', () => {
   it('accepts JSON and CBOR reports and lists them', async () => {
     const { client, status } = setup();
