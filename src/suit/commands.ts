@@ -53,8 +53,15 @@ function decodeCommand(code: number, arg: unknown, limits: SuitLimits, what: str
     case DIRECTIVE.setComponentIndex: {
       if (arg === true) return { kind: 'set-component-index', index: true };
       if (Array.isArray(arg)) {
+        // §8.4.10.1: a list of components. Each later command runs once per
+        // listed component, so a long (or repeated) list multiplies work.
         if (arg.length === 0) throw malformed(`${what}: empty component index list`);
-        return { kind: 'set-component-index', index: arg.map((x, j) => asUint(x, `${what} index ${j}`)) };
+        if (arg.length > limits.maxComponents) {
+          throw new CoapfwError('SUIT_LIMIT', `${what}: component index list of ${arg.length} exceeds ${limits.maxComponents} components`);
+        }
+        const index = arg.map((x, j) => asUint(x, `${what} index ${j}`));
+        if (new Set(index).size !== index.length) throw malformed(`${what}: component index list repeats an index`);
+        return { kind: 'set-component-index', index };
       }
       return { kind: 'set-component-index', index: asUint(arg, `${what} component index`) };
     }

@@ -3,6 +3,7 @@
  * manifest inspect`): sequence number, components, and each image's digest,
  * size and URI. A/B manifests list the image of every slot choice.
  */
+import { CoapfwError } from '../errors.js';
 import { decodeEnvelope } from './decode.js';
 import { commandName } from './constants.js';
 import type { SuitLimits } from './limits.js';
@@ -76,6 +77,8 @@ function images(m: SuitManifest, limits?: Partial<SuitLimits>): { list: PlannedI
       }
     } catch (e) {
       error = (e as Error).message;
+      // A resource limit would be hit again for every other slot: stop here.
+      if (e instanceof CoapfwError && e.code === 'SUIT_LIMIT') break;
     }
   }
   return list.length > 0 || error === undefined ? { list } : { list, error };

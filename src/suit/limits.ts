@@ -13,8 +13,13 @@ export interface SuitLimits extends CborLimits {
   readonly maxComponents: number;
   /** Deepest nesting of command sequences (try-each, run-sequence). */
   readonly maxSequenceDepth: number;
-  /** Most commands the interpreter runs for one plan (bounds try-each fan-out). */
+  /**
+   * Most commands the interpreter runs for one plan (bounds try-each
+   * fan-out); a command applied to several components counts once per component.
+   */
   readonly maxCommands: number;
+  /** Most image steps (fetch, copy), validate checks and invokes in one plan. */
+  readonly maxImages: number;
 }
 
 /** Defaults: generous for real manifests (the WG's largest is under 1 KiB), small for hostile ones. */
@@ -27,6 +32,7 @@ export const DEFAULT_SUIT_LIMITS: SuitLimits = Object.freeze({
   maxComponents: 16,
   maxSequenceDepth: 6,
   maxCommands: 2048,
+  maxImages: 64,
 });
 
 /** Merge caller overrides over the defaults. */

@@ -80,6 +80,8 @@ class Planner {
   private params = new Map<number, SuitParameters>();
   private current: number[] = [0];
   private executed = 0;
+  /** Indices of images a check was pushed to, in order: the undo log of try-each. */
+  private checkLog: number[] = [];
   readonly images: PlannedImage[] = [];
   readonly validate: UpdatePlan['validate'][number][] = [];
   readonly invoke: UpdatePlan['invoke'][number][] = [];
@@ -118,15 +120,35 @@ class Planner {
     throw new CoapfwError(code, msg);
   }
 
-  step(c: SuitCommand): void {
-    if (++this.executed > this.limits.maxCommands) {
+  /** Count `n` command executions against maxCommands (§6: each per component). */
+  private charge(n: number): void {
+    this.executed += n;
+    if (this.executed > this.limits.maxCommands) {
       throw new CoapfwError('SUIT_LIMIT', `interpreter: more than ${this.limits.maxCommands} commands run`);
     }
+  }
+
+  /** Bound the plan's size: every image step, validate check and invoke. */
+  private grow(): void {
+    if (this.images.length + this.validate.length + this.invoke.length >= this.limits.maxImages) {
+      throw new CoapfwError('SUIT_LIMIT', `plan: more than ${this.limits.maxImages} image steps, checks and invokes`);
+    }
+  }
+
+  step(c: SuitCommand): void {
+    const perComponent = c.kind === 'override-parameters' || c.kind === 'condition' || c.kind === 'directive';
+    this.charge(perComponent ? Math.max(1, this.current.length) : 1);
     switch (c.kind) {
-      case 'set-component-index':
-        this.current = c.index === true ? this.m.components.map((_, i) => i) : typeof c.index === 'number' ? [c.index] : [...c.index];
-        for (const i of this.current) this.component(i);
+      case 'set-component-index': {
+        const list = c.index === true ? this.m.components.map((_, i) => i) : typeof c.index === 'number' ? [c.index] : [...c.index];
+        // §8.4.10.1: distinct, declared components (the decoder checks too, for hand-built manifests here).
+        if (list.length > this.m.components.length || new Set(list).size !== list.length) {
+          this.fail('SUIT_MALFORMED', `set-component-index: ${list.length} indices for ${this.m.components.length} components, or a repeated index`);
+        }
+        for (const i of list) this.component(i);
+        this.current = list;
         return;
+      }
       case 'override-parameters':
         for (const i of this.current) this.params.set(i, { ...this.params.get(i), ...c.params });
         return;
@@ -147,7 +169,12 @@ class Planner {
     }
   }
 
-  /** §8.4.10.2: run alternatives in order until one completes; a failed one leaves no trace. */
+  /**
+   * §8.4.10.2: run alternatives in order until one completes; a failed one
+   * leaves no trace. Rollback is O(what the branch did), not O(plan): lists
+   * only grow (truncate back), image checks are undone from a log, the
+   * parameter map has at most one entry per component.
+   */
   private tryEach(branches: readonly (readonly SuitCommand[])[], allowNone: boolean): void {
     let last: unknown;
     for (const b of branches) {
@@ -155,7 +182,7 @@ class Planner {
         params: new Map(this.params),
         current: this.current,
         lengths: [this.images.length, this.validate.length, this.invoke.length] as const,
-        checks: this.images.map((img) => img.checks.length),
+        checkLog: this.checkLog.length,
         checked: new Set(this.checked),
         unchecked: new Set(this.unchecked),
       };
@@ -167,8 +194,8 @@ class Planner {
         last = e;
         this.params = saved.params;
         this.current = saved.current;
+        while (this.checkLog.length > saved.checkLog) this.images[this.checkLog.pop()!]!.checks.pop();
         [this.images.length, this.validate.length, this.invoke.length] = saved.lengths;
-        saved.checks.forEach((n, k) => (this.images[k]!.checks.length = n));
         this.checked = saved.checked;
         this.unchecked = saved.unchecked;
       }
@@ -204,10 +231,13 @@ class Planner {
         // After a fetch or copy of this component in this sequence, the check applies to those bytes.
         for (let k = this.images.length - 1; k >= this.seqStart; k--) {
           if (this.images[k]!.componentIndex === i) {
+            if (this.images[k]!.checks.length >= this.limits.maxImages) this.fail('SUIT_LIMIT', `plan: more than ${this.limits.maxImages} checks on one image`);
             this.images[k]!.checks.push(check);
+            this.checkLog.push(k);
             return;
           }
         }
+        this.grow();
         this.validate.push({ componentIndex: i, componentId: id, check });
         return;
       }
@@ -235,14 +265,17 @@ class Planner {
     switch (code) {
       case DIRECTIVE.fetch:
         if (p.uri === undefined) this.fail('SUIT_MALFORMED', `directive-fetch: component ${i} has no URI parameter`);
+        this.grow();
         this.images.push({ sequence: this.seqName, action: 'fetch', componentIndex: i, componentId, slot: p.componentSlot, uri: p.uri, digest: p.imageDigest, size: p.imageSize, checks: [] });
         return;
       case DIRECTIVE.copy:
         if (p.sourceComponent === undefined) this.fail('SUIT_MALFORMED', `directive-copy: component ${i} has no source-component parameter`);
         this.component(p.sourceComponent);
+        this.grow();
         this.images.push({ sequence: this.seqName, action: 'copy', componentIndex: i, componentId, slot: p.componentSlot, uri: undefined, digest: p.imageDigest, size: p.imageSize, sourceComponent: p.sourceComponent, checks: [] });
         return;
       case DIRECTIVE.invoke:
+        this.grow();
         this.invoke.push(p.invokeArgs ? { componentIndex: i, componentId, args: p.invokeArgs } : { componentIndex: i, componentId });
         return;
       default:

@@ -44,7 +44,7 @@ const { seq } = fc.letrec<{ seq: SuitCommand[]; cmd: SuitCommand }>((tie) => ({
     fc.record({ kind: fc.constant('directive' as const), code: fc.constantFrom(21, 22, 23), policy: fc.nat({ max: 15 }) }),
     fc.record({
       kind: fc.constant('set-component-index' as const),
-      index: fc.oneof(fc.nat({ max: 3 }), fc.constant(true as const), fc.array(fc.nat({ max: 3 }), { minLength: 1, maxLength: 3 })),
+      index: fc.oneof(fc.nat({ max: 3 }), fc.constant(true as const), fc.uniqueArray(fc.nat({ max: 3 }), { minLength: 1, maxLength: 3 })),
     }),
     fc.record({ kind: fc.constant('override-parameters' as const), params }),
     fc.record({ kind: fc.constant('try-each' as const), branches: fc.array(tie('seq') as fc.Arbitrary<SuitCommand[]>, { minLength: 2, maxLength: 3 }), allowNone: fc.boolean() }),
