@@ -38,14 +38,23 @@ function anchorLabel(a: TrustAnchor, i: number): string {
   return a.name ?? (a.keyId ? `kid ${toHex(a.keyId)}` : `anchor ${i}`);
 }
 
-/** Check a policy once at the boundary: non-empty, named anchors for `allOf`. */
+/** Check a policy once at the boundary: non-empty, anchor names unique, `allOf` names distinct and existing. */
 export function checkTrustPolicy(policy: TrustPolicy): void {
   if (!policy || !Array.isArray(policy.anchors) || policy.anchors.length === 0) {
     throw new CoapfwError('INVALID_ARGUMENT', 'trust policy: at least one trust anchor is required');
   }
+  // Names identify parties: two anchors with one name would let either key
+  // stand for both, silently turning allOf into any-one.
+  const names = new Set<string>();
+  for (const a of policy.anchors) {
+    if (a.name === undefined) continue;
+    if (names.has(a.name)) throw new CoapfwError('INVALID_ARGUMENT', `trust policy: two anchors are named '${a.name}'`);
+    names.add(a.name);
+  }
   const rule = policy.rule ?? { kind: 'any' };
   if (rule.kind === 'allOf') {
     if (rule.names.length === 0) throw new CoapfwError('INVALID_ARGUMENT', 'trust policy: allOf needs at least one name');
+    if (new Set(rule.names).size !== rule.names.length) throw new CoapfwError('INVALID_ARGUMENT', 'trust policy: allOf names a party twice');
     for (const n of rule.names) {
       if (!policy.anchors.some((a) => a.name === n)) throw new CoapfwError('INVALID_ARGUMENT', `trust policy: no anchor named '${n}'`);
     }

@@ -69,6 +69,21 @@ describe('trust policy', () => {
     expect(code(() => verifyEnvelope(env, { trust: { anchors: [] } }))).toBe('INVALID_ARGUMENT');
     expect(code(() => verifyEnvelope(env, { trust: { anchors: anyOem.anchors, rule: { kind: 'allOf', names: ['nobody'] } } }))).toBe('INVALID_ARGUMENT');
   });
+  test('allOf cannot degrade to any-one: duplicate anchor names and duplicate rule names are rejected', () => {
+    const env = createEnvelope(desc, [oem]);
+    // Two parties both called 'key.pub' (as a CLI naming by base name did): only the OEM signed.
+    const sameName: TrustPolicy = {
+      anchors: [{ name: 'key.pub', publicKey: oem.publicKey }, { name: 'key.pub', publicKey: operator.publicKey }],
+      rule: { kind: 'allOf', names: ['key.pub', 'key.pub'] },
+    };
+    expect(code(() => verifyEnvelope(env, { trust: sameName }))).toBe('INVALID_ARGUMENT');
+    expect(code(() => verifyEnvelope(env, { trust: { anchors: sameName.anchors } }))).toBe('INVALID_ARGUMENT');
+    const twice: TrustPolicy = { anchors: both.anchors, rule: { kind: 'allOf', names: ['oem', 'oem'] } };
+    expect(code(() => verifyEnvelope(env, { trust: twice }))).toBe('INVALID_ARGUMENT');
+    // Distinct names still work, unnamed anchors may repeat.
+    expect(code(() => verifyEnvelope(env, { trust: both }))).toBe('NO_SIGNATURE');
+    expect(verifyEnvelope(env, { trust: { anchors: [{ publicKey: operator.publicKey }, { publicKey: oem.publicKey }] } }).signedBy).toEqual([1]);
+  });
 });
 
 describe('device policy', () => {
