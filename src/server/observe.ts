@@ -16,7 +16,10 @@ interface Observer {
   readonly endpoint: CoapEndpoint;
   readonly peer: Peer;
   readonly request: CoapMessage;
+  /** A confirmable notification is in flight. */
   busy: boolean;
+  /** The latest representation changed while busy: send this one when the in-flight one completes. */
+  pending: Resource | undefined;
 }
 
 /** Registry settings. */
@@ -60,7 +63,7 @@ export class ObserveRegistry {
         if (register && this.count < this.max && req.endpoint !== undefined) {
           let observers = this.byKey.get(key);
           if (!observers) this.byKey.set(key, (observers = new Map()));
-          observers.set(id, { endpoint: req.endpoint, peer: req.peer, request: req.message, busy: false });
+          observers.set(id, { endpoint: req.endpoint, peer: req.peer, request: req.message, busy: false, pending: undefined });
           this.count++;
         }
         const result = resource.handle(req);
@@ -89,20 +92,29 @@ export class ObserveRegistry {
         this.remove(key, id);
         continue;
       }
-      if (o.busy) continue;
-      o.busy = true;
-      const req: CoapRequest = { message: withoutObserve(o.request), peer: o.peer, endpoint: o.endpoint };
-      Promise.resolve(resource.handle(req))
-        .then((spec) => {
-          this.notificationsSent++;
-          return o.endpoint.notify(o.peer, o.request.token, this.withObserve(spec), true);
-        })
-        .then((outcome) => {
-          o.busy = false;
-          if (outcome === 'reset' || outcome === 'timeout') this.remove(key, id);
-        })
-        .catch(() => this.remove(key, id));
+      // §4.5: at most one confirmable notification in flight per observer, but
+      // the latest state must still arrive: remember it and send it afterwards.
+      if (o.busy) o.pending = resource;
+      else this.notify(key, id, o, resource);
     }
+  }
+
+  private notify(key: string, id: string, o: Observer, resource: Resource): void {
+    o.busy = true;
+    o.pending = undefined;
+    const req: CoapRequest = { message: withoutObserve(o.request), peer: o.peer, endpoint: o.endpoint };
+    Promise.resolve(resource.handle(req))
+      .then((spec) => {
+        this.notificationsSent++;
+        return o.endpoint.notify(o.peer, o.request.token, this.withObserve(spec), true);
+      })
+      .then((outcome) => {
+        o.busy = false;
+        if (outcome === 'reset' || outcome === 'timeout') return this.remove(key, id);
+        const next = o.pending;
+        if (next !== undefined && this.byKey.get(key)?.get(id) === o) this.notify(key, id, o, next);
+      })
+      .catch(() => this.remove(key, id));
   }
 
   private withObserve(spec: ResponseSpec): ResponseSpec {

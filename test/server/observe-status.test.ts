@@ -87,6 +87,42 @@ describe('Observe on files (RFC 7641)', () => {
   });
 });
 
+describe('Observe: a change while a notification is in flight (RFC 7641 §4.5)', () => {
+  it('is sent once the in-flight confirmable notification is acknowledged', async () => {
+    const { net } = setup();
+    const raw = net.endpoint('10.0.0.3', 4);
+    const got: CoapMessage[] = [];
+    raw.onMessage((d) => got.push(decodeMessage(d)));
+    const until = async (cond: () => boolean) => {
+      for (let i = 0; i < 400 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+    };
+    const cons = () => got.filter((m) => m.type === MessageType.CON);
+    raw.send(
+      encodeMessage({ type: MessageType.NON, code: Code.GET, messageId: 1, token: Uint8Array.of(7), options: [{ number: OptionNumber.OBSERVE, value: new Uint8Array() }, ...pathOptions('/files/manifest.suit')], payload: new Uint8Array() }),
+      SERVER,
+    );
+    await until(() => got.length === 1);
+    expect(new TextDecoder().decode(got[0]!.payload)).toBe('v1');
+    await writeFile(join(dir, 'manifest.suit'), 'version 2');
+    await repo.refresh();
+    await until(() => cons().length === 1);
+    const v2 = cons()[0]!;
+    expect(new TextDecoder().decode(v2.payload)).toBe('version 2');
+    // Changed again while the v2 notification is still un-ACKed: nothing new yet (one CON in flight)...
+    await writeFile(join(dir, 'manifest.suit'), 'version three');
+    await repo.refresh();
+    await flush();
+    expect(cons()).toHaveLength(1);
+    // ...and the latest state follows the ACK.
+    raw.send(encodeMessage({ type: MessageType.ACK, code: 0, messageId: v2.messageId, token: new Uint8Array(), options: [], payload: new Uint8Array() }), SERVER);
+    await until(() => cons().length === 2);
+    const last = cons()[1]!;
+    expect(new TextDecoder().decode(last.payload)).toBe('version three');
+    expect(last.token).toEqual(Uint8Array.of(7));
+    expect(decodeUint(getOption(last, OptionNumber.OBSERVE)!)).toBeGreaterThan(decodeUint(getOption(v2, OptionNumber.OBSERVE)!));
+  });
+});
+
 describe('Observe on content-addressed URIs', () => {
   it('/fw/sha256/<hex> is immutable: not observable, never notified when the path changes', async () => {
     const { net, observe, client } = setup();
