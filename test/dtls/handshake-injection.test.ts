@@ -98,4 +98,19 @@ describe('DTLS handshake injection (RFC 6347 §4.1.2.7)', () => {
     expect(server.stats.handshakesStarted).toBe(1);
     expect(server.stats.handshakesFailed).toBe(0);
   });
+
+  it('drops the master secret and the transcript once established, and quotes attacker-supplied identities', async () => {
+    const failed: string[] = [];
+    const server = track(await echoServer({ onEvent: (e) => void (e.type === 'handshake-failed' && failed.push(e.reason)) }));
+    const client = track(await connectDtls({ host: '127.0.0.1', port: server.address().port, identity: IDENTITY, key: KEY }));
+    expect(await request(client, client.remote, 'x')).toBe('echo:x');
+    const sessions = [...(server as unknown as { table: { values(): Iterable<{ handshake: { holdsSecrets: boolean; state: string } }> } }).table.values()];
+    expect(sessions.map((x) => [x.handshake.state, x.handshake.holdsSecrets])).toEqual([['established', false]]);
+
+    const evil = 'a"\n\u001b[31mforged log line';
+    await expect(connectDtls({ host: '127.0.0.1', port: server.address().port, identity: evil, key: KEY, retries: 1, backoffMs: 10 })).rejects.toMatchObject({ code: 'DTLS_HANDSHAKE_FAILED' });
+    expect(failed.length).toBeGreaterThanOrEqual(1);
+    expect(failed[0]).toBe(`unknown PSK identity ${JSON.stringify(evil)}`);
+    expect(failed[0]).not.toMatch(/[\n\u001b]/);
+  });
 });

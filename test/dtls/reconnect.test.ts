@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ReconnectingDtlsClient } from '../../src/transport/dtls/reconnecting.js';
+import { freeUdpPort } from '../../bench/procs.js';
 import { IDENTITY, KEY, echoServer, request, until } from './helpers.js';
 
 const cleanup: Array<{ close(): Promise<void> }> = [];
@@ -50,5 +51,23 @@ describe('ReconnectingDtlsClient', () => {
     cleanup.push(client);
     expect(client.remote.address).toBe('::1');
     expect(await request(client, client.remote, 'v6')).toBe('echo:v6');
+  });
+});
+
+describe('ReconnectingDtlsClient with a fixed local port', () => {
+  it('closes the old socket before binding the same port again, so the first attempt succeeds', async () => {
+    const server = await echoServer();
+    cleanup.push(server);
+    const localPort = await freeUdpPort();
+    const client = await ReconnectingDtlsClient.connect({ host: '127.0.0.1', port: server.address().port, identity: IDENTITY, key: KEY, localPort, retries: 0 });
+    cleanup.push(client);
+    expect(client.address().port).toBe(localPort);
+    expect(await request(client, client.remote, 'before')).toBe('echo:before');
+    await client.reconnect();
+    await client.reconnect();
+    expect(client.connects).toBe(3);
+    expect(client.address().port).toBe(localPort);
+    expect(await request(client, client.remote, 'after')).toBe('echo:after');
+    expect(server.stats.handshakesStarted).toBe(3);
   });
 });

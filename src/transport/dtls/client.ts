@@ -19,6 +19,7 @@ import { BlockList, isIP } from 'node:net';
 import { dtls } from 'node-dtls-client';
 import { CoapfwError } from '../../errors.js';
 import type { DatagramHandler, Peer, Transport } from '../types.js';
+import { ContentType, parseRecords } from './record.js';
 
 /** Options of {@link connectDtls}. */
 export interface DtlsClientOptions {
@@ -113,8 +114,15 @@ export class DtlsClientTransport implements Transport {
       } catch {
         this.markClosed();
       }
-      // Do not hang if the close_notify cannot be sent.
-      setTimeout(() => this.markClosed(), 500).unref();
+      // Do not hang if the close_notify cannot be sent; release the port anyway.
+      setTimeout(() => {
+        try {
+          (this.socket as unknown as { killConnection?: () => void }).killConnection?.();
+        } catch {
+          /* already closed */
+        }
+        this.markClosed();
+      }, 500).unref();
     });
   }
 
@@ -170,6 +178,12 @@ function attempt(remote: Peer, o: DtlsClientOptions, timeout: number): Promise<d
  * Lets only datagrams from `remote` reach node-dtls-client: it creates its UDP
  * socket (the private `udp` field) in the constructor with one 'message'
  * listener, which we wrap. Anything else on the local port is dropped.
+ *
+ * Also, until the handshake is done, a datagram from the server that starts
+ * with a protected (epoch > 0) record before the server's ChangeCipherSpec is
+ * dropped: it belongs to an earlier connection on the same local port (e.g.
+ * the server's close_notify answering ours), and node-dtls-client fails the
+ * handshake on it (RFC 6347 §4.1: records of an unknown epoch may be discarded).
  */
 export function filterSource(socket: dtls.Socket, remote: Peer): void {
   const udp = (socket as unknown as { udp?: UdpSocket }).udp;
@@ -178,9 +192,18 @@ export function filterSource(socket: dtls.Socket, remote: Peer): void {
   const server = new BlockList(); // compares addresses in their canonical form
   server.addAddress(remote.address, family);
   const listeners = udp.listeners('message') as Array<(msg: Buffer, rinfo: RemoteInfo) => void>;
+  let handshaking = true;
+  let serverCcs = false;
+  socket.once('connected', () => void (handshaking = false));
   udp.removeAllListeners('message');
   udp.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
     if (rinfo.port !== remote.port || !server.check(rinfo.address, family)) return;
+    if (handshaking && !serverCcs) {
+      const records = parseRecords(msg);
+      const ccs = records.findIndex((r) => r.type === ContentType.changeCipherSpec && r.epoch === 0);
+      if (records[0] !== undefined && records[0].epoch !== 0) return;
+      if (ccs >= 0) serverCcs = true;
+    }
     for (const l of listeners) l.call(udp, msg, rinfo);
   });
 }

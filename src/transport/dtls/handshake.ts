@@ -88,7 +88,7 @@ export class ServerHandshake {
   /** First flight (4), built by the constructor. */
   readonly flight4: readonly FlightRecord[];
 
-  private readonly transcript: Uint8Array[] = [];
+  private transcript: Uint8Array[] = [];
   private readonly clientSeq0: number;
   private nextSendSeq: number;
   private readonly ems: boolean;
@@ -166,7 +166,7 @@ export class ServerHandshake {
     this.identity = identity;
     const psk = this.opts.lookup(identity);
     // RFC 4279 §2: the server MAY answer an unknown identity with unknown_psk_identity.
-    if (psk === undefined) return this.fail(AlertDescription.unknownPskIdentity, `unknown PSK identity "${identity}"`);
+    if (psk === undefined) return this.fail(AlertDescription.unknownPskIdentity, `unknown PSK identity ${JSON.stringify(identity)}`);
     this.transcript.push(msg);
     const pre = pskPremaster(psk);
     this.master = this.ems
@@ -180,18 +180,17 @@ export class ServerHandshake {
     const master = this.master!;
     const expected = verifyData(master, 'client', sha256(concatBytes(...this.transcript)));
     if (body.length !== expected.length || !timingSafeEqual(body, expected)) {
-      return this.fail(AlertDescription.decryptError, `Finished did not verify for identity "${this.identity}" (wrong PSK?)`);
+      return this.fail(AlertDescription.decryptError, `Finished did not verify for identity ${JSON.stringify(this.identity ?? '')} (wrong PSK?)`);
     }
     this.transcript.push(msg);
     const ours = verifyData(master, 'server', sha256(concatBytes(...this.transcript)));
     this.state = 'established';
-    return {
-      kind: 'established',
-      flight: [
-        { type: ContentType.changeCipherSpec, epoch: 0, body: new Uint8Array([1]) },
-        { type: ContentType.handshake, epoch: 1, body: this.message(HandshakeType.finished, ours) },
-      ],
-    };
+    const flight: FlightRecord[] = [
+      { type: ContentType.changeCipherSpec, epoch: 0, body: new Uint8Array([1]) },
+      { type: ContentType.handshake, epoch: 1, body: this.message(HandshakeType.finished, ours) },
+    ];
+    this.forget(); // the record keys live in the session; nothing here is needed again
+    return { kind: 'established', flight };
   }
 
   private message(type: number, body: Uint8Array): Uint8Array {
@@ -200,8 +199,21 @@ export class ServerHandshake {
     return m;
   }
 
+  /** True while the master secret or the transcript is still held (tests: they are dropped once done). */
+  get holdsSecrets(): boolean {
+    return this.master !== undefined || this.transcript.length > 0;
+  }
+
+  /** Zeroes the master secret and drops the transcript. */
+  private forget(): void {
+    this.master?.fill(0);
+    this.master = undefined;
+    this.transcript = [];
+  }
+
   private fail(alert: number, reason: string): HandshakeStep {
     this.state = 'failed';
+    this.forget();
     return { kind: 'failed', alert, reason };
   }
 }

@@ -56,7 +56,6 @@ export class ReconnectingDtlsClient implements Transport {
   /** Drops the current connection and handshakes again (concurrent calls share one handshake). */
   async reconnect(): Promise<void> {
     if (this.closed) throw new CoapfwError('TRANSPORT_CLOSED', 'dtls: client is closed');
-    if (this.pending === undefined) void this.current.close();
     await this.handshake();
   }
 
@@ -67,7 +66,10 @@ export class ReconnectingDtlsClient implements Transport {
   }
 
   private handshake(): Promise<DtlsClientTransport> {
-    this.pending ??= connectDtls({ ...this.opts, host: this.current.remote.address })
+    // The old socket must be closed first: with a fixed localPort the new one binds the same port.
+    this.pending ??= this.current
+      .close()
+      .then(() => connectDtls({ ...this.opts, host: this.current.remote.address }))
       .then(async (t) => {
         if (this.closed) {
           await t.close();
