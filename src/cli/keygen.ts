@@ -2,7 +2,8 @@
  * `coapfw keygen --out FILE`: make an Ed25519 signing key for SUIT manifests.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, writeFile } from 'node:fs/promises';
+import { open, rename, unlink, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { encodeCoseKey, privateKeyFromSecret, privateKeyToPem, publicKeyToPem } from '../suit/index.js';
 import { toHex } from '../suit/values.js';
 import { parse, UsageError, type CliCommand } from './common.js';
@@ -29,6 +30,32 @@ options:
   -h, --help            this text
 `;
 
+/**
+ * Replace `path` with `data` without the secret ever being in a file others
+ * may read: write a fresh 0600 file next to it, then rename it over `path`
+ * (an existing file, its mode and any hard link to it are left untouched).
+ */
+async function replaceSecret(path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.chmod(0o600); // whatever the umask
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (e) {
+    await fh.close();
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+}
+
 /** `coapfw keygen`. */
 export const keygenCommand: CliCommand = async (args, io) => {
   const { values, positionals } = parse(args, {
@@ -49,10 +76,9 @@ export const keygenCommand: CliCommand = async (args, io) => {
   const key = privateKeyFromSecret('ed25519', new Uint8Array(randomBytes(32)));
   const priv = format === 'pem' ? privateKeyToPem(key) : encodeCoseKey(key);
   const pub = format === 'pem' ? publicKeyToPem(key.publicKey) : encodeCoseKey(key.publicKey);
-  const flag = values.force ? 'w' : 'wx';
-  await writeFile(out, priv, { mode: 0o600, flag });
-  await chmod(out, 0o600); // an overwritten file keeps its old mode otherwise
-  await writeFile(`${out}.pub`, pub, { mode: 0o644, flag });
+  if (values.force) await replaceSecret(out, priv);
+  else await writeFile(out, priv, { mode: 0o600, flag: 'wx' }); // new file: created 0600, never overwrites
+  await writeFile(`${out}.pub`, pub, { mode: 0o644, flag: values.force ? 'w' : 'wx' });
   io.stdout.write(`wrote ${out} (private, 0600) and ${out}.pub; Ed25519 public key ${toHex(key.publicKey.bytes)}\n`);
   return 0;
 };

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from 'vitest';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
+import { chmodSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -43,6 +43,20 @@ describe('coapfw keygen', () => {
     expect(again.code).toBe(1);
     expect(again.err.trim().split('\n')).toHaveLength(1);
     expect((await run('keygen', '--out', key, '--force')).code).toBe(0);
+  });
+  test('--force replaces an existing 0644 key file by rename: the secret never goes into the old file', async () => {
+    const key = join(dir, 'kforce');
+    writeFileSync(key, 'old contents\n', { mode: 0o644 });
+    chmodSync(key, 0o644);
+    linkSync(key, `${key}.link`); // another name for the old file (inode)
+    const before = statSync(key).ino;
+    const r = await run('keygen', '--out', key, '--force');
+    expect(r.code, r.err).toBe(0);
+    expect(statSync(key).mode & 0o777).toBe(0o600);
+    expect(statSync(key).ino).not.toBe(before);
+    expect(readFileSync(`${key}.link`, 'utf8')).toBe('old contents\n');
+    expect(readFileSync(key, 'utf8')).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
   test('COSE_Key format', async () => {
     const key = join(dir, 'kc');
