@@ -24,14 +24,15 @@ const malformed = expect.objectContaining({ code: 'SUIT_MALFORMED' });
 
 /** The non-shortest and float encodings of a small unsigned key k (k < 24). */
 function keyVariants(k: number): [string, number[]][] {
-  const half = new DataView(new ArrayBuffer(4));
-  half.setFloat32(0, k);
+  const single = new DataView(new ArrayBuffer(4));
+  single.setFloat32(0, k);
   return [
     ['1-byte head (18 xx)', [0x18, k]],
     ['2-byte head (19 00 xx)', [0x19, 0, k]],
     ['4-byte head (1a ..)', [0x1a, 0, 0, 0, k]],
     ['8-byte head (1b ..)', [0x1b, 0, 0, 0, 0, 0, 0, 0, k]],
-    ['float32', [0xfa, ...new Uint8Array(half.buffer)]],
+    ['float32', [0xfa, ...new Uint8Array(single.buffer)]],
+    ['float16', [0xf9, ...({ 3: [0x42, 0x00], 20: [0x4d, 0x00] } as Record<number, number[]>)[k]!]],
   ];
 }
 
