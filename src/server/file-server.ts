@@ -4,7 +4,7 @@
  * `/fw/sha256/<hex>`; both are listed in `/.well-known/core` (RFC 6690).
  */
 import { serveBlock2, type Block2ServeOptions } from '../blockwise/serve.js';
-import { bufferSource } from '../blockwise/source.js';
+import { bufferSource, type ByteSource } from '../blockwise/source.js';
 import { filterLinks, formatLinks, type Link } from '../codec/link-format.js';
 import { Code, ContentFormat, OptionNumber } from '../codec/numbers.js';
 import { encodeUint, uriQuery } from '../codec/options.js';
@@ -17,6 +17,8 @@ import type { Resolver, Resource } from './router.js';
 import type { StatusTracker } from './status.js';
 
 const GET_ONLY: ReadonlySet<number> = new Set([Code.GET]);
+/** Distinct `/.well-known/core` queries whose documents are kept until the repository changes. */
+const MAX_CACHED_QUERIES = 16;
 
 /** What a file server offers besides the files. */
 export interface FileResourceOptions extends Block2ServeOptions {
@@ -37,6 +39,26 @@ export function fileResources(repo: FileRepository, options: FileResourceOptions
     },
   });
   const fileResource = (entry: FileEntry): Resource => (observe ? observe.wrap(`files/${entry.path}`, plainFile(entry)) : plainFile(entry));
+  // /.well-known/core is encoded and hashed once per repository change (and per
+  // distinct query, a few of them kept), not on every block request.
+  const extra: Link[] = status ? [{ target: '/status', attributes: { rt: 'coapfw.status', ct: String(ContentFormat.JSON) } }] : [];
+  let links: Link[] | undefined;
+  const documents = new Map<string, ByteSource>();
+  repo.onChange(() => {
+    links = undefined;
+    documents.clear();
+  });
+  const coreDocument = (query: string | undefined): ByteSource => {
+    const key = query === undefined ? '' : `?${query}`;
+    let doc = documents.get(key);
+    if (doc === undefined) {
+      links ??= [...directoryLinks(repo, observe !== undefined), ...extra];
+      if (documents.size >= MAX_CACHED_QUERIES) documents.clear();
+      doc = bufferSource(new TextEncoder().encode(formatLinks(filterLinks(links, query))), { contentFormat: ContentFormat.LINK_FORMAT });
+      documents.set(key, doc);
+    }
+    return doc;
+  };
   if (observe) {
     repo.onChange((paths) => {
       for (const p of paths) {
@@ -47,12 +69,7 @@ export function fileResources(repo: FileRepository, options: FileResourceOptions
   }
   const wellKnown: Resource = {
     methods: GET_ONLY,
-    handle: (req) => {
-      const query = uriQuery(req.message)[0];
-      const extra: Link[] = status ? [{ target: '/status', attributes: { rt: 'coapfw.status', ct: String(ContentFormat.JSON) } }] : [];
-      const text = formatLinks(filterLinks([...directoryLinks(repo, observe !== undefined), ...extra], query));
-      return serveBlock2(req.message, bufferSource(new TextEncoder().encode(text), { contentFormat: ContentFormat.LINK_FORMAT }), options);
-    },
+    handle: (req) => serveBlock2(req.message, coreDocument(uriQuery(req.message)[0]), options),
   };
   return (path) => {
     if (path.length === 2 && path[0] === '.well-known' && path[1] === 'core') return wellKnown;

@@ -6,7 +6,8 @@
  */
 import { Decoder } from 'cbor-x';
 import { serveBlock2 } from '../blockwise/serve.js';
-import { bufferSource } from '../blockwise/source.js';
+import { bufferSource, type ByteSource } from '../blockwise/source.js';
+import { decodeBlock } from '../codec/block.js';
 import { Code, ContentFormat, OptionNumber } from '../codec/numbers.js';
 import { decodeUint, encodeUint, getOption } from '../codec/options.js';
 import type { CoapRequest, ResponseSpec } from '../messaging/endpoint.js';
@@ -34,6 +35,12 @@ export interface StatusOptions {
   readonly maxReportBytes?: number;
   /** Called on every accepted report (logging, dashboards). */
   readonly onReport?: (s: DeviceStatus) => void;
+  /**
+   * The `/status` list is encoded and hashed (its ETag) once, and rebuilt
+   * after a report at most this often, and only for a request of its first
+   * block, so a block-wise GET sees one ETag throughout. Default 1000 ms.
+   */
+  readonly listRebuildMs?: number;
 }
 
 const decoder = new Decoder({ mapsAsObjects: true, useRecords: false });
@@ -44,6 +51,11 @@ const DEVICE_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 /** Device reports, newest per device. */
 export class StatusTracker {
   private readonly devices = new Map<string, DeviceStatus>();
+  /** The encoded `/status` list, its ETag, and when it was built (runtime ms). */
+  private listDoc: { source: ByteSource; builtAt: number } | undefined;
+  private listStale = true;
+  /** Times the `/status` list was encoded (for tests and metrics). */
+  listBuilds = 0;
 
   constructor(private readonly options: StatusOptions) {}
 
@@ -63,6 +75,7 @@ export class StatusTracker {
     while (this.devices.size >= max) this.devices.delete(this.devices.keys().next().value!);
     const s: DeviceStatus = { device, report, from, at: this.options.runtime.now(), reports: (old?.reports ?? 0) + 1 };
     this.devices.set(device, s);
+    this.listStale = true;
     this.options.onReport?.(s);
     return s;
   }
@@ -73,13 +86,25 @@ export class StatusTracker {
       // The list can outgrow one datagram: serve it block-wise.
       return {
         methods: new Set([Code.GET]),
-        handle: (req) => serveBlock2(req.message, bufferSource(encoder.encode(JSON.stringify(this.list())), { contentFormat: ContentFormat.JSON })),
+        handle: (req) => serveBlock2(req.message, this.listSource(req)),
       };
     }
     return {
       methods: new Set([Code.GET, Code.POST, Code.PUT]),
       handle: (req) => this.handleDevice(device, req),
     };
+  }
+
+  /** The cached `/status` document, rebuilt when stale, old enough, and asked from its first block. */
+  private listSource(req: CoapRequest): ByteSource {
+    const now = this.options.runtime.now();
+    const doc = this.listDoc;
+    if (doc !== undefined && (!this.listStale || now - doc.builtAt < (this.options.listRebuildMs ?? 1000) || !firstBlock(req))) return doc.source;
+    const source = bufferSource(encoder.encode(JSON.stringify(this.list())), { contentFormat: ContentFormat.JSON });
+    this.listDoc = { source, builtAt: now };
+    this.listStale = false;
+    this.listBuilds++;
+    return source;
   }
 
   private handleDevice(device: string, req: CoapRequest): ResponseSpec {
@@ -124,4 +149,15 @@ function json(value: unknown): ResponseSpec {
     options: [{ number: OptionNumber.CONTENT_FORMAT, value: encodeUint(ContentFormat.JSON) }],
     payload: encoder.encode(JSON.stringify(value)),
   };
+}
+
+/** No Block2, or block 0 (a malformed one counts as a first request: serveBlock2 answers it). */
+function firstBlock(req: CoapRequest): boolean {
+  const raw = getOption(req.message, OptionNumber.BLOCK2);
+  if (raw === undefined) return true;
+  try {
+    return decodeBlock(raw).num === 0;
+  } catch {
+    return true;
+  }
 }

@@ -1,9 +1,10 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { decodeMessage, encodeMessage, type CoapMessage } from '../../src/codec/message.js';
 import { Code, ContentFormat, MessageType, OptionNumber } from '../../src/codec/numbers.js';
+import { encodeBlock } from '../../src/codec/block.js';
 import { decodeUint, encodeUint, getOption, pathOptions } from '../../src/codec/options.js';
 import { CoapEndpoint } from '../../src/messaging/endpoint.js';
 import { fileResources } from '../../src/server/file-server.js';
@@ -167,5 +168,76 @@ describe('status tracker', () => {
     expect((await post('bad id!', '{}')).code).toBe(Code.BAD_REQUEST);
     for (const id of ['a', 'b', 'c']) await post(id, '{}');
     expect(status.list().map((s) => s.device)).toEqual(['b', 'c']);
+  });
+});
+
+describe('cached documents: /status and /.well-known/core are not rebuilt per block request', () => {
+  const getMsg = (path: string, block?: number, query?: string): CoapMessage => ({
+    type: MessageType.CON,
+    code: Code.GET,
+    messageId: 1,
+    token: Uint8Array.of(1),
+    options: [
+      ...pathOptions(path),
+      ...(query === undefined ? [] : [{ number: OptionNumber.URI_QUERY, value: new TextEncoder().encode(query) }]),
+      ...(block === undefined ? [] : [{ number: OptionNumber.BLOCK2, value: encodeBlock({ num: block, more: false, szx: 2 }) }]),
+    ],
+    payload: new Uint8Array(),
+  });
+  const peer = { address: '10.0.0.9', port: 9 };
+  const etagOf = (m: { options?: readonly { number: number; value: Uint8Array }[] }) => Buffer.from(m.options!.find((o) => o.number === OptionNumber.ETAG)!.value).toString('hex');
+
+  it('/status keeps one ETag for a block-wise transfer and rebuilds at most every listRebuildMs, from block 0', async () => {
+    const rt = new FakeRuntime(3);
+    const status = new StatusTracker({ runtime: rt, listRebuildMs: 1000 });
+    for (let i = 0; i < 20; i++) status.record(`dev-${i}`, { state: 'downloading', seq: i }, 'peer');
+    const list = status.resource(undefined);
+    const block = async (n: number) => list.handle({ message: getMsg('/status', n), peer });
+    const e1 = etagOf(await block(0));
+    for (let n = 1; n <= 10; n++) expect(etagOf(await block(n))).toBe(e1);
+    expect(status.listBuilds).toBe(1);
+    status.record('dev-new', { state: 'failed' }, 'peer');
+    expect(etagOf(await block(3))).toBe(e1); // mid-transfer: same representation
+    expect(etagOf(await block(0))).toBe(e1); // within listRebuildMs of the last build
+    rt.advance(1000);
+    expect(etagOf(await block(4))).toBe(e1); // not a first block
+    expect(status.listBuilds).toBe(1);
+    const first = await block(0);
+    const e2 = etagOf(first);
+    expect(e2).not.toBe(e1);
+    expect(status.listBuilds).toBe(2);
+    // The new document is complete and consistent: every block under e2, and it lists the new device.
+    const size = decodeUint(first.options!.find((o) => o.number === OptionNumber.SIZE2)!.value);
+    const parts: Uint8Array[] = [first.payload!];
+    for (let n = 1; n * 64 < size; n++) {
+      const r = await block(n);
+      expect(etagOf(r)).toBe(e2);
+      parts.push(r.payload!);
+    }
+    const doc = JSON.parse(Buffer.concat(parts).toString('utf8')) as { device: string }[];
+    expect(doc.map((d) => d.device)).toContain('dev-new');
+    // Nothing new reported: no rebuild however long it has been.
+    rt.advance(60_000);
+    await block(0);
+    expect(status.listBuilds).toBe(2);
+  });
+
+  it('/.well-known/core is built once per repository change (and per query)', async () => {
+    const list = vi.spyOn(repo, 'list');
+    const resolve = fileResources(repo, { status: new StatusTracker({ runtime: new FakeRuntime(4) }) });
+    const core = (block?: number, query?: string) => resolve(['.well-known', 'core'], getMsg('/.well-known/core', block, query))!.handle({ message: getMsg('/.well-known/core', block, query), peer });
+    const text = async (block?: number, query?: string) => new TextDecoder().decode((await core(block, query)).payload);
+    expect(await text()).toContain('</files/manifest.suit>');
+    const builds = list.mock.calls.length;
+    expect(builds).toBeGreaterThan(0);
+    for (let i = 0; i < 10; i++) await core(0);
+    expect(await text(undefined, 'rt=coapfw.status')).toBe('</status>;rt="coapfw.status";ct=50');
+    expect(await text(undefined, 'rt=coapfw.status')).toBe('</status>;rt="coapfw.status";ct=50');
+    expect(list.mock.calls.length).toBe(builds);
+    await writeFile(join(dir, 'new.bin'), 'new');
+    await repo.refresh();
+    expect(await text()).toContain('</files/new.bin>');
+    expect(list.mock.calls.length).toBeGreaterThan(builds);
+    list.mockRestore();
   });
 });
