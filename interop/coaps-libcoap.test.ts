@@ -9,18 +9,19 @@
  * Missing binaries skip locally but fail under CI.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { downloadToFile } from '../src/blockwise/download.js';
 import { startFileServer, type FileServer } from '../src/server/serve.js';
 import { openClient } from '../src/transport/client.js';
 import { PskStore } from '../src/transport/dtls/psk-store.js';
+import { freeUdpPortPair } from '../test/dtls/helpers.js';
+import { describeWithBinaries, freeUdpPort } from './helpers.js';
 
 const ID = 'coapfw-interop';
 const KEY_TEXT = 'interop-secret-0'; // libcoap 4.3.1 takes -k as text
@@ -48,17 +49,6 @@ function run(cmd: string, args: readonly string[], timeoutMs = 30_000): Promise<
 }
 
 /** A UDP port that was free a moment ago (libcoap's server cannot report an ephemeral one). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createSocket('udp4');
-    s.once('error', reject);
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 const daemons: ChildProcess[] = [];
 function daemon(cmd: string, args: readonly string[]): { child: ChildProcess; output: () => string } {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -80,9 +70,7 @@ async function waitFor(cond: () => boolean | Promise<boolean>, what: string, ms 
 
 /** `describe` that skips locally without libcoap but fails under CI. */
 function describeLibcoap(name: string, body: () => void): void {
-  if (missing.length === 0) describe(name, body);
-  else if (process.env.CI) describe(name, () => it('has libcoap (CI must not skip interop)', () => expect.fail(`not found: ${missing.join(', ')} (apt-get install libcoap3-bin)`)));
-  else describe.skip(`${name} [skipped: ${missing.join(', ')} not found]`, body);
+  describeWithBinaries(name, missing.length === 0 ? undefined : `${missing.join(', ')} not found (apt-get install libcoap3-bin)`, body);
 }
 
 let dir: string;
@@ -131,7 +119,7 @@ describeLibcoap('libcoap against `coapfw serve --psk-file` (the built CLI)', () 
     if (!existsSync(BIN)) expect.fail(`${BIN} missing: run npm run build (npm test does)`);
     const pskFile = join(dir, 'keys.psk');
     await writeFile(pskFile, `# interop\n${ID} ${KEY_HEX}\n`);
-    const port = await freePort();
+    const port = await freeUdpPort();
     const d = daemon(process.execPath, [BIN, 'serve', dir, '--host', '127.0.0.1', '--psk-file', pskFile, '--dtls-port', String(port), '--no-coap', '--verbose']);
     await waitFor(() => d.output().includes('serving'), 'coapfw serve to start');
     expect(d.output()).toContain(`coaps://127.0.0.1:${port}`);
@@ -156,10 +144,10 @@ describeLibcoap('libcoap against `coapfw serve --psk-file` (the built CLI)', () 
 
 describeLibcoap('coapfw get coaps:// from coap-server-openssl', () => {
   it('fetches 1 MiB that libcoap PUT there, with the right SHA-256', async () => {
-    const port = await freePort();
-    // coap-server listens for plain CoAP on -p and for DTLS on the next port.
+    // coap-server listens for plain CoAP on -p and for DTLS on the next port: both must be free.
+    const [port, dtlsPort] = await freeUdpPortPair();
     const d = daemon(SERVER, ['-A', '127.0.0.1', '-p', String(port), '-k', KEY_TEXT, '-d', '10', '-v', '0']);
-    const base = `coaps://127.0.0.1:${port + 1}`;
+    const base = `coaps://127.0.0.1:${dtlsPort}`;
     await waitFor(async () => {
       const r = await run('coap-client-openssl', ['-u', ID, '-k', KEY_TEXT, '-B', '2', `${base}/.well-known/core`], 5000);
       return r.out.includes('</') || d.child.exitCode !== null;

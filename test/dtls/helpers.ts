@@ -1,4 +1,5 @@
 /** Shared helpers for the DTLS tests: an echo server and a request/reply helper. */
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createDtlsServer, type DtlsServer, type DtlsServerOptions } from '../../src/transport/dtls/server.js';
 import { PskStore } from '../../src/transport/dtls/psk-store.js';
 import type { Peer, Transport } from '../../src/transport/types.js';
@@ -134,4 +135,39 @@ export async function until(cond: () => boolean, ms = 3000): Promise<void> {
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/**
+ * Two consecutive free UDP ports `[p, p + 1]` on `host`, for servers such as
+ * libcoap's coap-server that listen for CoAP on `-p` and for coaps on the next
+ * port. Both are bound at once to check, then released (a small race remains
+ * until the server binds them, as with any free-port probe).
+ */
+export async function freeUdpPortPair(host = '127.0.0.1'): Promise<[number, number]> {
+  const bind = (port: number): Promise<UdpSocket | undefined> =>
+    new Promise((resolve) => {
+      const s = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+      s.once('error', () => {
+        try {
+          s.close();
+        } catch {
+          /* never bound */
+        }
+        resolve(undefined);
+      });
+      s.bind(port, host, () => resolve(s));
+    });
+  const close = (s: UdpSocket): Promise<void> => new Promise((r) => s.close(() => r()));
+  for (let i = 0; i < 50; i++) {
+    const a = await bind(0);
+    if (a === undefined) continue;
+    const p = a.address().port;
+    const b = p < 65535 ? await bind(p + 1) : undefined;
+    await close(a);
+    if (b !== undefined) {
+      await close(b);
+      return [p, p + 1];
+    }
+  }
+  throw new Error(`no two consecutive free UDP ports on ${host}`);
 }
