@@ -97,6 +97,7 @@ export class FileRepository {
   private readonly listeners: Array<(changed: string[]) => void> = [];
   private refreshQueue: Promise<unknown> = Promise.resolve();
   private errors = 0;
+  private refreshQueued = false;
 
   private constructor(
     readonly root: string,
@@ -162,6 +163,17 @@ export class FileRepository {
     const run = this.refreshQueue.then(() => this.refreshNow());
     this.refreshQueue = run.catch(() => {});
     return run;
+  }
+
+  /** Queue one refresh unless one is already queued and not started (many failed opens, one rescan). */
+  private refreshSoon(): void {
+    if (this.refreshQueued) return;
+    this.refreshQueued = true;
+    const run = this.refreshQueue.then(() => {
+      this.refreshQueued = false;
+      return this.refreshNow();
+    });
+    this.refreshQueue = run.catch((e: unknown) => this.report(e));
   }
 
   private async refreshNow(): Promise<string[]> {
@@ -364,7 +376,7 @@ export class FileRepository {
     try {
       const st = await handle.stat();
       if (st.dev !== file.dev || st.ino !== file.ino || st.size !== file.size || st.mtimeMs !== file.mtimeMs) {
-        this.refresh().catch((e: unknown) => this.report(e));
+        this.refreshSoon();
         throw new CoapfwError('CONTENT_CHANGED', `serve: ${file.rel} changed since it was indexed; try again`);
       }
       return handle;
