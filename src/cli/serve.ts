@@ -85,6 +85,8 @@ export const serveCommand: CliCommand = async (args, io) => {
     maxBlockSize,
     coap: !noCoap,
     echo: values.echo === true,
+    // A file that cannot be read is skipped and said once per occurrence, never fatal.
+    onError: (e: unknown) => void io.stderr.write(`coapfw serve: ${(e as Error).message ?? String(e)}\n`),
     ...(psk ? { secure: { psk, host, port: intOption('dtls-port', values['dtls-port'], 0, 65535) ?? 5684, onEvent: values.verbose ? logEvent(io) : undefined } } : {}),
   });
   const stopReload = psk ? reloadPsk(psk, io) : () => {};

@@ -15,6 +15,7 @@ const CODE_FOR: Partial<Record<CoapfwErrorCode, number>> = {
   BAD_URI: Code.BAD_REQUEST,
   TOO_LARGE: Code.REQUEST_ENTITY_TOO_LARGE,
   LIMIT_EXCEEDED: Code.SERVICE_UNAVAILABLE,
+  CONTENT_CHANGED: Code.SERVICE_UNAVAILABLE,
 };
 
 const encoder = new TextEncoder();
