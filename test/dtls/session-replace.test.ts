@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { connectDtls } from '../../src/transport/dtls/client.js';
 import { HandshakeType } from '../../src/transport/dtls/messages.js';
 import { ContentType, parseRecords } from '../../src/transport/dtls/record.js';
-import { IDENTITY, KEY, UdpProxy, echoServer, request, until } from './helpers.js';
+import { IDENTITY, KEY, OTHER_KEY, UdpProxy, echoServer, request, until } from './helpers.js';
 
 const cleanup: Array<{ close(): Promise<void> }> = [];
 afterEach(async () => {
@@ -47,5 +47,31 @@ describe('DTLS session replacement', () => {
     expect(server.stats.handshakesStarted).toBe(2);
     expect(server.stats.sessionsReplaced).toBe(1);
     expect(server.sessionCount).toBe(1);
+  });
+
+  it('keeps the established session until the new handshake completes (RFC 6347 §4.2.8): a failed one leaves it working', async () => {
+    const events: string[] = [];
+    const server = track(await echoServer({ onEvent: (e) => void events.push(`${e.type}: ${'reason' in e ? e.reason : ''}`) }));
+    const proxy = track(await UdpProxy.start(server.address().port));
+    const first = track(await connectDtls({ host: '127.0.0.1', port: proxy.port, identity: IDENTITY, key: KEY }));
+    expect(await request(first, first.remote, 'one')).toBe('echo:one');
+
+    // Same address and port for the server, a wrong key: the new handshake fails.
+    await expect(connectDtls({ host: '127.0.0.1', port: proxy.port, identity: IDENTITY, key: OTHER_KEY, retries: 1, backoffMs: 10 })).rejects.toMatchObject({
+      code: 'DTLS_HANDSHAKE_FAILED',
+    });
+    expect(server.stats.handshakesFailed).toBe(2);
+    expect(server.stats.sessionsReplaced).toBe(0);
+    expect(await request(first, first.remote, 'two', 0, 1500)).toBe('echo:two');
+
+    // A new handshake that stalls before its Finished: the old session serves meanwhile, then it times out.
+    proxy.clientHook = (d) => (parseRecords(d).some((r) => r.type === ContentType.changeCipherSpec) ? 'drop' : 'forward');
+    await expect(connectDtls({ host: '127.0.0.1', port: proxy.port, identity: IDENTITY, key: KEY, retries: 0, handshakeTimeoutMs: 150 })).rejects.toMatchObject({
+      code: 'DTLS_HANDSHAKE_FAILED',
+    });
+    expect(server.sessionCount).toBe(2); // the session and its would-be replacement
+    expect(await request(first, first.remote, 'three', 0, 1500)).toBe('echo:three');
+    expect(server.stats.sessionsReplaced).toBe(0);
+    expect(events.filter((e) => e.startsWith('closed'))).toEqual([]);
   });
 });

@@ -6,10 +6,11 @@
  * Per datagram (RFC 6347 §4.1): split into records; a ClientHello without a
  * valid cookie is answered with a stateless HelloVerifyRequest (§4.2.1), echoing
  * the ClientHello's record and message sequence numbers; a ClientHello with a
- * valid cookie starts a session, replacing any earlier session of the same
- * address and port (a rebooted device, §4.2.8), unless the same (peer,
- * client_random) already started a handshake within two cookie lifetimes (a
- * late or replayed hello); everything else goes to the
+ * valid cookie starts a session that replaces any earlier session of the same
+ * address and port (a rebooted device, §4.2.8) once its Finished verified (the
+ * old session keeps working until then), unless the same (peer, client_random)
+ * already started a handshake within two cookie lifetimes (a late or replayed
+ * hello); everything else goes to the
  * peer's session, or is dropped. The session table is capped and swept.
  */
 import { randomBytes } from 'node:crypto';
@@ -185,9 +186,22 @@ export class DtlsServer implements Transport {
     if (first.epoch === 0 && first.type === ContentType.handshake && first.fragment[0] === HandshakeType.clientHello) {
       return this.onClientHello(first, peer, key);
     }
-    const s = this.table.get(key);
+    const s = this.route(key, first);
     if (s === undefined) return void (this.stats.recordsDropped += records.length);
     this.handleEvents(s, s.receive(records, Date.now()));
+  }
+
+  /**
+   * The session a datagram belongs to. With a handshake replacing an
+   * established session, plaintext records go to the handshake; protected
+   * ones to whichever session's keys authenticate the first record.
+   */
+  private route(key: string, first: DtlsRecord): Session | undefined {
+    const current = this.table.get(key);
+    const next = this.table.getReplacing(key);
+    if (next === undefined) return current;
+    if (first.epoch === 0 || current === undefined) return next;
+    return next.readsEpoch1 && !current.authenticates(first) ? next : current;
   }
 
   private onClientHello(rec: DtlsRecord, peer: Peer, key: string): void {
@@ -202,6 +216,10 @@ export class DtlsServer implements Transport {
     } catch (e) {
       if (!(e instanceof DecodeError)) throw e;
       return void this.stats.recordsDropped++;
+    }
+    const replacing = this.table.getReplacing(key);
+    if (replacing !== undefined && equal(replacing.handshake.clientRandom, hello.random)) {
+      return this.handleEvents(replacing, replacing.receive([rec], Date.now()));
     }
     const existing = this.table.get(key);
     if (existing !== undefined && equal(existing.handshake.clientRandom, hello.random)) {
@@ -229,8 +247,15 @@ export class DtlsServer implements Transport {
       this.stats.staleHellosDropped++;
       return void this.stats.recordsDropped++;
     }
-    if (existing !== undefined) {
-      // A new handshake that proved its address replaces the old session (§4.2.8).
+    if (replacing !== undefined) {
+      // A newer handshake supersedes an unfinished replacement.
+      replacing.dispose();
+      this.table.delete(replacing);
+      this.stats.handshakesFailed++;
+      this.opts.onEvent?.({ type: 'handshake-failed', peer, reason: 'superseded by a newer handshake' });
+    }
+    if (existing !== undefined && !existing.established) {
+      // A new handshake that proved its address replaces an unfinished one at once.
       existing.dispose();
       this.table.delete(existing);
       this.stats.sessionsReplaced++;
@@ -246,7 +271,7 @@ export class DtlsServer implements Transport {
       this.stats.handshakesEvictedPerAddress++;
       this.opts.onEvent?.({ type: 'handshake-failed', peer: oldest.peer, reason: `evicted: more than ${this.opts.maxHandshakesPerAddress} handshakes from ${peer.address}` });
     }
-    if (existing === undefined && this.table.full()) {
+    if (this.table.full()) {
       this.sweep();
       // Make room by dropping an unfinished handshake (often a client that gave up
       // and retried from another port), from the address holding most of them;
@@ -273,7 +298,9 @@ export class DtlsServer implements Transport {
       send: (d) => this.inner.send(d, peer).catch(() => {}),
       onGiveUp: (s) => this.fail(s, 'no answer to flight 4 (retransmissions exhausted)'),
     });
-    this.table.set(session);
+    // §4.2.8: an established session stays until the new handshake's Finished verified.
+    if (existing?.established === true) this.table.setReplacing(session);
+    else this.table.set(session);
   }
 
   private handleEvents(s: Session, events: readonly SessionEvent[]): void {
@@ -283,6 +310,7 @@ export class DtlsServer implements Transport {
           this.handler(e.data, s.peer);
           break;
         case 'established':
+          this.promote(s);
           this.stats.handshakesOk++;
           this.opts.onEvent?.({ type: 'established', peer: s.peer, identity: e.identity });
           this.capIdentity(s, e.identity);
@@ -303,6 +331,15 @@ export class DtlsServer implements Transport {
           e satisfies never;
       }
     }
+  }
+
+  /** A replacing handshake completed: it takes the place of the peer's old session (§4.2.8). */
+  private promote(s: Session): void {
+    const old = this.table.promote(s);
+    if (old === undefined) return;
+    old.dispose(); // the peer no longer has its keys: no close_notify
+    this.stats.sessionsReplaced++;
+    this.opts.onEvent?.({ type: 'closed', peer: old.peer, reason: 'replaced by a new handshake' });
   }
 
   /** Keeps at most `maxSessionsPerIdentity` established sessions of `identity`: the oldest go. */

@@ -5,6 +5,10 @@
  * idle longer than `idleTimeoutMs` and for handshakes older than
  * `handshakeTimeoutMs`. Entries are created only after a valid cookie
  * (RFC 6347 §4.2.1), so spoofed ClientHellos never reach this table.
+ *
+ * A peer with an established session may also have one "replacing" handshake:
+ * RFC 6347 §4.2.8 lets the server keep the old association until the new
+ * handshake completes; {@link SessionTable.promote} then swaps them.
  */
 import type { Session } from './session.js';
 
@@ -21,20 +25,42 @@ export type ExpiryReason = 'idle' | 'handshake-timeout';
 /** Peer-keyed sessions with a cap and expiry. */
 export class SessionTable {
   private readonly map = new Map<string, Session>();
+  private readonly replacing = new Map<string, Session>();
 
   constructor(private readonly opts: SessionTableOptions) {}
 
   get size(): number {
-    return this.map.size;
+    return this.map.size + this.replacing.size;
   }
 
   get(key: string): Session | undefined {
     return this.map.get(key);
   }
 
-  /** True when a session for a new peer would exceed the cap. */
+  /** The handshake in progress that will replace the established session of `key`, if any. */
+  getReplacing(key: string): Session | undefined {
+    return this.replacing.get(key);
+  }
+
+  /** True when a new session would exceed the cap. */
   full(): boolean {
-    return this.map.size >= this.opts.maxSessions;
+    return this.size >= this.opts.maxSessions;
+  }
+
+  /** Adds `s` as the handshake replacing the established session of `s.key`; returns the one it displaced, if any. */
+  setReplacing(s: Session): Session | undefined {
+    const old = this.replacing.get(s.key);
+    this.replacing.set(s.key, s);
+    return old;
+  }
+
+  /** Makes the replacing handshake `s` the session of its key; returns the session it replaced. */
+  promote(s: Session): Session | undefined {
+    if (this.replacing.get(s.key) !== s) return undefined;
+    this.replacing.delete(s.key);
+    const old = this.map.get(s.key);
+    this.map.set(s.key, s);
+    return old;
   }
 
   /** Adds (or replaces) the session of `s.key`. The caller checked `full()`. */
@@ -45,26 +71,28 @@ export class SessionTable {
   /** Removes the entry only if it is still `s` (a replacement may have taken its place). */
   delete(s: Session): void {
     if (this.map.get(s.key) === s) this.map.delete(s.key);
+    if (this.replacing.get(s.key) === s) this.replacing.delete(s.key);
   }
 
-  values(): IterableIterator<Session> {
-    return this.map.values();
+  /** Every session, replacing handshakes included. */
+  values(): Session[] {
+    return [...this.map.values(), ...this.replacing.values()];
   }
 
   /** Removes and returns the sessions that expired at `now`. */
   sweep(now: number): Array<{ session: Session; reason: ExpiryReason }> {
     const out: Array<{ session: Session; reason: ExpiryReason }> = [];
-    for (const s of this.map.values()) {
+    for (const s of this.values()) {
       if (!s.established && now - s.createdAt > this.opts.handshakeTimeoutMs) out.push({ session: s, reason: 'handshake-timeout' });
       else if (now - s.lastActivity > this.opts.idleTimeoutMs) out.push({ session: s, reason: 'idle' });
     }
-    for (const { session } of out) this.map.delete(session.key);
+    for (const { session } of out) this.delete(session);
     return out;
   }
 
   /** Handshakes in progress from this IP address, any port. */
   handshakesOf(address: string): Session[] {
-    return [...this.map.values()].filter((s) => !s.established && s.peer.address === address);
+    return this.values().filter((s) => !s.established && s.peer.address === address);
   }
 
   /** Established sessions of this PSK identity. */
@@ -79,7 +107,7 @@ export class SessionTable {
    */
   evictOldestHandshake(): Session | undefined {
     const byAddress = new Map<string, Session[]>();
-    for (const s of this.map.values()) {
+    for (const s of this.values()) {
       if (s.established) continue;
       const list = byAddress.get(s.peer.address);
       if (list === undefined) byAddress.set(s.peer.address, [s]);
@@ -89,14 +117,15 @@ export class SessionTable {
     for (const list of byAddress.values()) if (worst === undefined || list.length > worst.length) worst = list;
     if (worst === undefined) return undefined;
     const oldest = worst.reduce((a, b) => (b.createdAt < a.createdAt ? b : a));
-    this.map.delete(oldest.key);
+    this.delete(oldest);
     return oldest;
   }
 
   /** Removes everything. */
   clear(): Session[] {
-    const all = [...this.map.values()];
+    const all = this.values();
     this.map.clear();
+    this.replacing.clear();
     return all;
   }
 }

@@ -112,6 +112,16 @@ export class Session {
     return parts.length === 0 ? undefined : parts.join('; ');
   }
 
+  /** True once the client's ChangeCipherSpec switched our reading to epoch 1. */
+  get readsEpoch1(): boolean {
+    return this.readEpoch === 1;
+  }
+
+  /** True when `rec` authenticates under this session's epoch-1 read keys; changes no state. */
+  authenticates(rec: DtlsRecord): boolean {
+    return rec.epoch === 1 && this.readEpoch === 1 && this.readCipher?.open(rec) !== undefined;
+  }
+
   /** Encrypts application data into one datagram (RFC 6347 §4.1: one record). */
   seal(data: Uint8Array): Uint8Array {
     return this.record(ContentType.applicationData, 1, data);
