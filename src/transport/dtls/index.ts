@@ -7,7 +7,7 @@
  *   node-dtls-client 2.0.3 with handshake retry.
  * - {@link PskStore}: the server's identity -> key table (file, reload).
  */
-export { createDtlsServer, DtlsServer, type DtlsServerEvent, type DtlsServerOptions, type DtlsServerStats } from './server.js';
+export { createDtlsServer, DtlsServer, retransmitScheduleMs, type DtlsServerEvent, type DtlsServerOptions, type DtlsServerStats } from './server.js';
 export { connectDtls, DtlsClientTransport, type DtlsClientOptions } from './client.js';
 export { ReconnectingDtlsClient } from './reconnecting.js';
 export { PskStore, parsePskKey, type PskLookup } from './psk-store.js';

@@ -20,78 +20,12 @@ import { UdpTransport } from '../udp.js';
 import { CookieJar } from './cookie.js';
 import { ServerHandshake, checkClientHello } from './handshake.js';
 import { DecodeError, HandshakeType, fullMessage, helloVerifyRequestBody, parseClientHello, parseFragments } from './messages.js';
-import type { PskLookup } from './psk-store.js';
 import { AlertLevel, ContentType, encodeRecord, parseRecords, type DtlsRecord } from './record.js';
 import { Session, type SessionEvent } from './session.js';
 import { RecentHellos, SessionTable } from './session-table.js';
+import { resolveDtlsServerOptions, type DtlsServerOptions, type DtlsServerStats, type ResolvedDtlsServerOptions } from './server-options.js';
 
-/** Options of {@link createDtlsServer}. Every limit has a safe default. */
-export interface DtlsServerOptions {
-  /** Plain datagram transport to run over (UDP, impaired...). The server owns it: close() closes it. */
-  readonly transport?: Transport;
-  /** Where to bind a UDP socket when no transport is given. Default 127.0.0.1, ephemeral port. */
-  readonly bind?: { readonly host?: string; readonly port?: number };
-  /** PSK table (e.g. a {@link PskStore}). */
-  readonly psk: PskLookup;
-  /** psk_identity_hint to send; none by default (RFC 7925 §4.2). */
-  readonly hint?: string;
-  /**
-   * Maximum sessions, handshakes included; when full, the oldest unfinished
-   * handshake of the address with the most of them makes room. Default 1000.
-   */
-  readonly maxSessions?: number;
-  /** Unfinished handshakes per source IP address (any port); a new one evicts that address's oldest. Default 8. */
-  readonly maxHandshakesPerAddress?: number;
-  /** Established sessions per PSK identity; a new one closes that identity's oldest. Default 4. */
-  readonly maxSessionsPerIdentity?: number;
-  /** Established sessions idle this long are dropped. Default 300 000 ms. */
-  readonly idleTimeoutMs?: number;
-  /**
-   * Handshakes not finished after this long are dropped. Default: the time
-   * flight 4's retransmission schedule takes to give up (63 000 ms with the
-   * default 1000 ms and 5 retransmissions), see {@link retransmitScheduleMs}.
-   */
-  readonly handshakeTimeoutMs?: number;
-  /** First retransmission timeout of flight 4 (RFC 6347 §4.2.4.1). Default 1000 ms. */
-  readonly retransmitMs?: number;
-  /** Retransmissions of flight 4 before giving up, an integer >= 0. Default 5. */
-  readonly maxRetransmits?: number;
-  /** Cookie secret rotation period. Default 60 000 ms. */
-  readonly cookieLifetimeMs?: number;
-  /** Largest datagram we build when packing a flight. Default 1200. */
-  readonly mtu?: number;
-  /** Observer of session life-cycle events (logging, metrics). */
-  readonly onEvent?: (event: DtlsServerEvent) => void;
-}
-
-/** Session life-cycle events. */
-export type DtlsServerEvent =
-  | { readonly type: 'established'; readonly peer: Peer; readonly identity: string }
-  | { readonly type: 'handshake-failed'; readonly peer: Peer; readonly reason: string }
-  | { readonly type: 'closed'; readonly peer: Peer; readonly reason: string }
-  | { readonly type: 'internal-error'; readonly peer: Peer; readonly error: unknown };
-
-/** Counters, for tests and monitoring. */
-export interface DtlsServerStats {
-  datagrams: number;
-  helloVerifyRequests: number;
-  handshakesStarted: number;
-  handshakesOk: number;
-  handshakesFailed: number;
-  sessionsReplaced: number;
-  /** Cookie-bearing ClientHellos dropped because the same (peer, client_random) already started a handshake. */
-  staleHellosDropped: number;
-  sessionsRejected: number;
-  /** Unfinished handshakes evicted because their source address reached `maxHandshakesPerAddress`. */
-  handshakesEvictedPerAddress: number;
-  /** Established sessions closed because their identity exceeded `maxSessionsPerIdentity`. */
-  sessionsClosedPerIdentity: number;
-  sessionsExpired: number;
-  recordsDropped: number;
-  replaysDropped: number;
-  badRecordsDropped: number;
-  internalErrors: number;
-}
+export { retransmitScheduleMs, type DtlsServerEvent, type DtlsServerOptions, type DtlsServerStats } from './server-options.js';
 
 /** A running DTLS server. */
 export class DtlsServer implements Transport {
@@ -106,14 +40,17 @@ export class DtlsServer implements Transport {
   private readonly sweeper: NodeJS.Timeout;
   private readonly hint: Uint8Array | undefined;
   private closed = false;
+  private readonly opts: ResolvedDtlsServerOptions;
 
-  /** @internal use {@link createDtlsServer}. */
+  /** @internal use {@link createDtlsServer}; `options` are validated (again) here. */
   constructor(
     private readonly inner: Transport,
-    private readonly opts: Required<Pick<DtlsServerOptions, 'maxSessions' | 'maxHandshakesPerAddress' | 'maxSessionsPerIdentity' | 'idleTimeoutMs' | 'handshakeTimeoutMs' | 'retransmitMs' | 'maxRetransmits' | 'mtu'>> & DtlsServerOptions,
+    options: DtlsServerOptions,
   ) {
+    const opts = resolveDtlsServerOptions(options);
+    this.opts = opts;
     this.table = new SessionTable(opts);
-    const cookieLifetimeMs = opts.cookieLifetimeMs ?? 60_000;
+    const cookieLifetimeMs = opts.cookieLifetimeMs;
     this.cookies = new CookieJar({ lifetimeMs: cookieLifetimeMs, now: Date.now, random: rand });
     this.recentHellos = new RecentHellos({ ttlMs: 2 * cookieLifetimeMs, capacity: Math.max(1024, 4 * opts.maxSessions) });
     this.hint = opts.hint === undefined ? undefined : new TextEncoder().encode(opts.hint);
@@ -382,29 +319,6 @@ function equal(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
-function count(name: string, v: number | undefined, dflt: number, min: number): number {
-  if (v === undefined) return dflt;
-  if (!Number.isInteger(v) || v < min) throw new CoapfwError('INVALID_ARGUMENT', `dtls server: ${name} must be an integer >= ${min}, got ${v}`);
-  return v;
-}
-
-/**
- * How long flight 4's retransmission schedule runs before the server gives up:
- * the first timeout, doubled after each of `maxRetransmits` retransmissions,
- * each capped at 60 s (RFC 6347 §4.2.4.1).
- */
-export function retransmitScheduleMs(retransmitMs: number, maxRetransmits: number): number {
-  let total = 0;
-  for (let k = 0; k <= maxRetransmits; k++) total += Math.min(retransmitMs * 2 ** k, 60_000);
-  return total;
-}
-
-function positive(name: string, v: number | undefined, dflt: number): number {
-  if (v === undefined) return dflt;
-  if (!Number.isFinite(v) || v <= 0) throw new CoapfwError('INVALID_ARGUMENT', `dtls server: ${name} must be a positive number, got ${v}`);
-  return v;
-}
-
 /**
  * Starts a DTLS 1.2 PSK server (TLS_PSK_WITH_AES_128_CCM_8).
  *
@@ -413,23 +327,7 @@ function positive(name: string, v: number | undefined, dflt: number): number {
  * server.onMessage((data, peer) => void server.send(data, peer)); // echo
  */
 export async function createDtlsServer(options: DtlsServerOptions): Promise<DtlsServer> {
-  if (options === null || typeof options !== 'object' || typeof options.psk?.lookup !== 'function') {
-    throw new CoapfwError('INVALID_ARGUMENT', 'dtls server: options.psk with a lookup(identity) method is required');
-  }
-  const retransmitMs = positive('retransmitMs', options.retransmitMs, 1000);
-  const maxRetransmits = count('maxRetransmits', options.maxRetransmits, 5, 0);
-  const resolved = {
-    ...options,
-    maxSessions: count('maxSessions', options.maxSessions, 1000, 1),
-    maxHandshakesPerAddress: count('maxHandshakesPerAddress', options.maxHandshakesPerAddress, 8, 1),
-    maxSessionsPerIdentity: count('maxSessionsPerIdentity', options.maxSessionsPerIdentity, 4, 1),
-    idleTimeoutMs: positive('idleTimeoutMs', options.idleTimeoutMs, 300_000),
-    handshakeTimeoutMs: positive('handshakeTimeoutMs', options.handshakeTimeoutMs, retransmitScheduleMs(retransmitMs, maxRetransmits)),
-    retransmitMs,
-    maxRetransmits,
-    mtu: positive('mtu', options.mtu, 1200),
-  };
-  positive('cookieLifetimeMs', options.cookieLifetimeMs, 60_000);
+  const resolved = resolveDtlsServerOptions(options); // before binding a socket
   const transport = options.transport ?? (await UdpTransport.bind({ host: options.bind?.host ?? '127.0.0.1', port: options.bind?.port ?? 0 }));
   return new DtlsServer(transport, resolved);
 }
