@@ -4,20 +4,12 @@
  * §4.1.2.7), so one forged alert must not abort connectDtls.
  */
 import { createSocket } from 'node:dgram';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connectDtls } from '../../src/transport/dtls/client.js';
 import { ContentType, encodeRecord } from '../../src/transport/dtls/record.js';
-import { IDENTITY, KEY, UdpProxy, echoServer, request } from './helpers.js';
+import { IDENTITY, KEY, UdpProxy, echoServer, request, closeAfterEach } from './helpers.js';
 
-const cleanup: Array<{ close(): Promise<void> }> = [];
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c.close();
-});
-
-function track<T extends { close(): Promise<void> }>(x: T): T {
-  cleanup.push(x);
-  return x;
-}
+const track = closeAfterEach();
 
 /** A plaintext fatal handshake_failure alert (RFC 5246 §7.2), epoch 0. */
 const ALERT = encodeRecord(ContentType.alert, 0, 0, Uint8Array.of(2, 40));

@@ -5,7 +5,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
+import { captureIo } from '../helpers/cli-io.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { startFileServer, type FileServer } from '../../src/server/serve.js';
@@ -13,15 +13,6 @@ import { UdpTransport } from '../../src/transport/udp.js';
 import { PskStore } from '../../src/transport/dtls/psk-store.js';
 import { IDENTITY, KEY } from './helpers.js';
 
-function captureIo() {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d) => (out += d));
-  stderr.on('data', (d) => (err += d));
-  return { io: { stdout, stderr }, out: () => out, err: () => err };
-}
 
 const TEXT_ID = 'libcoap-style';
 const TEXT_KEY = 'secretPSK';

@@ -5,22 +5,14 @@
  * authenticated). Only a Finished that fails authentication in the same
  * datagram as the client's ChangeCipherSpec is a wrong PSK.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connectDtls } from '../../src/transport/dtls/client.js';
 import { HandshakeType } from '../../src/transport/dtls/messages.js';
 import { ContentType, encodeRecord, parseRecords, type DtlsRecord } from '../../src/transport/dtls/record.js';
 import type { DtlsServerEvent } from '../../src/transport/dtls/server.js';
-import { IDENTITY, KEY, OTHER_KEY, UdpProxy, echoServer, request, until } from './helpers.js';
+import { IDENTITY, KEY, OTHER_KEY, UdpProxy, echoServer, request, until, closeAfterEach } from './helpers.js';
 
-const cleanup: Array<{ close(): Promise<void> }> = [];
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c.close();
-});
-
-function track<T extends { close(): Promise<void> }>(x: T): T {
-  cleanup.push(x);
-  return x;
-}
+const track = closeAfterEach();
 
 const raw = (r: DtlsRecord): Uint8Array => encodeRecord(r.type, r.epoch, r.seq, r.fragment, r.version);
 const cat = (parts: Uint8Array[]): Uint8Array => Uint8Array.from(Buffer.concat(parts));

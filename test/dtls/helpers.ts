@@ -1,4 +1,5 @@
 /** Shared helpers for the DTLS tests: an echo server and a request/reply helper. */
+import { afterEach } from 'vitest';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createDtlsServer, type DtlsServer, type DtlsServerOptions } from '../../src/transport/dtls/server.js';
 import { PskStore } from '../../src/transport/dtls/psk-store.js';
@@ -170,4 +171,16 @@ export async function freeUdpPortPair(host = '127.0.0.1'): Promise<[number, numb
     }
   }
   throw new Error(`no two consecutive free UDP ports on ${host}`);
+}
+
+/** Everything passed to the returned `track` is closed (newest first) after each test. */
+export function closeAfterEach(): <T extends { close(): Promise<void> }>(x: T) => T {
+  const open: Array<{ close(): Promise<void> }> = [];
+  afterEach(async () => {
+    for (const c of open.splice(0).reverse()) await c.close();
+  });
+  return (x) => {
+    open.push(x);
+    return x;
+  };
 }

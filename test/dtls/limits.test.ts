@@ -3,24 +3,16 @@
  * many ports cannot evict other devices' handshakes, and one PSK identity
  * cannot hold all sessions.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connectDtls, type DtlsClientTransport } from '../../src/transport/dtls/client.js';
 import { HandshakeType, TLS_PSK_WITH_AES_128_CCM_8, fullMessage } from '../../src/transport/dtls/messages.js';
 import { ContentType, encodeRecord, parseRecords } from '../../src/transport/dtls/record.js';
 import { createDtlsServer, retransmitScheduleMs, type DtlsServerEvent } from '../../src/transport/dtls/server.js';
 import { PskStore } from '../../src/transport/dtls/psk-store.js';
 import type { DatagramHandler, Peer, Transport } from '../../src/transport/types.js';
-import { IDENTITY, KEY, OTHER_IDENTITY, OTHER_KEY, echoServer, request, until } from './helpers.js';
+import { IDENTITY, KEY, OTHER_IDENTITY, OTHER_KEY, echoServer, request, until, closeAfterEach } from './helpers.js';
 
-const cleanup: Array<{ close(): Promise<void> }> = [];
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c.close();
-});
-
-function track<T extends { close(): Promise<void> }>(x: T): T {
-  cleanup.push(x);
-  return x;
-}
+const track = closeAfterEach();
 
 /** An in-memory transport: the test injects datagrams from any address and reads the last reply to each. */
 class Memory implements Transport {

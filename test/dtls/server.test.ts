@@ -1,5 +1,5 @@
 import { createSocket } from 'node:dgram';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isCoapfwError } from '../../src/errors.js';
 import { connectDtls, type DtlsClientTransport } from '../../src/transport/dtls/client.js';
 import { HandshakeType, TLS_PSK_WITH_AES_128_CCM_8, fullMessage } from '../../src/transport/dtls/messages.js';
@@ -8,17 +8,9 @@ import { ContentType, encodeRecord, parseRecords } from '../../src/transport/dtl
 import { createDtlsServer, type DtlsServerEvent } from '../../src/transport/dtls/server.js';
 import type { DatagramHandler, Peer, Transport } from '../../src/transport/types.js';
 import { UdpTransport } from '../../src/transport/udp.js';
-import { IDENTITY, KEY, OTHER_IDENTITY, OTHER_KEY, UdpProxy, echoServer, request, until } from './helpers.js';
+import { IDENTITY, KEY, OTHER_IDENTITY, OTHER_KEY, UdpProxy, echoServer, request, until, closeAfterEach } from './helpers.js';
 
-const cleanup: Array<{ close(): Promise<void> }> = [];
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c.close();
-});
-
-function track<T extends { close(): Promise<void> }>(x: T): T {
-  cleanup.push(x);
-  return x;
-}
+const track = closeAfterEach();
 
 async function connect(port: number, extra: Partial<Parameters<typeof connectDtls>[0]> = {}): Promise<DtlsClientTransport> {
   return track(await connectDtls({ host: '127.0.0.1', port, identity: IDENTITY, key: KEY, ...extra }));

@@ -3,21 +3,13 @@
  * old one (a rebooted device, RFC 6347 §4.2.8), but a late or replayed copy of
  * an earlier hello, whose cookie still verifies, must not.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connectDtls } from '../../src/transport/dtls/client.js';
 import { HandshakeType } from '../../src/transport/dtls/messages.js';
 import { ContentType, parseRecords } from '../../src/transport/dtls/record.js';
-import { IDENTITY, KEY, OTHER_KEY, UdpProxy, echoServer, request, until } from './helpers.js';
+import { IDENTITY, KEY, OTHER_KEY, UdpProxy, echoServer, request, until, closeAfterEach } from './helpers.js';
 
-const cleanup: Array<{ close(): Promise<void> }> = [];
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c.close();
-});
-
-function track<T extends { close(): Promise<void> }>(x: T): T {
-  cleanup.push(x);
-  return x;
-}
+const track = closeAfterEach();
 
 const isHello = (d: Uint8Array): boolean => {
   const r = parseRecords(d)[0];
