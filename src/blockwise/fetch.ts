@@ -59,8 +59,6 @@ export interface FetchOptions {
   readonly responseTimeoutMs?: number;
   readonly confirmable?: boolean;
   readonly onProgress?: (p: FetchProgress) => void;
-  /** Extra options added to every request (e.g. Echo after a 4.01 challenge). */
-  readonly extraOptions?: () => readonly CoapOption[];
 }
 
 /** Errors worth another attempt: the network, not the server's answer. */
@@ -88,7 +86,6 @@ export async function* fetchBlocks(request: Requester, opts: FetchOptions): Asyn
     const num = offset / blockSize(szx);
     const options: CoapOption[] = [...opts.options, { number: OptionNumber.BLOCK2, value: encodeBlock({ num, more: false, szx }) }];
     if (offset === 0 || num === start) options.push({ number: OptionNumber.SIZE2, value: new Uint8Array(0) });
-    if (opts.extraOptions) options.push(...opts.extraOptions());
     const res = await withRetry(
       () => request({ code: Code.GET, options, confirmable: opts.confirmable }, { signal: opts.signal, responseTimeoutMs: opts.responseTimeoutMs }),
       {
