@@ -111,7 +111,7 @@ export const ALG = {
 } as const;
 
 /** COSE header labels (RFC 9052 §3.1). */
-export const HEADER = { alg: 1, kid: 4 } as const;
+export const HEADER = { alg: 1, crit: 2, kid: 4 } as const;
 
 const CONDITION_NAMES: Record<number, string> = {
   1: 'vendor-identifier',

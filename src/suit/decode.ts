@@ -104,6 +104,11 @@ function decodeSign1(bytes: Uint8Array, lim: SuitLimits, what: string): CoseSign
   const prot = protectedBytes.length === 0 ? new Map<number, unknown>() : intKeyed(decodeCbor(protectedBytes, lim, `${what} protected header`), `${what} protected header`);
   const unprot = intKeyed(a[1], `${what} unprotected header`);
   if (!prot.has(HEADER.alg)) throw malformed(`${what}: no algorithm in the protected header`);
+  // RFC 9052 §3.1: crit lists labels the recipient must understand; we process
+  // none beyond alg and kid, so any crit header is unsupported (and crit is
+  // only meaningful in the protected header).
+  if (unprot.has(HEADER.crit)) throw malformed(`${what}: crit in the unprotected header`);
+  if (prot.has(HEADER.crit)) throw new CoapfwError('SUIT_UNSUPPORTED', `${what}: critical header parameters are not supported`);
   const alg = asInt(prot.get(HEADER.alg), `${what} alg`);
   const kidV = prot.get(HEADER.kid) ?? unprot.get(HEADER.kid);
   const payload = a[2] === null ? null : asBytes(a[2], `${what} payload`);

@@ -51,6 +51,13 @@ export function checkTrustPolicy(policy: TrustPolicy): void {
     if (names.has(a.name)) throw new CoapfwError('INVALID_ARGUMENT', `trust policy: two anchors are named '${a.name}'`);
     names.add(a.name);
   }
+  // The same key under two names would let one signature count for two parties.
+  const keys = new Set<string>();
+  for (const a of policy.anchors) {
+    const k = `${a.publicKey.type}:${toHex(a.publicKey.bytes)}`;
+    if (keys.has(k)) throw new CoapfwError('INVALID_ARGUMENT', 'trust policy: two anchors hold the same public key');
+    keys.add(k);
+  }
   const rule = policy.rule ?? { kind: 'any' };
   if (rule.kind === 'allOf') {
     if (rule.names.length === 0) throw new CoapfwError('INVALID_ARGUMENT', 'trust policy: allOf needs at least one name');

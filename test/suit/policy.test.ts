@@ -12,7 +12,7 @@ import {
   type SuitPrivateKey,
   type TrustPolicy,
 } from '../../src/suit/index.js';
-import { WG_CLASS, WG_VENDOR, fixtureText, unhex } from './helpers.js';
+import { WG_CLASS, WG_VENDOR, fixture, fixtureText, unhex } from './helpers.js';
 
 function newKey(): SuitPrivateKey {
   const { privateKey } = generateKeyPairSync('ed25519');
@@ -108,5 +108,38 @@ describe('device policy', () => {
     const noClass = createSignedEnvelope(compileManifest(json).manifest, [oem]);
     expect(code(() => verifyEnvelope(noClass, { trust: anyOem, classId: WG_CLASS }))).toBe('CLASS_MISMATCH');
     expect(verifyEnvelope(noClass, { trust: anyOem, classId: WG_CLASS, requireIdentityConditions: false }).sequenceNumber).toBe(1n);
+  });
+});
+
+describe('policy: keys and COSE headers', () => {
+  test('one key under two names cannot stand for two parties of allOf', () => {
+    const env = createEnvelope(desc, [oem]);
+    const twice: TrustPolicy = {
+      anchors: [{ name: 'oem', publicKey: oem.publicKey }, { name: 'operator', publicKey: oem.publicKey }],
+      rule: { kind: 'allOf', names: ['oem', 'operator'] },
+    };
+    expect(code(() => verifyEnvelope(env, { trust: twice, vendorId: WG_VENDOR, classId: WG_CLASS }))).toBe('INVALID_ARGUMENT');
+  });
+
+  test('a COSE_Sign1 whose protected header has crit (RFC 9052 §3.1) is refused, even when correctly signed', async () => {
+    const { ed25519 } = await import('@noble/curves/ed25519.js');
+    const C = await import('../../src/suit/cbor.js');
+    const dir = 'eddsa/';
+    const env = fixture(`${dir}ed25519-alg-19.suit`);
+    const seed = unhex(fixtureText(`${dir}ed25519_seed_TEST_ONLY.hex`).trim());
+    const trust: TrustPolicy = { anchors: [{ name: 'oem', publicKey: parsePublicKey(fixtureText(`${dir}ed25519_public.pem`)) }] };
+    const L = { maxDepth: 16, maxArrayLength: 256, maxItems: 16384 };
+    const [aw, mf] = C.scanMap(env, L, 'envelope').entries;
+    const auth = C.decodeCbor(C.bstrContent(aw!.valueBytes, 'auth'), L, 'auth') as Uint8Array[];
+    const digestBytes = auth[0]!;
+    const resign = (protectedMap: Map<number, unknown>): Uint8Array => {
+      const prot = C.encodeCbor(protectedMap);
+      const toSign = C.encodeCbor(['Signature1', C.bstr(prot), C.bstr(new Uint8Array()), C.bstr(digestBytes)]);
+      const s1 = C.encodeCbor(C.tagged(18, [C.bstr(prot), new Map(), null, C.bstr(ed25519.sign(toSign, seed))]));
+      return Uint8Array.from(Buffer.concat([Buffer.from('d86ba2', 'hex'), aw!.keyBytes, C.bstrWrap(C.encodeCbor([C.bstr(digestBytes), C.bstr(s1)])), mf!.keyBytes, mf!.valueBytes]));
+    };
+    // The re-signing itself is sound: without crit the envelope verifies.
+    expect(verifyEnvelope(resign(new Map([[1, -19]])), { trust }).signedBy).toEqual([0]);
+    expect(code(() => verifyEnvelope(resign(new Map<number, unknown>([[1, -19], [2, [99]], [99, 1]])), { trust }))).toBe('SUIT_UNSUPPORTED');
   });
 });
