@@ -5,7 +5,9 @@
  *
  * Safety: only regular files whose real path lies inside the root are
  * indexed, so `..` segments and symlinks pointing out of the root cannot
- * reach anything.
+ * reach anything. The check is made on the file actually opened for hashing
+ * (its descriptor's path), so a directory swapped for a symlink during the
+ * scan cannot smuggle an outside file in.
  *
  * Consistency: a file is hashed through one handle, and its identity (device,
  * inode, size, mtime) is taken from that same handle. Files are opened for
@@ -264,6 +266,9 @@ export class FileRepository {
     try {
       st = await handle.stat();
       if (!st.isFile()) throw new CoapfwError('IO_ERROR', `serve: '${rel}' is no longer a regular file`);
+      // The scan checked paths; a directory swapped for a symlink since could
+      // have led this open outside the root. Check what was actually opened.
+      if (!(await this.openedInside(handle, abs, st))) throw new CoapfwError('FORBIDDEN', `serve: '${rel}' resolves outside the served directory`);
       const buf = new Uint8Array(CHUNK);
       for (let pos = 0; pos < st.size; ) {
         const { bytesRead } = await handle.read(buf, 0, Math.min(CHUNK, st.size - pos), pos);
@@ -287,6 +292,20 @@ export class FileRepository {
     };
     this.indexed.set(entry, file);
     return entry;
+  }
+
+  /**
+   * Whether the open file lies inside the root: by the kernel's name for the
+   * descriptor where there is one (Linux /proc), else by resolving the path
+   * again and requiring it to be the same inode.
+   */
+  private async openedInside(handle: FileHandle, abs: string, st: { dev: number; ino: number }): Promise<boolean> {
+    const byFd = await realpath(`/proc/self/fd/${handle.fd}`).catch(() => undefined);
+    if (byFd !== undefined && byFd.startsWith('/')) return isInside(this.root, byFd);
+    const real = await realpath(abs).catch(() => undefined);
+    if (real === undefined || !isInside(this.root, real)) return false;
+    const now = await stat(real).catch(() => undefined);
+    return now !== undefined && now.dev === st.dev && now.ino === st.ino;
   }
 
   /** Slice of a file from the chunk cache; synchronous when cached. */
@@ -347,7 +366,9 @@ export class FileRepository {
         if (this.handles.get(file.id) === opened) this.handles.delete(file.id);
       });
     }
-    this.handles.set(file.id, h);
+    // A file a refresh has dropped (a reader still holds its old entry) gets a
+    // handle of its own, closed at its last release, never pooled.
+    if (this.live.has(file.id)) this.handles.set(file.id, h);
     h.reads++;
     return h;
   }
