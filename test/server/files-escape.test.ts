@@ -54,3 +54,23 @@ describe('FileRepository and a directory swapped for a symlink', () => {
     }
   });
 });
+
+describe('FileRepository and entries a refresh dropped', () => {
+  it('serves a reader that still holds a dropped entry without keeping its handle open', async () => {
+    const { realpath } = await vi.importActual<typeof FsPromises>('node:fs/promises');
+    const root = await realpath(await mkdtemp(join(tmpdir(), 'coapfw-dead-')));
+    try {
+      await writeFile(join(root, 'b.bin'), 'bbbb');
+      const repo = await FileRepository.open(root, { maxFiles: 1 });
+      const old = repo.byRelativePath('b.bin')!;
+      await writeFile(join(root, 'a.bin'), 'aaaa'); // sorts first: b.bin falls out of the index, unchanged on disk
+      await repo.refresh();
+      expect(repo.byRelativePath('b.bin')).toBeUndefined();
+      expect(Buffer.from(await old.read(0, 4)).toString()).toBe('bbbb');
+      expect(repo.openFiles).toBe(0);
+      await repo.close();
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
