@@ -62,7 +62,7 @@ describe('coapfw get coaps://', () => {
 
   it('reports an unknown identity in one line', async () => {
     const c = captureIo();
-    const code = await main(['get', `${base}/files/fw.bin`, '-o', join(dir, 'd.bin'), '--psk-identity', 'nobody', '--psk-key', TEXT_KEY], c.io);
+    const code = await main(['get', `${base}/files/fw.bin`, '-o', join(dir, 'd.bin'), '--psk-identity', 'nobody', '--psk-key', TEXT_KEY, '--dtls-retries', '0'], c.io);
     expect(code).toBe(1);
     expect(c.err().trim().split('\n')).toHaveLength(1);
     expect(c.err()).toMatch(/\[DTLS_HANDSHAKE_FAILED\]/);

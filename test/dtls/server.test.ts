@@ -128,10 +128,13 @@ describe('DTLS server with node-dtls-client', () => {
     expect(server.sessionCount).toBe(0);
   });
 
-  it('an unknown identity is reported as such', async () => {
-    const server = track(await echoServer());
-    const err = await failure(connectDtls({ host: '127.0.0.1', port: server.address().port, identity: 'nobody', key: KEY }));
-    expect(err).toMatchObject({ code: 'DTLS_HANDSHAKE_FAILED', message: expect.stringMatching(/does not know identity "nobody"/) });
+  it('an unknown identity is dropped silently (RFC 4279 §2): the client times out, the server event says why', async () => {
+    const failed: string[] = [];
+    const server = track(await echoServer({ handshakeTimeoutMs: 200, onEvent: (e) => void (e.type === 'handshake-failed' && failed.push(e.reason)) }));
+    const err = await failure(connectDtls({ host: '127.0.0.1', port: server.address().port, identity: 'nobody', key: KEY, retries: 0, handshakeTimeoutMs: 500 }));
+    expect(err).toMatchObject({ code: 'DTLS_HANDSHAKE_FAILED', message: expect.stringMatching(/no handshake .* an identity the server does not know/) });
+    await until(() => failed.length === 1);
+    expect(failed[0]).toMatch(/unknown PSK identity "nobody"/);
   });
 
   it('an unreachable server fails after the bounded retries with a timeout message', async () => {

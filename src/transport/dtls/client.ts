@@ -289,7 +289,7 @@ export async function connectDtls(o: DtlsClientOptions): Promise<DtlsClientTrans
   }
   throw new CoapfwError(
     'DTLS_HANDSHAKE_FAILED',
-    `dtls: no handshake with ${where} after ${retries + 1} attempts of ${timeout} ms (server unreachable or not speaking DTLS, datagrams lost, or a wrong PSK on a server that drops bad Finished records silently, as OpenSSL does) [${last.message}]`,
+    `dtls: no handshake with ${where} after ${retries + 1} attempts of ${timeout} ms (server unreachable or not speaking DTLS, datagrams lost, a wrong PSK on a server that drops bad Finished records silently, as OpenSSL does, or an identity the server does not know and ignores) [${last.message}]`,
     { cause: last },
   );
 }

@@ -44,10 +44,11 @@ export interface FlightRecord {
 /** Outcome of one handshake step. */
 export type HandshakeStep =
   | { readonly kind: 'none' }
-  | { readonly kind: 'keys'; readonly keys: CcmKeys } // ClientKeyExchange accepted: epoch 1 keys are known
+  // A ClientKeyExchange with a known identity became (or repeated) candidate `index`: its epoch-1 keys.
+  | { readonly kind: 'keys'; readonly index: number; readonly keys: CcmKeys }
   | { readonly kind: 'retransmit' } // the peer repeated its last flight: repeat ours (RFC 6347 §4.2.4)
   | { readonly kind: 'refuse-renegotiation' } // a ClientHello inside the session
-  | { readonly kind: 'established'; readonly flight: readonly FlightRecord[] }
+  | { readonly kind: 'established'; readonly index: number; readonly flight: readonly FlightRecord[] }
   | { readonly kind: 'failed'; readonly alert: number; readonly reason: string };
 
 /** Named states of the server handshake. */
@@ -60,6 +61,21 @@ export interface HandshakeOptions {
   /** Optional psk_identity_hint; RFC 7925 §4.2: none by default. */
   readonly hint?: Uint8Array | undefined;
   readonly random: (n: number) => Uint8Array;
+}
+
+/**
+ * At most this many distinct ClientKeyExchange messages are kept as candidates:
+ * epoch-0 records are unauthenticated, so a forged one must not displace the
+ * genuine client's (blind off-path injection, RFC 6347 §4.1.2.7 reasoning).
+ */
+export const MAX_KEY_EXCHANGE_CANDIDATES = 4;
+
+/** One ClientKeyExchange with a known identity, with what its Finished is checked against. */
+interface Candidate {
+  readonly identity: string;
+  readonly message: Uint8Array;
+  readonly master: Uint8Array;
+  readonly keys: CcmKeys;
 }
 
 const dec = new TextDecoder('utf-8', { fatal: false });
@@ -80,20 +96,32 @@ export function checkClientHello(hello: ClientHello): { alert: number; reason: s
   return undefined;
 }
 
-/** One server handshake, from the verified ClientHello to the Finished exchange. */
+/**
+ * One server handshake, from the verified ClientHello to the Finished exchange.
+ *
+ * Epoch-0 records are unauthenticated and the ClientKeyExchange message_seq is
+ * predictable, so a ClientKeyExchange commits nothing: a malformed one or one
+ * with an unknown identity is dropped silently (RFC 4279 §2 lets the server
+ * not reveal unknown identities) and noted for the timeout reason; one with a
+ * known identity becomes a candidate (up to {@link MAX_KEY_EXCHANGE_CANDIDATES}).
+ * The client's Finished, in epoch 1, selects the candidate whose keys
+ * authenticated it and whose verify_data matches (RFC 5246 §7.4.9).
+ */
 export class ServerHandshake {
   state: HandshakeState = 'awaitKeyExchange';
-  /** The PSK identity the client presented (after ClientKeyExchange). */
+  /** The PSK identity of the selected candidate (once established). */
   identity: string | undefined;
   /** First flight (4), built by the constructor. */
   readonly flight4: readonly FlightRecord[];
+  /** Why ClientKeyExchange messages were ignored (capped), for the handshake timeout's reason. */
+  readonly ignoredKeyExchanges: string[] = [];
 
   private transcript: Uint8Array[] = [];
+  private candidates: Candidate[] = [];
   private readonly clientSeq0: number;
   private nextSendSeq: number;
   private readonly ems: boolean;
   private readonly serverRandom: Uint8Array;
-  private master: Uint8Array | undefined;
 
   constructor(
     private readonly hello: ClientHello,
@@ -122,8 +150,16 @@ export class ServerHandshake {
     return this.hello.random;
   }
 
-  /** Feeds one complete handshake message. */
-  onHandshake(msgType: number, messageSeq: number, body: Uint8Array): HandshakeStep {
+  /** Identities of the candidate ClientKeyExchange messages, in arrival order. */
+  get candidateIdentities(): string[] {
+    return this.candidates.map((c) => c.identity);
+  }
+
+  /**
+   * Feeds one complete handshake message. For a Finished, `authenticatedBy`
+   * lists the candidates whose epoch-1 keys authenticated its record.
+   */
+  onHandshake(msgType: number, messageSeq: number, body: Uint8Array, authenticatedBy: readonly number[] = []): HandshakeStep {
     const expected = msgType === HandshakeType.clientKeyExchange ? this.clientSeq0 + 1 : this.clientSeq0 + 2;
     switch (this.state) {
       case 'awaitKeyExchange':
@@ -131,10 +167,12 @@ export class ServerHandshake {
         if (msgType !== HandshakeType.clientKeyExchange || messageSeq !== expected) return { kind: 'none' };
         return this.onKeyExchange(fullMessage(msgType, messageSeq, body), body);
       case 'awaitChangeCipherSpec':
-        return { kind: 'none' }; // a Finished before ChangeCipherSpec cannot be read anyway
       case 'awaitFinished':
-        if (msgType !== HandshakeType.finished || messageSeq !== expected) return { kind: 'none' };
-        return this.onFinished(fullMessage(msgType, messageSeq, body), body);
+        // A ClientKeyExchange seen earlier may have been forged: later ones are candidates too.
+        if (msgType === HandshakeType.clientKeyExchange && messageSeq === expected) return this.onKeyExchange(fullMessage(msgType, messageSeq, body), body);
+        // A Finished before ChangeCipherSpec cannot be read anyway.
+        if (this.state !== 'awaitFinished' || msgType !== HandshakeType.finished || messageSeq !== expected) return { kind: 'none' };
+        return this.onFinished(fullMessage(msgType, messageSeq, body), body, authenticatedBy);
       case 'established':
         // RFC 6347 §4.2.4: a repeated Finished means our last flight was lost.
         if (msgType === HandshakeType.finished && messageSeq === this.clientSeq0 + 2) return { kind: 'retransmit' };
@@ -156,41 +194,51 @@ export class ServerHandshake {
   }
 
   private onKeyExchange(msg: Uint8Array, body: Uint8Array): HandshakeStep {
+    const known = this.candidates.findIndex((c) => equalBytes(c.message, msg));
+    if (known >= 0) return { kind: 'keys', index: known, keys: this.candidates[known]!.keys };
     let idBytes: Uint8Array;
     try {
       idBytes = parseClientKeyExchange(body);
     } catch {
-      return this.fail(AlertDescription.decodeError, 'malformed ClientKeyExchange');
+      return this.ignore('malformed ClientKeyExchange');
     }
     const identity = dec.decode(idBytes);
-    this.identity = identity;
     const psk = this.opts.lookup(identity);
-    // RFC 4279 §2: the server MAY answer an unknown identity with unknown_psk_identity.
-    if (psk === undefined) return this.fail(AlertDescription.unknownPskIdentity, `unknown PSK identity ${JSON.stringify(identity)}`);
-    this.transcript.push(msg);
+    // RFC 4279 §2: the server MAY answer an unknown identity with unknown_psk_identity;
+    // an unauthenticated record must not end the handshake, so we stay silent.
+    if (psk === undefined) return this.ignore(`unknown PSK identity ${JSON.stringify(identity)}`);
+    if (this.candidates.length >= MAX_KEY_EXCHANGE_CANDIDATES) return this.ignore(`more than ${MAX_KEY_EXCHANGE_CANDIDATES} ClientKeyExchange candidates`);
     const pre = pskPremaster(psk);
-    this.master = this.ems
-      ? extendedMasterSecret(pre, sha256(concatBytes(...this.transcript))) // RFC 7627 §3: hash up to ClientKeyExchange
+    const master = this.ems
+      ? extendedMasterSecret(pre, sha256(concatBytes(...this.transcript, msg))) // RFC 7627 §3: hash up to ClientKeyExchange
       : masterSecret(pre, this.hello.random, this.serverRandom);
-    this.state = 'awaitChangeCipherSpec';
-    return { kind: 'keys', keys: ccmKeyBlock(this.master, this.hello.random, this.serverRandom) };
+    const keys = ccmKeyBlock(master, this.hello.random, this.serverRandom);
+    this.candidates.push({ identity, message: msg, master, keys });
+    if (this.state === 'awaitKeyExchange') this.state = 'awaitChangeCipherSpec';
+    return { kind: 'keys', index: this.candidates.length - 1, keys };
   }
 
-  private onFinished(msg: Uint8Array, body: Uint8Array): HandshakeStep {
-    const master = this.master!;
-    const expected = verifyData(master, 'client', sha256(concatBytes(...this.transcript)));
-    if (body.length !== expected.length || !timingSafeEqual(body, expected)) {
-      return this.fail(AlertDescription.decryptError, `Finished did not verify for identity ${JSON.stringify(this.identity ?? '')} (wrong PSK?)`);
+  private onFinished(msg: Uint8Array, body: Uint8Array, authenticatedBy: readonly number[]): HandshakeStep {
+    for (const index of authenticatedBy) {
+      const c = this.candidates[index];
+      if (c === undefined) continue;
+      const transcript = [...this.transcript, c.message];
+      const expected = verifyData(c.master, 'client', sha256(concatBytes(...transcript)));
+      if (body.length !== expected.length || !timingSafeEqual(body, expected)) continue;
+      transcript.push(msg);
+      const ours = verifyData(c.master, 'server', sha256(concatBytes(...transcript)));
+      this.identity = c.identity;
+      this.state = 'established';
+      const flight: FlightRecord[] = [
+        { type: ContentType.changeCipherSpec, epoch: 0, body: new Uint8Array([1]) },
+        { type: ContentType.handshake, epoch: 1, body: this.message(HandshakeType.finished, ours) },
+      ];
+      this.forget(); // the record keys live in the session; nothing here is needed again
+      return { kind: 'established', index, flight };
     }
-    this.transcript.push(msg);
-    const ours = verifyData(master, 'server', sha256(concatBytes(...this.transcript)));
-    this.state = 'established';
-    const flight: FlightRecord[] = [
-      { type: ContentType.changeCipherSpec, epoch: 0, body: new Uint8Array([1]) },
-      { type: ContentType.handshake, epoch: 1, body: this.message(HandshakeType.finished, ours) },
-    ];
-    this.forget(); // the record keys live in the session; nothing here is needed again
-    return { kind: 'established', flight };
+    // The record authenticated under a candidate's keys, so its sender knows that PSK: a real failure.
+    const who = authenticatedBy.map((i) => JSON.stringify(this.candidates[i]?.identity ?? '')).join(', ');
+    return this.fail(AlertDescription.decryptError, `Finished did not verify for identity ${who} (wrong PSK?)`);
   }
 
   private message(type: number, body: Uint8Array): Uint8Array {
@@ -199,16 +247,21 @@ export class ServerHandshake {
     return m;
   }
 
-  /** True while the master secret or the transcript is still held (tests: they are dropped once done). */
+  /** True while a master secret or the transcript is still held (tests: they are dropped once done). */
   get holdsSecrets(): boolean {
-    return this.master !== undefined || this.transcript.length > 0;
+    return this.candidates.length > 0 || this.transcript.length > 0;
   }
 
-  /** Zeroes the master secret and drops the transcript. */
+  /** Zeroes the master secrets and drops the transcript. */
   private forget(): void {
-    this.master?.fill(0);
-    this.master = undefined;
+    for (const c of this.candidates) c.master.fill(0);
+    this.candidates = [];
     this.transcript = [];
+  }
+
+  private ignore(reason: string): HandshakeStep {
+    if (this.ignoredKeyExchanges.length < 4) this.ignoredKeyExchanges.push(reason);
+    return { kind: 'none' };
   }
 
   private fail(alert: number, reason: string): HandshakeStep {
@@ -216,6 +269,10 @@ export class ServerHandshake {
     this.forget();
     return { kind: 'failed', alert, reason };
   }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 function assertNever(x: never): never {

@@ -204,6 +204,7 @@ export class DtlsServer implements Transport {
       const oldest = mine.reduce((a, b) => (b.createdAt < a.createdAt ? b : a));
       oldest.dispose();
       this.table.delete(oldest);
+      this.forgetHello(oldest);
       this.stats.handshakesFailed++;
       this.stats.handshakesEvictedPerAddress++;
       this.opts.onEvent?.({ type: 'handshake-failed', peer: oldest.peer, reason: `evicted: more than ${this.opts.maxHandshakesPerAddress} handshakes from ${peer.address}` });
@@ -216,6 +217,7 @@ export class DtlsServer implements Transport {
       const evicted = this.table.full() ? this.table.evictOldestHandshake() : undefined;
       if (evicted !== undefined) {
         evicted.dispose();
+        this.forgetHello(evicted);
         this.stats.handshakesFailed++;
         this.opts.onEvent?.({ type: 'handshake-failed', peer: evicted.peer, reason: 'evicted: session table full' });
       }
@@ -296,15 +298,30 @@ export class DtlsServer implements Transport {
   private fail(s: Session, reason: string): void {
     s.dispose();
     this.table.delete(s);
+    this.forgetHello(s);
     this.stats.handshakesFailed++;
     this.opts.onEvent?.({ type: 'handshake-failed', peer: s.peer, reason });
+  }
+
+  /**
+   * A handshake ended (evicted, timed out, failed) without being established:
+   * the client's retransmitted ClientHello (same random, cookie still valid)
+   * may start a new one instead of being dropped as stale. A handshake
+   * superseded by a newer hello of the same peer keeps its entry: the client
+   * moved on, and a replay of the old hello must not displace the new one.
+   */
+  private forgetHello(s: Session): void {
+    if (!s.established) this.recentHellos.delete(s.key, s.handshake.clientRandom);
   }
 
   private sweep(): void {
     for (const { session, reason } of this.table.sweep(Date.now())) {
       session.dispose();
       this.stats.sessionsExpired++;
-      if (reason === 'handshake-timeout') this.stats.handshakesFailed++;
+      if (reason === 'handshake-timeout') {
+        this.stats.handshakesFailed++;
+        this.forgetHello(session);
+      }
       const why = reason === 'handshake-timeout' && session.pendingReason !== undefined ? `${reason}: ${session.pendingReason}` : reason;
       this.opts.onEvent?.({ type: reason === 'idle' ? 'closed' : 'handshake-failed', peer: session.peer, reason: why });
     }

@@ -169,6 +169,11 @@ export class RecentHellos {
     while (this.seen.size > this.opts.capacity) this.seen.delete(this.seen.keys().next().value!);
   }
 
+  /** Forgets this pair: its handshake ended unestablished, so the client's retransmitted hello may start another. */
+  delete(peer: string, clientRandom: Uint8Array): void {
+    this.seen.delete(entryKey(peer, clientRandom));
+  }
+
   private prune(now: number): void {
     // Entries are added in time order with one ttl, so expiries are ordered too.
     for (const [k, expiry] of this.seen) {

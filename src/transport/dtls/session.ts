@@ -2,19 +2,24 @@
  * One DTLS connection as seen by the server: epochs, record sequence numbers,
  * replay windows, handshake reassembly and flight retransmission.
  *
- * - Epoch 0 is plaintext; epoch 1 uses the keys derived at ClientKeyExchange
+ * - Epoch 0 is plaintext; epoch 1 uses the keys derived from a ClientKeyExchange
  *   (RFC 6347 §4.1). Our epoch-0 record numbers continue from the client's
  *   cookie-bearing ClientHello, as RFC 6347 §4.2.1 recommends for a stateless
  *   HelloVerifyRequest.
+ * - An epoch-0 ClientKeyExchange is unauthenticated and may be forged by anyone
+ *   who can spoof the client's address: each one with a known identity is a
+ *   candidate with its own keys (handshake.ts) until the client's epoch-1
+ *   Finished authenticates under one of them and selects it.
  * - Epoch-1 records pass the replay window (§4.1.2.6) and are authenticated
  *   before the window is updated; failures are counted and dropped (§4.1.2.7).
- *   One exception: a record that fails authentication in the very datagram
- *   whose ChangeCipherSpec moved us to "await Finished" (flight 5 normally
- *   travels in one datagram) means the two sides derived different keys, a
- *   wrong PSK, and we end the handshake with a fatal bad_record_mac alert
- *   (§4.1.2.7 allows alerts if they are fatal). Any other failing record may be
- *   injected by anyone: it is dropped, and if the Finished never authenticates
- *   the handshake timeout ends the session with {@link Session.pendingReason}.
+ *   One exception: a Finished that fails authentication in the same datagram
+ *   as a ChangeCipherSpec and the ClientKeyExchange whose keys it fails under
+ *   (flight 5 normally travels in one datagram) means the two sides derived
+ *   different keys, a wrong PSK, and we end the handshake with a fatal
+ *   bad_record_mac alert (§4.1.2.7 allows alerts if they are fatal). Any other
+ *   failing record may be injected by anyone: it is dropped, and if the Finished
+ *   never authenticates the handshake timeout ends the session with
+ *   {@link Session.pendingReason}.
  * - Plaintext (epoch 0) alerts during the handshake are unauthenticated, so a
  *   fatal one is ignored too (same reasoning); the handshake timeout ends it.
  * - Flight 4 is retransmitted on a timer with doubling timeout (§4.2.4.1); the
@@ -52,6 +57,10 @@ export class Session {
   private readonly window1 = new ReplayWindow();
   private readCipher: Ccm8Cipher | undefined;
   private writeCipher: Ccm8Cipher | undefined;
+  /** Epoch-1 ciphers of each ClientKeyExchange candidate, until the Finished selects one. */
+  private readonly candidates = new Map<number, { read: Ccm8Cipher; write: Ccm8Cipher }>();
+  /** The candidate whose ClientKeyExchange came in the datagram being processed. */
+  private datagramCandidate: number | undefined;
   private readEpoch = 0;
   private lastFlight: readonly FlightRecord[];
   private readonly reassembler = new Reassembler();
@@ -88,6 +97,7 @@ export class Session {
   receive(records: readonly DtlsRecord[], now: number): SessionEvent[] {
     const events: SessionEvent[] = [];
     this.ccsInDatagram = false;
+    this.datagramCandidate = undefined;
     for (const rec of records) {
       if (this.closed) break;
       if (rec.epoch === 0) this.receivePlain(rec, events);
@@ -106,8 +116,10 @@ export class Session {
   get pendingReason(): string | undefined {
     const parts: string[] = [];
     if (this.authFailures > 0) {
-      parts.push(`Finished never authenticated (wrong PSK for identity ${JSON.stringify(this.handshake.identity ?? '')}?); ${this.authFailures} record(s) failed authentication`);
+      const ids = this.handshake.candidateIdentities.map((x) => JSON.stringify(x)).join(' or ');
+      parts.push(`Finished never authenticated (wrong PSK for identity ${ids}?); ${this.authFailures} record(s) failed authentication`);
     }
+    if (this.handshake.ignoredKeyExchanges.length > 0) parts.push(`ignored ClientKeyExchange: ${this.handshake.ignoredKeyExchanges.join('; ')}`);
     if (this.ignoredAlerts.length > 0) parts.push(`ignored unauthenticated fatal alert(s) ${this.ignoredAlerts.join(', ')}`);
     return parts.length === 0 ? undefined : parts.join('; ');
   }
@@ -147,14 +159,17 @@ export class Session {
   private receivePlain(rec: DtlsRecord, events: SessionEvent[]): void {
     // Epoch 0 is unauthenticated: after the handshake only a new ClientHello
     // (handled by the server, never here) is meaningful, so ignore the rest.
-    if (this.readEpoch !== 0 || this.established) return void events.push({ kind: 'dropped', why: 'unexpected' });
+    // Before, even after a ChangeCipherSpec, a ClientKeyExchange may still come
+    // (the first one may have been forged), so handshake records are read.
+    if (this.established) return void events.push({ kind: 'dropped', why: 'unexpected' });
     switch (rec.type) {
       case ContentType.handshake:
         return this.receiveHandshake(rec.fragment, events);
       case ContentType.changeCipherSpec:
         if (rec.fragment.length !== 1 || rec.fragment[0] !== 1) return void events.push({ kind: 'dropped', why: 'malformed' });
         this.handshake.onChangeCipherSpec();
-        if (this.handshake.state === 'awaitFinished' && this.readEpoch === 0) {
+        if (this.handshake.state === 'awaitFinished') {
+          if (this.readEpoch === 0) this.stopTimer(); // the client has our flight 4
           this.readEpoch = 1;
           this.ccsInDatagram = true;
         }
@@ -171,21 +186,11 @@ export class Session {
   }
 
   private receiveProtected(rec: DtlsRecord, events: SessionEvent[]): void {
-    if (this.readCipher === undefined || this.readEpoch !== 1) return void events.push({ kind: 'dropped', why: 'unexpected' });
+    if (this.readEpoch !== 1) return void events.push({ kind: 'dropped', why: 'unexpected' });
     if (!this.window1.check(rec.seq)) return void events.push({ kind: 'dropped', why: 'replay' });
+    if (this.readCipher === undefined) return this.receiveCandidateRecord(rec, events);
     const plain = this.readCipher.open(rec);
-    if (plain === undefined) {
-      if (this.handshake.state === 'awaitFinished') {
-        if (this.ccsInDatagram) {
-          // Flight 5 in one datagram and its Finished does not authenticate: the keys differ.
-          events.push({ kind: 'failed', reason: `client Finished did not authenticate (wrong PSK for identity ${JSON.stringify(this.handshake.identity ?? '')}?)` });
-          void this.close(AlertDescription.badRecordMac);
-          return;
-        }
-        this.authFailures++;
-      }
-      return void events.push({ kind: 'dropped', why: 'auth' });
-    }
+    if (plain === undefined) return void events.push({ kind: 'dropped', why: 'auth' });
     this.window1.mark(rec.seq);
     switch (rec.type) {
       case ContentType.handshake:
@@ -206,7 +211,36 @@ export class Session {
     }
   }
 
-  private receiveHandshake(fragment: Uint8Array, events: SessionEvent[]): void {
+  /** An epoch-1 record before the Finished selected a candidate: try each candidate's keys. */
+  private receiveCandidateRecord(rec: DtlsRecord, events: SessionEvent[]): void {
+    const opened: number[] = [];
+    let plain: Uint8Array | undefined;
+    for (const [index, c] of this.candidates) {
+      const p = c.read.open(rec);
+      if (p === undefined) continue;
+      opened.push(index);
+      plain ??= p;
+    }
+    if (plain === undefined) {
+      const mine = this.datagramCandidate;
+      if (this.ccsInDatagram && mine !== undefined) {
+        // ClientKeyExchange, ChangeCipherSpec and a Finished that does not authenticate
+        // under that ClientKeyExchange's keys, all in one datagram: the keys differ.
+        const id = JSON.stringify(this.handshake.candidateIdentities[mine] ?? '');
+        events.push({ kind: 'failed', reason: `client Finished did not authenticate (wrong PSK for identity ${id}?)` });
+        void this.close(AlertDescription.badRecordMac);
+        return;
+      }
+      if (this.handshake.state === 'awaitFinished') this.authFailures++;
+      return void events.push({ kind: 'dropped', why: 'auth' });
+    }
+    this.window1.mark(rec.seq);
+    // Only the Finished is expected before the handshake completes.
+    if (rec.type !== ContentType.handshake) return void events.push({ kind: 'dropped', why: 'unexpected' });
+    this.receiveHandshake(plain, events, opened);
+  }
+
+  private receiveHandshake(fragment: Uint8Array, events: SessionEvent[], authenticatedBy: readonly number[] = []): void {
     let frags;
     try {
       frags = parseFragments(fragment);
@@ -217,7 +251,7 @@ export class Session {
     for (const f of frags) {
       const body = this.reassembler.add(f);
       if (body === undefined) continue;
-      const step = this.handshake.onHandshake(f.msgType, f.messageSeq, body);
+      const step = this.handshake.onHandshake(f.msgType, f.messageSeq, body, authenticatedBy);
       switch (step.kind) {
         case 'none':
           break;
@@ -228,15 +262,25 @@ export class Session {
           void this.opts.send(this.record(ContentType.alert, 1, new Uint8Array([AlertLevel.warning, AlertDescription.noRenegotiation])));
           break;
         case 'keys':
-          this.readCipher = new Ccm8Cipher(step.keys.clientKey, step.keys.clientSalt);
-          this.writeCipher = new Ccm8Cipher(step.keys.serverKey, step.keys.serverSalt);
-          this.stopTimer(); // the client has our flight 4
+          if (!this.candidates.has(step.index)) {
+            this.candidates.set(step.index, {
+              read: new Ccm8Cipher(step.keys.clientKey, step.keys.clientSalt),
+              write: new Ccm8Cipher(step.keys.serverKey, step.keys.serverSalt),
+            });
+          }
+          this.datagramCandidate = step.index;
           break;
-        case 'established':
+        case 'established': {
+          const chosen = this.candidates.get(step.index)!;
+          this.readCipher = chosen.read;
+          this.writeCipher = chosen.write;
+          this.candidates.clear();
+          this.stopTimer();
           this.lastFlight = step.flight;
           this.sendFlight();
           events.push({ kind: 'established', identity: this.handshake.identity ?? '' });
           break;
+        }
         case 'failed':
           events.push({ kind: 'failed', reason: step.reason });
           void this.close(step.alert);
@@ -281,7 +325,7 @@ export class Session {
   private arm(): void {
     const delay = Math.min(this.opts.retransmitMs * 2 ** this.retransmits, 60_000);
     this.timer = setTimeout(() => {
-      if (this.closed || this.readCipher !== undefined) return;
+      if (this.closed || this.readEpoch === 1 || this.established) return;
       if (this.retransmits >= this.opts.maxRetransmits) return this.opts.onGiveUp(this);
       this.retransmits++;
       this.sendFlight();
