@@ -30,7 +30,7 @@ const ccs = encodeRecord(ContentType.changeCipherSpec, 0, 12400, Uint8Array.of(1
 const junkFinished = encodeRecord(ContentType.handshake, 1, 0, new Uint8Array(40).fill(0x5a));
 
 /** Injects `datagrams` (spoofed from the client's address) when the server's flight 4 leaves. */
-function injectOnFlight4(proxy: UdpProxy, datagrams: Uint8Array[]): { count: () => number } {
+function injectOnFlight4(proxy: UdpProxy, datagrams: Uint8Array[], loseIt = false): { count: () => number } {
   let done = 0;
   proxy.serverHook = (d) => {
     if (done === 0 && parseRecords(d).some((r) => r.type === ContentType.handshake && r.fragment[0] === HandshakeType.serverHello)) {
@@ -38,6 +38,7 @@ function injectOnFlight4(proxy: UdpProxy, datagrams: Uint8Array[]): { count: () 
       void (async () => {
         for (const x of datagrams) await proxy.inject(x);
       })();
+      if (loseIt) return 'drop';
     }
     return 'forward';
   };
@@ -69,6 +70,15 @@ describe('forged ClientKeyExchange injection', () => {
       expect(server.stats.handshakesOk).toBe(1);
     });
   }
+
+  it('a forged ClientKeyExchange and ChangeCipherSpec do not stop the retransmission of a lost flight 4', async () => {
+    const server = track(await echoServer({ retransmitMs: 100 }));
+    const proxy = track(await UdpProxy.start(server.address().port));
+    injectOnFlight4(proxy, [cke(identityBody(OTHER_IDENTITY)), ccs], true);
+    const client = track(await connectDtls({ host: '127.0.0.1', port: proxy.port, identity: IDENTITY, key: KEY, retries: 0, handshakeTimeoutMs: 3000 }));
+    expect(await request(client, client.remote, 'after loss')).toBe('echo:after loss');
+    expect(server.stats.handshakesStarted).toBe(1);
+  });
 
   it('a genuine wrong key still fails promptly after a forged ClientKeyExchange of another identity', async () => {
     const failed: string[] = [];

@@ -168,6 +168,8 @@ export class ServerHandshake {
         return this.onKeyExchange(fullMessage(msgType, messageSeq, body), body);
       case 'awaitChangeCipherSpec':
       case 'awaitFinished':
+        // The ClientKeyExchange that moved us here may have been forged: the client may still lack flight 4.
+        if (msgType === HandshakeType.clientHello && messageSeq === this.clientSeq0) return { kind: 'retransmit' };
         // A ClientKeyExchange seen earlier may have been forged: later ones are candidates too.
         if (msgType === HandshakeType.clientKeyExchange && messageSeq === expected) return this.onKeyExchange(fullMessage(msgType, messageSeq, body), body);
         // A Finished before ChangeCipherSpec cannot be read anyway.

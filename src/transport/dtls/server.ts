@@ -235,7 +235,7 @@ export class DtlsServer implements Transport {
       maxRetransmits: this.opts.maxRetransmits,
       mtu: this.opts.mtu,
       send: (d) => this.inner.send(d, peer).catch(() => {}),
-      onGiveUp: (s) => this.fail(s, 'no answer to flight 4 (retransmissions exhausted)'),
+      onGiveUp: (s) => this.fail(s, `no answer to flight 4 (retransmissions exhausted)${s.pendingReason === undefined ? '' : `: ${s.pendingReason}`}`),
     });
     // §4.2.8: an established session stays until the new handshake's Finished verified.
     if (existing?.established === true) this.table.setReplacing(session);

@@ -69,6 +69,8 @@ export class Session {
   private closed = false;
   /** Set while processing a datagram whose ChangeCipherSpec started epoch 1. */
   private ccsInDatagram = false;
+  /** Set once a datagram carried a ClientKeyExchange and a ChangeCipherSpec: flight 4 arrived. */
+  private flight5Seen = false;
   private authFailures = 0;
   private readonly ignoredAlerts: number[] = [];
 
@@ -169,9 +171,14 @@ export class Session {
         if (rec.fragment.length !== 1 || rec.fragment[0] !== 1) return void events.push({ kind: 'dropped', why: 'malformed' });
         this.handshake.onChangeCipherSpec();
         if (this.handshake.state === 'awaitFinished') {
-          if (this.readEpoch === 0) this.stopTimer(); // the client has our flight 4
           this.readEpoch = 1;
           this.ccsInDatagram = true;
+          // ClientKeyExchange and ChangeCipherSpec in one datagram: flight 5, so the client has our
+          // flight 4. (A lone forged ClientKeyExchange or ChangeCipherSpec does not stop the timer.)
+          if (this.datagramCandidate !== undefined) {
+            this.flight5Seen = true;
+            this.stopTimer();
+          }
         }
         return;
       case ContentType.alert:
@@ -325,7 +332,7 @@ export class Session {
   private arm(): void {
     const delay = Math.min(this.opts.retransmitMs * 2 ** this.retransmits, 60_000);
     this.timer = setTimeout(() => {
-      if (this.closed || this.readEpoch === 1 || this.established) return;
+      if (this.closed || this.flight5Seen || this.established) return;
       if (this.retransmits >= this.opts.maxRetransmits) return this.opts.onGiveUp(this);
       this.retransmits++;
       this.sendFlight();
