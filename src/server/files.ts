@@ -28,6 +28,7 @@ import { ETAG_LENGTH } from '../blockwise/source.js';
 import { ContentFormat } from '../codec/numbers.js';
 import { CoapfwError } from '../errors.js';
 import { ChunkCache } from './chunk-cache.js';
+import { HandlePool } from './handle-pool.js';
 
 /** One served file. */
 export interface FileEntry extends ByteSource {
@@ -75,19 +76,12 @@ interface Indexed {
   readonly mtimeMs: number;
 }
 
-/** An open (or opening) handle for one indexed version. */
-interface OpenFile {
-  readonly handle: Promise<FileHandle>;
-  /** Reads in flight; the handle is closed only when this is 0. */
-  reads: number;
-}
-
 /** The files under one directory. Call {@link FileRepository.refresh} to pick up changes. */
 export class FileRepository {
   private byPath = new Map<string, FileEntry>();
   private byHash = new Map<string, FileEntry>();
   /** By {@link Indexed.id}, least recently used first. */
-  private readonly handles = new Map<number, OpenFile>();
+  private readonly handles: HandlePool;
   /** Chunk loads in flight, by `id:offset`, so concurrent cold reads share one disk read. */
   private readonly loading = new Map<string, Promise<Uint8Array>>();
   /** What each published entry was indexed from. */
@@ -106,6 +100,7 @@ export class FileRepository {
     private readonly options: FileRepositoryOptions,
   ) {
     this.cache = new ChunkCache(options.cacheBytes ?? 8 * 1024 * 1024);
+    this.handles = new HandlePool(Math.max(1, options.maxOpenFiles ?? 64));
   }
 
   /** Index `dir` (which must be a directory). */
@@ -203,11 +198,7 @@ export class FileRepository {
     for (const id of this.live) {
       if (live.has(id)) continue;
       this.cache.drop(id);
-      const h = this.handles.get(id);
-      if (h !== undefined) {
-        this.handles.delete(id);
-        if (h.reads === 0) closeQuietly(h);
-      }
+      this.handles.drop(id);
     }
     this.live = live;
     const changed = [...byPath.keys()].filter((p) => this.byPath.get(p) !== byPath.get(p));
@@ -225,9 +216,7 @@ export class FileRepository {
 
   /** Close every open file. */
   async close(): Promise<void> {
-    const all = [...this.handles.values()];
-    this.handles.clear();
-    await Promise.all(all.map(closeQuietly));
+    await this.handles.closeAll();
   }
 
   private async scan(): Promise<Array<{ rel: string; abs: string; size: number; mtimeMs: number; dev: number; ino: number }>> {
@@ -338,7 +327,8 @@ export class FileRepository {
   }
 
   private async readRange(file: Indexed, offset: number, length: number): Promise<Uint8Array> {
-    const h = this.acquire(file);
+    // A version a refresh has dropped (a reader still holds its old entry) gets a private handle.
+    const h = this.handles.acquire(file.id, () => this.openChecked(file), this.live.has(file.id));
     try {
       const handle = await h.handle;
       const buf = new Uint8Array(length);
@@ -350,44 +340,7 @@ export class FileRepository {
       }
       return buf;
     } finally {
-      this.release(file.id, h);
-    }
-  }
-
-  /** The handle of `file`, opened (once, however many reads ask at the same time) and marked busy. */
-  private acquire(file: Indexed): OpenFile {
-    let h = this.handles.get(file.id);
-    if (h !== undefined) {
-      this.handles.delete(file.id); // move to the most recently used end
-    } else {
-      h = { handle: this.openChecked(file), reads: 0 };
-      const opened = h;
-      h.handle.catch(() => {
-        if (this.handles.get(file.id) === opened) this.handles.delete(file.id);
-      });
-    }
-    // A file a refresh has dropped (a reader still holds its old entry) gets a
-    // handle of its own, closed at its last release, never pooled.
-    if (this.live.has(file.id)) this.handles.set(file.id, h);
-    h.reads++;
-    return h;
-  }
-
-  private release(id: number, h: OpenFile): void {
-    h.reads--;
-    if (h.reads > 0) return;
-    if (this.handles.get(id) !== h) closeQuietly(h); // dropped by a refresh or close meanwhile
-    this.evict();
-  }
-
-  /** Close least recently used idle handles beyond `maxOpenFiles`. */
-  private evict(): void {
-    const max = Math.max(1, this.options.maxOpenFiles ?? 64);
-    for (const [id, h] of this.handles) {
-      if (this.handles.size <= max) return;
-      if (h.reads > 0) continue;
-      this.handles.delete(id);
-      closeQuietly(h);
+      this.handles.release(file.id, h);
     }
   }
 
@@ -406,13 +359,6 @@ export class FileRepository {
       throw e;
     }
   }
-}
-
-function closeQuietly(h: OpenFile): Promise<void> {
-  return h.handle.then(
-    (fh) => fh.close().catch(() => {}),
-    () => {},
-  );
 }
 
 function isInside(root: string, p: string): boolean {
