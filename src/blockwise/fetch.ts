@@ -5,6 +5,7 @@
  * Each block is retried on its own with back-off; there is no deadline for
  * the whole transfer, so a slow link finishes instead of being cut off.
  */
+import { equalBytes } from '@noble/curves/utils.js';
 import { blockSize, decodeBlock, encodeBlock, MAX_SZX } from '../codec/block.js';
 import type { CoapMessage, CoapOption } from '../codec/message.js';
 import { Code, codeToString, OptionNumber } from '../codec/numbers.js';
@@ -169,11 +170,4 @@ export async function fetchAll(request: Requester, opts: FetchOptions): Promise<
     o += c.length;
   }
   return { data, etag };
-}
-
-/** Constant-time-irrelevant byte comparison (ETags are not secrets). */
-export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

@@ -2,6 +2,7 @@
  * One-line human-readable rendering of a message for logs and the CLI's
  * verbose mode, in the spirit of libcoap's `coap_show_pdu`.
  */
+import { bytesToHex } from '@noble/hashes/utils.js';
 import type { CoapMessage, CoapOption } from './message.js';
 import { Code, OptionNumber, codeToString } from './numbers.js';
 import { OPTION_DEFINITIONS } from './options.js';
@@ -20,11 +21,6 @@ const BLOCK_OPTIONS: ReadonlySet<number> = new Set([
   OptionNumber.Q_BLOCK2,
 ]);
 
-function hex(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s;
-}
 
 function uint(v: Uint8Array): number {
   let n = 0;
@@ -36,7 +32,7 @@ function uint(v: Uint8Array): number {
 function describeOption(o: CoapOption): string {
   const d = OPTION_DEFINITIONS.get(o.number);
   const name = d?.name ?? `Option${o.number}`;
-  if (d === undefined || o.value.length > d.maxLength) return `${name}:0x${hex(o.value)}`;
+  if (d === undefined || o.value.length > d.maxLength) return `${name}:0x${bytesToHex(o.value)}`;
   if (BLOCK_OPTIONS.has(o.number)) {
     // RFC 7959 §2.2 notation NUM/M/size; SZX 7 shown as BERT.
     const n = uint(o.value);
@@ -50,12 +46,12 @@ function describeOption(o: CoapOption): string {
       try {
         return `${name}:${JSON.stringify(utf8.decode(o.value))}`;
       } catch {
-        return `${name}:0x${hex(o.value)}`;
+        return `${name}:0x${bytesToHex(o.value)}`;
       }
     case 'empty':
       return name;
     case 'opaque':
-      return `${name}:0x${hex(o.value)}`;
+      return `${name}:0x${bytesToHex(o.value)}`;
   }
 }
 
@@ -70,7 +66,7 @@ export function describeMessage(m: CoapMessage): string {
   const parts = [TYPE_NAMES[m.type] ?? `T${String(m.type)}`, codeToString(m.code)];
   if (name !== undefined && m.code !== 0) parts.push(name);
   parts.push(`mid=${m.messageId}`);
-  if (m.token.length > 0) parts.push(`token=${hex(m.token)}`);
+  if (m.token.length > 0) parts.push(`token=${bytesToHex(m.token)}`);
   for (const o of m.options) parts.push(describeOption(o));
   if (m.payload.length > 0) parts.push(`payload=${m.payload.length}B`);
   return parts.join(' ');

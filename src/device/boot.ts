@@ -27,7 +27,7 @@ import type { FlashArea, FlashLayout } from '../flash/layout.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { BootLog, type BootState, type SlotImage } from './boot-state.js';
 import { runSwap, swapBlocks } from './boot-swap.js';
-import { sameBytes } from './bytes.js';
+import { equalBytes } from '@noble/curves/utils.js';
 
 /** How the running image was started. */
 export type BootMode = 'confirmed' | 'test' | 'reverted';
@@ -58,7 +58,7 @@ export interface BootResult {
 
 async function verifies(flash: FlashBackend, area: FlashArea, image: SlotImage | null): Promise<boolean> {
   if (image === null || image.size > area.size) return false;
-  return sameBytes(await hashArea(flash, area, image.size), image.digest);
+  return equalBytes(await hashArea(flash, area, image.size), image.digest);
 }
 
 /** The current boot state, or undefined before a factory image was installed. */

@@ -10,7 +10,7 @@
 import { CoapfwError } from '../errors.js';
 import { ALG } from '../suit/constants.js';
 import type { UpdatePlan } from '../suit/index.js';
-import { sameBytes } from './bytes.js';
+import { equalBytes } from '@noble/curves/utils.js';
 
 /** The one image the device fetches into its secondary slot, and what it must match. */
 export interface FetchTarget {
@@ -47,7 +47,7 @@ export function fetchTarget(plan: UpdatePlan): FetchTarget {
     if (c.digest?.alg !== ALG.sha256 || c.digest.bytes.length !== SHA256_SIZE) {
       throw unsupported('every image-match of the fetched image must use a SHA-256 image digest');
     }
-    if (digest !== undefined && !sameBytes(digest, c.digest.bytes)) {
+    if (digest !== undefined && !equalBytes(digest, c.digest.bytes)) {
       throw new CoapfwError('CONDITION_FAILED', 'manifest: the image-match checks of the fetched image name different digests');
     }
     if (c.size !== undefined && size !== undefined && c.size !== size) {

@@ -26,7 +26,7 @@ import { Journal, matchesDigestPrefix } from '../flash/journal.js';
 import { planUpdate } from '../suit/plan.js';
 import { verifyEnvelope } from '../suit/verify.js';
 import { readBootState, requestTestBoot } from './boot.js';
-import { sameBytes } from './bytes.js';
+import { equalBytes } from '@noble/curves/utils.js';
 import { fetchTarget } from './fetch-target.js';
 import { imageRequestOptions } from './image-uri.js';
 import { fetchingRecord, installRecord, reconcileJournal } from './progress.js';
@@ -185,7 +185,7 @@ type VerifyImageState = Extract<UpdateState, { name: 'verify-image' }>;
 async function verifyImage(s: UpdateSession, st: VerifyImageState): Promise<UpdateState> {
   const { flash, layout } = s.opts;
   const digest = await hashArea(flash, layout.secondary, st.job.size);
-  if (sameBytes(digest, st.job.imageDigest)) return { name: 'install', job: st.job, attempts: st.attempts };
+  if (equalBytes(digest, st.job.imageDigest)) return { name: 'install', job: st.job, attempts: st.attempts };
   if (st.fresh) throw new CoapfwError('DIGEST_MISMATCH', 'image: the downloaded image does not match the manifest digest');
   // Resumed from the journal and the slot does not hold the image (reverted
   // swap, torn state): download it again from the start.

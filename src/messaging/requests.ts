@@ -3,6 +3,7 @@
  * responses by peer and token (RFC 7252 §5.3.2), NSTART (§4.7) per peer,
  * response time-outs and cancellation.
  */
+import { bytesToHex } from '@noble/hashes/utils.js';
 import type { CoapMessage } from '../codec/message.js';
 import { Code, MessageType } from '../codec/numbers.js';
 import { encodeMessage } from '../codec/message.js';
@@ -217,9 +218,7 @@ export class PendingRequests {
 }
 
 function tokenKey(peer: Peer, token: Uint8Array): string {
-  let hex = '';
-  for (const b of token) hex += (b < 16 ? '0' : '') + b.toString(16);
-  return `${peerKey(peer)}|${hex}`;
+  return `${peerKey(peer)}|${bytesToHex(token)}`;
 }
 
 function abortError(signal: AbortSignal): CoapfwError {

@@ -5,6 +5,7 @@
  * notifications are confirmable, and an observer that answers with RST or
  * stops answering is removed (§4.2, §4.5).
  */
+import { bytesToHex } from '@noble/hashes/utils.js';
 import type { CoapMessage } from '../codec/message.js';
 import { Code, OptionNumber } from '../codec/numbers.js';
 import { decodeUint, encodeUint, getOption } from '../codec/options.js';
@@ -52,7 +53,7 @@ export class ObserveRegistry {
       handle: (req) => {
         const raw = req.message.code === Code.GET ? getOption(req.message, OptionNumber.OBSERVE) : undefined;
         if (raw === undefined) return resource.handle(req);
-        const id = `${peerKey(req.peer)}|${hex(req.message.token)}`;
+        const id = `${peerKey(req.peer)}|${bytesToHex(req.message.token)}`;
         let register = false;
         try {
           register = decodeUint(raw) === 0;
@@ -134,10 +135,4 @@ export class ObserveRegistry {
 
 function withoutObserve(m: CoapMessage): CoapMessage {
   return { ...m, options: m.options.filter((o) => o.number !== OptionNumber.OBSERVE) };
-}
-
-function hex(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += (x < 16 ? '0' : '') + x.toString(16);
-  return s;
 }

@@ -94,11 +94,7 @@ export function asDigest(v: unknown, what: string): SuitDigest {
 }
 
 /** Hex of bytes (lower case). */
-export function toHex(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s;
-}
+export { bytesToHex as toHex } from '@noble/hashes/utils.js';
 
 /** Bytes of a hex string (whitespace, colons, dashes and a 0x prefix allowed); throws INVALID_ARGUMENT. */
 export function fromHex(hex: string, what: string): Uint8Array {
@@ -111,10 +107,5 @@ export function fromHex(hex: string, what: string): Uint8Array {
   return out;
 }
 
-/** Constant-time-ish equality of two byte arrays. */
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
-  return d === 0;
-}
+/** Constant-time equality of two byte arrays. */
+export { equalBytes as bytesEqual } from '@noble/curves/utils.js';

@@ -20,6 +20,7 @@
  * (RFC 5746, we never renegotiate) are echoed when offered; nothing else is.
  */
 import { timingSafeEqual } from 'node:crypto';
+import { equalBytes } from '@noble/curves/utils.js';
 import {
   Ext,
   HandshakeType,
@@ -271,10 +272,6 @@ export class ServerHandshake {
     this.forget();
     return { kind: 'failed', alert, reason };
   }
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 function assertNever(x: never): never {
