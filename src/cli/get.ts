@@ -22,7 +22,7 @@ deadline for the whole transfer.
 options:
   -o, --output FILE     where to write (a partial download goes to FILE.part)
   --block-size N        block size to ask for: 16..1024, a power of two (default 1024)
-  --resume              continue FILE.part at the next block if the server's
+  --resume              continue FILE.part from its last block if the server's
                         ETag still matches; start over if it changed
   --retries N           attempts per block (default 8)
   --psk-identity ID     PSK identity for coaps://
