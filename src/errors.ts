@@ -56,22 +56,67 @@ export type CoapfwErrorCode =
   | 'DTLS_BAD_RECORD'
   | 'DTLS_ALERT'
   | 'DTLS_NO_SESSION'
+  // flash ownership
+  | 'FLASH_BUSY'
   // generic
   | 'INVALID_ARGUMENT'
   | 'IO_ERROR';
 
+/** Where an error came from on the network: a peer address. */
+export interface ErrorPeer {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** Data a program can act on, beside the stable `code`. Every field is optional. */
+export interface CoapfwErrorDetails {
+  readonly cause?: unknown;
+  /** The CoAP response code that caused the error (e.g. 0x83 for 4.03), for RESPONSE_CODE. */
+  readonly responseCode?: number;
+  /** Seconds the server asked us to wait (Max-Age of a 5.03, RFC 7252 §5.9.3.4). */
+  readonly maxAge?: number;
+  /** The block number the error concerns (block-wise transfers, flash blocks). */
+  readonly block?: number;
+  /** The remote endpoint concerned. */
+  readonly peer?: ErrorPeer;
+  /** The file or URI concerned, for messages that name it. */
+  readonly path?: string;
+}
+
+// A brand shared by every copy of this package loaded into one process (two
+// installs in one tree): `instanceof CoapfwError` checks it, not the prototype
+// chain, in the way undici's kUndiciError does.
+const kCoapfwError: unique symbol = Symbol.for('coapfw.error') as never;
+
 /** Base class of every error this library throws on purpose. */
 export class CoapfwError extends Error {
   readonly code: CoapfwErrorCode;
+  readonly responseCode: number | undefined;
+  readonly maxAge: number | undefined;
+  readonly block: number | undefined;
+  readonly peer: ErrorPeer | undefined;
+  readonly path: string | undefined;
+  readonly [kCoapfwError] = true;
 
-  constructor(code: CoapfwErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: CoapfwErrorCode, message: string, details?: CoapfwErrorDetails) {
+    super(message, details?.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'CoapfwError';
     this.code = code;
+    this.responseCode = details?.responseCode;
+    this.maxAge = details?.maxAge;
+    this.block = details?.block;
+    this.peer = details?.peer;
+    this.path = details?.path;
+  }
+
+  /** Brand check, so an error from another copy of coapfw still matches. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (this !== CoapfwError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === 'object' && value !== null && (value as { [kCoapfwError]?: unknown })[kCoapfwError] === true;
   }
 }
 
-/** True when `e` is a CoapfwError, optionally with the given code. */
+/** True when `e` is a CoapfwError (from any copy of the package), optionally with the given code. */
 export function isCoapfwError(e: unknown, code?: CoapfwErrorCode): e is CoapfwError {
   return e instanceof CoapfwError && (code === undefined || e.code === code);
 }
