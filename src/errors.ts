@@ -58,6 +58,14 @@ export type CoapfwErrorCode =
   | 'DTLS_NO_SESSION'
   // flash ownership
   | 'FLASH_BUSY'
+  // per-block authentication (src/suit/block-*.ts)
+  | 'BLOCK_DIGEST_UNAVAILABLE'
+  // differential updates (src/delta/)
+  | 'DELTA_MALFORMED'
+  | 'DELTA_TRUNCATED'
+  | 'DELTA_RANGE'
+  | 'DELTA_LIMIT'
+  | 'DELTA_SOURCE_MISMATCH'
   // generic
   | 'INVALID_ARGUMENT'
   | 'IO_ERROR';

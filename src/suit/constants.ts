@@ -81,6 +81,24 @@ export const PARAM = {
   fetchArguments: 25,
 } as const;
 
+/**
+ * coapfw's own SUIT parameters. draft-ietf-suit-manifest-37 §8.4.8 reserves
+ * negative keys for custom parameters (`suit-parameter-custom = nint`, value
+ * int / bool / tstr / bstr), and the IANA "SUIT Parameters" registry keeps
+ * keys below -255 for Private Use, so these can never collide with a
+ * registered parameter. Other processors skip them as unknown parameters
+ * (our decoder keeps them in `SuitParameters.other`). Both values are
+ * `bstr .cbor` structures, so a parser can step over them without knowing
+ * their contents (§8.4.8: "CBOR-encoded object parameters are still wrapped
+ * in a bstr"). The numbers are ours: -25601 and -25602 (CBOR `39 6400`, `39 6401`).
+ */
+export const COAPFW_PARAM = {
+  /** coapfw-block-digests: Merkle root over the image's per-block digests (src/suit/block-digests-param.ts). */
+  blockDigests: -25601,
+  /** coapfw-delta: the copy into this component applies its source component as a coapfw delta (src/suit/delta-manifest.ts). */
+  delta: -25602,
+} as const;
+
 /** SUIT_Text keys (§8.4.4). */
 export const TEXT = {
   manifestDescription: 1,

@@ -9,7 +9,8 @@ import { CoapfwError } from '../errors.js';
 import { ALG, CONDITION, DIRECTIVE } from './constants.js';
 import { createSignedEnvelope, type EnvelopeOptions } from './encode.js';
 import type { SuitPrivateKey } from './keys.js';
-import type { ComponentId, SuitCommand, SuitDigest } from './types.js';
+import { blockDigestsParameter } from './block-digests-param.js';
+import type { BlockDigestsInfo, ComponentId, SuitCommand, SuitDigest } from './types.js';
 
 /** Description of a single-image update. */
 export interface SingleImageManifest {
@@ -31,6 +32,12 @@ export interface SingleImageManifest {
   readonly slot?: number;
   /** Add an invoke sequence (boot the image). Default false. */
   readonly invoke?: boolean;
+  /**
+   * Per-block digests of the image (`buildBlockDigests(image, ...).info`):
+   * set as coapfw-block-digests beside the image digest, so a device can
+   * check every block before it writes it. Its imageSize must equal `size`.
+   */
+  readonly blockDigests?: BlockDigestsInfo;
 }
 
 function check(desc: SingleImageManifest): SuitDigest {
@@ -43,6 +50,9 @@ function check(desc: SingleImageManifest): SuitDigest {
   if (typeof desc.uri !== 'string' || desc.uri.length === 0) throw bad('uri: expected a non-empty string');
   if (!Number.isSafeInteger(desc.size) || desc.size < 0) throw bad(`size: expected an unsigned integer, got ${desc.size}`);
   if (desc.slot !== undefined && (!Number.isSafeInteger(desc.slot) || desc.slot < 0)) throw bad('slot: expected an unsigned integer');
+  if (desc.blockDigests !== undefined && desc.blockDigests.imageSize !== desc.size) {
+    throw bad(`blockDigests: covers ${desc.blockDigests.imageSize} bytes, the image is ${desc.size}`);
+  }
   const d = desc.digest instanceof Uint8Array ? { alg: ALG.sha256, bytes: desc.digest } : desc.digest;
   if (!d || !(d.bytes instanceof Uint8Array) || (d.alg === ALG.sha256 && d.bytes.length !== 32)) throw bad('digest: expected 32 bytes of SHA-256');
   return d;
@@ -62,7 +72,16 @@ export function createEnvelope(desc: SingleImageManifest, keys: readonly SuitPri
     ? []
     : [{ kind: 'override-parameters', params: { componentSlot: desc.slot } }, { kind: 'condition', code: CONDITION.componentSlot, policy: 5 }];
   const shared: SuitCommand[] = [
-    { kind: 'override-parameters', params: { vendorId: desc.vendorId, classId: desc.classId, imageDigest: digest, imageSize: desc.size } },
+    {
+      kind: 'override-parameters',
+      params: {
+        vendorId: desc.vendorId,
+        classId: desc.classId,
+        imageDigest: digest,
+        imageSize: desc.size,
+        ...(desc.blockDigests ? { other: new Map([blockDigestsParameter(desc.blockDigests)]) } : {}),
+      },
+    },
     cond(CONDITION.vendorId),
     cond(CONDITION.classId),
     ...slot,

@@ -118,3 +118,24 @@ export interface DecodedEnvelope {
   /** Whether the envelope carried tag 107. */
   readonly tagged: boolean;
 }
+
+/**
+ * Per-block authentication of one image (coapfw's custom parameter
+ * `coapfw-block-digests`, src/suit/block-digests.ts): the image is cut into
+ * `blockSize`-byte blocks, each hashed into a leaf, and `root` is the
+ * RFC 9162 §2.1.1 Merkle Tree Hash over the leaves.
+ */
+export interface BlockDigestsInfo {
+  /** COSE hash algorithm of leaves and nodes; only -16 (SHA-256). */
+  readonly alg: number;
+  /** Bytes per block (a power of two); the last block may be shorter. */
+  readonly blockSize: number;
+  /** Leaves per page of the digest list (a power of two): the unit a device fetches and checks. */
+  readonly pageLeaves: number;
+  /** Image size the tree covers; must equal suit-parameter-image-size. */
+  readonly imageSize: number;
+  /** Merkle root (32 bytes). */
+  readonly root: Uint8Array;
+  /** Where the digest list is served (content-addressed), if the manifest names it. */
+  readonly uri?: string;
+}
