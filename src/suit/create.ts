@@ -10,6 +10,7 @@ import { ALG, CONDITION, DIRECTIVE } from './constants.js';
 import { createSignedEnvelope, type EnvelopeOptions } from './encode.js';
 import type { SuitPrivateKey } from './keys.js';
 import { blockDigestsParameter } from './block-digests-param.js';
+import { DELTA_COMPONENT_ID, deltaInstallSequence, type DeltaManifestInput } from './delta-manifest.js';
 import type { BlockDigestsInfo, ComponentId, SuitCommand, SuitDigest } from './types.js';
 
 /** Description of a single-image update. */
@@ -38,6 +39,12 @@ export interface SingleImageManifest {
    * check every block before it writes it. Its imageSize must equal `size`.
    */
   readonly blockDigests?: BlockDigestsInfo;
+  /**
+   * Offer a differential update as well (src/suit/delta-manifest.ts): a
+   * second component ['coapfw', 'delta'] and a try-each in install, the
+   * delta first (if the installed image is its source), the full image else.
+   */
+  readonly delta?: DeltaManifestInput;
 }
 
 function check(desc: SingleImageManifest): SuitDigest {
@@ -86,19 +93,20 @@ export function createEnvelope(desc: SingleImageManifest, keys: readonly SuitPri
     cond(CONDITION.classId),
     ...slot,
   ];
+  const image = desc.componentId ?? [new Uint8Array([0])];
+  const idx0: SuitCommand[] = desc.delta ? [{ kind: 'set-component-index', index: 0 }] : [];
+  const install: SuitCommand[] = desc.delta
+    ? deltaInstallSequence({ uri: desc.uri, digest, size: desc.size, ...(desc.blockDigests ? { blockDigests: desc.blockDigests } : {}) }, desc.delta)
+    : [{ kind: 'override-parameters', params: { uri: desc.uri } }, { kind: 'directive', code: DIRECTIVE.fetch, policy: 2 }, cond(CONDITION.imageMatch)];
   return createSignedEnvelope(
     {
       version: 1,
       sequenceNumber: BigInt(desc.sequence),
-      components: [desc.componentId ?? [new Uint8Array([0])]],
-      sharedSequence: shared,
-      validate: [cond(CONDITION.imageMatch)],
-      ...(desc.invoke ? { invoke: [{ kind: 'directive', code: DIRECTIVE.invoke, policy: 2 }] as SuitCommand[] } : {}),
-      install: [
-        { kind: 'override-parameters', params: { uri: desc.uri } },
-        { kind: 'directive', code: DIRECTIVE.fetch, policy: 2 },
-        cond(CONDITION.imageMatch),
-      ],
+      components: desc.delta ? [image, DELTA_COMPONENT_ID] : [image],
+      sharedSequence: [...idx0, ...shared],
+      validate: [...idx0, cond(CONDITION.imageMatch)],
+      ...(desc.invoke ? { invoke: [...idx0, { kind: 'directive', code: DIRECTIVE.invoke, policy: 2 }] as SuitCommand[] } : {}),
+      install,
     },
     keys,
     opts,
