@@ -3,19 +3,20 @@
  * each other's timings if run at once), combined into one JSON document.
  * Each part can also be run alone: `node dist/bench/run.js` (block-wise
  * throughput against libcoap and TFTP), `node dist/bench/coaps.js` (coaps
- * against plain coap), `node dist/bench/update.js` (one device update).
+ * against plain coap), `node dist/bench/update.js` (one device update),
+ * `node dist/bench/delta.js` (differential updates of real binaries).
  */
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const parts: Record<string, string> = { blockwise: 'run.js', coaps: 'coaps.js', update: 'update.js' };
+const parts: Record<string, string> = { blockwise: 'run.js', coaps: 'coaps.js', update: 'update.js', delta: 'delta.js' };
 const out: Record<string, unknown> = {};
 let failed = false;
 for (const [name, file] of Object.entries(parts)) {
   process.stderr.write(`bench: ${name} ...\n`);
-  const r = spawnSync(process.execPath, [join(here, file)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 600_000 });
+  const r = spawnSync(process.execPath, [join(here, file)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 1_200_000 });
   try {
     out[name] = JSON.parse(r.stdout);
   } catch {

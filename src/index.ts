@@ -29,6 +29,7 @@ export { powerCutSweep, runUntilDone, type PowerCutSweepOptions, type PowerCutSw
 export { boot, confirm, requestTestBoot, installFactoryImage, readBootState, type BootResult, type BootMode, type BootAction, type TestBootRequest } from './device/boot.js';
 export { BootLog, BOOT_PAYLOAD_SIZE, type BootState, type SlotImage, type PrimaryMode, type SwapProgress } from './device/boot-state.js';
 export * from './suit/index.js';
+export * from './delta/index.js';
 // Message layer, transports, block-wise and servers.
 export { CoapEndpoint, type CoapRequest, type ResponseSpec, type RequestHandler, type RequestSpec, type RequestOptions, type EndpointOptions, type EndpointStats } from './messaging/endpoint.js';
 export { DEFAULT_PARAMS, resolveParams, exchangeLifetime, maxTransmitSpan, maxTransmitWait, type TransmissionParams } from './messaging/params.js';

@@ -116,6 +116,15 @@ function check(source: Uint8Array, target: Uint8Array, frameSize: number): void 
  * // applyDelta(delta, (off, len) => installedImage.subarray(off, off + len)) gives newImage
  */
 export function createDelta(source: Uint8Array, target: Uint8Array, opts: DeltaOptions = {}): Uint8Array {
+  check(source, target, opts.frameSize ?? 4096);
+  return encodeDelta(source, target, diffOps(source, target), opts);
+}
+
+/**
+ * Frame and encode matching results (`diffOps(source, target)`), so that a
+ * publisher can write several frame sizes or codecs from one (costly) match.
+ */
+export function encodeDelta(source: Uint8Array, target: Uint8Array, ops: readonly DeltaOp[], opts: DeltaOptions = {}): Uint8Array {
   const frameSize = opts.frameSize ?? 4096;
   check(source, target, frameSize);
   const deflate = (opts.compression ?? 'deflate') === 'deflate';
@@ -128,7 +137,6 @@ export function createDelta(source: Uint8Array, target: Uint8Array, opts: DeltaO
     sourceSha256: sha256(source),
     targetSha256: sha256(target),
   };
-  const ops = diffOps(source, target);
   const parts: Uint8Array[] = [encodeDeltaHeader(header)];
   let first = 0;
   for (let start = 0; start < target.length; start += frameSize) {

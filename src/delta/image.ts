@@ -24,6 +24,21 @@ export async function checkDeltaSource(header: DeltaHeader, sourceSize: number, 
   }
 }
 
+/**
+ * Check a delta's header against what the signed manifest announced, before
+ * anything is fetched past the header: DELTA_RANGE when it would produce
+ * another size than the manifest's image size, DELTA_SOURCE_MISMATCH when
+ * it is made for a source of another size.
+ */
+export function checkDeltaHeader(header: DeltaHeader, expect: { readonly targetSize?: number; readonly sourceSize?: number }): void {
+  if (expect.targetSize !== undefined && header.targetSize !== expect.targetSize) {
+    throw new CoapfwError('DELTA_RANGE', `delta: produces ${header.targetSize} bytes, the manifest announces ${expect.targetSize}`);
+  }
+  if (expect.sourceSize !== undefined && header.sourceSize !== expect.sourceSize) {
+    throw new CoapfwError('DELTA_SOURCE_MISMATCH', `delta: made for a ${header.sourceSize}-byte source, the manifest's source is ${expect.sourceSize} bytes`);
+  }
+}
+
 /** Options of `applyDelta`. */
 export interface ApplyDeltaOptions {
   readonly limits?: Partial<DeltaLimits>;
@@ -47,9 +62,7 @@ export interface AppliedDelta {
  */
 export async function applyDelta(delta: Uint8Array, source: Uint8Array, opts: ApplyDeltaOptions = {}): Promise<AppliedDelta> {
   const header = decodeDeltaHeader(delta, opts.limits);
-  if (opts.expectTargetSize !== undefined && header.targetSize !== opts.expectTargetSize) {
-    throw new CoapfwError('DELTA_RANGE', `delta: produces ${header.targetSize} bytes, the manifest announces ${opts.expectTargetSize}`);
-  }
+  if (opts.expectTargetSize !== undefined) checkDeltaHeader(header, { targetSize: opts.expectTargetSize });
   const read: SourceReader = (o, n) => source.subarray(o, o + n);
   await checkDeltaSource(header, source.length, read);
   const target = new Uint8Array(header.targetSize);

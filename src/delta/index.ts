@@ -4,9 +4,10 @@
  * bounded-memory decoder (apply.ts). Pure: no I/O, the source is read and the
  * target written through callbacks.
  */
-export { createDelta, type DeltaOptions } from './encode.js';
+export { createDelta, encodeDelta, type DeltaOptions } from './encode.js';
+export { diffOps, type DeltaOp } from './match.js';
 export { DeltaApplier, type DeltaApplierOptions, type DeltaCheckpoint, type SourceReader, type TargetSink } from './apply.js';
-export { applyDelta, checkDeltaSource, type AppliedDelta, type ApplyDeltaOptions } from './image.js';
+export { applyDelta, checkDeltaHeader, checkDeltaSource, type AppliedDelta, type ApplyDeltaOptions } from './image.js';
 export {
   DEFAULT_DELTA_LIMITS,
   DELTA_HEADER_BYTES,

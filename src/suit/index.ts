@@ -51,4 +51,31 @@ export { encodeManifest, createSignedEnvelope, addSignatures, assembleEnvelope, 
 export { compileManifest, type JsonManifest, type JsonComponent, type JsonDigest } from './compile.js';
 export { createEnvelope, type SingleImageManifest } from './create.js';
 export { describeEnvelope, summarizeEnvelope, type EnvelopeSummary } from './describe.js';
-export { commandName } from './constants.js';
+export { commandName, COAPFW_PARAM } from './constants.js';
+export type { BlockDigestsInfo } from './types.js';
+export {
+  buildBlockDigests,
+  digestsLayout,
+  leafHash,
+  nodeHash,
+  pageRoot,
+  topListRoot,
+  MerkleRootBuilder,
+  DIGEST_BYTES,
+  type BlockDigests,
+  type BuildBlockDigestsOptions,
+  type DigestsLayout,
+} from './block-digests.js';
+export { encodeBlockDigests, decodeBlockDigests, blockDigestsParameter, blockDigestsOf } from './block-digests-param.js';
+export { BlockVerifier, type BlockVerifierOptions, type ByteRange } from './block-verifier.js';
+export {
+  DELTA_COMPONENT_ID,
+  DELTA_FORMAT_CFD1,
+  deltaParameter,
+  decodeDeltaParam,
+  deltaInstallSequence,
+  findDeltaAlternative,
+  type DeltaAlternative,
+  type DeltaManifestInput,
+  type DeltaParam,
+} from './delta-manifest.js';

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { deflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { isCoapfwError } from '../../src/errors.js';
-import { DeltaApplier, applyDelta, checkDeltaSource, createDelta, decodeDeltaHeader } from '../../src/delta/index.js';
+import { DeltaApplier, applyDelta, checkDeltaHeader, checkDeltaSource, createDelta, decodeDeltaHeader } from '../../src/delta/index.js';
 import { DELTA_HEADER_BYTES, encodeDeltaHeader, type DeltaHeader } from '../../src/delta/format.js';
 import { ByteWriter } from '../../src/delta/varint.js';
 import { noise } from './helpers.js';
@@ -97,6 +97,21 @@ describe('hostile and broken deltas give typed errors', () => {
     expect(await run(craft(header(), [add(900, 0, 256), insert(44)]))).toEqual({ code: 'DELTA_RANGE', block: 0 });
     expect(await run(craft(header(), [add(0, -1, 256), insert(44)]))).toEqual({ code: 'DELTA_RANGE', block: 0 });
     expect(await run(craft(header(), [add(744, 0, 256), insert(44)]))).toEqual({ code: 'DIGEST_MISMATCH', block: undefined }); // in range: only the target digest is wrong
+  });
+
+  it('checkDeltaHeader holds the header to the sizes the manifest announced', () => {
+    const h = header();
+    const code = (f: () => void): string | undefined => {
+      try {
+        f();
+        return undefined;
+      } catch (e) {
+        return isCoapfwError(e) ? e.code : 'other';
+      }
+    };
+    expect(code(() => checkDeltaHeader(h, { targetSize: 300, sourceSize: 1000 }))).toBeUndefined();
+    expect(code(() => checkDeltaHeader(h, { targetSize: 301 }))).toBe('DELTA_RANGE');
+    expect(code(() => checkDeltaHeader(h, { sourceSize: 999 }))).toBe('DELTA_SOURCE_MISMATCH');
   });
 
   it('malformed command streams: length 0, unknown command, trailing bytes, short pairs, bytes after the last frame', async () => {
