@@ -42,7 +42,6 @@
  * empty resource and the root SHA-256("") (RFC 9162: MTH({}) = HASH()).
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { concatBytes } from '@noble/hashes/utils.js';
 import { CoapfwError } from '../errors.js';
 import { ALG } from './constants.js';
 import type { BlockDigestsInfo } from './types.js';
@@ -207,9 +206,4 @@ export function buildBlockDigests(image: Uint8Array, opts: BuildBlockDigestsOpti
   const root = topListRoot(resource.subarray(layout.topOffset), pageLeaves);
   const info: BlockDigestsInfo = opts.uri === undefined ? { ...probe, root } : { ...probe, root, uri: opts.uri };
   return { info, resource };
-}
-
-/** Concatenate leaves (test and tooling helper). */
-export function concatLeaves(leaves: readonly Uint8Array[]): Uint8Array {
-  return concatBytes(...leaves);
 }

@@ -28,7 +28,8 @@
  * condition, a soft failure inside try-each, and takes the full image; so
  * does a device that cannot apply deltas, which should treat coapfw-delta on
  * a copy as a failed condition. The delta component is never stored whole:
- * an updater fuses its fetch with the copy (the draft allows this, §6.5) and
+ * an updater fuses its fetch with the copy (the draft's processing model
+ * lets an implementation optimise a fetch followed by a copy) and
  * streams delta blocks, each checked against the delta's block digests,
  * into the applier. coapfw-delta (key -25602, Private Use) is
  * `bstr .cbor [format: 1, frame-size: uint]`, so a device can refuse a frame
