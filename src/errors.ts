@@ -22,6 +22,8 @@ export type CoapfwErrorCode =
   | 'BLOCK_OUT_OF_ORDER'
   | 'BLOCK_MISMATCH'
   | 'TOO_LARGE'
+  | 'BAD_QBLOCK_REQUEST'
+  | 'BAD_MISSING_BLOCKS'
   // server
   | 'NOT_FOUND'
   | 'FORBIDDEN'

@@ -19,6 +19,7 @@ import { exchangeLifetime, maxTransmitWait, resolveParams, type TransmissionPara
 import { Retransmitter } from './reliability.js';
 import type { Runtime } from './runtime.js';
 import { PendingRequests } from './requests.js';
+import { ResponseStreams, type ResponseStream, type StreamListener } from './response-stream.js';
 
 /** A request as a handler sees it. */
 export interface CoapRequest {
@@ -87,6 +88,7 @@ export class CoapEndpoint {
   private readonly dedup: DedupCache;
   private readonly retransmitter: Retransmitter;
   private readonly pending: PendingRequests;
+  private readonly streams: ResponseStreams;
   private handler: RequestHandler | undefined;
   private nextMid: number;
   private inflight = 0;
@@ -120,7 +122,13 @@ export class CoapEndpoint {
       allocateMid: () => this.allocateMid(),
       send,
     });
+    this.streams = new ResponseStreams({ runtime: this.runtime, tokenLength, allocateMid: () => this.allocateMid(), send, retransmitter: this.retransmitter });
     transport.onMessage((data, peer) => this.onDatagram(data, peer));
+  }
+
+  /** Requests whose every response (a Q-Block2 burst, RFC 9177) goes to `listener`; see response-stream.ts. */
+  openStream(peer: Peer, listener: StreamListener): ResponseStream {
+    return this.streams.open(peer, listener);
   }
 
   /** The local address of the underlying transport. */
@@ -264,11 +272,11 @@ export class CoapEndpoint {
     if (msg.type === MessageType.ACK) {
       // Piggybacked response: settles our CON, then goes to the request by token.
       this.retransmitter.settle(peer, msg.messageId, { kind: 'ack', data: EMPTY });
-      this.pending.deliver(msg, peer);
+      if (!this.streams.deliver(msg, peer)) this.pending.deliver(msg, peer);
       return;
     }
     if (msg.type === MessageType.RST) return;
-    const matched = this.pending.deliver(msg, peer);
+    const matched = this.streams.deliver(msg, peer) || this.pending.deliver(msg, peer);
     if (msg.type === MessageType.CON) {
       // A retransmission of a CON response we already took is ACKed again; any other unexpected one gets RST (§5.3.2).
       const key = `${peerKey(peer)}#${msg.messageId}`;

@@ -1,0 +1,316 @@
+/**
+ * Congestion control for block transfers over UDP (RFC 8085 §3.1), pure and
+ * clocked by an injected Runtime. One controller per peer (RFC 8085 §3.1:
+ * congestion state belongs to the destination), shared by every transfer to it.
+ *
+ * - RTT: RFC 6298 §2 (SRTT, RTTVAR, alpha 1/8, beta 1/4), Karn's rule (§3): no
+ *   sample from a block that was asked for twice. Every block answers a known
+ *   request at a known time, so samples are unambiguous; CoCoA's weak
+ *   estimator exists for the opposite case (CON retransmissions whose ACK
+ *   could answer either copy) and is not needed here.
+ * - Window: slow start from an initial window of 10 (RFC 6928, = MAX_PAYLOADS
+ *   of RFC 9177), +1 per delivered packet; congestion avoidance +1/cwnd; one
+ *   halving per loss episode (RFC 5681 §3, RFC 9002 §7.3.2).
+ * - Loss detection from later arrivals (RFC 9002 §6.1, RACK): a packet is lost
+ *   when 3 packets sent after it have arrived, or 9/8 RTT after a later one
+ *   arrived: recovery in about one RTT, not after a 2-3 s timer.
+ * - Probe timeout (RFC 9002 §6.2): srtt + 4 rttvar, doubled on each
+ *   consecutive expiry up to maxRtoMs (exponential back-off, RFC 8085 §3.1.3);
+ *   three in a row with nothing delivered collapse the window to its minimum.
+ * - Before the first RTT sample no more than the initial window is in flight
+ *   (RFC 8085 §3.1.3), and the first probe waits initialRtoMs (RFC 7252's
+ *   ACK_TIMEOUT, 2 s).
+ * - Pacing (RFC 9002 §7.7): srtt / (cwnd * 1.25) between packets.
+ */
+import { CoapfwError } from '../errors.js';
+import type { Runtime } from './runtime.js';
+
+/** Controller settings; every one has a default. */
+export interface CongestionOptions {
+  /** Packets in flight before any RTT sample, and the first window. Default 10 (RFC 6928). */
+  readonly initialWindow?: number;
+  /** Smallest window. Default 2. */
+  readonly minWindow?: number;
+  /** Largest window, which also bounds the packets tracked in flight. Default 512. */
+  readonly maxWindow?: number;
+  /** Probe timeout before any RTT sample. Default 2000 ms (RFC 7252 ACK_TIMEOUT). */
+  readonly initialRtoMs?: number;
+  /** Floor of the probe timeout. Default 50 ms. */
+  readonly minRtoMs?: number;
+  /** Ceiling of the backed-off probe timeout (RFC 6298 §2.5). Default 60000 ms. */
+  readonly maxRtoMs?: number;
+  /** Packets sent later that must arrive before one counts as lost (RFC 9002 kPacketThreshold). Default 3. */
+  readonly reorderPackets?: number;
+}
+
+interface Flight {
+  readonly sentAt: number;
+  readonly order: number;
+  readonly retransmitted: boolean;
+}
+
+const DEFAULTS = { initialWindow: 10, minWindow: 2, maxWindow: 512, initialRtoMs: 2000, minRtoMs: 50, maxRtoMs: 60_000, reorderPackets: 3 };
+/** RFC 9002 §6.1.2 kTimeThreshold. */
+const TIME_THRESHOLD = 9 / 8;
+/** RFC 9002 §7.7: pace at 1.25 x cwnd per RTT so that pacing never limits the window. */
+const PACING_GAIN = 1.25;
+/** RFC 9002 §7.6: consecutive probe timeouts that mean persistent congestion. */
+const PERSISTENT_PTOS = 3;
+
+/** Window, RTT estimate and in-flight packets of one path. */
+export class CongestionController {
+  private readonly o: typeof DEFAULTS;
+  private cwnd: number;
+  private ssthresh = Infinity;
+  private srttMs: number | undefined;
+  private rttvarMs = 0;
+  private latestRttMs = 0;
+  private readonly flight = new Map<number, Flight>();
+  private nextOrder = 0;
+  private largestDeliveredOrder = -1;
+  private recoveryStartOrder = -1;
+  private ptoCount = 0;
+  private lastDeliveryAt: number;
+  /** Counters for tests and benchmarks. */
+  readonly stats = { delivered: 0, lost: 0, losses: 0, timeouts: 0, rttSamples: 0 };
+
+  constructor(
+    private readonly runtime: Pick<Runtime, 'now'>,
+    options: CongestionOptions = {},
+  ) {
+    this.o = resolve(options);
+    this.cwnd = this.o.initialWindow;
+    this.lastDeliveryAt = runtime.now();
+  }
+
+  /** Congestion window in packets. */
+  get window(): number {
+    return Math.floor(this.cwnd);
+  }
+
+  /** Packets sent and neither delivered nor declared lost. */
+  get inFlight(): number {
+    return this.flight.size;
+  }
+
+  /** Smoothed RTT, undefined before the first sample. */
+  get srtt(): number | undefined {
+    return this.srttMs;
+  }
+
+  /** Whether `id` is in flight. */
+  isInFlight(id: number): boolean {
+    return this.flight.has(id);
+  }
+
+  /** Packets that may be sent now (RFC 8085 §3.1.3: at most the initial window before an RTT sample). */
+  allowance(): number {
+    const limit = this.srttMs === undefined ? Math.min(this.cwnd, this.o.initialWindow) : this.cwnd;
+    return Math.max(0, Math.floor(limit) - this.flight.size);
+  }
+
+  /** Milliseconds between packets when pacing; 0 before an RTT sample (the initial window goes at once). */
+  pacingIntervalMs(): number {
+    return this.srttMs === undefined ? 0 : this.srttMs / (this.cwnd * PACING_GAIN);
+  }
+
+  /** Current probe timeout with back-off applied. */
+  probeTimeoutMs(): number {
+    const base = this.srttMs === undefined ? this.o.initialRtoMs : Math.max(this.o.minRtoMs, this.srttMs + 4 * this.rttvarMs);
+    return Math.min(this.o.maxRtoMs, base * 2 ** this.ptoCount);
+  }
+
+  /** Record that packet `id` was sent now (again, when `retransmission`). */
+  onSent(id: number, retransmission = false): void {
+    this.flight.delete(id);
+    this.flight.set(id, { sentAt: this.runtime.now(), order: this.nextOrder++, retransmitted: retransmission });
+  }
+
+  /** Forget packet `id` without a verdict (the transfer no longer needs it). */
+  forget(id: number): void {
+    this.flight.delete(id);
+  }
+
+  /** Packet `id` arrived. False when it was not in flight (a duplicate, or late after being declared lost). */
+  onDelivered(id: number): boolean {
+    const f = this.flight.get(id);
+    if (f === undefined) return false;
+    this.flight.delete(id);
+    const now = this.runtime.now();
+    // RFC 6298 §3 (Karn): a packet sent twice gives no RTT sample.
+    if (!f.retransmitted) this.rttSample(now - f.sentAt);
+    if (f.order > this.largestDeliveredOrder) this.largestDeliveredOrder = f.order;
+    this.onAcked(1, f.order > this.recoveryStartOrder);
+    return true;
+  }
+
+  /**
+   * `n` packets were delivered, for a sender that counts deliveries without
+   * tracking packets (a server learning of them from the next request).
+   */
+  onAcked(n: number, grow = true): void {
+    this.stats.delivered += n;
+    this.ptoCount = 0;
+    this.lastDeliveryAt = this.runtime.now();
+    if (!grow) return; // RFC 9002 §7.3.2: no growth for packets sent before recovery began
+    for (let i = 0; i < n; i++) this.cwnd += this.cwnd < this.ssthresh ? 1 : 1 / this.cwnd;
+    if (this.cwnd > this.o.maxWindow) this.cwnd = this.o.maxWindow;
+  }
+
+  /** Feed one RTT measurement (RFC 6298 §2.2, §2.3). */
+  rttSample(ms: number): void {
+    if (!(ms >= 0)) return;
+    this.stats.rttSamples++;
+    this.latestRttMs = ms;
+    if (this.srttMs === undefined) {
+      this.srttMs = ms;
+      this.rttvarMs = ms / 2;
+    } else {
+      this.rttvarMs = 0.75 * this.rttvarMs + 0.25 * Math.abs(this.srttMs - ms);
+      this.srttMs = 0.875 * this.srttMs + 0.125 * ms;
+    }
+  }
+
+  /**
+   * Packets lost by the packet or time threshold, removed from flight (the
+   * caller sends them again). A loss among packets sent after the current
+   * recovery began halves the window once.
+   */
+  detectLost(): number[] {
+    if (this.largestDeliveredOrder < 0) return [];
+    const now = this.runtime.now();
+    const delay = Math.max(1, TIME_THRESHOLD * Math.max(this.srttMs ?? 0, this.latestRttMs));
+    const lost: number[] = [];
+    let newestLostOrder = -1;
+    for (const [id, f] of this.flight) {
+      if (f.order >= this.largestDeliveredOrder) break; // insertion order is send order
+      if (this.largestDeliveredOrder - f.order >= this.o.reorderPackets || now - f.sentAt >= delay) {
+        lost.push(id);
+        newestLostOrder = f.order;
+      }
+    }
+    for (const id of lost) this.flight.delete(id);
+    if (lost.length > 0) this.onLoss(lost.length, newestLostOrder);
+    return lost;
+  }
+
+  /** When {@link detectLost} or {@link onProbeTimeout} next has something to do; undefined when nothing is in flight. */
+  nextTimerAt(): number | undefined {
+    let at: number | undefined;
+    const delay = Math.max(1, TIME_THRESHOLD * Math.max(this.srttMs ?? 0, this.latestRttMs));
+    for (const f of this.flight.values()) {
+      const pto = f.sentAt + this.probeTimeoutMs();
+      const byTime = f.order < this.largestDeliveredOrder ? f.sentAt + delay : pto;
+      at = Math.min(at ?? Infinity, byTime, pto);
+      break; // the oldest packet is the earliest deadline of both kinds
+    }
+    return at;
+  }
+
+  /**
+   * The probe timer expired: every packet in flight for longer than the probe
+   * timeout is declared lost and returned; the timeout doubles (RFC 8085
+   * §3.1.3 exponential back-off); persistent congestion collapses the window.
+   */
+  onProbeTimeout(): number[] {
+    const now = this.runtime.now();
+    const pto = this.probeTimeoutMs();
+    const expired: number[] = [];
+    for (const [id, f] of this.flight) if (now - f.sentAt >= pto) expired.push(id);
+    if (expired.length === 0) return this.detectLost();
+    for (const id of expired) this.flight.delete(id);
+    this.stats.timeouts++;
+    this.stats.lost += expired.length;
+    this.ptoCount = Math.min(this.ptoCount + 1, 30);
+    if (this.ptoCount >= PERSISTENT_PTOS) {
+      this.ssthresh = Math.max(this.o.minWindow, this.cwnd / 2);
+      this.cwnd = this.o.minWindow;
+    }
+    this.recoveryStartOrder = this.nextOrder - 1;
+    return expired;
+  }
+
+  /**
+   * A loss signal without packet tracking (a server that sees a block asked
+   * for again): halves the window at most once per RTT.
+   */
+  onCongestionSignal(): void {
+    const now = this.runtime.now();
+    if (this.lastCut !== undefined && now - this.lastCut < (this.srttMs ?? this.o.initialRtoMs)) return;
+    this.lastCut = now;
+    this.reduce();
+  }
+
+  /** Milliseconds since the last delivery (or since creation). */
+  idleMs(): number {
+    return this.runtime.now() - this.lastDeliveryAt;
+  }
+
+  /** Consecutive probe timeouts without a delivery. */
+  get backoffs(): number {
+    return this.ptoCount;
+  }
+
+  private lastCut: number | undefined;
+
+  private onLoss(count: number, newestLostOrder: number): void {
+    this.stats.lost += count;
+    if (newestLostOrder <= this.recoveryStartOrder) return; // same loss episode: one reduction
+    this.stats.losses++;
+    this.recoveryStartOrder = this.nextOrder - 1;
+    this.reduce();
+  }
+
+  private reduce(): void {
+    this.ssthresh = Math.max(this.o.minWindow, this.cwnd / 2);
+    this.cwnd = this.ssthresh;
+  }
+}
+
+function resolve(o: CongestionOptions): typeof DEFAULTS {
+  const r = { ...DEFAULTS, ...o };
+  const int = (name: keyof typeof DEFAULTS, min: number): void => {
+    const v = r[name];
+    if (!Number.isInteger(v) || v < min) throw new CoapfwError('INVALID_ARGUMENT', `congestion: ${name} must be an integer >= ${min}, got ${v}`);
+  };
+  int('initialWindow', 1);
+  int('minWindow', 1);
+  int('maxWindow', 1);
+  int('reorderPackets', 1);
+  if (r.minWindow > r.maxWindow || r.initialWindow > r.maxWindow) throw new CoapfwError('INVALID_ARGUMENT', 'congestion: minWindow and initialWindow must not exceed maxWindow');
+  for (const k of ['initialRtoMs', 'minRtoMs', 'maxRtoMs'] as const) {
+    if (!(r[k] > 0)) throw new CoapfwError('INVALID_ARGUMENT', `congestion: ${k} must be > 0, got ${r[k]}`);
+  }
+  return r;
+}
+
+/**
+ * One controller per peer, bounded in count: the least recently used is
+ * dropped past `maxPeers`, and one idle past `idleMs` starts afresh (its
+ * estimate no longer describes the path, RFC 8085 §3.1.1).
+ */
+export class CongestionTable {
+  private readonly peers = new Map<string, { ctl: CongestionController; usedAt: number }>();
+
+  constructor(
+    private readonly runtime: Pick<Runtime, 'now'>,
+    private readonly options: CongestionOptions & { readonly maxPeers?: number; readonly idleMs?: number } = {},
+  ) {}
+
+  /** The controller for `key` (a peer key), created on first use. */
+  get(key: string): CongestionController {
+    const now = this.runtime.now();
+    const e = this.peers.get(key);
+    this.peers.delete(key);
+    const fresh = e === undefined || now - e.usedAt > (this.options.idleMs ?? 600_000);
+    const ctl = fresh ? new CongestionController(this.runtime, this.options) : e.ctl;
+    this.peers.set(key, { ctl, usedAt: now });
+    const max = this.options.maxPeers ?? 10_000;
+    while (this.peers.size > max) this.peers.delete(this.peers.keys().next().value!);
+    return ctl;
+  }
+
+  get size(): number {
+    return this.peers.size;
+  }
+}
