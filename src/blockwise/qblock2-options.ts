@@ -98,15 +98,16 @@ function resourceOptions(options: readonly CoapOption[]): CoapOption[] {
 }
 
 /**
- * The first request for a body: GET with Q-Block2 0/1/SZX and Size2 (Figure 8).
- * §4.1: support is only reliably learned from a Confirmable request (a server
- * without Q-Block answers 4.02), so `confirmable` defaults to true.
+ * The first request for a body: GET with Q-Block2 0/1/SZX and Size2 (Figure 8),
+ * or, resuming at block `from`, Q-Block2 from/1/SZX (that block and the rest of
+ * its set). §4.1: support is only reliably learned from a Confirmable request
+ * (a server without Q-Block answers 4.02), so `confirmable` defaults to true.
  */
-export function bodyRequest(options: readonly CoapOption[], szx: number = MAX_SZX, confirmable = true): RequestSpec {
+export function bodyRequest(options: readonly CoapOption[], szx: number = MAX_SZX, confirmable = true, from = 0): RequestSpec {
   return {
     code: Code.GET,
     confirmable,
-    options: [...resourceOptions(options), qblock2Option(0, true, szx), { number: OptionNumber.SIZE2, value: new Uint8Array(0) }],
+    options: [...resourceOptions(options), qblock2Option(from, true, szx), { number: OptionNumber.SIZE2, value: new Uint8Array(0) }],
   };
 }
 
@@ -128,26 +129,29 @@ export interface MissingRequestLimits {
 
 /**
  * Requests for the given missing blocks (ascending, no duplicates), one
- * Q-Block2 option with M unset per block (Figure 10: QB2:1/0/1024 QB2:9/0/1024),
- * as few NON GETs as fit `maxDatagram` and `maxPerRequest`.
+ * Q-Block2 option per block with M unset (Figure 10: QB2:1/0/1024 QB2:9/0/1024)
+ * or, for an item with `more`, that block and the rest of its MAX_PAYLOADS_SET
+ * (Figure 11: QB2:2/1/1024), in as few NON GETs as fit `maxDatagram` and
+ * `maxPerRequest`.
  */
-export function missingRequests(options: readonly CoapOption[], blocks: readonly number[], szx: number, limits: MissingRequestLimits = {}): RequestSpec[] {
+export function missingRequests(options: readonly CoapOption[], blocks: readonly (number | QBlockItem)[], szx: number, limits: MissingRequestLimits = {}): RequestSpec[] {
   const maxPer = limits.maxPerRequest ?? 64;
   const maxDatagram = limits.maxDatagram ?? DEFAULT_MAX_DATAGRAM;
   if (!Number.isInteger(maxPer) || maxPer < 1) throw new CoapfwError('INVALID_ARGUMENT', `q-block2: maxPerRequest must be >= 1, got ${maxPer}`);
-  for (let i = 1; i < blocks.length; i++) {
-    if (!(blocks[i]! > blocks[i - 1]!)) throw new CoapfwError('INVALID_ARGUMENT', 'q-block2: missing blocks must be ascending without duplicates (RFC 9177 §4.4)');
+  const items = blocks.map((b) => (typeof b === 'number' ? { num: b, more: false } : b));
+  for (let i = 1; i < items.length; i++) {
+    if (!(items[i]!.num > items[i - 1]!.num)) throw new CoapfwError('INVALID_ARGUMENT', 'q-block2: missing blocks must be ascending without duplicates (RFC 9177 §4.4)');
   }
   const base = resourceOptions(options);
   const out: RequestSpec[] = [];
   let i = 0;
-  while (i < blocks.length) {
-    const batch: CoapOption[] = [qblock2Option(blocks[i]!, false, szx)];
+  while (i < items.length) {
+    const batch: CoapOption[] = [qblock2Option(items[i]!.num, items[i]!.more, szx)];
     // Repeats of option 31 after the first have delta 0: each costs 1 header byte plus its value.
     let size = encodedSize(base, batch[0]!);
     if (size > maxDatagram) throw new CoapfwError('INVALID_ARGUMENT', `q-block2: a request with one Q-Block2 option takes ${size} bytes, more than ${maxDatagram}`);
-    for (i++; i < blocks.length && batch.length < maxPer; i++) {
-      const o = qblock2Option(blocks[i]!, false, szx);
+    for (i++; i < items.length && batch.length < maxPer; i++) {
+      const o = qblock2Option(items[i]!.num, items[i]!.more, szx);
       if (size + 1 + o.value.length > maxDatagram) break;
       size += 1 + o.value.length;
       batch.push(o);
