@@ -68,6 +68,8 @@ export interface QBlock2ClientOptions {
   /** Per-peer controller for 'paced' (share one per peer across transfers). */
   readonly controller?: CongestionController;
   readonly limits?: MissingRequestLimits;
+  /** Send the first request as CON (default; §4.1 REQUIRES it to learn whether the server supports Q-Block2). */
+  readonly confirmableFirst?: boolean;
   /** Each new block, in arrival order; a returned promise is awaited before completion. */
   readonly onBlock: (block: QBlock2Payload) => void | Promise<void>;
 }
@@ -115,7 +117,7 @@ export class QBlock2Client {
     this.state = 'probing';
     const szx = this.o.szx ?? MAX_SZX;
     const start = this.o.startBlock ?? 0;
-    const spec = bodyRequest(this.o.options, szx, true, start);
+    const spec = bodyRequest(this.o.options, szx, this.o.confirmableFirst ?? true, start);
     // The server answers with the rest of the first MAX_PAYLOADS_SET: count it as asked for.
     const mp = this.params.maxPayloads;
     for (let n = start; n < (Math.floor(start / mp) + 1) * mp; n++) this.ctl.onSent(n);

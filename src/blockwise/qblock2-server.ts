@@ -83,6 +83,8 @@ interface Burst {
   nextSendAt: number;
   lastRequestAt: number;
   chain: Promise<void>;
+  /** Asynchronous reads not yet sent. */
+  reading: number;
 }
 
 /** Serves Q-Block2 requests for byte sources. */
@@ -159,7 +161,13 @@ export class QBlock2Server {
     // §7.2: missing payloads go before the rest of the set; a new request's blocks replace what was queued.
     const queued = new Set(rest);
     b.queue = [...rest, ...b.queue.filter((n) => !queued.has(n))];
-    this.pump(b);
+    // The rest goes after the handler's own response (the ACK of a CON carries the first block).
+    if (b.sendTimer === undefined) {
+      b.sendTimer = this.o.runtime.setTimer(0, () => {
+        b.sendTimer = undefined;
+        this.pump(b);
+      });
+    }
     this.armContinue(b);
     while (this.bursts.size > this.maxBursts) {
       this.stats.burstsDropped++;
@@ -172,7 +180,7 @@ export class QBlock2Server {
     return {
       key, peer, source, ctl, token: new Uint8Array(0), confirmable: false, szx: sel.szx, total: sel.total,
       queue: [], sent: new Set(), highestSent: -1, continueFrom: sel.continueFrom, unanswered: 0,
-      sendTimer: undefined, continueTimer: undefined, nextSendAt: 0, lastRequestAt: 0, chain: Promise.resolve(),
+      sendTimer: undefined, continueTimer: undefined, nextSendAt: 0, lastRequestAt: 0, chain: Promise.resolve(), reading: 0,
     };
   }
 
@@ -229,12 +237,17 @@ export class QBlock2Server {
     const token = b.token;
     const confirmable = b.confirmable;
     const spec = qblock2Response(b.source, num, b.szx, b.total);
+    if (!(spec instanceof Promise) && b.reading === 0) {
+      this.o.sender.send(b.peer, token, spec, confirmable);
+      return;
+    }
     // Reads may be asynchronous: chain them so that blocks leave in order.
-    b.chain = b.chain.then(
-      async () => this.o.sender.send(b.peer, token, await spec, confirmable),
+    b.reading++;
+    b.chain = b.chain
+      .then(async () => this.o.sender.send(b.peer, token, await spec, confirmable))
       // A failed read (file replaced) ends this burst; the client asks again and gets the new ETag.
-      () => this.drop(b),
-    );
+      .catch(() => this.drop(b))
+      .finally(() => void b.reading--);
   }
 
   /** §7.2: with no Continue within NON_TIMEOUT_RANDOM, send the next MAX_PAYLOADS_SET anyway. */
