@@ -236,7 +236,7 @@ export class QBlock2Client {
   private armPacedTimer(after?: number): void {
     const at = this.ctl.nextTimerAt();
     const now = this.o.runtime.now();
-    const wait = Math.min(after ?? Infinity, at === undefined ? Infinity : Math.max(0, at - now));
+    const wait = Math.min(after ?? Infinity, at === undefined ? Infinity : Math.max(0.5, at - now));
     this.armTimer(wait === Infinity ? nonPartialTimeout(this.params) : wait);
   }
 

@@ -56,6 +56,8 @@ const TIME_THRESHOLD = 9 / 8;
 const PACING_GAIN = 1.25;
 /** RFC 9002 §7.6: consecutive probe timeouts that mean persistent congestion. */
 const PERSISTENT_PTOS = 3;
+/** Deadlines are computed as sentAt + delay; compare with slack for floating-point rounding. */
+const EPSILON = 1e-6;
 
 /** Window, RTT estimate and in-flight packets of one path. */
 export class CongestionController {
@@ -184,7 +186,7 @@ export class CongestionController {
     let newestLostOrder = -1;
     for (const [id, f] of this.flight) {
       if (f.order >= this.largestDeliveredOrder) break; // insertion order is send order
-      if (this.largestDeliveredOrder - f.order >= this.o.reorderPackets || now - f.sentAt >= delay) {
+      if (this.largestDeliveredOrder - f.order >= this.o.reorderPackets || now - f.sentAt >= delay - EPSILON) {
         lost.push(id);
         newestLostOrder = f.order;
       }
@@ -216,7 +218,7 @@ export class CongestionController {
     const now = this.runtime.now();
     const pto = this.probeTimeoutMs();
     const expired: number[] = [];
-    for (const [id, f] of this.flight) if (now - f.sentAt >= pto) expired.push(id);
+    for (const [id, f] of this.flight) if (now - f.sentAt >= pto - EPSILON) expired.push(id);
     if (expired.length === 0) return this.detectLost();
     for (const id of expired) this.flight.delete(id);
     this.stats.timeouts++;
