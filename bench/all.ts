@@ -4,19 +4,22 @@
  * Each part can also be run alone: `node dist/bench/run.js` (block-wise
  * throughput against libcoap and TFTP), `node dist/bench/coaps.js` (coaps
  * against plain coap), `node dist/bench/update.js` (one device update),
- * `node dist/bench/delta.js` (differential updates of real binaries).
+ * `node dist/bench/delta.js` (differential updates of real binaries),
+ * `node dist/bench/fastlinks.js [--quick]` (delay, loss and a shared bottleneck through bench/relay.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const parts: Record<string, string> = { blockwise: 'run.js', coaps: 'coaps.js', update: 'update.js', delta: 'delta.js' };
+const parts: Record<string, string> = { blockwise: 'run.js', coaps: 'coaps.js', update: 'update.js', delta: 'delta.js', fastlinks: 'fastlinks.js' };
+// `npm run bench -- --quick` passes --quick to every part (fastlinks shrinks its scenarios).
+const args = process.argv.slice(2);
 const out: Record<string, unknown> = {};
 let failed = false;
 for (const [name, file] of Object.entries(parts)) {
   process.stderr.write(`bench: ${name} ...\n`);
-  const r = spawnSync(process.execPath, [join(here, file)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 1_200_000 });
+  const r = spawnSync(process.execPath, [join(here, file), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 3_600_000 });
   try {
     out[name] = JSON.parse(r.stdout);
   } catch {

@@ -1,0 +1,250 @@
+/**
+ * `node dist/bench/fastlinks.js [--quick]`: transfers through the user-space
+ * relay (bench/relay.ts) with delay, loss and a shared bottleneck, every
+ * contender through the same relay settings in the same run, every transfer
+ * checked by SHA-256. Prints JSON.
+ *
+ * Contenders:
+ *   qblock2  our Q-Block2 client and server (src/blockwise/qblock2-*.ts), wired
+ *            here on plain endpoints (the server in this process) until the
+ *            integration phase puts them into `coapfw serve` and `coapfw get`
+ *   block2   today's `coapfw serve` process and today's fetchBlocks client
+ *   libcoap  coap-client-notls -b 1024 from coap-server-notls (libcoap 4.3.1, Block2:
+ *            its client never sends Q-Block2)
+ *   tftp     tftp-hpa from in.tftpd (512-byte blocks, lock-step, RFC 1350)
+ *
+ * Scenarios (full; --quick shrinks sizes and device count, one run each):
+ *   clean 1 MiB; 256 KiB at 20 ms RTT with 0, 5 and 20 % loss each way;
+ *   1 MiB at 200 ms RTT; 50 devices x 256 KiB through one 1 Mbit/s bottleneck
+ *   (64-packet drop-tail queue) at 5 % loss, with aggregate goodput and Jain's
+ *   fairness index.
+ */
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fetchBlocks } from '../src/blockwise/fetch.js';
+import { endpointSender, fetchQBlock2 } from '../src/blockwise/qblock2-endpoint.js';
+import { QBlock2Server } from '../src/blockwise/qblock2-server.js';
+import { serveBlock2 } from '../src/blockwise/serve.js';
+import { bufferSource } from '../src/blockwise/source.js';
+import { Code, OptionNumber } from '../src/codec/numbers.js';
+import { pathOptions } from '../src/codec/options.js';
+import { CongestionTable } from '../src/messaging/congestion.js';
+import { CoapEndpoint } from '../src/messaging/endpoint.js';
+import { openClient } from '../src/transport/client.js';
+import { systemRuntime } from '../src/transport/runtime.js';
+import { UdpTransport } from '../src/transport/udp.js';
+import { COAP_CLIENT, fixtureBytes, freeUdpPort, hasCommand, killAll, libcoapMissing, putToLibcoap, run, sha256File, sha256Hex, startDaemon, startLibcoapServer } from './procs.js';
+import { UdpRelay, type RelayOptions } from './relay.js';
+
+const QUICK = process.argv.includes('--quick');
+const KIB = 1024;
+const HERE = dirname(fileURLToPath(import.meta.url));
+const CLI = resolve(HERE, '../src/cli/bin.js');
+const CAP_MS = QUICK ? 60_000 : 180_000;
+
+type Path = Omit<RelayOptions, 'target' | 'seed'>;
+interface Scenario {
+  readonly name: string;
+  readonly size: number;
+  readonly path: Path;
+  readonly devices: number;
+}
+
+const SCENARIOS: Scenario[] = [
+  { name: 'clean_loopback', size: (QUICK ? 256 : 1024) * KIB, path: {}, devices: 1 },
+  { name: 'rtt20_loss0', size: (QUICK ? 64 : 256) * KIB, path: { rttMs: 20 }, devices: 1 },
+  { name: 'rtt20_loss5', size: (QUICK ? 64 : 256) * KIB, path: { rttMs: 20, lossUp: 0.05, lossDown: 0.05 }, devices: 1 },
+  { name: 'rtt20_loss20', size: (QUICK ? 64 : 256) * KIB, path: { rttMs: 20, lossUp: 0.2, lossDown: 0.2 }, devices: 1 },
+  { name: 'rtt200', size: (QUICK ? 256 : 1024) * KIB, path: { rttMs: 200 }, devices: 1 },
+  { name: 'shared_1mbit_loss5', size: (QUICK ? 32 : 256) * KIB, path: { rttMs: 20, lossUp: 0.05, lossDown: 0.05, rateBps: 1_000_000, queuePackets: 64 }, devices: QUICK ? 10 : 50 },
+];
+
+/** One transfer: ms to finish, whether the bytes were right. */
+interface Timed {
+  ms: number;
+  ok: boolean;
+}
+
+type Contender = (relayPort: number, name: string, out: string, hash: string) => Promise<Timed>;
+
+const round = (x: number): number => Math.round(x * 10) / 10;
+
+async function timed(fn: () => Promise<boolean>): Promise<Timed> {
+  const t0 = performance.now();
+  let ok = false;
+  try {
+    ok = await fn();
+  } catch {
+    ok = false;
+  }
+  return { ms: performance.now() - t0, ok };
+}
+
+/** Our Q-Block2 server on its own endpoint, serving every file of `files` by name. */
+async function startQBlock2Server(files: Map<string, Uint8Array>): Promise<{ port: number; close: () => Promise<void> }> {
+  const endpoint = new CoapEndpoint(await UdpTransport.bind({ host: '127.0.0.1', recvBufferSize: 8 * 1024 * 1024 }), { runtime: systemRuntime });
+  const q = new QBlock2Server({ runtime: systemRuntime, sender: endpointSender(endpoint), congestion: new CongestionTable(systemRuntime) });
+  const sources = new Map([...files].map(([n, b]) => [n, bufferSource(b)]));
+  endpoint.handle((req) => {
+    const name = req.message.options.filter((o) => o.number === OptionNumber.URI_PATH).map((o) => new TextDecoder().decode(o.value)).join('/');
+    const src = sources.get(name);
+    if (src === undefined) return { code: Code.NOT_FOUND };
+    return q.handle(req.message, req.peer, src) ?? serveBlock2(req.message, src);
+  });
+  return { port: endpoint.address().port, close: async () => (q.close(), endpoint.close()) };
+}
+
+function qblock2Contender(): Contender {
+  return (relayPort, name, _out, hash) =>
+    timed(async () => {
+      const endpoint = new CoapEndpoint(await UdpTransport.bind({ host: '127.0.0.1', recvBufferSize: 4 * 1024 * 1024 }), { runtime: systemRuntime });
+      try {
+        let buf = new Uint8Array(0);
+        const outcome = await fetchQBlock2(endpoint, { address: '127.0.0.1', port: relayPort }, {
+          runtime: systemRuntime,
+          options: pathOptions(`/${name}`),
+          maxSize: 64 * 1024 * 1024,
+          onBlock: (b) => {
+            if (buf.length !== b.size) buf = new Uint8Array(b.size);
+            buf.set(b.data, b.offset);
+          },
+          signal: AbortSignal.timeout(CAP_MS),
+        });
+        return outcome.kind === 'complete' && sha256Hex(buf) === hash;
+      } finally {
+        await endpoint.close();
+      }
+    });
+}
+
+function block2Contender(prefix: string): Contender {
+  return (relayPort, name, _out, hash) =>
+    timed(async () => {
+      const client = await openClient(`coap://127.0.0.1:${relayPort}/${prefix}${name}`);
+      try {
+        const chunks: Uint8Array[] = [];
+        const signal = AbortSignal.timeout(CAP_MS);
+        for await (const b of fetchBlocks(client.request, { runtime: client.runtime, options: client.options, signal, retry: { attempts: 20 } })) chunks.push(b.data);
+        const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+        let o = 0;
+        for (const c of chunks) all.set(c, (o += c.length) - c.length);
+        return sha256Hex(all) === hash;
+      } finally {
+        await client.close();
+      }
+    });
+}
+
+function commandContender(cmd: string, args: (port: number, name: string, out: string) => string[], cwd?: string): Contender {
+  return (relayPort, name, out, hash) =>
+    timed(async () => {
+      await rm(out, { force: true });
+      const r = await run(cmd, args(relayPort, name, out), CAP_MS, cwd);
+      return !r.timedOut && (await sha256File(out)) === hash;
+    });
+}
+
+/** Run `contender` for every device of `s` at once through a fresh relay to `target`. */
+async function runScenario(s: Scenario, target: number, contender: Contender, name: string, hash: string, work: string, seed: number): Promise<{ runs: Timed[]; relay: UdpRelay['stats'] }> {
+  const relay = await UdpRelay.start({ ...s.path, target: { address: '127.0.0.1', port: target }, seed });
+  try {
+    const runs = await Promise.all(Array.from({ length: s.devices }, (_, i) => contender(relay.port, name, join(work, `out-${seed}-${i}.bin`), hash)));
+    return { runs, relay: relay.stats };
+  } finally {
+    await relay.close();
+  }
+}
+
+/** Jain's fairness index of per-device throughputs: (sum x)^2 / (n sum x^2). */
+function jain(xs: number[]): number {
+  const sum = xs.reduce((a, b) => a + b, 0);
+  const sq = xs.reduce((a, b) => a + b * b, 0);
+  return xs.length === 0 || sq === 0 ? 0 : (sum * sum) / (xs.length * sq);
+}
+
+function summarise(s: Scenario, r: { runs: Timed[]; relay: UdpRelay['stats'] }): Record<string, unknown> {
+  const ok = r.runs.filter((t) => t.ok);
+  const makespan = Math.max(...r.runs.map((t) => t.ms));
+  const out: Record<string, unknown> = { ms: round(makespan), failures: r.runs.length - ok.length, relay: r.relay };
+  if (s.devices > 1) {
+    out.goodputBps = Math.round((ok.length * s.size * 8 * 1000) / makespan);
+    if (s.path.rateBps) out.goodputOfBottleneck = round(((ok.length * s.size * 8 * 1000) / makespan / s.path.rateBps) * 100) / 100;
+    out.fairness = Math.round(jain(r.runs.map((t) => (t.ok ? s.size / t.ms : 0))) * 1000) / 1000;
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), 'coapfw-fast-'));
+  const dir = join(work, 'files');
+  await mkdir(dir);
+  await chmod(work, 0o755);
+  await chmod(dir, 0o755);
+  const stops: Array<() => Promise<void>> = [];
+  const result: Record<string, unknown> = { quick: QUICK, capMs: CAP_MS, node: process.version };
+  try {
+    const files = new Map<string, Uint8Array>();
+    for (const s of SCENARIOS) files.set(`f${s.size}.bin`, fixtureBytes(s.size, s.size + 3));
+    for (const [n, b] of files) await writeFile(join(dir, n), b);
+    const qs = await startQBlock2Server(files);
+    stops.push(qs.close);
+    const oursPort = await freeUdpPort();
+    const ours = startDaemon(process.execPath, [CLI, 'serve', dir, '--host', '127.0.0.1', '--port', String(oursPort)]);
+    stops.push(ours.stop);
+    for (let i = 0; i < 100 && !ours.output().includes('serving'); i++) await new Promise((r) => setTimeout(r, 50));
+    const contenders: Array<{ key: string; port: number; fn: Contender }> = [
+      { key: 'qblock2', port: qs.port, fn: qblock2Contender() },
+      { key: 'block2', port: oursPort, fn: block2Contender('files/') },
+    ];
+    if (libcoapMissing() === undefined) {
+      const lc = await startLibcoapServer();
+      stops.push(lc.stop);
+      for (const n of files.keys()) await putToLibcoap(lc.uri(n), join(dir, n));
+      contenders.push({ key: 'libcoap', port: lc.port, fn: commandContender(COAP_CLIENT, (p, n, o) => ['-m', 'get', '-B', String(CAP_MS / 1000), '-b', '1024', `coap://127.0.0.1:${p}/${n}`, '-o', o]) });
+    }
+    if (hasCommand('in.tftpd', ['-V']) && hasCommand('tftp', ['-V'])) {
+      const tp = await freeUdpPort();
+      const d = startDaemon('in.tftpd', ['-L', '-s', dir, '-a', `127.0.0.1:${tp}`]);
+      stops.push(d.stop);
+      await new Promise((r) => setTimeout(r, 200));
+      contenders.push({ key: 'tftp', port: tp, fn: commandContender('tftp', (p, n, o) => ['-m', 'binary', '127.0.0.1', String(p), '-c', 'get', n, o], work) });
+    }
+    const scenarios: Record<string, unknown> = {};
+    let seed = 1;
+    for (const s of SCENARIOS) {
+      const name = `f${s.size}.bin`;
+      const hash = sha256Hex(files.get(name)!);
+      const row: Record<string, unknown> = { bytes: s.size, devices: s.devices, path: s.path };
+      const ms: Record<string, number> = {};
+      for (const c of contenders) {
+        process.stderr.write(`fastlinks: ${s.name} ${c.key} ...\n`);
+        const r = summarise(s, await runScenario(s, c.port, c.fn, name, hash, work, seed++));
+        row[c.key] = r;
+        if (r.failures === 0) ms[c.key] = r.ms as number;
+      }
+      // Ratios > 1: we are faster (time of the other / our time).
+      const ratios: Record<string, number | null> = {};
+      for (const ourKey of ['qblock2', 'block2']) {
+        for (const other of ['libcoap', 'tftp']) {
+          ratios[`${other}_over_${ourKey}`] = ms[ourKey] && ms[other] ? round((ms[other] / ms[ourKey]) * 100) / 100 : null;
+        }
+      }
+      row.speedup = ratios;
+      scenarios[s.name] = row;
+    }
+    result.scenarios = scenarios;
+  } finally {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    killAll();
+    await rm(work, { recursive: true, force: true });
+  }
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+}
+
+main().catch((e: unknown) => {
+  killAll();
+  process.stderr.write(`fastlinks: ${(e as Error).stack ?? String(e)}\n`);
+  process.exitCode = 1;
+});
