@@ -170,7 +170,7 @@ function summarise(s: Scenario, r: { runs: Timed[]; relay: UdpRelay['stats'] }):
   const out: Record<string, unknown> = { ms: round(makespan), failures: r.runs.length - ok.length, relay: r.relay };
   if (s.devices > 1) {
     out.goodputBps = Math.round((ok.length * s.size * 8 * 1000) / makespan);
-    if (s.path.rateBps) out.goodputOfBottleneck = round(((ok.length * s.size * 8 * 1000) / makespan / s.path.rateBps) * 100) / 100;
+    if (s.path.rateBps) out.goodputOfBottleneck = Math.round(((ok.length * s.size * 8 * 1000) / makespan / s.path.rateBps) * 100) / 100;
     out.fairness = Math.round(jain(r.runs.map((t) => (t.ok ? s.size / t.ms : 0))) * 1000) / 1000;
   }
   return out;
@@ -228,7 +228,7 @@ async function main(): Promise<void> {
       const ratios: Record<string, number | null> = {};
       for (const ourKey of ['qblock2', 'block2']) {
         for (const other of ['libcoap', 'tftp']) {
-          ratios[`${other}_over_${ourKey}`] = ms[ourKey] && ms[other] ? round((ms[other] / ms[ourKey]) * 100) / 100 : null;
+          ratios[`${other}_over_${ourKey}`] = ms[ourKey] && ms[other] ? Math.round((ms[other] / ms[ourKey]) * 100) / 100 : null;
         }
       }
       row.speedup = ratios;
