@@ -23,7 +23,6 @@ export type CoapfwErrorCode =
   | 'BLOCK_MISMATCH'
   | 'TOO_LARGE'
   | 'BAD_QBLOCK_REQUEST'
-  | 'BAD_MISSING_BLOCKS'
   // server
   | 'NOT_FOUND'
   | 'FORBIDDEN'
