@@ -67,6 +67,11 @@ export type CoapfwErrorCode =
   | 'DELTA_RANGE'
   | 'DELTA_LIMIT'
   | 'DELTA_SOURCE_MISMATCH'
+  // update service (store)
+  | 'REPORT_REPLAY'
+  | 'ALREADY_EXISTS'
+  | 'CONFLICT'
+  | 'DB_SCHEMA'
   // generic
   | 'INVALID_ARGUMENT'
   | 'IO_ERROR';
