@@ -14,7 +14,8 @@ set -euo pipefail
 PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}"
 
 as_pg() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # From /tmp: the postgres user may not be allowed into the checkout.
+  if [ "$(id -u)" -eq 0 ]; then (cd /tmp && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 free_port() {
