@@ -1,0 +1,325 @@
+/**
+ * Block1 receiving (RFC 7959 §2.5) with Request-Tag (RFC 9175 §3), as a
+ * wrapper around a resource's handler: the handler sees whole bodies, never
+ * blocks.
+ *
+ * A body is assembled per (peer, method, Uri-Host/Port/Path/Query,
+ * Request-Tag values): RFC 9175 §3.3 matches blocks of one body by the
+ * endpoint and the request options, and the Request-Tag keeps two concurrent
+ * uploads of one peer to one resource apart (its absence is a value of its
+ * own). Blocks must come in order, by byte offset (NUM × size), so a client
+ * may move to a smaller block size mid-way (§2.5); a block already received
+ * again with the same bytes (a retransmission with a new message ID) is
+ * answered again without changing anything.
+ *
+ * Answers: 2.31 Continue for a non-final block, echoing Block1 with the
+ * server's preferred size when the client's is larger (§2.3: it then
+ * continues at the smaller size from the next offset); 4.08 for a block that
+ * does not continue the body (missing, out of order, or different bytes at
+ * an offset already received), dropping what was assembled; 4.13 with Size1
+ * = the limit when the body (or the Size1 the client announces) is too large
+ * (§4); 5.03 with Max-Age when too many bodies are being assembled. The
+ * final response is the handler's, with the final block's Block1 echoed
+ * (§2.3). A single-block body (NUM 0, M 0), or a request without Block1, is
+ * passed on as it is.
+ *
+ * Pure: only `runtime.now()` is used, to expire bodies that stop arriving.
+ */
+import { equalBytes } from '@noble/curves/utils.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { decodeBlock, encodeBlock, MAX_SZX, type BlockValue } from '../codec/block.js';
+import type { CoapMessage } from '../codec/message.js';
+import { Code, OptionNumber } from '../codec/numbers.js';
+import { decodeUint, encodeUint, getOption } from '../codec/options.js';
+import { CoapfwError } from '../errors.js';
+import type { CoapRequest, ResponseSpec } from '../messaging/endpoint.js';
+import type { Runtime } from '../messaging/runtime.js';
+import { peerKey } from '../transport/types.js';
+
+/** Limits of Block1 receiving; every one has a safe default. */
+export interface Block1Options {
+  readonly runtime: Runtime;
+  /** Largest body, in bytes. Default 1 MiB. */
+  readonly maxBodySize?: number;
+  /** Bodies being assembled at once, over all peers. Default 64. */
+  readonly maxAssemblies?: number;
+  /** Bodies one peer may assemble at once; a further one replaces its oldest. Default 4. */
+  readonly maxPerPeer?: number;
+  /** Bytes buffered by all unfinished bodies together. Default 16 MiB. */
+  readonly maxBufferedBytes?: number;
+  /**
+   * An unfinished body is dropped when no block came for this long. Default
+   * 120 s: longer than MAX_TRANSMIT_WAIT (93 s, RFC 7252 §4.8.2), so a client
+   * retransmitting one block for as long as it may still finds its body.
+   */
+  readonly idleTimeoutMs?: number;
+  /** Largest block size exponent the server wants (0..6); larger blocks are accepted and a smaller size asked for. Default 6. */
+  readonly preferredSzx?: number;
+}
+
+/** Counters, for tests, logs and metrics. */
+export interface Block1Stats {
+  /** Bodies completed and handed to the handler (multi-block only). */
+  completed: number;
+  /** Non-final blocks answered 2.31. */
+  continued: number;
+  /** 4.08 answers. */
+  incomplete: number;
+  /** 4.13 answers. */
+  tooLarge: number;
+  /** 5.03 answers (too many bodies at once). */
+  overloaded: number;
+  /** Unfinished bodies dropped after their idle timeout, or replaced by the peer's newer ones. */
+  dropped: number;
+}
+
+/** A handler of whole requests (a resource's `handle`). */
+export type BodyHandler = (req: CoapRequest) => ResponseSpec | Promise<ResponseSpec>;
+
+/** What the receiver made of one request: answer it now, or hand a whole body on. */
+export type Block1Outcome = { readonly kind: 'respond'; readonly response: ResponseSpec } | { readonly kind: 'body'; readonly request: CoapRequest; readonly block?: BlockValue };
+
+const encoder = new TextEncoder();
+const respond = (code: number, diagnostic: string, options: ResponseSpec['options'] = []): Block1Outcome => ({
+  kind: 'respond',
+  // RFC 7252 §5.5.2: a short diagnostic payload for the human reading the log.
+  response: { code, options, payload: encoder.encode(diagnostic.slice(0, 120)) },
+});
+
+function positive(v: number | undefined, fallback: number, what: string, min = 1): number {
+  const n = v ?? fallback;
+  if (!Number.isSafeInteger(n) || n < min) throw new CoapfwError('INVALID_ARGUMENT', `block1: ${what} must be an integer >= ${min}, got ${n}`);
+  return n;
+}
+
+/** Assembles Block1 bodies; one instance may serve several resources, sharing its limits. */
+export class Block1Receiver {
+  readonly stats: Block1Stats = { completed: 0, continued: 0, incomplete: 0, tooLarge: 0, overloaded: 0, dropped: 0 };
+  private readonly runtime: Runtime;
+  private readonly maxBody: number;
+  private readonly maxAssemblies: number;
+  private readonly maxPerPeer: number;
+  private readonly maxBuffered: number;
+  private readonly idleMs: number;
+  private readonly preferredSzx: number;
+  /** Unfinished bodies by key, least recently touched first. */
+  private readonly bodies = new Map<string, Assembly>();
+  private buffered = 0;
+
+  constructor(options: Block1Options) {
+    this.runtime = options.runtime;
+    this.maxBody = positive(options.maxBodySize, 1024 * 1024, 'maxBodySize', 0);
+    this.maxAssemblies = positive(options.maxAssemblies, 64, 'maxAssemblies');
+    this.maxPerPeer = positive(options.maxPerPeer, 4, 'maxPerPeer');
+    this.maxBuffered = positive(options.maxBufferedBytes, 16 * 1024 * 1024, 'maxBufferedBytes');
+    this.idleMs = positive(options.idleTimeoutMs, 120_000, 'idleTimeoutMs');
+    this.preferredSzx = positive(options.preferredSzx, MAX_SZX, 'preferredSzx', 0);
+    if (this.preferredSzx > MAX_SZX) throw new CoapfwError('INVALID_ARGUMENT', `block1: preferredSzx must be 0..6, got ${this.preferredSzx}`);
+  }
+
+  /** Bodies being assembled now. */
+  get assembling(): number {
+    return this.bodies.size;
+  }
+
+  /** Bytes buffered by unfinished bodies. */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  /** Take one request: an answer to send now, or the whole body to hand to the resource. */
+  receive(req: CoapRequest): Block1Outcome {
+    this.expire();
+    const msg = req.message;
+    const raw = getOption(msg, OptionNumber.BLOCK1);
+    if (raw === undefined) return msg.payload.length > this.maxBody ? this.tooLarge(undefined) : { kind: 'body', request: req };
+    let block: BlockValue;
+    let size1: number | undefined;
+    try {
+      block = decodeBlock(raw);
+      const s = getOption(msg, OptionNumber.SIZE1);
+      size1 = s === undefined ? undefined : decodeUint(s);
+    } catch (e) {
+      return respond(Code.BAD_OPTION, (e as Error).message);
+    }
+    const key = bodyKey(req);
+    const size = 16 << block.szx;
+    const offset = block.num * size;
+    const data = msg.payload;
+    // §2.3: a block with M set carries exactly the block size; the last one at most that.
+    if ((block.more && data.length !== size) || data.length > size) {
+      this.drop(key);
+      return respond(Code.BAD_REQUEST, `block1: block ${block.num} has ${data.length} bytes, expected ${block.more ? '' : 'at most '}${size}`);
+    }
+    // §4: Size1 announces the whole body; refuse at once rather than after the first megabyte.
+    if ((size1 !== undefined && size1 > this.maxBody) || offset + data.length > this.maxBody) return this.tooLarge(key);
+    const current = this.bodies.get(key);
+    if (current !== undefined && block.more && current.holds(offset, data)) return this.continued(block, offset, current, key);
+    if (block.num === 0) {
+      this.drop(key);
+      if (!block.more) return { kind: 'body', request: wholeRequest(req, data), block };
+      return this.start(key, req, block, size1, data);
+    }
+    if (current === undefined || offset !== current.received) {
+      this.drop(key);
+      this.stats.incomplete++;
+      const why = current === undefined ? 'no earlier blocks of this body' : `expected the block at byte ${current.received}, got byte ${offset}`;
+      return respond(Code.REQUEST_ENTITY_INCOMPLETE, `block1: block ${block.num}: ${why}`);
+    }
+    const grown = current.append(data, this.maxBody);
+    this.buffered += grown;
+    if (this.buffered > this.maxBuffered) {
+      this.drop(key);
+      return this.overloaded('block1: too many bytes buffered');
+    }
+    if (block.more) return this.continued(block, offset, current, key);
+    this.drop(key);
+    this.stats.completed++;
+    return { kind: 'body', request: wholeRequest(req, current.body()), block };
+  }
+
+  private start(key: string, req: CoapRequest, block: BlockValue, size1: number | undefined, data: Uint8Array): Block1Outcome {
+    const peer = peerKey(req.peer);
+    const mine = [...this.bodies].filter(([, a]) => a.peer === peer);
+    // A peer over its share replaces its own oldest body: harmless to others.
+    if (mine.length >= this.maxPerPeer) {
+      this.drop(mine[0]![0]);
+      this.stats.dropped++;
+    }
+    if (this.bodies.size >= this.maxAssemblies) return this.overloaded('block1: too many uploads at once');
+    const initial = Math.min(this.maxBody, Math.max(size1 ?? 2 * data.length, data.length));
+    const assembly = new Assembly(peer, this.runtime.now(), initial);
+    this.buffered += assembly.capacity;
+    this.buffered += assembly.append(data, this.maxBody);
+    if (this.buffered > this.maxBuffered) {
+      this.buffered -= assembly.capacity;
+      return this.overloaded('block1: too many bytes buffered');
+    }
+    this.bodies.set(key, assembly);
+    return this.continued(block, 0, assembly, key);
+  }
+
+  /** 2.31 Continue, Block1 echoed at the preferred size when the client's is larger (§2.3, Figure 6). */
+  private continued(block: BlockValue, offset: number, assembly: Assembly, key: string): Block1Outcome {
+    assembly.touched = this.runtime.now();
+    this.bodies.delete(key); // re-insert: the map stays ordered by last use, for expire()
+    this.bodies.set(key, assembly);
+    this.stats.continued++;
+    const szx = Math.min(block.szx, this.preferredSzx);
+    const echo = encodeBlock({ num: offset / (16 << szx), more: true, szx });
+    return { kind: 'respond', response: { code: Code.CONTINUE, options: [{ number: OptionNumber.BLOCK1, value: echo }] } };
+  }
+
+  private tooLarge(key: string | undefined): Block1Outcome {
+    if (key !== undefined) this.drop(key);
+    this.stats.tooLarge++;
+    return respond(Code.REQUEST_ENTITY_TOO_LARGE, `block1: body larger than ${this.maxBody} bytes`, [{ number: OptionNumber.SIZE1, value: encodeUint(this.maxBody) }]);
+  }
+
+  private overloaded(why: string): Block1Outcome {
+    this.stats.overloaded++;
+    const oldest = this.bodies.values().next().value;
+    const wait = oldest === undefined ? 1 : Math.max(1, Math.ceil((oldest.touched + this.idleMs - this.runtime.now()) / 1000));
+    return respond(Code.SERVICE_UNAVAILABLE, why, [{ number: OptionNumber.MAX_AGE, value: encodeUint(wait) }]);
+  }
+
+  private drop(key: string): void {
+    const a = this.bodies.get(key);
+    if (a === undefined) return;
+    this.bodies.delete(key);
+    this.buffered -= a.capacity;
+  }
+
+  /** Drop bodies idle past the timeout; the map is ordered by last use, so stop at the first fresh one. */
+  private expire(): void {
+    const now = this.runtime.now();
+    for (const [key, a] of this.bodies) {
+      if (now - a.touched < this.idleMs) break;
+      this.drop(key);
+      this.stats.dropped++;
+    }
+  }
+}
+
+/** Options that tell bodies apart (RFC 9175 §3.3): the target resource and the Request-Tag values. */
+const KEY_OPTIONS: ReadonlySet<number> = new Set([OptionNumber.URI_HOST, OptionNumber.URI_PORT, OptionNumber.URI_PATH, OptionNumber.URI_QUERY, OptionNumber.REQUEST_TAG]);
+
+/** The key of the body a request's block belongs to: peer, method, target, Request-Tag (absent differs from empty). */
+function bodyKey(req: CoapRequest): string {
+  const parts = [peerKey(req.peer), String(req.message.code)];
+  for (const o of req.message.options) if (KEY_OPTIONS.has(o.number)) parts.push(`${o.number}=${bytesToHex(o.value)}`);
+  return parts.join('|');
+}
+
+/** One body being assembled: the bytes so far in a buffer that grows by doubling (up to the limit). */
+class Assembly {
+  received = 0;
+  private buf: Uint8Array;
+
+  constructor(
+    readonly peer: string,
+    public touched: number,
+    initialCapacity: number,
+  ) {
+    this.buf = new Uint8Array(initialCapacity);
+  }
+
+  get capacity(): number {
+    return this.buf.length;
+  }
+
+  /** True when the bytes at `offset` are already here, exactly (a retransmitted block). */
+  holds(offset: number, data: Uint8Array): boolean {
+    return offset + data.length <= this.received && equalBytes(this.buf.subarray(offset, offset + data.length), data);
+  }
+
+  /** Append `data` (the caller checked the limit); returns how many bytes the buffer grew by. */
+  append(data: Uint8Array, max: number): number {
+    const need = this.received + data.length;
+    let grown = 0;
+    if (need > this.buf.length) {
+      const next = new Uint8Array(Math.min(max, Math.max(need, this.buf.length * 2)));
+      next.set(this.buf.subarray(0, this.received));
+      grown = next.length - this.buf.length;
+      this.buf = next;
+    }
+    this.buf.set(data, this.received);
+    this.received = need;
+    return grown;
+  }
+
+  /** The whole body, exactly its length. */
+  body(): Uint8Array {
+    return this.received === this.buf.length ? this.buf : this.buf.slice(0, this.received);
+  }
+}
+
+/** The final block's request carrying the whole body, without the block-wise options. */
+function wholeRequest(req: CoapRequest, body: Uint8Array): CoapRequest {
+  const strip = new Set<number>([OptionNumber.BLOCK1, OptionNumber.SIZE1, OptionNumber.REQUEST_TAG]);
+  const message: CoapMessage = { ...req.message, options: req.message.options.filter((o) => !strip.has(o.number)), payload: body };
+  return { ...req, message };
+}
+
+/**
+ * Wrap a resource handler so that it receives whole Block1 bodies.
+ *
+ * @example
+ * const upload: Resource = { methods: new Set([Code.POST]), handle: withBlock1(storeUpload, { runtime, maxBodySize: 64 << 20 }) };
+ */
+export function withBlock1(handler: BodyHandler, receiver: Block1Receiver | Block1Options): BodyHandler {
+  const r = receiver instanceof Block1Receiver ? receiver : new Block1Receiver(receiver);
+  return (req) => {
+    const outcome = r.receive(req);
+    if (outcome.kind === 'respond') return outcome.response;
+    const block = outcome.block;
+    if (block === undefined) return handler(outcome.request);
+    const echo = (res: ResponseSpec): ResponseSpec => {
+      if (res.options?.some((o) => o.number === OptionNumber.BLOCK1)) return res;
+      // §2.3: the response to the final block echoes its Block1 (M = 0).
+      return { ...res, options: [...(res.options ?? []), { number: OptionNumber.BLOCK1, value: encodeBlock({ ...block, more: false }) }] };
+    };
+    const res = handler(outcome.request);
+    return res instanceof Promise ? res.then(echo) : echo(res);
+  };
+}
