@@ -60,8 +60,15 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE TABLE blobs (
         sha256 TEXT PRIMARY KEY,
         size BIGINT NOT NULL,
-        data {BLOB} NOT NULL,
         created_at BIGINT NOT NULL
+      )`,
+      // Bytes in fixed-size chunks, so that serving one block reads one small row rather than
+      // the whole image (SQLite's substr on a BLOB loads all of it).
+      `CREATE TABLE blob_chunks (
+        sha256 TEXT NOT NULL REFERENCES blobs (sha256) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        data {BLOB} NOT NULL,
+        PRIMARY KEY (sha256, idx)
       )`,
       `CREATE TABLE releases (
         class_id TEXT NOT NULL,

@@ -21,10 +21,21 @@ function checkBytes(v: unknown, what: string, maxBytes: number): Uint8Array {
   return v;
 }
 
+/**
+ * Chunk size of stored blobs. A multiple of 1024, so that no Block2 block
+ * (16..1024 bytes at a multiple of its size) straddles two chunks; 3 KiB so
+ * that a chunk row fits one 4 KiB SQLite page without overflow pages.
+ */
+export const BLOB_CHUNK = 3072;
+
 /** Store bytes under their SHA-256 (a blob already there is the same bytes). Returns the address. */
 async function putBlob(tx: Tx, bytes: Uint8Array, now: number): Promise<string> {
   const address = bytesToHex(sha256(bytes));
-  await tx.run('INSERT INTO blobs (sha256, size, data, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING', [address, bytes.length, bytes, now]);
+  const added = await tx.run('INSERT INTO blobs (sha256, size, created_at) VALUES (?, ?, ?) ON CONFLICT (sha256) DO NOTHING', [address, bytes.length, now]);
+  if (added === 0) return address;
+  for (let idx = 0, at = 0; at < bytes.length; idx++, at += BLOB_CHUNK) {
+    await tx.run('INSERT INTO blob_chunks (sha256, idx, data) VALUES (?, ?, ?)', [address, idx, bytes.subarray(at, at + BLOB_CHUNK)]);
+  }
   return address;
 }
 
@@ -114,14 +125,32 @@ export async function blobSize(sql: Sql, address: string): Promise<number | unde
   return row === undefined ? undefined : int(row.size);
 }
 
-/** A slice of a blob (substr on a BLOB/BYTEA counts bytes from 1 in both dialects). */
+/** `length` bytes from `offset` (fewer at the end), read from the chunks that hold them. */
 export async function readBlob(sql: Sql, address: string, offset: number, length: number, maxBytes: number): Promise<Uint8Array | undefined> {
+  const key = checkSha256(address, 'blob address');
   const start = checkInt(offset, 'offset', 0, maxBytes);
   const count = checkInt(length, 'length', 1, maxBytes);
-  const row = await sql.get<Row>('SELECT substr(data, ?, ?) AS chunk FROM blobs WHERE sha256 = ?', [start + 1, count, checkSha256(address, 'blob address')]);
-  if (row === undefined) return undefined;
-  const chunk = row.chunk as Uint8Array | null;
-  return chunk === null ? new Uint8Array(0) : new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  const first = Math.floor(start / BLOB_CHUNK);
+  const last = Math.floor((start + count - 1) / BLOB_CHUNK);
+  const rows = await sql.all<Row>('SELECT idx, data FROM blob_chunks WHERE sha256 = ? AND idx >= ? AND idx <= ? ORDER BY idx', [key, first, last]);
+  if (rows.length === 0) return (await blobSize(sql, key)) === undefined ? undefined : new Uint8Array(0);
+  if (rows.length === 1) {
+    // The common case (one Block2 block): a view into the one chunk, no copy.
+    const data = rows[0]!.data as Uint8Array;
+    const from = start - int(rows[0]!.idx) * BLOB_CHUNK;
+    return new Uint8Array(data.buffer, data.byteOffset + Math.min(from, data.length), Math.max(0, Math.min(count, data.length - from)));
+  }
+  const out = new Uint8Array(count);
+  let filled = 0;
+  for (const r of rows) {
+    const data = r.data as Uint8Array;
+    const chunkStart = int(r.idx) * BLOB_CHUNK;
+    const from = Math.max(0, start - chunkStart);
+    const piece = data.subarray(from, Math.min(data.length, start + count - chunkStart));
+    out.set(piece, filled);
+    filled += piece.length;
+  }
+  return filled === count ? out : out.slice(0, filled);
 }
 
 /** Input of {@link publishTrustDocument}. */

@@ -15,11 +15,12 @@
  * - `status_history`: every registration and report, stamped with the
  *   server's wall clock (devices have none), with the state it came from and
  *   its report counter (unique per device: a second line of defence).
- * - `blobs`: content-addressed bytes (SHA-256 hex key) of envelopes, images
- *   and trust documents. In the database, not in a directory, so that every
- *   server sharing the database can serve any block of any image (stateless
- *   Block2) and a release is stored in one transaction with its bytes:
- *   nothing half-uploaded is ever visible.
+ * - `blobs` and `blob_chunks`: content-addressed bytes (SHA-256 hex key) of
+ *   envelopes, images and trust documents, in 3 KiB chunks so that a Block2
+ *   block costs one small row read. In the database, not in a directory, so
+ *   that every server sharing the database can serve any block of any image
+ *   (stateless Block2) and a release is stored in one transaction with its
+ *   bytes: nothing half-uploaded is ever visible.
  * - `releases` (primary key class + sequence) and `release_images` (one row
  *   per SUIT component, so a multi-vendor envelope of issue 14 fits):
  *   urgency, envelope and image addresses and sizes, expected downtime,

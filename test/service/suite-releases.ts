@@ -39,6 +39,11 @@ export function releasesSuite(make: () => Harness): void {
       expect(await store.readBlob(r.images[0]!.sha256, 0, 1024)).toEqual(image.subarray(0, 1024));
       expect(await store.readBlob(r.images[0]!.sha256, 4096, 1024)).toEqual(image.subarray(4096, 5000)); // short at the end
       expect(await store.readBlob(r.images[0]!.sha256, 5000, 16)).toEqual(new Uint8Array(0));
+      // Reads across the 3 KiB chunks the bytes are stored in, and the whole image at once.
+      expect(await store.readBlob(r.images[0]!.sha256, 3000, 1000)).toEqual(image.subarray(3000, 4000));
+      expect(await store.readBlob(r.images[0]!.sha256, 1, 4999)).toEqual(image.subarray(1));
+      expect(await store.readBlob(r.images[0]!.sha256, 0, 100_000)).toEqual(image);
+      expect(await store.readBlob(r.envelopeSha256, 0, 300)).toEqual(input.envelope);
       expect(await store.readBlob('00'.repeat(32), 0, 16)).toBeUndefined();
       expect(await store.blobSize('00'.repeat(32))).toBeUndefined();
     });
