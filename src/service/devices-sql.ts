@@ -220,3 +220,8 @@ export async function listHistory(sql: Sql, deviceId: string, options: { limit?:
         ]);
   return rows.map(toHistory);
 }
+
+/** Delete history rows older than `before`, except each device's newest. */
+export async function pruneHistory(tx: Tx, before: number): Promise<number> {
+  return tx.run('DELETE FROM status_history WHERE at < ? AND id NOT IN (SELECT MAX(id) FROM status_history GROUP BY device_id)', [before]);
+}

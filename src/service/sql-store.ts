@@ -58,6 +58,10 @@ export class SqlStore implements Store {
     return devices.listHistory(this.driver, deviceId, options, this.maxPage);
   }
 
+  pruneHistory(before: number): Promise<number> {
+    return this.driver.transaction((tx) => devices.pruneHistory(tx, checkInt(before, 'before')));
+  }
+
   publishRelease(release: NewRelease): Promise<Release> {
     return this.driver.transaction((tx) => releases.publishRelease(tx, release, this.now(), this.maxBlob));
   }

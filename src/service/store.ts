@@ -131,6 +131,12 @@ export interface Store {
   recordReport(deviceId: string, report: StatusReport): Promise<ReportResult>;
   /** A device's history, newest first, `before` an entry id. */
   listHistory(deviceId: string, options?: { readonly limit?: number; readonly before?: number }): Promise<HistoryEntry[]>;
+  /**
+   * Delete history older than `before` (server wall clock ms), keeping each
+   * device's newest entry; returns how many rows went. Replay detection does
+   * not depend on the history (it uses the device's report counter).
+   */
+  pruneHistory(before: number): Promise<number>;
 
   /** Store a release and its bytes atomically; ALREADY_EXISTS when (class, sequence) is taken. */
   publishRelease(release: NewRelease): Promise<Release>;

@@ -131,6 +131,20 @@ export function devicesSuite(make: () => Harness): void {
       expect(history.filter((e) => e.reportSeq === 1)).toHaveLength(1);
     });
 
+    it('prunes history older than a time, keeping each device its newest entry', async () => {
+      await store.registerDevice(registration('dev-1'));
+      await store.registerDevice(registration('dev-2'));
+      clock.advance(1000);
+      await store.recordReport('dev-1', { reportSeq: 1, state: 'downloading' });
+      const cut = clock.t;
+      clock.advance(1000);
+      await store.recordReport('dev-1', { reportSeq: 2, state: 'installed' });
+      expect(await store.pruneHistory(cut + 1)).toBe(2); // dev-1's registration and first report
+      expect((await store.listHistory('dev-1')).map((e) => e.transition)).toEqual(['installed']);
+      expect((await store.listHistory('dev-2')).map((e) => e.transition)).toEqual(['registered']);
+      await expectCode(store.recordReport('dev-1', { reportSeq: 1, state: 'idle' }), 'REPORT_REPLAY');
+    });
+
     it('pages devices by id with filters and counts them by state', async () => {
       for (let i = 0; i < 7; i++) await store.registerDevice(registration(`d${i}`, { group: i % 2 === 0 ? 'even' : 'odd', classId: i === 6 ? '0102' : CLASS }));
       await store.recordReport('d1', { reportSeq: 1, state: 'downloading' });
