@@ -151,5 +151,14 @@ export interface TrustDocument {
   readonly publisher: string;
 }
 
+/** What a publisher hands the store for a trust document. */
+export interface NewTrustDocument {
+  readonly kind: TrustKind;
+  readonly scope: string;
+  readonly version: number;
+  readonly bytes: Uint8Array;
+  readonly publisher: string;
+}
+
 /** Time values are plain numbers: milliseconds of the server's wall clock. */
 export type WallClock = () => number;

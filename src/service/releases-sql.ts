@@ -6,7 +6,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { CoapfwError } from '../errors.js';
-import { TRUST_KINDS, URGENCIES, type NewRelease, type Release, type TrustDocument, type TrustKind } from './model.js';
+import { TRUST_KINDS, URGENCIES, type NewRelease, type NewTrustDocument, type Release, type TrustDocument, type TrustKind } from './model.js';
 import { int, RELEASE_COLUMNS, toRelease, toTrust, type Row } from './rows.js';
 import type { Sql, SqlValue, Tx } from './sql.js';
 import { checkInt, checkLimit, checkName, checkOneOf, checkSha256, checkSuitId } from './validate.js';
@@ -151,15 +151,6 @@ export async function readBlob(sql: Sql, address: string, offset: number, length
     filled += piece.length;
   }
   return filled === count ? out : out.slice(0, filled);
-}
-
-/** Input of {@link publishTrustDocument}. */
-export interface NewTrustDocument {
-  readonly kind: TrustKind;
-  readonly scope: string;
-  readonly version: number;
-  readonly bytes: Uint8Array;
-  readonly publisher: string;
 }
 
 /** Store a trust document; its version must be above every stored one of its kind and scope (trust never goes back). */

@@ -6,7 +6,7 @@
 import type { CommandEvent, DeviceCommand, NewCommand, NewRollout, Rollout, RolloutPatch, RolloutState, TargetState, WaveCounts, WaveState } from './fleet.js';
 import * as commands from './commands-sql.js';
 import * as devices from './devices-sql.js';
-import type { Device, DeviceRegistration, DeviceState, HistoryEntry, NewRelease, Release, StatusReport, TrustDocument, TrustKind, WallClock } from './model.js';
+import type { Device, DeviceRegistration, DeviceState, HistoryEntry, NewRelease, NewTrustDocument, Release, StatusReport, TrustDocument, TrustKind, WallClock } from './model.js';
 import * as releases from './releases-sql.js';
 import * as rollouts from './rollouts-sql.js';
 import { int } from './rows.js';
@@ -122,7 +122,7 @@ export class SqlStore implements Store {
     return rollouts.rolloutCounts(this.driver, rolloutId);
   }
 
-  publishTrustDocument(doc: releases.NewTrustDocument): Promise<TrustDocument> {
+  publishTrustDocument(doc: NewTrustDocument): Promise<TrustDocument> {
     return this.driver.transaction((tx) => releases.publishTrustDocument(tx, doc, this.now(), this.maxBlob));
   }
   listTrustDocuments(kind: TrustKind, scope: string, afterVersion?: number): Promise<TrustDocument[]> {

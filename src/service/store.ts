@@ -59,7 +59,7 @@
  * On SQLite events stay in the process.
  */
 import type { DeviceCommand, CommandEvent, NewCommand, NewRollout, Rollout, RolloutPatch, RolloutState, TargetState, WaveCounts, WaveState } from './fleet.js';
-import type { Device, DeviceRegistration, DeviceState, HistoryEntry, NewRelease, Release, StatusReport, TrustDocument, TrustKind, WallClock } from './model.js';
+import type { Device, DeviceRegistration, DeviceState, HistoryEntry, NewRelease, NewTrustDocument, Release, StatusReport, TrustDocument, TrustKind, WallClock } from './model.js';
 
 /** Something changed that other servers may have to act on (Observe notifications, schedulers). */
 export type StoreChange =
@@ -176,7 +176,7 @@ export interface Store {
   rolloutCounts(rolloutId: number): Promise<WaveCounts[]>;
 
   /** Store a trust document; ALREADY_EXISTS when (kind, scope, version) is taken. */
-  publishTrustDocument(doc: { readonly kind: TrustKind; readonly scope: string; readonly version: number; readonly bytes: Uint8Array; readonly publisher: string }): Promise<TrustDocument>;
+  publishTrustDocument(doc: NewTrustDocument): Promise<TrustDocument>;
   /** Trust documents of a kind and scope with a version above `afterVersion`, oldest first (walking a rotation chain). */
   listTrustDocuments(kind: TrustKind, scope: string, afterVersion?: number): Promise<TrustDocument[]>;
 
