@@ -15,6 +15,8 @@ export type CoapfwErrorCode =
   | 'RESET'
   | 'ABORTED'
   | 'TRANSPORT_CLOSED'
+  | 'UNREACHABLE'
+  | 'ADDRESS_IN_USE'
   | 'BAD_URI'
   | 'RESPONSE_CODE'
   // block-wise

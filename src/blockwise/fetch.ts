@@ -116,7 +116,7 @@ export async function* fetchBlocks(request: Requester, opts: FetchOptions): Asyn
     szx = block.szx;
     received += block.data.length;
     yield block;
-    opts.onProgress?.({ received, total: block.total, block: block.num, retries });
+    opts.onProgress?.({ received, total, block: block.num, retries });
     if (!block.more) return;
     offset += block.data.length;
   }

@@ -4,9 +4,9 @@
  * the test image, confirm); `boot`, `confirm` and `status` act on the file.
  * A thin shell over device/: everything here is callable from code.
  */
-import { readFile } from 'node:fs/promises';
+import { writeSync } from 'node:fs';
 import { basename } from 'node:path';
-import { szxForSize } from '../codec/block.js';
+import { parseCoapUri } from '../codec/uri.js';
 import { confirm, readBootState } from '../device/boot.js';
 import { CrashingFlash } from '../device/crash-flash.js';
 import { bootStatus, powerOn } from '../device/device.js';
@@ -16,11 +16,12 @@ import type { UpdateEvent } from '../device/states.js';
 import { runUpdate } from '../device/updater.js';
 import { CoapfwError } from '../errors.js';
 import { Journal } from '../flash/journal.js';
-import { parsePublicKey } from '../suit/keys.js';
 import { openClient } from '../transport/client.js';
-import { parsePskKey } from '../transport/dtls/psk-store.js';
-import { intOption, parse, UsageError, type CliCommand, type CliIo } from './common.js';
-import { progressBar } from './progress.js';
+import { COMMON_OPTIONS, intOption, optionValue, parse, str, verbosity, type Values } from './args.js';
+import { jsonLine, UsageError, type CliCommand, type CliIo } from './common.js';
+import { blockSizeOption, pskOption, readPublicKey, uuidOption } from './inputs.js';
+import { progressBar, type Progress } from './progress.js';
+import { stopOnSignals, watchParent, type StopSignal } from './signals.js';
 
 const HELP = `usage: coapfw device update MANIFEST_URI --flash FILE --trust PUBFILE [options]
        coapfw device boot --flash FILE [--no-confirm]
@@ -36,7 +37,10 @@ vendor/class), download the image block by block into the secondary slot
 (resuming from the journal after a kill or power loss), verify its digest,
 request a test boot, reboot into it and confirm it. Prints one JSON line:
 {"result", "installedSequence", "blocksFetched", "blocksResumed", ...}.
-Exit code 0 when installed or up to date, 1 otherwise.
+Exit code 0 when installed or up to date, 1 otherwise; SIGINT, SIGTERM and
+SIGHUP stop it cleanly (flash file closed, exit 130, 143, 129) and the next
+update resumes from the journal. Started by npx/npm exec, it stops as a device
+losing power would when npm goes away (a SIGKILL of npm reaches only npm).
 The image is fetched from the manifest's server (absolute image URIs are
 resolved, but only their path is used). The JSON status is also POSTed to
 the server's status tracker at /status/DEVICE_ID (best effort).
@@ -45,8 +49,8 @@ options:
   --flash FILE          the flash file (required)
   -t, --trust PUBFILE   trusted public key: PEM, COSE_Key or hex (update)
   --flash-size N        size of a new flash file in bytes (default 1048576)
-  --vendor-id HEX       device vendor UUID (16 bytes)
-  --class-id HEX        device class UUID (16 bytes)
+  --vendor-id UUID      device vendor UUID (8-4-4-4-12 hex digits, or 32)
+  --class-id UUID       device class UUID
   --block-size N        Block2 size to ask for: 16..1024 (default 1024)
   --retries N           attempts per block (default 5)
   --device-id ID        name in status reports (default: sim-<flash file name>)
@@ -59,7 +63,12 @@ options:
   --crash-after-ops N   fault injection (update): a power cut at flash operation N
                         (0-based, counted in this run): half of it lands, then the
                         process kills itself with SIGKILL
+  --json                the update's events as JSON lines on stdout before the
+                        result line (instead of text on stderr)
+  -v, --verbose         also report state changes; -vv: every block and journal record
   -h, --help            this text
+
+The result of every sub-command is one JSON line on stdout.
 `;
 
 const OPTIONS = {
@@ -78,45 +87,10 @@ const OPTIONS = {
   'no-reboot': { type: 'boolean' },
   'no-confirm': { type: 'boolean' },
   'crash-after-ops': { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
+  ...COMMON_OPTIONS,
 } as const;
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
-
-function uuid(name: string, v: unknown): Uint8Array | undefined {
-  if (v === undefined) return undefined;
-  const s = String(v).replace(/-/g, '');
-  if (!/^([0-9a-fA-F]{2}){16}$/.test(s)) throw new UsageError(`--${name}: expected 16 bytes of hex, got '${String(v)}'`);
-  return Uint8Array.from(Buffer.from(s, 'hex'));
-}
-
-function blockSzx(v: unknown): number | undefined {
-  const n = intOption('block-size', v, 16, 1024);
-  if (n === undefined) return undefined;
-  try {
-    return szxForSize(n);
-  } catch {
-    throw new UsageError(`--block-size: expected a power of two 16..1024, got ${n}`);
-  }
-}
-
-async function trustKey(path: string) {
-  const b = await readFile(path);
-  const text = /^[\x09\x0a\x0d\x20-\x7e]*$/.test(b.toString('latin1'));
-  try {
-    return parsePublicKey(text ? b.toString('utf8') : new Uint8Array(b));
-  } catch (e) {
-    if (e instanceof CoapfwError) throw new CoapfwError(e.code, `${path}: ${e.message}`, { cause: e });
-    throw e;
-  }
-}
-
-function pskOption(uri: string, identity: unknown, key: unknown) {
-  if (identity === undefined && key === undefined) return undefined;
-  if (!uri.toLowerCase().startsWith('coaps:')) throw new UsageError('--psk-identity and --psk-key are for coaps:// URIs');
-  if (typeof identity !== 'string' || identity === '' || typeof key !== 'string') throw new UsageError('coaps:// needs --psk-identity ID and --psk-key KEY');
-  return { identity, key: parsePskKey(key, '--psk-key') };
-}
 
 function statusPath(values: Record<string, unknown>): string | undefined {
   if (values['no-report'] === true) return undefined;
@@ -126,29 +100,52 @@ function statusPath(values: Record<string, unknown>): string | undefined {
   return `/status/${encodeURIComponent(clean)}`;
 }
 
-function line(io: CliIo, obj: unknown): void {
-  io.stdout.write(`${JSON.stringify(obj)}\n`);
-}
-
 /** Everything `update` needs from its arguments, checked before the flash file is touched. */
-async function updateArgs(uri: string, values: Record<string, unknown>) {
-  if (typeof values.trust !== 'string') throw new UsageError('update: --trust PUBFILE is required');
+async function updateArgs(uri: string, values: Values) {
+  const trust = str(values, 'trust');
+  if (trust === undefined) throw new UsageError('update: --trust PUBFILE is required');
+  const scheme = optionValue(() => parseCoapUri(uri)).scheme;
   return {
     uri,
-    trust: { anchors: [{ name: values.trust, publicKey: await trustKey(values.trust) }] },
-    vendorId: uuid('vendor-id', values['vendor-id']),
-    classId: uuid('class-id', values['class-id']),
-    szx: blockSzx(values['block-size']),
+    vendorId: uuidOption('vendor-id', values['vendor-id']),
+    classId: uuidOption('class-id', values['class-id']),
+    szx: blockSizeOption(values['block-size']),
     attempts: intOption('retries', values.retries, 1, 100) ?? 5,
     crashAt: intOption('crash-after-ops', values['crash-after-ops'], 0, Number.MAX_SAFE_INTEGER),
-    psk: pskOption(uri, values['psk-identity'], values['psk-key']),
+    psk: pskOption(scheme, values['psk-identity'], values['psk-key']),
     statusPath: statusPath(values),
     reboot: values['no-reboot'] !== true,
     confirm: values['no-confirm'] !== true,
+    json: values.json === true,
+    verbose: verbosity(values),
+    trust: { anchors: [{ name: trust, publicKey: await readPublicKey(trust) }] },
+  };
+}
+type UpdateArgs = Awaited<ReturnType<typeof updateArgs>>;
+
+/** The update's events: text on stderr (by verbosity), or JSON lines on stdout with --json. */
+function eventPrinter(a: UpdateArgs, io: CliIo, bar: Progress): (e: UpdateEvent) => void {
+  const say = (text: string): void => {
+    bar.done();
+    io.stderr.write(`coapfw device: ${text}\n`);
+  };
+  return (e) => {
+    if (e.type === 'block') bar.update(e.offset + e.bytes, e.imageSize);
+    const detail = e.type === 'block' || e.type === 'journal' ? 2 : e.type === 'state' || e.type === 'envelope' || e.type === 'status' ? 1 : 0;
+    if (a.verbose < detail) return;
+    if (a.json) return jsonLine(io, { event: e.type, ...(e.type === 'status' ? { result: e.status.result, responseCode: e.responseCode } : e) });
+    if (e.type === 'resume' && e.fromBlock > 0) say(`resuming at block ${e.fromBlock} (${e.phase})`);
+    else if (e.type === 'restart') say(`download restarted: ${e.reason}`);
+    else if (e.type === 'retry') say(`retry ${e.attempt} in ${Math.round(e.delayMs)} ms after ${e.error}`);
+    else if (e.type === 'state') say(`state ${e.state}`);
+    else if (e.type === 'envelope') say(`envelope: ${e.bytes} bytes, sequence ${e.sequence}, image ${e.imageSize} bytes`);
+    else if (e.type === 'status') say(`status ${e.status.result}${e.responseCode === undefined ? '' : ` reported (${e.responseCode >> 5}.${String(e.responseCode & 31).padStart(2, '0')})`}`);
+    else if (e.type === 'block') say(`block ${e.num} at ${e.offset}, ${e.bytes} bytes`);
+    else if (e.type === 'journal') say(`journal: next block ${e.nextBlock}`);
   };
 }
 
-async function update(a: Awaited<ReturnType<typeof updateArgs>>, dev: FileDevice, io: CliIo): Promise<number> {
+async function update(a: UpdateArgs, dev: FileDevice, io: CliIo, stop: StopSignal): Promise<number> {
   const { uri, crashAt, szx, vendorId, classId } = a;
   const { layout } = dev;
   const flash = new CrashingFlash(dev.flash, crashAt, () => {
@@ -156,14 +153,8 @@ async function update(a: Awaited<ReturnType<typeof updateArgs>>, dev: FileDevice
     throw new CoapfwError('POWER_CUT', 'simulated power cut');
   });
   const before = await powerOn(flash, layout);
-  const client = await openClient(uri, { psk: a.psk });
+  const client = await openClient(uri, { psk: a.psk, dtls: { signal: stop.signal } });
   const bar = progressBar(io, 'image');
-  const onEvent = (e: UpdateEvent): void => {
-    if (e.type === 'block') bar.update(e.offset + e.bytes, e.imageSize);
-    else if (e.type === 'resume' && e.fromBlock > 0) io.stderr.write(`resuming at block ${e.fromBlock} (${e.phase})\n`);
-    else if (e.type === 'restart') io.stderr.write(`download restarted: ${e.reason}\n`);
-    else if (e.type === 'retry') io.stderr.write(`retry ${e.attempt} in ${Math.round(e.delayMs)} ms after ${e.error}\n`);
-  };
   let status;
   let after = before;
   const path = a.statusPath;
@@ -180,19 +171,20 @@ async function update(a: Awaited<ReturnType<typeof updateArgs>>, dev: FileDevice
       szx,
       blockRetry: { attempts: a.attempts, baseMs: 1000, maxMs: 30_000 },
       statusPath: path,
-      onEvent,
+      signal: stop.signal,
+      onEvent: eventPrinter(a, io, bar),
     });
     bar.done();
     if (status.result === 'installed' && a.reboot) {
       after = await powerOn(flash, layout, { selfTest: () => a.confirm });
       const report = bootStatus(after);
-      if (report && path !== undefined) await postStatus(client.request, path, report);
+      if (report && path !== undefined) await postStatus(client.request, path, report, stop.signal);
     }
   } finally {
     bar.done();
     await client.close();
   }
-  line(io, {
+  jsonLine(io, {
     ...status,
     installedSequence: after.installedSequence,
     bootMode: after.boot.mode,
@@ -204,48 +196,71 @@ async function update(a: Awaited<ReturnType<typeof updateArgs>>, dev: FileDevice
   return status.result === 'installed' || status.result === 'up-to-date' ? 0 : 1;
 }
 
+async function run(sub: string, values: Values, prepared: UpdateArgs | undefined, dev: FileDevice, io: CliIo, stop: StopSignal): Promise<number> {
+  switch (sub) {
+    case 'update':
+      return update(prepared!, dev, io, stop);
+    case 'boot': {
+      const p = await powerOn(dev.flash, dev.layout, { selfTest: () => values['no-confirm'] !== true });
+      jsonLine(io, { mode: p.boot.mode, outcome: p.outcome, actions: p.boot.actions, running: hex(p.boot.image.digest), size: p.boot.image.size, installedSequence: p.installedSequence });
+      return 0;
+    }
+    case 'confirm': {
+      const changed = await confirm(dev.flash, dev.layout);
+      jsonLine(io, { confirmed: true, changed });
+      return 0;
+    }
+    default: {
+      const state = await readBootState(dev.flash, dev.layout);
+      const rec = (await Journal.open(dev.flash, dev.layout)).latest();
+      jsonLine(io, {
+        primaryMode: state?.primaryMode,
+        pending: state?.pending,
+        running: state?.primary ? hex(state.primary.digest) : null,
+        journal: rec ? { phase: rec.phase, installedSeq: rec.installedSeq, nextBlock: rec.nextBlock, imageSize: rec.imageSize } : null,
+      });
+      return 0;
+    }
+  }
+}
+
 /** `coapfw device`. */
 export const deviceCommand: CliCommand = async (args, io) => {
   const [sub, ...rest] = args;
   const { values, positionals } = parse(rest, OPTIONS);
   if (sub === undefined || sub === '--help' || sub === '-h' || values.help) {
-    io.stdout.write(HELP);
+    (sub === undefined ? io.stderr : io.stdout).write(HELP);
     return sub === undefined ? 2 : 0;
   }
-  if (typeof values.flash !== 'string') throw new UsageError('--flash FILE is required');
+  const flashFile = str(values, 'flash');
+  if (flashFile === undefined) throw new UsageError('--flash FILE is required');
   const size = intOption('flash-size', values['flash-size'], 7 * 4096, 2 ** 31);
   const expected = sub === 'update' ? 1 : 0;
-  if (!['update', 'boot', 'confirm', 'status'].includes(sub)) throw new UsageError(`unknown sub-command '${sub}'`);
+  if (!['update', 'boot', 'confirm', 'status'].includes(sub)) throw new UsageError(`unknown sub-command '${sub}' (update, boot, confirm, status)`);
   if (positionals.length !== expected) throw new UsageError(sub === 'update' ? 'update: expected exactly one MANIFEST_URI' : `${sub}: unexpected argument`);
   const prepared = sub === 'update' ? await updateArgs(positionals[0]!, values) : undefined;
-  const dev = await openFileDevice(values.flash, { size, create: sub === 'update' || sub === 'boot' });
-  try {
-    switch (sub) {
-      case 'update':
-        return await update(prepared!, dev, io);
-      case 'boot': {
-        const p = await powerOn(dev.flash, dev.layout, { selfTest: () => values['no-confirm'] !== true });
-        line(io, { mode: p.boot.mode, outcome: p.outcome, actions: p.boot.actions, running: hex(p.boot.image.digest), size: p.boot.image.size, installedSequence: p.installedSequence });
-        return 0;
-      }
-      case 'confirm': {
-        const changed = await confirm(dev.flash, dev.layout);
-        line(io, { confirmed: true, changed });
-        return 0;
-      }
-      default: {
-        const state = await readBootState(dev.flash, dev.layout);
-        const rec = (await Journal.open(dev.flash, dev.layout)).latest();
-        line(io, {
-          primaryMode: state?.primaryMode,
-          pending: state?.pending,
-          running: state?.primary ? hex(state.primary.digest) : null,
-          journal: rec ? { phase: rec.phase, installedSeq: rec.installedSeq, nextBlock: rec.nextBlock, imageSize: rec.imageSize } : null,
-        });
-        return 0;
-      }
+  // From here on the flash file is open: a signal stops the work and closes it.
+  const stop = stopOnSignals((sig) => io.stderr.write(`\ncoapfw device: ${sig}: stopping; the flash file is closed cleanly and the next update resumes from the journal\n`));
+  const unwatch = watchParent(() => {
+    // npm went away (killed): stop as a device losing power would, with no further flash write.
+    // Synchronously: no flash write may run after this point.
+    try {
+      writeSync(2, 'coapfw device: the npm process that started us is gone: stopping now, as a power cut would\n');
+    } catch {
+      // stderr may be gone with npm; stopping is what matters.
     }
+    process.exit(129);
+  });
+  let dev: FileDevice | undefined;
+  try {
+    dev = await openFileDevice(flashFile, { size, create: sub === 'update' || sub === 'boot' });
+    return await run(sub, values, prepared, dev, io, stop);
+  } catch (e) {
+    stop.throwIfCaught();
+    throw e;
   } finally {
-    await dev.flash.close();
+    unwatch();
+    stop.dispose();
+    await dev?.flash.close();
   }
 };

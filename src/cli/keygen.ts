@@ -2,11 +2,14 @@
  * `coapfw keygen --out FILE`: make an Ed25519 signing key for SUIT manifests.
  */
 import { randomBytes } from 'node:crypto';
-import { open, rename, unlink, writeFile } from 'node:fs/promises';
+import { open, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { encodeCoseKey, privateKeyFromSecret, privateKeyToPem, publicKeyToPem } from '../suit/index.js';
 import { toHex } from '../suit/values.js';
-import { parse, UsageError, type CliCommand } from './common.js';
+import { fileError } from '../bounded-read.js';
+import { CoapfwError } from '../errors.js';
+import { parse, str } from './args.js';
+import { UsageError, type CliCommand } from './common.js';
 
 const HELP = `usage: coapfw keygen --out FILE [--format pem|cose] [--force]
 
@@ -56,6 +59,19 @@ async function replaceSecret(path: string, data: string | Uint8Array): Promise<v
   }
 }
 
+/** Refuse to start when `out` or `out.pub` is in the way (a directory; an existing file without --force). */
+async function checkTargets(out: string, force: boolean): Promise<void> {
+  for (const path of [out, `${out}.pub`]) {
+    const st = await stat(path).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return undefined;
+      throw fileError(e, path);
+    });
+    if (st === undefined) continue;
+    if (st.isDirectory()) throw new CoapfwError('IO_ERROR', `${path}: is a directory; --out names the private key file (the public key goes to FILE.pub)`, { path });
+    if (!force) throw new CoapfwError('IO_ERROR', `${path}: already exists (--force replaces it)`, { path });
+  }
+}
+
 /** `coapfw keygen`. */
 export const keygenCommand: CliCommand = async (args, io) => {
   const { values, positionals } = parse(args, {
@@ -69,16 +85,28 @@ export const keygenCommand: CliCommand = async (args, io) => {
     return 0;
   }
   if (positionals.length > 0) throw new UsageError('unexpected arguments');
-  const out = values.out as string | undefined;
+  const out = str(values, 'out');
   if (!out) throw new UsageError('--out FILE is required');
-  const format = (values.format as string | undefined) ?? 'pem';
+  const format = str(values, 'format') ?? 'pem';
   if (format !== 'pem' && format !== 'cose') throw new UsageError(`--format: expected pem or cose, got '${format}'`);
+  const force = values.force === true;
+  await checkTargets(out, force);
   const key = privateKeyFromSecret('ed25519', new Uint8Array(randomBytes(32)));
   const priv = format === 'pem' ? privateKeyToPem(key) : encodeCoseKey(key);
   const pub = format === 'pem' ? publicKeyToPem(key.publicKey) : encodeCoseKey(key.publicKey);
-  if (values.force) await replaceSecret(out, priv);
-  else await writeFile(out, priv, { mode: 0o600, flag: 'wx' }); // new file: created 0600, never overwrites
-  await writeFile(`${out}.pub`, pub, { mode: 0o644, flag: values.force ? 'w' : 'wx' });
+  try {
+    if (force) await replaceSecret(out, priv);
+    else await writeFile(out, priv, { mode: 0o600, flag: 'wx' }); // new file: created 0600, never overwrites
+  } catch (e) {
+    throw fileError(e, out);
+  }
+  try {
+    await writeFile(`${out}.pub`, pub, { mode: 0o644, flag: force ? 'w' : 'wx' });
+  } catch (e) {
+    // A private key without its public half would be a trap: take it back.
+    if (!force) await unlink(out).catch(() => undefined);
+    throw fileError(e, `${out}.pub`);
+  }
   io.stdout.write(`wrote ${out} (private, 0600) and ${out}.pub; Ed25519 public key ${toHex(key.publicKey.bytes)}\n`);
   return 0;
 };

@@ -1,34 +1,34 @@
 /**
- * `coapfw manifest create|inspect|verify`: SUIT envelopes from the command
- * line. Reads and writes files; everything else is the library's src/suit/.
+ * `coapfw manifest create|sign|inspect|verify`: SUIT envelopes from the
+ * command line. Reads and writes files (each read with a size bound);
+ * everything else is the library's src/suit/.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { fileError, readFileBounded } from '../bounded-read.js';
 import { CoapfwError } from '../errors.js';
 import {
   addSignatures,
+  checkManifestJson,
   compileManifest,
-  computeDigest,
   createSignedEnvelope,
-  describeEnvelope,
-  parsePrivateKey,
-  parsePublicKey,
+  imageFiles,
   verifyEnvelope,
-  type EnvelopeSummary,
+  withImages,
   type JsonManifest,
   type SeverableMember,
   type SuitPrivateKey,
-  type SuitPublicKey,
-  type TrustAnchor,
 } from '../suit/index.js';
-import { fromHex, toHex } from '../suit/values.js';
-import { parse, UsageError, type CliCommand, type CliIo } from './common.js';
+import { intOption, parse, str, strings } from './args.js';
+import { UsageError, type CliCommand, type CliIo } from './common.js';
+import { INPUT_LIMITS, labelled, readEnvelope, readPrivateKey } from './inputs.js';
+import { inspect, readAnchors, verify } from './manifest-read.js';
 
 const HELP = `usage: coapfw manifest create INPUT.json --key FILE [--key FILE2] -o OUT.suit
        coapfw manifest sign ENV --key FILE [--key FILE2] [--trust PUBFILE] -o OUT.suit
        coapfw manifest inspect ENV [--json]
        coapfw manifest verify ENV --trust PUBFILE [--trust PUBFILE2] [--require-all]
-                              [--installed-seq N] [--vendor-id ID] [--class-id ID]
+                              [--installed-seq N] [--vendor-id ID] [--class-id ID] [--json]
 
 SUIT manifests (draft-ietf-suit-manifest-37) in a signed envelope.
 
@@ -36,13 +36,18 @@ create   Compile INPUT.json (the input format of the SUIT WG's example*.json:
          components with install-id, install-digest, install-size, uri,
          vendor-id, class-id, slot, ...; manifest-sequence-number) into an
          envelope signed by each --key (Ed25519 -> COSE alg -19, P-256 ->
-         ES256 -7). A component may give "file": PATH (relative to INPUT.json)
-         instead of install-digest/install-size. "severable": true severs
-         install, payload-fetch and text into the envelope.
+         ES256 -7). Unknown keys are an error (a typo must not sign an
+         envelope without an image). A component may give "file": PATH
+         (relative to INPUT.json) instead of install-digest/install-size;
+         without "uri" it is then fetched from its content address
+         /fw/sha256/<sha256 of the file>, where 'coapfw serve' serves it. A
+         "uri" must be a valid URI (a placeholder like <sha256 of x> is
+         refused). "severable": true severs install, payload-fetch and text.
            -k, --key FILE     private key (repeat for several signers)
            --unsigned         no signature: a digest-only envelope
            --sever LIST       sever these members (install,payload-fetch,text),
                               overriding "severable" in the JSON
+           --max-image-size N largest "file" read, in bytes (default 1 GiB)
            -o, --output FILE  where to write the envelope
 sign     Add a signature by each --key to an existing envelope (for example
          the operator countersigning what the OEM signed). Refuses (exit 1,
@@ -62,43 +67,52 @@ verify   Check signatures, digest, anti-rollback and device identity. Exit 0
          only if every check passes; otherwise one line naming the failed check.
            -t, --trust FILE   trusted public key (repeat); named by the path as given
            --require-all      every --trust key must have signed (default: any one)
-           --installed-seq N  the device's installed sequence number
-           --vendor-id ID     device vendor UUID (hex, dashes allowed)
+           --installed-seq N  the device's installed sequence number (0..2^64-1)
+           --vendor-id ID     device vendor UUID (8-4-4-4-12 hex digits, or 32)
            --class-id ID      device class UUID
+           --json             one JSON line: {"result": "ok" | "rejected" | "failed", ...}
 
 Key files: PEM (PKCS#8 / SEC 1 private, SPKI public, as OpenSSL writes them),
 COSE_Key (CBOR), or hex (Ed25519: 32-byte public key or seed).
 `;
 
-async function readKeyFile(path: string): Promise<Uint8Array | string> {
-  const b = await readFile(path);
-  // Text files (PEM, hex) are parsed as text, anything else as COSE_Key CBOR.
-  return /^[\x09\x0a\x0d\x20-\x7e]*$/.test(b.toString('latin1')) ? b.toString('utf8') : new Uint8Array(b);
+async function readKeys(files: readonly string[]): Promise<SuitPrivateKey[]> {
+  const keys: SuitPrivateKey[] = [];
+  for (const f of files) keys.push(await readPrivateKey(f));
+  return keys;
 }
 
-function labelled<T>(path: string, f: () => T): T {
+async function write(path: string, data: Uint8Array): Promise<void> {
   try {
-    return f();
+    await writeFile(path, data);
   } catch (e) {
-    if (e instanceof CoapfwError) throw new CoapfwError(e.code, `${path}: ${e.message}`, { cause: e });
-    throw e;
+    throw fileError(e, path);
   }
 }
 
-function strings(v: unknown): string[] {
-  return v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)];
-}
-
-function uuidOption(name: string, v: unknown): Uint8Array | undefined {
-  if (v === undefined) return undefined;
-  let b: Uint8Array;
+/** INPUT.json, checked against the schema, with every "file" read (bounded) and resolved. */
+async function readManifestJson(input: string, maxImage: number): Promise<JsonManifest> {
+  const text = new TextDecoder().decode(await readFileBounded(input, INPUT_LIMITS.manifestJson, 'manifest JSON input'));
+  let json: JsonManifest;
   try {
-    b = fromHex(String(v).replace(/-/g, ''), name);
-  } catch {
-    throw new UsageError(`--${name}: expected hex, got '${String(v)}'`);
+    json = JSON.parse(text) as JsonManifest;
+  } catch (e) {
+    throw new CoapfwError('INVALID_ARGUMENT', `${input}: not JSON (${(e as Error).message})`, { path: input });
   }
-  if (b.length !== 16) throw new UsageError(`--${name}: expected 16 bytes, got ${b.length}`);
-  return b;
+  // The schema first: a typo in "file" must be named before we go looking for files.
+  labelled(input, () => checkManifestJson(json));
+  const images = new Map<string, Uint8Array>();
+  for (const f of imageFiles(json)) images.set(f, await readFileBounded(resolve(dirname(input), f), maxImage, 'image'));
+  return labelled(input, () => withImages(json, (f) => images.get(f)));
+}
+
+function severOption(raw: string): SeverableMember[] {
+  const names: Record<string, SeverableMember> = { install: 'install', 'payload-fetch': 'payloadFetch', text: 'text' };
+  return raw.split(',').filter((x) => x !== '').map((x) => {
+    const n = names[x.trim()];
+    if (!n) throw new UsageError(`--sever: expected install, payload-fetch or text, got '${x}'`);
+    return n;
+  });
 }
 
 async function create(args: string[], io: CliIo): Promise<number> {
@@ -107,78 +121,24 @@ async function create(args: string[], io: CliIo): Promise<number> {
     output: { type: 'string', short: 'o' },
     unsigned: { type: 'boolean' },
     sever: { type: 'string' },
+    'max-image-size': { type: 'string' },
   });
   if (positionals.length !== 1) throw new UsageError('create: expected exactly one INPUT.json');
-  const out = values.output as string | undefined;
+  const out = str(values, 'output');
   if (!out) throw new UsageError('create: -o OUT.suit is required');
-  const keyFiles = strings(values.key);
+  const keyFiles = strings(values, 'key');
   if (keyFiles.length === 0 && !values.unsigned) throw new UsageError('create: give --key FILE (or --unsigned)');
+  const maxImage = intOption('max-image-size', values['max-image-size'], 0, Number.MAX_SAFE_INTEGER) ?? INPUT_LIMITS.image;
+  const sever = str(values, 'sever');
   const input = positionals[0]!;
-  let json: JsonManifest;
-  try {
-    json = JSON.parse(await readFile(input, 'utf8')) as JsonManifest;
-  } catch (e) {
-    if (e instanceof SyntaxError) throw new CoapfwError('INVALID_ARGUMENT', `${input}: not JSON (${e.message})`);
-    throw e;
-  }
-  // CLI extension: "file" gives the image; digest and size are computed from it.
-  for (const c of Array.isArray(json?.components) ? json.components : []) {
-    const file = (c as { file?: unknown }).file;
-    if (typeof file !== 'string') continue;
-    const img = new Uint8Array(await readFile(resolve(dirname(input), file)));
-    c['install-digest'] = { 'algorithm-id': 'sha256', 'digest-bytes': toHex(computeDigest(-16, img).bytes) };
-    c['install-size'] = img.length;
-  }
-  const keys: SuitPrivateKey[] = [];
-  for (const f of keyFiles) {
-    const content = await readKeyFile(f);
-    keys.push(labelled(f, () => parsePrivateKey(content)));
-  }
+  const json = await readManifestJson(input, maxImage);
+  const keys = await readKeys(keyFiles);
   const compiled = labelled(input, () => compileManifest(json));
   const { manifest } = compiled;
-  let sever = compiled.sever;
-  if (values.sever !== undefined) {
-    const names: Record<string, SeverableMember> = { install: 'install', 'payload-fetch': 'payloadFetch', text: 'text' };
-    sever = String(values.sever).split(',').filter((x) => x !== '').map((x) => {
-      const n = names[x.trim()];
-      if (!n) throw new UsageError(`--sever: expected install, payload-fetch or text, got '${x}'`);
-      return n;
-    });
-  }
-  const env = createSignedEnvelope(manifest, keys, { sever });
-  await writeFile(out, env);
+  const env = createSignedEnvelope(manifest, keys, { sever: sever === undefined ? compiled.sever : severOption(sever) });
+  await write(out, env);
   io.stdout.write(`wrote ${out}: ${env.length} bytes, sequence ${manifest.sequenceNumber}, ${keys.length} signature(s)\n`);
   return 0;
-}
-
-/** 16 bytes of hex as a UUID (RFC 9562 §4), anything else as is. */
-function uuid(hex: string): string {
-  return hex.length === 32 ? `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}` : hex;
-}
-
-function human(s: EnvelopeSummary): string {
-  const lines = [
-    `SUIT envelope (not verified)`,
-    `  sequence number: ${s.sequenceNumber}`,
-    `  manifest digest: sha-256 ${s.digest.hex}`,
-    `  signatures:      ${s.signatures.length === 0 ? 'none' : s.signatures.map((g) => `alg ${g.alg}${g.kid ? ` kid ${g.kid}` : ''}`).join(', ')}`,
-    `  components:      ${s.components.map((c) => `[${c.join(', ')}]`).join(' ')}`,
-  ];
-  if (s.vendorIds.length > 0) lines.push(`  vendor id:       ${s.vendorIds.map(uuid).join(', ')}`);
-  if (s.classIds.length > 0) lines.push(`  class id:        ${s.classIds.map(uuid).join(', ')}`);
-  if (s.referenceUri) lines.push(`  reference URI:   ${s.referenceUri}`);
-  if (s.severed.length > 0) lines.push(`  severed:         ${s.severed.join(', ')}`);
-  for (const [name, cmds] of Object.entries(s.sequences)) lines.push(`  ${`${name}:`.padEnd(16)} ${cmds.join(', ')}`);
-  lines.push(`  images:${s.images.length === 0 ? ' none' : ''}`);
-  for (const i of s.images) {
-    lines.push(`    [${i.component.join(', ')}] ${i.sequence} ${i.action}${i.slot !== undefined ? ` slot ${i.slot}` : ''}`);
-    if (i.uri !== undefined) lines.push(`      uri:    ${i.uri}`);
-    if (i.digest) lines.push(`      digest: ${i.digest.alg === -16 ? 'sha-256' : `alg ${i.digest.alg}`} ${i.digest.hex}`);
-    if (i.size !== undefined) lines.push(`      size:   ${i.size}`);
-  }
-  if (s.planError) lines.push(`  note: ${s.planError}`);
-  for (const [lang, t] of Object.entries(s.text)) for (const [k, v] of Object.entries(t)) lines.push(`  text ${lang} ${k}: ${v.split('\n')[0]}`);
-  return lines.join('\n') + '\n';
 }
 
 async function sign(args: string[], io: CliIo): Promise<number> {
@@ -188,95 +148,34 @@ async function sign(args: string[], io: CliIo): Promise<number> {
     output: { type: 'string', short: 'o' },
   });
   if (positionals.length !== 1) throw new UsageError('sign: expected exactly one envelope file');
-  const out = values.output as string | undefined;
+  const out = str(values, 'output');
   if (!out) throw new UsageError('sign: -o OUT.suit is required');
-  const keyFiles = strings(values.key);
+  const keyFiles = strings(values, 'key');
   if (keyFiles.length === 0) throw new UsageError('sign: give --key FILE');
-  const keys: SuitPrivateKey[] = [];
-  for (const f of keyFiles) {
-    const content = await readKeyFile(f);
-    keys.push(labelled(f, () => parsePrivateKey(content)));
-  }
+  const keys = await readKeys(keyFiles);
   const file = positionals[0]!;
-  const input = new Uint8Array(await readFile(file));
-  const trustFiles = strings(values.trust);
-  if (trustFiles.length > 0) verifyEnvelope(input, { trust: { anchors: await readAnchors(trustFiles) } });
+  const input = await readEnvelope(file);
+  const trustFiles = strings(values, 'trust');
+  if (trustFiles.length > 0) {
+    const anchors = await readAnchors(trustFiles);
+    labelled(file, () => verifyEnvelope(input, { trust: { anchors } }));
+  }
   const env = labelled(file, () => addSignatures(input, keys));
-  await writeFile(out, env);
+  await write(out, env);
   io.stdout.write(`wrote ${out}: ${env.length} bytes, ${keys.length} signature(s) added\n`);
   return 0;
 }
 
-/**
- * Trust anchors from public key files, each named by its path as given: two
- * files with the same base name (oem/key.pub, op/key.pub) stay two parties.
- */
-async function readAnchors(files: readonly string[]): Promise<TrustAnchor[]> {
-  const anchors: TrustAnchor[] = [];
-  for (const f of files) {
-    if (files.indexOf(f) !== files.lastIndexOf(f)) throw new UsageError(`--trust: '${f}' given twice`);
-    const content = await readKeyFile(f);
-    const publicKey: SuitPublicKey = labelled(f, () => parsePublicKey(content));
-    anchors.push(publicKey.kid ? { name: f, publicKey, keyId: publicKey.kid } : { name: f, publicKey });
-  }
-  return anchors;
-}
-
-async function inspect(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parse(args, { json: { type: 'boolean' } });
-  if (positionals.length !== 1) throw new UsageError('inspect: expected exactly one envelope file');
-  const file = positionals[0]!;
-  const bytes = new Uint8Array(await readFile(file));
-  const s = labelled(file, () => describeEnvelope(bytes));
-  io.stdout.write(values.json ? JSON.stringify(s, null, 2) + '\n' : human(s));
-  return 0;
-}
-
-async function verify(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parse(args, {
-    trust: { type: 'string', short: 't', multiple: true },
-    'require-all': { type: 'boolean' },
-    'installed-seq': { type: 'string' },
-    'vendor-id': { type: 'string' },
-    'class-id': { type: 'string' },
-  });
-  if (positionals.length !== 1) throw new UsageError('verify: expected exactly one envelope file');
-  const trustFiles = strings(values.trust);
-  if (trustFiles.length === 0) throw new UsageError('verify: give at least one --trust PUBFILE');
-  const seqRaw = values['installed-seq'] as string | undefined;
-  if (seqRaw !== undefined && !/^\d+$/.test(seqRaw)) throw new UsageError(`--installed-seq: expected an unsigned integer, got '${seqRaw}'`);
-  const anchors = await readAnchors(trustFiles);
-  const file = positionals[0]!;
-  const bytes = new Uint8Array(await readFile(file));
-  const rule = values['require-all'] ? { kind: 'allOf' as const, names: anchors.map((a) => a.name!) } : { kind: 'any' as const };
-  const v = verifyEnvelope(bytes, {
-    trust: { anchors, rule },
-    installedSequence: seqRaw === undefined ? undefined : BigInt(seqRaw),
-    vendorId: uuidOption('vendor-id', values['vendor-id']),
-    classId: uuidOption('class-id', values['class-id']),
-  });
-  const by = v.signedBy.map((i) => anchors[i]!.name).join(', ');
-  io.stdout.write(`OK: ${file}: sequence ${v.sequenceNumber}, signed by ${by}\n`);
-  return 0;
-}
+const SUBCOMMANDS: Record<string, (args: string[], io: CliIo) => Promise<number>> = { create, sign, inspect, verify };
 
 /** `coapfw manifest`: create, sign, inspect, verify. */
 export const manifestCommand: CliCommand = async (args, io) => {
   const [sub, ...rest] = args;
   if (sub === undefined || sub === '--help' || sub === '-h' || rest.includes('--help') || rest.includes('-h')) {
-    io.stdout.write(HELP);
+    (sub === undefined ? io.stderr : io.stdout).write(HELP);
     return sub === undefined ? 2 : 0;
   }
-  switch (sub) {
-    case 'create':
-      return create(rest, io);
-    case 'sign':
-      return sign(rest, io);
-    case 'inspect':
-      return inspect(rest, io);
-    case 'verify':
-      return verify(rest, io);
-    default:
-      throw new UsageError(`unknown sub-command '${sub}' (create, sign, inspect, verify)`);
-  }
+  const run = Object.hasOwn(SUBCOMMANDS, sub) ? SUBCOMMANDS[sub] : undefined;
+  if (!run) throw new UsageError(`unknown sub-command '${sub}' (create, sign, inspect, verify)`);
+  return run(rest, io);
 };

@@ -2,15 +2,19 @@
  * `coapfw serve DIR`: serve a directory over CoAP block-wise, and over coaps
  * (DTLS 1.2 PSK, RFC 7925) when given a PSK file.
  */
-import { startFileServer } from '../server/serve.js';
+import { stat } from 'node:fs/promises';
+import { fileError } from '../bounded-read.js';
+import { CoapfwError, isCoapfwError } from '../errors.js';
+import { startFileServer, type FileServer } from '../server/serve.js';
 import { PskStore } from '../transport/dtls/psk-store.js';
-import type { DtlsServerEvent } from '../transport/dtls/server.js';
-import type { Peer } from '../transport/types.js';
-import { intOption, parse, type CliCommand, type CliIo } from './common.js';
-import { UsageError } from './common.js';
+import { ipv6Available } from '../transport/udp.js';
+import { COMMON_OPTIONS, intOption, parse, str, verbosity } from './args.js';
+import { UsageError, type CliCommand } from './common.js';
+import { blockSizeOption } from './inputs.js';
+import { serveLog, url, type ServeLog } from './serve-log.js';
 
 const HELP = `usage: coapfw serve DIR [--host H] [--port P] [--max-block-size N]
-                    [--psk-file FILE [--dtls-port P] [--no-coap]]
+                    [--psk-file FILE [--dtls-port P] [--no-coap]] [--json] [-v]
 
 Serve every regular file under DIR over CoAP (RFC 7252) with block-wise
 transfer (RFC 7959), the way a TFTP server would, but resumable at any block:
@@ -24,7 +28,7 @@ verified with 4.01 and an Echo value (RFC 9175 amplification protection): use
 it on a server reachable from the Internet. libcoap's block-wise fetches and
 coapfw clients repeat the request with the Echo value; node-coap does not.
 Symlinks out of DIR and paths with '..' are refused. Changes in DIR are picked
-up within two seconds.
+up within two seconds, and logged ("serving N files (...)").
 
 With --psk-file the same resources are also served over coaps: DTLS 1.2 with
 pre-shared keys, cipher suite TLS_PSK_WITH_AES_128_CCM_8 (RFC 7925). The PSK
@@ -35,6 +39,10 @@ file has one "identity hexkey" per line; blank lines and lines starting with
 The file is re-read when it changes and on SIGHUP; if the new content is bad
 the old table stays in use and the error is printed.
 
+Without --host the server binds [::] (IPv6 and IPv4), or 0.0.0.0 on a host
+without IPv6. A port already in use is an error, never a silent fallback.
+Runs until SIGINT or SIGTERM.
+
 options:
   --host H              bind address (default :: with IPv4 too, else 0.0.0.0)
   --port P              UDP port for coap:// (default 5683)
@@ -43,55 +51,83 @@ options:
   --dtls-port P         UDP port for coaps:// (default 5684)
   --no-coap             serve coaps:// only (needs --psk-file)
   --echo                Echo amplification protection on plain CoAP
-  -v, --verbose         log DTLS sessions (established, failed, closed) to stderr
+  --json                the startup line and events as JSON lines on stdout
+  -v, --verbose         also log DTLS sessions and device status reports
   -h, --help            this text
 `;
 
+const OPTIONS = {
+  ...COMMON_OPTIONS,
+  host: { type: 'string' },
+  port: { type: 'string' },
+  'max-block-size': { type: 'string' },
+  'psk-file': { type: 'string' },
+  'dtls-port': { type: 'string' },
+  'no-coap': { type: 'boolean' },
+  echo: { type: 'boolean' },
+} as const;
+
+/** DIR must be a directory before anything binds: a clear message, and what to do. */
+async function checkDir(dir: string): Promise<void> {
+  const st = await stat(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') throw new CoapfwError('IO_ERROR', `${dir}: no such directory (create it first: mkdir -p ${dir})`, { path: dir });
+    throw fileError(e, dir);
+  });
+  if (!st.isDirectory()) throw new CoapfwError('IO_ERROR', `${dir}: not a directory`, { path: dir });
+}
+
+/** A port clash named as such, with the option that moves it. */
+function bindError(e: unknown, secure: { port: number } | undefined): unknown {
+  if (!isCoapfwError(e, 'ADDRESS_IN_USE')) return e;
+  const flag = secure && e.message.includes(`port ${secure.port} `) ? '--dtls-port' : '--port';
+  return new CoapfwError('ADDRESS_IN_USE', `${e.message.replace(/^udp: /, '')}: another server is running there; choose another with ${flag}`, { cause: e });
+}
+
 /** `coapfw serve`. Runs until SIGINT/SIGTERM. */
 export const serveCommand: CliCommand = async (args, io) => {
-  const { values, positionals } = parse(args, {
-    host: { type: 'string' },
-    port: { type: 'string' },
-    'max-block-size': { type: 'string' },
-    'psk-file': { type: 'string' },
-    'dtls-port': { type: 'string' },
-    'no-coap': { type: 'boolean' },
-    echo: { type: 'boolean' },
-    verbose: { type: 'boolean', short: 'v' },
-    help: { type: 'boolean', short: 'h' },
-  });
+  const { values, positionals } = parse(args, OPTIONS);
   if (values.help) {
     io.stdout.write(HELP);
     return 0;
   }
   if (positionals.length !== 1) throw new UsageError('expected exactly one directory');
-  const maxBlockSize = intOption('max-block-size', values['max-block-size'], 16, 1024);
-  if (maxBlockSize !== undefined && ![16, 32, 64, 128, 256, 512, 1024].includes(maxBlockSize)) {
-    throw new UsageError(`--max-block-size: expected a power of two 16..1024, got ${maxBlockSize}`);
-  }
-  const pskFile = values['psk-file'] as string | undefined;
+  const maxSzx = blockSizeOption(values['max-block-size'], 'max-block-size');
+  const pskFile = str(values, 'psk-file');
   const noCoap = values['no-coap'] === true;
   if (pskFile === undefined && (noCoap || values['dtls-port'] !== undefined)) {
     throw new UsageError(`${noCoap ? '--no-coap' : '--dtls-port'} needs --psk-file`);
   }
   if (noCoap && values.port !== undefined) throw new UsageError('--port is the plain CoAP port: it makes no sense with --no-coap');
-  const host = values.host as string | undefined;
+  const port = intOption('port', values.port, 0, 65535) ?? 5683;
+  const dtlsPort = intOption('dtls-port', values['dtls-port'], 0, 65535) ?? 5684;
+  const dir = positionals[0]!;
+  await checkDir(dir);
+  const log = serveLog(io, { json: values.json === true, verbose: verbosity(values) });
+  // Only a host without IPv6 falls back to IPv4; a port in use is reported as such.
+  const host = str(values, 'host') ?? ((await ipv6Available()) ? '::' : '0.0.0.0');
   const psk = pskFile === undefined ? undefined : await PskStore.fromFile(pskFile);
-  if (psk?.size === 0) io.stderr.write(`coapfw serve: warning: ${pskFile} has no identities; every coaps handshake will fail until it does\n`);
-  const server = await startFileServer({
-    dir: positionals[0]!,
-    host,
-    port: intOption('port', values.port, 0, 65535) ?? 5683,
-    maxBlockSize,
-    coap: !noCoap,
-    echo: values.echo === true,
-    // A file that cannot be read is skipped and said once per occurrence, never fatal.
-    onError: (e: unknown) => void io.stderr.write(`coapfw serve: ${(e as Error).message ?? String(e)}\n`),
-    ...(psk ? { secure: { psk, host, port: intOption('dtls-port', values['dtls-port'], 0, 65535) ?? 5684, onEvent: values.verbose ? logEvent(io) : undefined } } : {}),
-  });
-  const stopReload = psk ? reloadPsk(psk, io) : () => {};
+  if (psk?.size === 0) log.warn(`${pskFile} has no identities; every coaps handshake will fail until it does`);
+  let server: FileServer;
+  try {
+    server = await startFileServer({
+      dir,
+      host,
+      port,
+      maxBlockSize: maxSzx === undefined ? undefined : 16 << maxSzx,
+      coap: !noCoap,
+      echo: values.echo === true,
+      // A file that cannot be read is skipped and said once per occurrence, never fatal.
+      onError: (e: unknown) => log.error(e),
+      status: { onReport: (s) => log.report(s) },
+      ...(psk ? { secure: { psk, host, port: dtlsPort, onEvent: (e) => log.dtls(e) } } : {}),
+    });
+  } catch (e) {
+    throw bindError(e, psk && dtlsPort !== port ? { port: dtlsPort } : undefined);
+  }
+  const stopReload = psk ? reloadPsk(psk, log) : () => {};
   const urls = [...(noCoap ? [] : [url('coap', server.address())]), ...(server.dtls ? [url('coaps', server.dtls.address())] : [])];
-  io.stdout.write(`coapfw: serving ${server.repo.list().length} files from ${server.repo.root} on ${urls.join(' and ')}\n`);
+  log.listening(server.repo.list().length, server.repo.root, urls);
+  server.repo.onChange((changed) => log.files(server.repo.list().length, changed));
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
@@ -103,27 +139,16 @@ export const serveCommand: CliCommand = async (args, io) => {
   });
   stopReload();
   await server.close();
+  log.stopped();
   return 0;
 };
 
-function logEvent(io: CliIo): (e: DtlsServerEvent) => void {
-  return (e) => {
-    const who = url('coaps', e.peer);
-    const what = e.type === 'established' ? `identity "${e.identity}"` : e.type === 'internal-error' ? String(e.error) : e.reason;
-    io.stderr.write(`coapfw serve: dtls ${e.type} ${who}: ${what}\n`);
-  };
-}
-
-function url(scheme: string, a: Peer): string {
-  return `${scheme}://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
-}
-
 /** Re-read the PSK file when it changes (polled) and on SIGHUP; a bad file keeps the old table. */
-function reloadPsk(psk: PskStore, io: CliIo): () => void {
-  const report = (e: unknown): void => void io.stderr.write(`coapfw serve: PSK file not reloaded, old keys stay in use: ${(e as Error).message}\n`);
+function reloadPsk(psk: PskStore, log: ServeLog): () => void {
+  const report = (e: unknown): void => log.warn(`PSK file not reloaded, old keys stay in use: ${(e as Error).message}`);
   const unwatch = psk.watch(2000, report);
   const onHup = (): void => {
-    psk.reload().then(() => io.stderr.write(`coapfw serve: reloaded ${psk.size} PSK identities from ${psk.path}\n`), report);
+    psk.reload().then(() => log.info(`reloaded ${psk.size} PSK identities from ${psk.path}`), report);
   };
   process.on('SIGHUP', onHup);
   return () => {

@@ -68,6 +68,19 @@ export function szxForSize(size: number): number {
   throw new CoapfwError('INVALID_ARGUMENT', `block: size must be a power of two 16..1024, got ${size}`);
 }
 
+/**
+ * SZX for a block size given as text or a number ("512" -> 5), as a command
+ * line or a configuration file writes it: 16, 32, ..., 1024 (RFC 7959 §2.2;
+ * SZX 7 is reserved for BERT). Anything else throws INVALID_ARGUMENT labelled
+ * with `label`.
+ */
+export function parseBlockSize(value: string | number, label = 'block size'): number {
+  const text = String(value).trim();
+  const n = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  for (let szx = 0; szx <= MAX_SZX; szx++) if (16 << szx === n) return szx;
+  throw new CoapfwError('INVALID_ARGUMENT', `${label}: expected 16, 32, 64, 128, 256, 512 or 1024, got '${text.slice(0, 20)}'`);
+}
+
 /** Byte offset of a block: NUM * block size (RFC 7959 §2.2). */
 export function blockOffset(b: BlockValue): number {
   return b.num * blockSize(b.szx);

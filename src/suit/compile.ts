@@ -14,9 +14,11 @@
  * Set-component-index only appears when the manifest has several components.
  */
 import { CoapfwError } from '../errors.js';
-import { ALG, CONDITION, DIRECTIVE, TEXT, TEXT_COMPONENT } from './constants.js';
+import { ALG, CONDITION, DIRECTIVE } from './constants.js';
 import type { ManifestInput } from './encode.js';
+import { checkManifestJson, COMPONENT_TEXT, MANIFEST_TEXT } from './json-input.js';
 import type { ComponentId, SeverableMember, SuitCommand, SuitDigest, SuitParameters, SuitTextLang } from './types.js';
+import { parseUuid } from './uuid.js';
 import { fromHex, toHex } from './values.js';
 
 /** One component entry of the JSON input. */
@@ -38,6 +40,11 @@ export interface JsonComponent {
   'load-digest'?: JsonDigest;
   'load-size'?: number;
   description?: Record<string, Record<string, string>>;
+  /**
+   * Not in the WG format: the image file, from which {@link withImages} fills in
+   * install-digest, install-size and (when absent) the content-address uri.
+   */
+  file?: string;
 }
 export interface JsonDigest {
   'algorithm-id': string | number;
@@ -52,6 +59,8 @@ export interface JsonManifest {
   description?: Record<string, Record<string, string>>;
   /** Sever install, payload-fetch and text into the envelope. */
   severable?: boolean;
+  /** In the WG's example 2; accepted for compatibility, no effect (as in suit-tool's output). */
+  'include-json'?: boolean;
 }
 
 const REP_ALL = 15; // send record and sysinfo on success and failure, as the WG examples
@@ -59,13 +68,6 @@ const REP_FAIL = 2;
 
 function bad(msg: string): CoapfwError {
   return new CoapfwError('INVALID_ARGUMENT', msg);
-}
-
-function uuid(s: unknown, what: string): Uint8Array {
-  if (typeof s !== 'string') throw bad(`${what}: expected a UUID string`);
-  const b = fromHex(s.replace(/-/g, ''), what);
-  if (b.length !== 16) throw bad(`${what}: expected 16 bytes (a UUID), got ${b.length}`);
-  return b;
 }
 
 function digest(d: JsonDigest | undefined, what: string): SuitDigest | undefined {
@@ -91,9 +93,15 @@ const cond = (code: number): SuitCommand => ({ kind: 'condition', code, policy: 
 const dir = (code: number): SuitCommand => ({ kind: 'directive', code, policy: REP_FAIL });
 const override = (params: SuitParameters): SuitCommand => ({ kind: 'override-parameters', params });
 
-/** Compile the JSON description into a manifest and the members to sever. */
+/**
+ * Compile the JSON description into a manifest and the members to sever.
+ * Unknown keys, a component's unresolved "file" (see {@link withImages}) and
+ * invalid URIs throw INVALID_ARGUMENT.
+ */
 export function compileManifest(json: JsonManifest): { manifest: ManifestInput; sever: SeverableMember[] } {
-  if (json === null || typeof json !== 'object') throw bad('manifest JSON: expected an object');
+  checkManifestJson(json);
+  const unresolved = json.components.findIndex((c) => c.file !== undefined);
+  if (unresolved >= 0) throw bad(`components[${unresolved}] file: '${json.components[unresolved]!.file}' is not resolved: pass the image bytes through withImages() first`);
   const version = json['manifest-version'] ?? 1;
   if (version !== 1) throw bad(`manifest-version: only 1 is supported, got ${String(version)}`);
   const seqRaw = json['manifest-sequence-number'];
@@ -138,8 +146,8 @@ export function compileManifest(json: JsonManifest): { manifest: ManifestInput; 
   for (const [i, choices] of groups) {
     const w = `component ${toHex(ids[i]![0] ?? new Uint8Array())}`;
     const params = choices.map((c): SuitParameters => ({
-      vendorId: c['vendor-id'] === undefined ? undefined : uuid(c['vendor-id'], `${w} vendor-id`),
-      classId: c['class-id'] === undefined ? undefined : uuid(c['class-id'], `${w} class-id`),
+      vendorId: c['vendor-id'] === undefined ? undefined : parseUuid(c['vendor-id'], `${w} vendor-id`),
+      classId: c['class-id'] === undefined ? undefined : parseUuid(c['class-id'], `${w} class-id`),
       imageDigest: digest(c['install-digest'], `${w} install-digest`),
       imageSize: size(c['install-size'], `${w} install-size`),
     }));
@@ -215,22 +223,7 @@ function slotChoice(choices: JsonComponent[], rest: (c: JsonComponent, k: number
   return { kind: 'try-each', branches, allowNone: false };
 }
 
-const MANIFEST_TEXT: Record<string, number> = {
-  'manifest-description': TEXT.manifestDescription,
-  'update-description': TEXT.updateDescription,
-  'manifest-json-source': TEXT.manifestJsonSource,
-  'manifest-yaml-source': TEXT.manifestYamlSource,
-};
-const COMPONENT_TEXT: Record<string, number> = {
-  'vendor-name': TEXT_COMPONENT.vendorName,
-  'model-name': TEXT_COMPONENT.modelName,
-  'vendor-domain': TEXT_COMPONENT.vendorDomain,
-  'model-info': TEXT_COMPONENT.modelInfo,
-  'component-description': TEXT_COMPONENT.componentDescription,
-  'component-version': TEXT_COMPONENT.componentVersion,
-};
-
-function fields(src: Record<string, string> | undefined, names: Record<string, number>): Map<number, string> {
+function fields(src: Record<string, string> | undefined, names: Readonly<Record<string, number>>): Map<number, string> {
   const out = new Map<number, string>();
   for (const [k, v] of Object.entries(src ?? {})) {
     const n = names[k];

@@ -9,6 +9,7 @@ import { commandName } from './constants.js';
 import type { SuitLimits } from './limits.js';
 import { planUpdate, type PlannedImage } from './plan.js';
 import type { DecodedEnvelope, SuitCommand, SuitManifest } from './types.js';
+import { formatUuid } from './uuid.js';
 import { toHex } from './values.js';
 
 /** Summary of an envelope; byte strings as hex, the sequence number as a decimal string if above 2^53. */
@@ -25,7 +26,7 @@ export interface EnvelopeSummary {
     readonly size?: number;
   }[];
   readonly signatures: { readonly alg: number; readonly kid?: string }[];
-  /** Vendor and class ids the manifest sets (hex), whichever component. */
+  /** Vendor and class ids the manifest sets, whichever component: UUIDs with dashes (plain hex when not 16 bytes). */
   readonly vendorIds: string[];
   readonly classIds: string[];
   readonly digest: { readonly alg: number; readonly hex: string };
@@ -51,8 +52,8 @@ function slotsIn(seq: readonly SuitCommand[] | undefined, out: Set<number>): voi
 function ids(seq: readonly SuitCommand[] | undefined, vendor: Set<string>, cls: Set<string>): void {
   for (const c of seq ?? []) {
     if (c.kind === 'override-parameters') {
-      if (c.params.vendorId) vendor.add(toHex(c.params.vendorId));
-      if (c.params.classId) cls.add(toHex(c.params.classId));
+      if (c.params.vendorId) vendor.add(formatUuid(c.params.vendorId));
+      if (c.params.classId) cls.add(formatUuid(c.params.classId));
     } else if (c.kind === 'try-each') for (const b of c.branches) ids(b, vendor, cls);
     else if (c.kind === 'run-sequence') ids(c.sequence, vendor, cls);
   }

@@ -14,8 +14,8 @@
  * // then persist v.sequenceNumber (bigint) as the installed sequence
  * ```
  * Server side: `createEnvelope({ sequence, vendorId, classId, uri, digest, size }, [key])`,
- * or `compileManifest(json)` + `createSignedEnvelope(manifest, keys, { sever })`
- * for the WG's JSON input format; `addSignatures` to countersign.
+ * or `compileManifest(withImages(json, (file) => bytes))` + `createSignedEnvelope(manifest, keys, { sever })`
+ * for the WG's JSON input format (`describeImage(bytes)` gives digest, size and content address); `addSignatures` to countersign.
  */
 export { DEFAULT_SUIT_LIMITS, suitLimits, type SuitLimits } from './limits.js';
 export type {
@@ -49,6 +49,9 @@ export { verifyEnvelope, type VerifyOptions, type VerifiedManifest } from './ver
 export { planUpdate, type DeviceIdentity, type ImageCheck, type PlannedImage, type PlanSequence, type UpdatePlan } from './plan.js';
 export { encodeManifest, createSignedEnvelope, addSignatures, assembleEnvelope, manifestDigest, type EnvelopeOptions, type ManifestInput } from './encode.js';
 export { compileManifest, type JsonManifest, type JsonComponent, type JsonDigest } from './compile.js';
+export { checkManifestJson, checkImageUri } from './json-input.js';
+export { describeImage, imageFiles, withImages, type ImageDescription } from './image-input.js';
+export { parseUuid, formatUuid } from './uuid.js';
 export { createEnvelope, type SingleImageManifest } from './create.js';
 export { describeEnvelope, summarizeEnvelope, type EnvelopeSummary } from './describe.js';
 export { commandName, COAPFW_PARAM } from './constants.js';

@@ -14,7 +14,7 @@ import { CoapEndpoint, type EndpointOptions, type RequestOptions, type RequestSp
 import type { Runtime } from '../messaging/runtime.js';
 import type { CoapMessage } from '../codec/message.js';
 import { systemRuntime } from './runtime.js';
-import { pskTransport, reconnectOnTimeout, type PskCredentials, type SecureClientOptions } from './secure.js';
+import { pskTransport, reconnectOnTimeout, type PeerRequester, type PskCredentials, type SecureClientOptions } from './secure.js';
 import type { Peer, Transport } from './types.js';
 import { UdpTransport } from './udp.js';
 
@@ -41,6 +41,15 @@ export interface ClientOptions extends Partial<Omit<EndpointOptions, 'runtime'>>
   readonly psk?: PskCredentials;
   /** DTLS client tuning used with `psk` (handshake retries and timeouts, local port, signal). */
   readonly dtls?: SecureClientOptions;
+  /**
+   * What an ICMP "unreachable" for the server does (coap:// only; the UDP
+   * socket is connected to the server so the kernel reports it). `'fail'`:
+   * the requests in flight fail at once with UNREACHABLE, as libcoap's client
+   * does, and a retry policy does not retry them. `'retry'` (default): it is
+   * ignored; the request times out and the caller's retry policy decides (a
+   * device waiting for its server to come back).
+   */
+  readonly unreachable?: 'fail' | 'retry';
 }
 
 /** Resolve a host name or IP literal to an address. */
@@ -66,6 +75,7 @@ export async function openClient(uri: string, options: ClientOptions = {}): Prom
   let peer: Peer = { address: await resolveHost(parsed.host), port: parsed.port };
   let transport: Transport;
   let secure: Transport | undefined;
+  const inflight = new Set<AbortController>();
   if (parsed.scheme === 'coaps') {
     const open = options.secureTransport ?? (options.psk ? pskTransport(options.psk, options.dtls) : undefined);
     if (!open) throw new CoapfwError('BAD_URI', 'coaps:// needs PSK credentials (identity and key)');
@@ -74,12 +84,14 @@ export async function openClient(uri: string, options: ClientOptions = {}): Prom
     const remote = (transport as Partial<{ remote: Peer }>).remote;
     if (remote !== undefined) peer = { address: remote.address, port: remote.port };
   } else {
-    transport = await UdpTransport.bind({ host: isIP(peer.address) === 6 ? '::' : '0.0.0.0', port: 0 });
+    const onUnreachable = (e: CoapfwError): void => inflight.forEach((c) => c.abort(e));
+    transport = await UdpTransport.bind({ host: isIP(peer.address) === 6 ? '::' : '0.0.0.0', port: 0, connect: peer, onUnreachable: options.unreachable === 'fail' ? onUnreachable : undefined });
   }
   if (options.wrapTransport) transport = options.wrapTransport(transport);
   const runtime = options.runtime ?? systemRuntime;
   const endpoint = new CoapEndpoint(transport, { ...options, runtime });
   const target = peer;
+  const send: PeerRequester = (spec, ro) => endpoint.request(target, spec, ro ?? {});
   return {
     uri: parsed,
     peer: target,
@@ -87,7 +99,32 @@ export async function openClient(uri: string, options: ClientOptions = {}): Prom
     runtime,
     options: uriOptions(parsed),
     // withEcho: a server guarding against amplification answers 4.01 + Echo once (RFC 9175 §2.4).
-    request: withEcho(reconnectOnTimeout(secure, (spec, ro) => endpoint.request(target, spec, ro ?? {}))),
+    request: withEcho(reconnectOnTimeout(secure, options.unreachable === 'fail' ? failOnUnreachable(inflight, send) : send)),
     close: () => endpoint.close(),
+  };
+}
+
+/**
+ * Each request gets an AbortController in `inflight`; an ICMP error aborts
+ * them with the UNREACHABLE error as reason, which the request then throws
+ * instead of the ABORTED the endpoint reports.
+ */
+function failOnUnreachable(inflight: Set<AbortController>, request: PeerRequester): PeerRequester {
+  return async (spec, ro) => {
+    const c = new AbortController();
+    const outer = ro?.signal;
+    const forward = (): void => c.abort(outer?.reason);
+    if (outer?.aborted) forward();
+    else outer?.addEventListener('abort', forward, { once: true });
+    inflight.add(c);
+    try {
+      return await request(spec, { ...ro, signal: c.signal });
+    } catch (e) {
+      if (c.signal.aborted && !outer?.aborted) throw c.signal.reason;
+      throw e;
+    } finally {
+      inflight.delete(c);
+      outer?.removeEventListener('abort', forward);
+    }
   };
 }

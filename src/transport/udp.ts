@@ -16,7 +16,24 @@ export interface UdpOptions {
   readonly recvBufferSize?: number;
   /** For an IPv6 socket bound to `::`, refuse IPv4-mapped peers. Default false (dual stack). */
   readonly ipv6Only?: boolean;
+  /**
+   * A client talking to one server: connect(2) the socket to it. The kernel
+   * then drops datagrams from anyone else, and reports the ICMP errors our
+   * sends draw (port or host unreachable), which an unconnected UDP socket
+   * never sees: they go to `onUnreachable`. Sends to another peer fail.
+   */
+  readonly connect?: Peer;
+  /** Called with an UNREACHABLE error for each ICMP error on a connected socket. */
+  readonly onUnreachable?: (e: CoapfwError) => void;
 }
+
+// ICMP errors as a connected UDP socket reports them (RFC 1122 §4.1.3.3: passed up to the application).
+const ICMP: Record<string, string> = {
+  ECONNREFUSED: 'nothing listens on %s (ICMP port unreachable)',
+  EHOSTUNREACH: '%s: host unreachable (ICMP)',
+  ENETUNREACH: '%s: network unreachable (ICMP)',
+  EHOSTDOWN: '%s: host is down (ICMP)',
+};
 
 /** A bound UDP socket as a {@link Transport}. */
 export class UdpTransport implements Transport {
@@ -26,6 +43,8 @@ export class UdpTransport implements Transport {
   private constructor(
     private readonly socket: Socket,
     private readonly ipv6: boolean,
+    private readonly connected?: Peer,
+    onUnreachable?: (e: CoapfwError) => void,
   ) {
     socket.on('message', (msg, rinfo) => {
       // Port 0 cannot be answered (a send to it throws): such a datagram is spoofed or broken.
@@ -33,7 +52,11 @@ export class UdpTransport implements Transport {
       this.handler(msg, { address: normalizeAddress(rinfo.address), port: rinfo.port });
     });
     // A UDP socket reports ICMP errors of earlier sends here; they are not fatal for a server.
-    socket.on('error', () => {});
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      const what = connected && ICMP[err.code ?? ''];
+      if (!what || !onUnreachable) return;
+      onUnreachable(new CoapfwError('UNREACHABLE', what.replace('%s', peerText(connected)), { cause: err, peer: connected }));
+    });
   }
 
   /** Bind a socket and resolve once it is listening. */
@@ -41,15 +64,23 @@ export class UdpTransport implements Transport {
     const host = options.host ?? '127.0.0.1';
     const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', ipv6Only: options.ipv6Only ?? false });
     return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => {
+      const port = options.port ?? 0;
+      const onError = (err: NodeJS.ErrnoException): void => {
         socket.close();
-        reject(new CoapfwError('IO_ERROR', `udp: cannot bind ${host}:${options.port ?? 0}: ${err.message}`, { cause: err }));
+        const where = peerText({ address: host, port });
+        if (err.code === 'EADDRINUSE') reject(new CoapfwError('ADDRESS_IN_USE', `udp: port ${port} is in use (binding ${where})`, { cause: err }));
+        else reject(new CoapfwError('IO_ERROR', `udp: cannot bind ${where}: ${err.message}`, { cause: err }));
       };
       socket.once('error', onError);
-      socket.bind(options.port ?? 0, host, () => {
-        socket.off('error', onError);
+      socket.bind(port, host, () => {
         if (options.recvBufferSize !== undefined) socket.setRecvBufferSize(options.recvBufferSize);
-        resolve(new UdpTransport(socket, isIPv6(host)));
+        const peer = options.connect;
+        const ready = (): void => {
+          socket.off('error', onError);
+          resolve(new UdpTransport(socket, isIPv6(host), peer, options.onUnreachable));
+        };
+        if (peer === undefined) return ready();
+        socket.connect(peer.port, isIPv6(host) && !peer.address.includes(':') ? `::ffff:${peer.address}` : peer.address, ready);
       });
     });
   }
@@ -59,7 +90,10 @@ export class UdpTransport implements Transport {
     return new Promise((resolve, reject) => {
       const fail = (err: Error): void => reject(new CoapfwError('IO_ERROR', `udp: send to ${peer.address}:${peer.port} failed: ${err.message}`, { cause: err }));
       try {
-        this.socket.send(data, peer.port, this.mapAddress(peer.address), (err) => (err ? fail(err) : resolve()));
+        if (this.connected) {
+          if (!this.isConnectedPeer(peer)) return fail(new Error(`the socket is connected to ${peerText(this.connected)}`));
+          this.socket.send(data, (err) => (err ? fail(err) : resolve()));
+        } else this.socket.send(data, peer.port, this.mapAddress(peer.address), (err) => (err ? fail(err) : resolve()));
       } catch (err) {
         fail(err as Error);
       }
@@ -69,7 +103,8 @@ export class UdpTransport implements Transport {
   post(data: Uint8Array, peer: Peer): void {
     if (this.closed) return;
     try {
-      this.socket.send(data, peer.port, this.mapAddress(peer.address));
+      if (!this.connected) this.socket.send(data, peer.port, this.mapAddress(peer.address));
+      else if (this.isConnectedPeer(peer)) this.socket.send(data);
     } catch {
       // Invalid address or port: nothing can be sent there, and a server must not die of it.
     }
@@ -84,6 +119,10 @@ export class UdpTransport implements Transport {
     return { address: a.address, port: a.port };
   }
 
+  private isConnectedPeer(peer: Peer): boolean {
+    return this.connected !== undefined && peer.port === this.connected.port && normalizeAddress(peer.address) === normalizeAddress(this.connected.address);
+  }
+
   /** A dual-stack IPv6 socket reaches IPv4 peers through their mapped address. */
   private mapAddress(address: string): string {
     return this.ipv6 && !address.includes(':') ? `::ffff:${address}` : address;
@@ -94,6 +133,35 @@ export class UdpTransport implements Transport {
     this.closed = true;
     return new Promise((resolve) => this.socket.close(() => resolve()));
   }
+}
+
+function peerText(p: Peer): string {
+  return p.address.includes(':') ? `[${p.address}]:${p.port}` : `${p.address}:${p.port}`;
+}
+
+let ipv6: Promise<boolean> | undefined;
+
+/**
+ * Whether this host can open an IPv6 UDP socket at all (a kernel without
+ * IPv6, or with it disabled, fails with EAFNOSUPPORT or EADDRNOTAVAIL). Only
+ * then may a server meant for `::` fall back to `0.0.0.0`; any other bind error
+ * (a port in use) must be reported, not hidden by the fallback.
+ */
+export function ipv6Available(): Promise<boolean> {
+  ipv6 ??= new Promise((resolve) => {
+    let socket: Socket;
+    try {
+      socket = createSocket({ type: 'udp6' });
+    } catch {
+      return resolve(false);
+    }
+    socket.once('error', () => {
+      socket.close();
+      resolve(false);
+    });
+    socket.bind(0, '::', () => socket.close(() => resolve(true)));
+  });
+  return ipv6;
 }
 
 /** `::ffff:127.0.0.1` (a v4 peer on a dual-stack socket) is reported as `127.0.0.1`. */

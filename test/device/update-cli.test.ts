@@ -134,8 +134,12 @@ describe('coapfw device', () => {
       expect(r.json).toMatchObject({ result: 'installed', installedSequence: 5, boot: 'confirmed' });
       expect(secure.status.get('dev-4')?.report).toMatchObject({ result: 'confirmed', installedSequence: 5 });
       const noKey = await run(['update', uri, '--flash', flash, ...ids]);
-      expect(noKey.code).toBe(1);
-      expect(noKey.err).toMatch(/coaps:\/\/ needs PSK credentials/);
+      // Missing or bad credentials are usage errors (exit 2), as in `coapfw get`.
+      expect(noKey.code).toBe(2);
+      expect(noKey.err).toMatch(/coaps:\/\/ needs --psk-identity ID and --psk-key KEY/);
+      const badKey = await run(['update', uri, '--flash', flash, ...ids, '--psk-identity', 'dev-4', '--psk-key', '0xzz']);
+      expect(badKey.code, badKey.err).toBe(2);
+      expect(badKey.err).toMatch(/^coapfw device: --psk-key: expected an even number of hex digits/);
       const plain = await run(['update', `${base}/app.suit`, '--flash', flash, ...ids, '--psk-identity', 'x', '--psk-key', psk]);
       expect(plain.code).toBe(2);
     } finally {

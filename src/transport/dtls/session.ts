@@ -210,7 +210,7 @@ export class Session {
           // RFC 5246 §7.2.1: answer close_notify with close_notify.
           if (plain[1] === AlertDescription.closeNotify) void this.close();
           else this.dispose();
-          events.push({ kind: 'closed', reason: `peer sent alert ${plain[1]}` });
+          events.push({ kind: 'closed', reason: plain[1] === AlertDescription.closeNotify ? 'peer closed the session (close_notify)' : `peer sent fatal alert ${plain[1]}` });
         }
         return;
       default:

@@ -1,0 +1,56 @@
+/**
+ * Saying what a transfer waits for. A CON request to a silent server is
+ * retransmitted for up to 93 s (RFC 7252 §4.8.2 MAX_TRANSMIT_WAIT) before the
+ * retry policy even sees a timeout; without a word the user cannot tell a slow
+ * link from no server. This wraps the requester: once a request has gone
+ * unanswered for a moment, `note` is called every second with how long we
+ * have been waiting, and again when an attempt times out and is retried.
+ */
+import type { Requester } from '../messaging/echo.js';
+import { isCoapfwError } from '../errors.js';
+
+/** When to start talking, and how often to update (ms). */
+export interface WaitingOptions {
+  readonly afterMs?: number;
+  readonly everyMs?: number;
+  readonly now?: () => number;
+}
+
+/**
+ * `request`, calling `note(text, retry)` while it waits for `peer` (text like
+ * "waiting for 127.0.0.1:5683 … 12 s without an answer"); `retry` is true for
+ * the one call when an attempt timed out.
+ */
+export function watchRequests(request: Requester, peer: string, note: (text: string, retry: boolean) => void, options: WaitingOptions = {}): Requester {
+  const afterMs = options.afterMs ?? 2000;
+  const everyMs = options.everyMs ?? 1000;
+  const now = options.now ?? (() => performance.now());
+  // Since when nothing has come back: one answer resets it, so a slow but
+  // working link never shows the note, and a dead one counts across attempts.
+  let since: number | undefined;
+  let retrying = false;
+  const text = (): string => `waiting for ${peer} … ${Math.round((now() - since!) / 1000)} s without an answer${retrying ? ', retrying' : ''}`;
+  return async (spec, opts) => {
+    since ??= now();
+    let timer: NodeJS.Timeout | undefined;
+    const tick = (): void => {
+      note(text(), false);
+      timer = setTimeout(tick, everyMs);
+    };
+    timer = setTimeout(tick, Math.max(0, afterMs - (now() - since)));
+    try {
+      const res = await request(spec, opts);
+      since = undefined;
+      retrying = false;
+      return res;
+    } catch (e) {
+      if (isCoapfwError(e, 'TIMEOUT')) {
+        retrying = true;
+        note(text(), true);
+      }
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
