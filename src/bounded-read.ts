@@ -21,6 +21,7 @@ const REASONS: Record<string, string> = {
   EROFS: 'read-only file system',
   EMFILE: 'too many open files',
   EBUSY: 'resource busy',
+  EPIPE: 'closed by the reader (broken pipe)',
 };
 
 /**

@@ -240,7 +240,7 @@ export const deviceCommand: CliCommand = async (args, io) => {
   if (positionals.length !== expected) throw new UsageError(sub === 'update' ? 'update: expected exactly one MANIFEST_URI' : `${sub}: unexpected argument`);
   const prepared = sub === 'update' ? await updateArgs(positionals[0]!, values) : undefined;
   // From here on the flash file is open: a signal stops the work and closes it.
-  const stop = stopOnSignals((sig) => io.stderr.write(`\ncoapfw device: ${sig}: stopping; the flash file is closed cleanly and the next update resumes from the journal\n`));
+  const stop = stopOnSignals((sig) => io.stderr.write(`${io.stderr.isTTY ? "\n" : ""}coapfw device: ${sig}: stopping; the flash file is closed cleanly and the next update resumes from the journal\n`));
   const unwatch = watchParent(() => {
     // npm went away (killed): stop as a device losing power would, with no further flash write.
     // Synchronously: no flash write may run after this point.

@@ -11,9 +11,9 @@
  * A missing parent directory fails here, before the first request.
  */
 import { createWriteStream } from 'node:fs';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { fileError } from '../bounded-read.js';
+import { fileError, readFileBounded } from '../bounded-read.js';
 import { fetchBlocks, type FetchOptions } from '../blockwise/fetch.js';
 import { CoapfwError } from '../errors.js';
 import type { CoapClient } from '../transport/client.js';
@@ -88,7 +88,8 @@ export async function tidyPart(file: string): Promise<number> {
  */
 export async function partSzx(file: string, uri: string): Promise<number | undefined> {
   try {
-    const meta = JSON.parse(await readFile(`${file}.part.json`, 'utf8')) as { uri?: unknown; etag?: unknown; szx?: unknown };
+    const text = new TextDecoder().decode(await readFileBounded(`${file}.part.json`, 64 * 1024, 'download metadata'));
+    const meta = JSON.parse(text) as { uri?: unknown; etag?: unknown; szx?: unknown };
     if (meta.uri !== uri || typeof meta.etag !== 'string' || typeof meta.szx !== 'number' || (await sizeOf(`${file}.part`)) < 0) return undefined;
     return meta.szx;
   } catch {

@@ -8,8 +8,8 @@
  *   # device PSKs
  *   dev-0001 00112233445566778899aabbccddeeff
  */
-import { readFile } from 'node:fs/promises';
 import { watchFile, unwatchFile } from 'node:fs';
+import { readFileBounded } from '../../bounded-read.js';
 import { CoapfwError } from '../../errors.js';
 
 /** Anything that maps a PSK identity to its key. */
@@ -91,12 +91,12 @@ export class PskStore implements PskLookup {
   }
 }
 
+/** A PSK table of 10,000 devices is about 600 KiB. */
+const MAX_PSK_FILE_BYTES = 4 * 1024 * 1024;
+
+/** The file, read with a size bound (a mistaken `--psk-file /dev/zero` fails at once). */
 async function readText(path: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (e) {
-    throw new CoapfwError('IO_ERROR', `psk: cannot read ${path}: ${(e as Error).message}`, { cause: e });
-  }
+  return new TextDecoder().decode(await readFileBounded(path, MAX_PSK_FILE_BYTES, 'PSK file'));
 }
 
 function checkIdentity(id: string, where: string): void {
