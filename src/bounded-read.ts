@@ -52,10 +52,11 @@ export async function readFileBounded(path: string, maxBytes: number, what = 'fi
   } catch (e) {
     throw fileError(e, path);
   }
-  const tooLarge = (): CoapfwError => new CoapfwError('TOO_LARGE', `${path}: larger than ${maxBytes} bytes, the limit for a ${what}`, { path });
+  const a = /^[aeiou]/i.test(what) ? `an ${what}` : `a ${what}`;
+  const tooLarge = (): CoapfwError => new CoapfwError('TOO_LARGE', `${path}: larger than ${maxBytes} bytes, the limit for ${a}`, { path });
   try {
     const st = await fh.stat();
-    if (st.isDirectory()) throw new CoapfwError('IO_ERROR', `${path}: is a directory, expected a ${what}`, { path });
+    if (st.isDirectory()) throw new CoapfwError('IO_ERROR', `${path}: is a directory, expected ${a}`, { path });
     if (st.isFile() && st.size > maxBytes) throw tooLarge();
     const chunks: Uint8Array[] = [];
     let total = 0;
