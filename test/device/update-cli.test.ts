@@ -71,6 +71,19 @@ describe('coapfw device', () => {
     expect(existsSync(join(dir, 'x.bin'))).toBe(false); // arguments are checked before the flash file is created
   });
 
+  it('--json -v: the update events as JSON lines before the result line, nothing on stderr', async () => {
+    const r = await run(['update', `${base}/app.suit`, '--flash', join(dir, 'dev7.bin'), ...ids, '--json', '-v', '--no-report']);
+    expect(r.code, r.err).toBe(0);
+    const events = r.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(events.at(-1)).toMatchObject({ result: 'installed', installedSequence: 5 });
+    const names = events.slice(0, -1).map((e) => e.event);
+    expect(names).toContain('envelope');
+    expect(names.filter((n) => n === 'state').length).toBeGreaterThan(3); // check, verify, download, ... (-v)
+    expect(events.find((e) => e.event === 'envelope')).toMatchObject({ sequence: 5, imageSize: IMG.length });
+    expect(names).not.toContain('block'); // every block only with -vv
+    expect(r.err).toBe('');
+  });
+
   it('status of a missing flash file is a one-line error, exit 1', async () => {
     const r = await run(['status', '--flash', join(dir, 'nope.bin')]);
     expect(r.code).toBe(1);
