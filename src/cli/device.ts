@@ -5,6 +5,7 @@
  * A thin shell over device/: everything here is callable from code.
  */
 import { writeSync } from 'node:fs';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { basename } from 'node:path';
 import { parseCoapUri } from '../codec/uri.js';
 import { confirm, readBootState } from '../device/boot.js';
@@ -89,8 +90,6 @@ const OPTIONS = {
   'crash-after-ops': { type: 'string' },
   ...COMMON_OPTIONS,
 } as const;
-
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 function statusPath(values: Record<string, unknown>): string | undefined {
   if (values['no-report'] === true) return undefined;
@@ -189,7 +188,7 @@ async function update(a: UpdateArgs, dev: FileDevice, io: CliIo, stop: StopSigna
     installedSequence: after.installedSequence,
     bootMode: after.boot.mode,
     boot: after.outcome,
-    running: hex(after.boot.image.digest),
+    running: bytesToHex(after.boot.image.digest),
     provisioned: dev.provisioned,
     flashOps: flash.ops,
   });
@@ -202,7 +201,7 @@ async function run(sub: string, values: Values, prepared: UpdateArgs | undefined
       return update(prepared!, dev, io, stop);
     case 'boot': {
       const p = await powerOn(dev.flash, dev.layout, { selfTest: () => values['no-confirm'] !== true });
-      jsonLine(io, { mode: p.boot.mode, outcome: p.outcome, actions: p.boot.actions, running: hex(p.boot.image.digest), size: p.boot.image.size, installedSequence: p.installedSequence });
+      jsonLine(io, { mode: p.boot.mode, outcome: p.outcome, actions: p.boot.actions, running: bytesToHex(p.boot.image.digest), size: p.boot.image.size, installedSequence: p.installedSequence });
       return 0;
     }
     case 'confirm': {
@@ -216,7 +215,7 @@ async function run(sub: string, values: Values, prepared: UpdateArgs | undefined
       jsonLine(io, {
         primaryMode: state?.primaryMode,
         pending: state?.pending,
-        running: state?.primary ? hex(state.primary.digest) : null,
+        running: state?.primary ? bytesToHex(state.primary.digest) : null,
         journal: rec ? { phase: rec.phase, installedSeq: rec.installedSeq, nextBlock: rec.nextBlock, imageSize: rec.imageSize } : null,
       });
       return 0;

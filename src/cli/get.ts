@@ -127,6 +127,7 @@ export const getCommand: CliCommand = async (args, io) => {
     const r = await transfer(watched, a, { io, bar, signal });
     bar.done();
     const seconds = (performance.now() - started) / 1000;
+    if (a.verbose > 0) io.stderr.write(`coapfw get: done in ${seconds.toFixed(2)} s${r.etag ? `, ETag ${r.etag}` : ', no ETag'}\n`);
     if (a.json) jsonLine(io, { result: 'ok', uri: a.uri, file: a.output.path, ...r, seconds: Number(seconds.toFixed(3)) });
     else {
       const how = r.restarted ? ' (resource changed: started over)' : r.resumedFrom > 0 ? ` (resumed at byte ${r.resumedFrom})` : '';
