@@ -138,7 +138,7 @@ export const getCommand: CliCommand = async (args, io) => {
     bar.done();
     const kept = await keptText(a);
     if (stop.caught()) {
-      io.stderr.write(`coapfw get: interrupted by ${stop.caught()}: ${kept}\n`);
+      io.stderr.write(`coapfw get: interrupted by ${stop.caught()}${kept === undefined ? '' : `: ${kept}`}\n`);
       if (a.json) jsonLine(io, { result: 'interrupted', uri: a.uri, signal: stop.caught() });
       stop.throwIfCaught();
     }
@@ -188,18 +188,19 @@ async function transfer(client: CoapClient, a: GetArgs, { io, bar, signal }: Tra
  * What is left after a failed transfer: an empty part file (nothing arrived:
  * no server, a 4.04) is removed; a part holding data is kept for --resume.
  */
-async function keptText(a: GetArgs): Promise<string> {
-  const kept = a.output.kind === 'file' ? await tidyPart(a.output.path) : 0;
+async function keptText(a: GetArgs): Promise<string | undefined> {
+  if (a.output.kind !== 'file') return undefined; // a stream keeps what it was given
+  const kept = await tidyPart(a.output.path);
   return kept > 0 ? `${formatBytes(kept)} kept in ${a.output.path}.part; run the same command with --resume to continue` : 'nothing was written';
 }
 
 /** The error to report for a failed transfer, naming the URI and what was kept. */
-function failure(e: unknown, a: GetArgs, kept: string, deadline: AbortSignal | undefined): unknown {
+function failure(e: unknown, a: GetArgs, kept: string | undefined, deadline: AbortSignal | undefined): unknown {
   if (deadline?.aborted && isCoapfwError(e, 'ABORTED')) {
-    return new CoapfwError('TIMEOUT', `${a.uri}: not complete within --timeout ${a.timeoutMs! / 1000} s; ${kept}`, { cause: e });
+    return new CoapfwError('TIMEOUT', `${a.uri}: not complete within --timeout ${a.timeoutMs! / 1000} s${kept === undefined ? '' : `; ${kept}`}`, { cause: e });
   }
   if (e instanceof CoapfwError && e.path === undefined) {
-    const hint = kept.startsWith('nothing') ? '' : `; ${kept}`;
+    const hint = kept === undefined || kept.startsWith('nothing') ? '' : `; ${kept}`;
     return new CoapfwError(e.code, `${a.uri}: ${e.message}${hint}`, { cause: e, responseCode: e.responseCode, maxAge: e.maxAge, block: e.block, peer: e.peer });
   }
   return e;
