@@ -44,6 +44,19 @@ export type CoapfwErrorCode =
   | 'CLASS_MISMATCH'
   | 'CONDITION_FAILED'
   | 'KEY_INVALID'
+  // trust set (rotation, revocation, owner transfer)
+  | 'DOCUMENT_TYPE'
+  | 'TRUST_ROLLBACK'
+  | 'TRUST_VERSION_GAP'
+  | 'TRUST_THRESHOLD'
+  | 'TRUST_NO_POLICY'
+  | 'KEY_NOT_AUTHORIZED'
+  | 'KEY_REVOKED'
+  | 'REVOCATION_ROLLBACK'
+  | 'REVOCATION_CONFLICT'
+  | 'OWNER_REQUIRED'
+  | 'NOT_OWNER'
+  | 'NO_OWNER'
   // flash / device
   | 'FLASH_NOT_ERASED'
   | 'FLASH_RANGE'
@@ -54,6 +67,7 @@ export type CoapfwErrorCode =
   | 'UPDATE_FAILED'
   | 'BOOT_STATE'
   | 'NO_BOOTABLE_IMAGE'
+  | 'TRUST_STORE_CORRUPT'
   // dtls
   | 'DTLS_HANDSHAKE_FAILED'
   | 'DTLS_BAD_RECORD'

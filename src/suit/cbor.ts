@@ -188,6 +188,21 @@ function readHead(bytes: Uint8Array, pos: number): { major: number; arg: number;
   return { major: ib >> 5, arg, next: pos + 1 + n };
 }
 
+/**
+ * The outermost tag of an encoded item and where the tagged content starts;
+ * undefined when the item does not start with a tag. Lets a decoder tell
+ * document kinds apart before it scans (the tag is not checked against the
+ * allowed set here; the content still goes through `scanCbor`).
+ */
+export function leadingTag(bytes: Uint8Array): { tag: number; contentStart: number } | undefined {
+  if (bytes.length === 0 || bytes[0]! >> 5 !== 6) return undefined;
+  const ai = bytes[0]! & 31;
+  const n = ai < 24 ? 0 : ai === 24 ? 1 : ai === 25 ? 2 : ai === 26 ? 4 : ai === 27 ? 8 : -1;
+  if (n < 0 || bytes.length < 1 + n) return undefined;
+  const h = readHead(bytes, 0);
+  return { tag: h.arg, contentStart: h.next };
+}
+
 /** The content of a byte string given by its exact encoding (header included); SUIT_MALFORMED if not a bstr. */
 export function bstrContent(encoded: Uint8Array, what: string): Uint8Array {
   if (encoded.length === 0 || encoded[0]! >> 5 !== 2) throw malformed(`${what}: expected a byte string`);

@@ -129,7 +129,22 @@ export const ALG = {
 } as const;
 
 /** COSE header labels (RFC 9052 §3.1). */
-export const HEADER = { alg: 1, crit: 2, kid: 4 } as const;
+export const HEADER = { alg: 1, crit: 2, contentType: 3, kid: 4 } as const;
+
+/**
+ * CBOR tag of a coapfw trust document (trust update, revocation list, owner
+ * transfer; see trust-document.ts): 0x63667472, 'cftr' in ASCII, from the
+ * first-come-first-served range of RFC 8949 §9.2 (not registered with IANA).
+ * A SUIT envelope is tag 107 around a map; a trust document is this tag
+ * around an array, so neither decodes as the other.
+ */
+export const TAG_TRUST_DOCUMENT = 0x63667472;
+
+/** Kinds of trust document; each kind is also bound into its signatures' external AAD. */
+export const TRUST_KIND = { trustUpdate: 1, revocationList: 2, ownerTransfer: 3 } as const;
+
+/** COSE content type (protected header label 3, RFC 9052 §3.1) of every trust document signature. */
+export const TRUST_CONTENT_TYPE = 'application/coapfw-trust+cbor';
 
 const CONDITION_NAMES: Record<number, string> = {
   1: 'vendor-identifier',

@@ -22,20 +22,27 @@ export function keyTypeOfAlg(alg: number): SuitPublicKey['type'] | undefined {
   return undefined;
 }
 
-/** Sig_structure for COSE_Sign1 (RFC 9052 §4.4), empty external AAD. */
-export function sigStructure(protectedBytes: Uint8Array, payload: Uint8Array): Uint8Array {
-  return encodeCbor(['Signature1', bstr(protectedBytes), bstr(new Uint8Array(0)), bstr(payload)]);
+const NO_AAD = new Uint8Array(0);
+
+/**
+ * Sig_structure for COSE_Sign1 (RFC 9052 §4.4). SUIT uses an empty external
+ * AAD; trust documents bind their kind into it (trust-document.ts), so a
+ * signature made for one kind of document never verifies as another.
+ */
+export function sigStructure(protectedBytes: Uint8Array, payload: Uint8Array, externalAad: Uint8Array = NO_AAD): Uint8Array {
+  return encodeCbor(['Signature1', bstr(protectedBytes), bstr(externalAad), bstr(payload)]);
 }
 
 /**
- * Verify one COSE_Sign1 over the detached `payload` with `key`. False on a
- * wrong signature; throws SUIT_UNSUPPORTED for an algorithm we do not know.
+ * Verify one COSE_Sign1 over the detached `payload` with `key` (and the
+ * external AAD, empty for SUIT). False on a wrong signature; throws
+ * SUIT_UNSUPPORTED for an algorithm we do not know.
  */
-export function verifySign1(sig: CoseSign1, payload: Uint8Array, key: SuitPublicKey): boolean {
+export function verifySign1(sig: CoseSign1, payload: Uint8Array, key: SuitPublicKey, externalAad: Uint8Array = NO_AAD): boolean {
   const type = keyTypeOfAlg(sig.alg);
   if (type === undefined) throw new CoapfwError('SUIT_UNSUPPORTED', `COSE algorithm ${sig.alg} is not supported`);
   if (type !== key.type) return false;
-  const msg = sigStructure(sig.protectedBytes, payload);
+  const msg = sigStructure(sig.protectedBytes, payload, externalAad);
   try {
     if (type === 'ed25519') return ed.verify(sig.signature, msg, key.bytes);
     // ES256 signatures from other tools may have a high S (DESIGN.md traps); prehash = SHA-256.
@@ -51,6 +58,10 @@ export interface SignOptions {
   readonly alg?: number;
   /** Key id to put in the unprotected header (label 4); defaults to the key's own `kid`. */
   readonly kid?: Uint8Array;
+  /** External AAD of the Sig_structure (RFC 9052 §4.3); empty for SUIT. */
+  readonly externalAad?: Uint8Array;
+  /** Content type for the protected header (label 3, RFC 9052 §3.1); none for SUIT. */
+  readonly contentType?: string;
 }
 
 /** Make a tagged COSE_Sign1 with detached payload over `payload`; returns its encoding. */
@@ -59,8 +70,10 @@ export function signSign1(payload: Uint8Array, key: SuitPrivateKey, opts: SignOp
   if (keyTypeOfAlg(alg) !== key.type) {
     throw new CoapfwError('KEY_INVALID', `COSE algorithm ${alg} cannot be used with a ${key.type} key`);
   }
-  const protectedBytes = encodeCbor(new Map([[HEADER.alg, alg]]));
-  const msg = sigStructure(protectedBytes, payload);
+  const prot = new Map<number, unknown>([[HEADER.alg, alg]]);
+  if (opts.contentType !== undefined) prot.set(HEADER.contentType, opts.contentType);
+  const protectedBytes = encodeCbor(prot);
+  const msg = sigStructure(protectedBytes, payload, opts.externalAad);
   const signature = key.type === 'ed25519' ? ed.sign(msg, key.secret) : p256.sign(msg, key.secret, { prehash: true });
   const kid = opts.kid ?? key.kid;
   const unprotected = kid ? new Map([[HEADER.kid, bstr(kid)]]) : new Map();

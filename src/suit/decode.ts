@@ -4,9 +4,9 @@
  * that the envelope carries; it does NOT authenticate: use `verifyEnvelope`.
  */
 import { CoapfwError } from '../errors.js';
-import { Tag, bstrContent, decodeCbor, isTag, scanMap } from './cbor.js';
+import { Tag, bstrContent, decodeCbor, isTag, leadingTag, scanMap } from './cbor.js';
 import { decodeSequence } from './commands.js';
-import { COMMON, ENVELOPE, HEADER, MANIFEST, SEVERABLE, TAG_COSE_SIGN1, TAG_ENVELOPE, TAG_MANIFEST } from './constants.js';
+import { COMMON, ENVELOPE, HEADER, MANIFEST, SEVERABLE, TAG_COSE_SIGN1, TAG_ENVELOPE, TAG_MANIFEST, TAG_TRUST_DOCUMENT } from './constants.js';
 import { digestMatches } from './digest.js';
 import { suitLimits, type SuitLimits } from './limits.js';
 import type {
@@ -19,18 +19,22 @@ import type {
   SuitManifest,
   SuitTextLang,
 } from './types.js';
-import { asArray, asBigUint, asBytes, asDigest, asInt, asMap, asText, intKey, intKeyed, malformed } from './values.js';
+import { asArray, asBigUint, asBytes, asDigest, asInt, asMap, asText, asUint, intKey, intKeyed, malformed } from './values.js';
 
 /**
  * Decode a SUIT_Envelope (tag 107 or untagged). Unknown keys are skipped.
- * Throws SUIT_MALFORMED, SUIT_LIMIT, SUIT_UNSUPPORTED or DIGEST_MISMATCH (a
- * severed member whose bytes do not match the manifest's digest of it).
+ * Throws SUIT_MALFORMED, SUIT_LIMIT, SUIT_UNSUPPORTED, DIGEST_MISMATCH (a
+ * severed member whose bytes do not match the manifest's digest of it) or
+ * DOCUMENT_TYPE (the bytes are a coapfw trust document, not an envelope).
  */
 export function decodeEnvelope(bytes: Uint8Array, limits?: Partial<SuitLimits>): DecodedEnvelope {
   const lim = suitLimits(limits);
   if (!(bytes instanceof Uint8Array)) throw new CoapfwError('INVALID_ARGUMENT', 'envelope: expected a Uint8Array');
   if (bytes.length > lim.maxEnvelopeBytes) {
     throw new CoapfwError('SUIT_LIMIT', `envelope: ${bytes.length} bytes exceeds the limit of ${lim.maxEnvelopeBytes}`);
+  }
+  if (leadingTag(bytes)?.tag === TAG_TRUST_DOCUMENT) {
+    throw new CoapfwError('DOCUMENT_TYPE', 'envelope: these bytes are a coapfw trust document (trust update, revocation list or owner transfer), not a SUIT envelope');
   }
   // The envelope map's entries as encoded: the single source of truth. The
   // digest covers the manifest bstr exactly as encoded (§8.3: "the
@@ -91,7 +95,7 @@ export function decodeEnvelope(bytes: Uint8Array, limits?: Partial<SuitLimits>):
  * undefined for the other tagged COSE structures (COSE_Sign, COSE_Mac,
  * COSE_Mac0), which are counted but not used.
  */
-function decodeSign1(bytes: Uint8Array, lim: SuitLimits, what: string): CoseSign1 | undefined {
+export function decodeSign1(bytes: Uint8Array, lim: SuitLimits, what: string): CoseSign1 | undefined {
   let v = decodeCbor(bytes, lim, what);
   if (v instanceof Tag && v.tag !== TAG_COSE_SIGN1) {
     if (v.tag === 98 || v.tag === 97 || v.tag === 17) return undefined;
@@ -113,9 +117,16 @@ function decodeSign1(bytes: Uint8Array, lim: SuitLimits, what: string): CoseSign
   const kidV = prot.get(HEADER.kid) ?? unprot.get(HEADER.kid);
   const payload = a[2] === null ? null : asBytes(a[2], `${what} payload`);
   const signature = asBytes(a[3], `${what} signature`);
-  return kidV === undefined
-    ? { protectedBytes, alg, payload, signature }
-    : { protectedBytes, alg, kid: asBytes(kidV, `${what} kid`), payload, signature };
+  const ctV = prot.get(HEADER.contentType);
+  const ct = ctV === undefined || typeof ctV === 'string' ? ctV : asUint(ctV, `${what} content type`);
+  return {
+    protectedBytes,
+    alg,
+    ...(kidV === undefined ? {} : { kid: asBytes(kidV, `${what} kid`) }),
+    ...(ct === undefined ? {} : { contentType: ct }),
+    payload,
+    signature,
+  };
 }
 
 /** A severed member as the envelope carries it: the bstr's content and its full encoding. */

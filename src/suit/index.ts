@@ -13,6 +13,12 @@
  * }
  * // then persist v.sequenceNumber (bigint) as the installed sequence
  * ```
+ * Trust that can change (rotation, revocation, owner transfer): keep a
+ * `TrustState` (flash/trust-store.ts persists it), verify firmware with
+ * `verifyFirmware(bytes, { trust: state, ... })`, and move the state on with
+ * `walkTrustChain`, `applyRevocationList` and `applyOwnerTransfer`.
+ * `verifyEnvelope` with a fixed `TrustPolicy` stays the simple case.
+ *
  * Server side: `createEnvelope({ sequence, vendorId, classId, uri, digest, size }, [key])`,
  * or `compileManifest(withImages(json, (file) => bytes))` + `createSignedEnvelope(manifest, keys, { sever })`
  * for the WG's JSON input format (`describeImage(bytes)` gives digest, size and content address); `addSignatures` to countersign.
@@ -46,6 +52,32 @@ export {
 export { signSign1, verifySign1, type SignOptions } from './cose.js';
 export { applyTrustPolicy, checkTrustPolicy, type TrustAnchor, type TrustPolicy, type TrustRule } from './trust.js';
 export { verifyEnvelope, type VerifyOptions, type VerifiedManifest } from './verify.js';
+export {
+  DEFAULT_TRUST_LIMITS,
+  checkTrustSet,
+  checkTrustState,
+  initialTrustState,
+  isRevoked,
+  keyThumbprint,
+  trustLimits,
+  trustRole,
+  type RevocationState,
+  type TrustAnchorEntry,
+  type TrustLimits,
+  type TrustRole,
+  type TrustScope,
+  type TrustSet,
+  type TrustState,
+} from './trust-set.js';
+export { decodeTrustState, encodeTrustState, TRUST_STATE_FORMAT } from './trust-codec.js';
+export { decodeTrustDocument, signTrustDocument, trustKindName, type TrustDocument, type TrustDocumentKind } from './trust-document.js';
+export { touchedComponents, type DeviceComponent, type TouchedComponent } from './trust-scope.js';
+export type { RoleTally } from './trust-match.js';
+export { verifyFirmware, trustStateFromPolicy, type FirmwareVerifyOptions, type FirmwareVerified } from './trust-verify.js';
+export { applyTrustUpdate, createTrustUpdate, decodeTrustUpdate, trustChange, type DecodedTrustUpdate, type TrustChange } from './trust-update.js';
+export { applyRevocationList, createRevocationList, decodeRevocationList, type RevocationList, type RevocationResult } from './revocation.js';
+export { applyOwnerTransfer, createOwnerTransfer, decodeOwnerTransfer, type OwnerTransfer } from './owner.js';
+export { decodeTrustChain, encodeTrustChain, walkTrustChain, type ChainWalk } from './trust-chain.js';
 export { planUpdate, type DeviceIdentity, type ImageCheck, type PlannedImage, type PlanSequence, type UpdatePlan } from './plan.js';
 export { encodeManifest, createSignedEnvelope, addSignatures, assembleEnvelope, manifestDigest, type EnvelopeOptions, type ManifestInput } from './encode.js';
 export { compileManifest, type JsonManifest, type JsonComponent, type JsonDigest } from './compile.js';
@@ -54,7 +86,7 @@ export { describeImage, imageFiles, withImages, type ImageDescription } from './
 export { parseUuid, formatUuid } from './uuid.js';
 export { createEnvelope, type SingleImageManifest } from './create.js';
 export { describeEnvelope, summarizeEnvelope, type EnvelopeSummary } from './describe.js';
-export { commandName, COAPFW_PARAM } from './constants.js';
+export { commandName, COAPFW_PARAM, TAG_TRUST_DOCUMENT, TRUST_CONTENT_TYPE, TRUST_KIND } from './constants.js';
 export type { BlockDigestsInfo } from './types.js';
 export {
   buildBlockDigests,

@@ -4,10 +4,10 @@
  * authorised party signed; with a multi-party policy, every named party.
  */
 import { CoapfwError } from '../errors.js';
-import { verifySign1, keyTypeOfAlg } from './cose.js';
 import type { SuitPublicKey } from './keys.js';
+import { matchSignatures } from './trust-match.js';
 import type { CoseSign1 } from './types.js';
-import { bytesEqual, toHex } from './values.js';
+import { toHex } from './values.js';
 
 /** A key the device trusts. */
 export interface TrustAnchor {
@@ -78,30 +78,7 @@ export function checkTrustPolicy(policy: TrustPolicy): void {
 export function applyTrustPolicy(sigs: readonly CoseSign1[], payload: Uint8Array, policy: TrustPolicy): number[] {
   checkTrustPolicy(policy);
   if (sigs.length === 0) throw new CoapfwError('NO_SIGNATURE', 'authentication: the envelope carries no signature');
-  const signedBy = new Set<number>();
-  let invalid = 0;
-  let untrusted = 0;
-  for (const sig of sigs) {
-    if (sig.payload !== null && !bytesEqual(sig.payload, payload)) {
-      invalid++;
-      continue;
-    }
-    const type = keyTypeOfAlg(sig.alg);
-    if (type === undefined) {
-      untrusted++;
-      continue;
-    }
-    const candidates = policy.anchors
-      .map((a, i) => ({ a, i }))
-      .filter(({ a }) => a.publicKey.type === type && !(a.keyId && sig.kid && !bytesEqual(a.keyId, sig.kid)));
-    if (candidates.length === 0) {
-      untrusted++;
-      continue;
-    }
-    const ok = candidates.filter(({ a }) => verifySign1(sig, payload, a.publicKey));
-    if (ok.length === 0) invalid++;
-    for (const { i } of ok) signedBy.add(i);
-  }
+  const { signedBy, invalid, untrusted } = matchSignatures(sigs, payload, policy.anchors);
   const rule = policy.rule ?? { kind: 'any' };
   if (rule.kind === 'any') {
     if (signedBy.size > 0) return [...signedBy];

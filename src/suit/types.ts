@@ -93,6 +93,8 @@ export interface CoseSign1 {
   readonly alg: number;
   /** Key id from the protected or unprotected header, if any. */
   readonly kid?: Uint8Array;
+  /** Content type from the protected header (label 3), if any: trust documents set one, SUIT does not. */
+  readonly contentType?: string | number;
   /** Non-nil only if the payload was attached (SUIT uses a detached payload). */
   readonly payload: Uint8Array | null;
   readonly signature: Uint8Array;

@@ -42,7 +42,8 @@ export interface VerifiedManifest {
   readonly sequenceNumber: bigint;
 }
 
-function toBigSeq(v: bigint | number): bigint {
+/** An installed sequence number as a bigint, checked (INVALID_ARGUMENT). */
+export function toBigSeq(v: bigint | number): bigint {
   if (typeof v === 'bigint') {
     if (v < 0n) throw new CoapfwError('INVALID_ARGUMENT', `installedSequence: expected >= 0, got ${v}`);
     return v;
@@ -69,16 +70,31 @@ export function verifyEnvelope(bytes: Uint8Array, opts: VerifyOptions): Verified
   if (!opts || !opts.trust) throw new CoapfwError('INVALID_ARGUMENT', 'verifyEnvelope: a trust policy is required');
   checkTrustPolicy(opts.trust);
   const installed = opts.installedSequence === undefined ? undefined : toBigSeq(opts.installedSequence);
-  const env = decodeEnvelope(bytes, opts.limits);
+  const env = decodeSignedEnvelope(bytes, opts.limits);
+  const signedBy = applyTrustPolicy(env.signatures, env.digestBytes, opts.trust);
+  checkManifestDigest(env);
+  checkManifestConditions(env.manifest, opts, installed);
+  return { manifest: env.manifest, envelope: env, signedBy, sequenceNumber: env.manifest.sequenceNumber };
+}
+
+/** Decode an envelope for verification: bounded, and authenticated by COSE_Sign1 only. */
+export function decodeSignedEnvelope(bytes: Uint8Array, limits?: Partial<SuitLimits>): DecodedEnvelope {
+  const env = decodeEnvelope(bytes, limits);
   if (env.signatures.length === 0 && env.otherAuthBlocks > 0) {
     throw new CoapfwError('SUIT_UNSUPPORTED', 'authentication: only COSE_Sign1 is supported (the envelope has COSE_Sign or COSE_Mac blocks)');
   }
-  const signedBy = applyTrustPolicy(env.signatures, env.digestBytes, opts.trust);
-  // §8.3: the digest covers the manifest's bstr encoding, header included.
+  return env;
+}
+
+/** §8.3: the signed digest covers the manifest's bstr encoding, header included. DIGEST_MISMATCH otherwise. */
+export function checkManifestDigest(env: DecodedEnvelope): void {
   if (!digestMatches(env.digest, env.manifestBstr)) {
     throw new CoapfwError('DIGEST_MISMATCH', 'manifest digest: the manifest does not match the signed digest');
   }
-  const m = env.manifest;
+}
+
+/** The checks after authentication: anti-rollback and the vendor/class/device conditions. */
+export function checkManifestConditions(m: SuitManifest, opts: Omit<VerifyOptions, 'trust'>, installed: bigint | undefined): void {
   if (installed !== undefined && m.sequenceNumber <= installed) {
     throw new CoapfwError('ROLLBACK', `anti-rollback: sequence number ${m.sequenceNumber} is not greater than the installed ${installed}`);
   }
@@ -96,5 +112,4 @@ export function verifyEnvelope(bytes: Uint8Array, opts: VerifyOptions): Verified
       }
     }
   }
-  return { manifest: m, envelope: env, signedBy, sequenceNumber: m.sequenceNumber };
 }
