@@ -25,7 +25,7 @@ import { decodeSign1 } from './decode.js';
 import type { SuitPrivateKey } from './keys.js';
 import { suitLimits } from './limits.js';
 import { matchSignatures, type SignatureCandidate, type SignatureMatch } from './trust-match.js';
-import { trustLimits, type TrustLimits } from './trust-set.js';
+import { keyThumbprint, trustLimits, type TrustLimits } from './trust-set.js';
 import type { CoseSign1 } from './types.js';
 import { asArray, asBytes, asUint, malformed } from './values.js';
 
@@ -110,7 +110,8 @@ export function signTrustDocument(bytes: Uint8Array, keys: readonly SuitPrivateK
   const head = leadingTag(bytes)!;
   const existing = asArray(decodeCbor(bytes.subarray(head.contentStart), suitLimits(), 'trust document'), 'trust document')[2] as Uint8Array[];
   const aad = trustAad(doc.kind);
-  const added = keys.map((k) => signSign1(doc.body, k, { externalAad: aad, contentType: TRUST_CONTENT_TYPE }));
+  // kid: the RFC 9679 thumbprint, so a verifier tries one key per signature (trust-match.ts).
+  const added = keys.map((k) => signSign1(doc.body, k, { externalAad: aad, contentType: TRUST_CONTENT_TYPE, kid: keyThumbprint(k.publicKey) }));
   return encodeTrustDocument(doc.kind, doc.body, [...existing.map((s) => asBytes(s, 'signature')), ...added]);
 }
 
@@ -119,8 +120,8 @@ export function signTrustDocument(bytes: Uint8Array, keys: readonly SuitPrivateK
  * signatures over the document. Only signatures declaring the trust content
  * type are tried.
  */
-export function matchTrustDocument(doc: TrustDocument, candidates: readonly SignatureCandidate[]): SignatureMatch {
+export function matchTrustDocument(doc: TrustDocument, candidates: readonly SignatureCandidate[], memo?: Map<string, boolean>): SignatureMatch {
   const sigs = doc.signatures.filter((s) => s.contentType === TRUST_CONTENT_TYPE);
-  const m = matchSignatures(sigs, doc.body, candidates, trustAad(doc.kind));
+  const m = matchSignatures(sigs, doc.body, candidates, trustAad(doc.kind), memo);
   return { ...m, untrusted: m.untrusted + doc.signatures.length - sigs.length };
 }

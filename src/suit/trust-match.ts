@@ -6,9 +6,9 @@
 import { CoapfwError } from '../errors.js';
 import { keyTypeOfAlg, verifySign1 } from './cose.js';
 import type { SuitPublicKey } from './keys.js';
-import { isRevoked, type RevocationState, type TrustRole, type TrustSet } from './trust-set.js';
+import { isRevoked, keyThumbprint, type RevocationState, type TrustRole, type TrustSet } from './trust-set.js';
 import type { CoseSign1 } from './types.js';
-import { bytesEqual } from './values.js';
+import { bytesEqual, toHex } from './values.js';
 
 /** A key a signature may have been made with. */
 export interface SignatureCandidate {
@@ -29,34 +29,52 @@ export interface SignatureMatch {
 
 /**
  * Match every signature over the detached `payload` (with `externalAad`)
- * against the candidates. Work is bounded by signatures x candidates; a
- * signature stops at the first key that verifies it (two candidates never
- * hold one key: the policy checks forbid it).
+ * against the candidates. A signature stops at the first key that verifies
+ * it (two candidates never hold one key: the policy checks forbid it). When
+ * a signature's kid is the RFC 9679 thumbprint of a candidate (trust
+ * documents are signed so), only that candidate is tried: one verification
+ * per signature instead of one per anchor. The kid is unprotected, so a
+ * wrong one only makes its own signature fail. `memo` carries verification
+ * results between calls over the same signatures (a trust update is checked
+ * against the current and the new set, which share keys).
  */
 export function matchSignatures(
   sigs: readonly CoseSign1[],
   payload: Uint8Array,
   candidates: readonly SignatureCandidate[],
   externalAad?: Uint8Array,
+  memo?: Map<string, boolean>,
 ): SignatureMatch {
   const signedBy = new Set<number>();
   let invalid = 0;
   let untrusted = 0;
-  for (const sig of sigs) {
+  const prints = candidates.map((c) => toHex(keyThumbprint(c.publicKey)));
+  sigs.forEach((sig, s) => {
     if (sig.payload !== null && !bytesEqual(sig.payload, payload)) {
       invalid++;
-      continue;
+      return;
     }
     const type = keyTypeOfAlg(sig.alg);
-    const tried = type === undefined ? [] : candidates.map((c, i) => ({ c, i })).filter(({ c }) => c.publicKey.type === type && !(c.keyId && sig.kid && !bytesEqual(c.keyId, sig.kid)));
+    let tried = type === undefined ? [] : candidates.map((_, i) => i).filter((i) => candidates[i]!.publicKey.type === type && !(candidates[i]!.keyId && sig.kid && !bytesEqual(candidates[i]!.keyId!, sig.kid)));
+    const hinted = sig.kid && tried.filter((i) => prints[i] === toHex(sig.kid!));
+    if (hinted && hinted.length > 0) tried = hinted;
     if (tried.length === 0) {
       untrusted++;
-      continue;
+      return;
     }
-    const ok = tried.find(({ c }) => verifySign1(sig, payload, c.publicKey, externalAad));
+    const verify = (i: number): boolean => {
+      const k = `${s}:${prints[i]}`;
+      let ok = memo?.get(k);
+      if (ok === undefined) {
+        ok = verifySign1(sig, payload, candidates[i]!.publicKey, externalAad);
+        memo?.set(k, ok);
+      }
+      return ok;
+    };
+    const ok = tried.find(verify);
     if (ok === undefined) invalid++;
-    else signedBy.add(ok.i);
-  }
+    else signedBy.add(ok);
+  });
   return { signedBy, invalid, untrusted };
 }
 

@@ -153,7 +153,9 @@ export function applyTrustUpdate(current: TrustState, bytes: Uint8Array, limits?
     throw new CoapfwError('TRUST_VERSION_GAP', `${what}: the device is at trust version ${current.version}; apply version ${current.version + 1} first`);
   }
   const change = trustChange(current, set);
-  requireRoles(change, { current, next: set }, { current: matchTrustDocument(document, current.anchors), next: matchTrustDocument(document, set.anchors) }, what);
+  const memo = new Map<string, boolean>();
+  const matches = { current: matchTrustDocument(document, current.anchors, memo), next: matchTrustDocument(document, set.anchors, memo) };
+  requireRoles(change, { current, next: set }, matches, what);
   const next: TrustState = { ...set, ...(current.owner ? { owner: current.owner } : {}), revocation: current.revocation };
   checkTrustState(next, limits);
   return next;
