@@ -25,6 +25,7 @@ export { RecordLog, recordSize, RECORD_OVERHEAD, type RecordLogOptions, type Rec
 export { Journal, idleResumeRecord, encodeResumeRecord, decodeResumeRecord, RESUME_PAYLOAD_SIZE, type ResumeRecord, type ResumePhase } from './flash/journal.js';
 export { digestPrefix, matchesDigestPrefix, DIGEST_PREFIX_SIZE, RESUME_FORMAT_VERSION } from './flash/journal.js';
 export { hashArea, writeImage, writeImageChunk, resumeOffset } from './flash/image.js';
+export { TrustStore, MAX_TRUST_STATE_BYTES, TRUST_POINTER_KIND, type TrustStoreOptions, type TrustStoreStats } from './flash/trust-store.js';
 export { powerCutSweep, runUntilDone, type PowerCutSweepOptions, type PowerCutSweepReport } from './flash/power-cut.js';
 export { boot, confirm, requestTestBoot, installFactoryImage, readBootState, type BootResult, type BootMode, type BootAction, type TestBootRequest } from './device/boot.js';
 export { BootLog, BOOT_PAYLOAD_SIZE, type BootState, type SlotImage, type PrimaryMode, type SwapProgress } from './device/boot-state.js';

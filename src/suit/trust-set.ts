@@ -107,14 +107,18 @@ export interface TrustLimits {
   readonly maxChainLength: number;
 }
 
-/** Defaults: room for a board with several vendors, small enough for one flash record set (trust-store.ts). */
+/**
+ * Defaults: room for a board with several vendors (12 keys, 8 roles), and
+ * small enough that the largest state they allow encodes in 4,039 bytes, so
+ * one copy fits a 4 KiB erase block in the trust store (flash/trust-store.ts).
+ */
 export const DEFAULT_TRUST_LIMITS: TrustLimits = Object.freeze({
-  maxAnchors: 16,
-  maxRoles: 16,
-  maxNameBytes: 32,
+  maxAnchors: 12,
+  maxRoles: 8,
+  maxNameBytes: 24,
   maxSourceBytes: 255,
-  maxRevoked: 64,
-  maxComponentIdParts: 4,
+  maxRevoked: 32,
+  maxComponentIdParts: 2,
   maxIdBytes: 32,
   maxDocumentBytes: 16 * 1024,
   maxSignatures: 8,

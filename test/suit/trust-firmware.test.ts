@@ -113,7 +113,7 @@ describe('verifyFirmware: per-component roles', () => {
     // A foreign signer does not make up the count, nor does the same key twice.
     expect(codeOf(() => verifyFirmware(firmware('radio', [K.a1, K.b1]), { trust: two }))).toBe('TRUST_THRESHOLD');
     expect(codeOf(() => verifyFirmware(firmware('radio', [K.a1, K.a1]), { trust: two }))).toBe('TRUST_THRESHOLD');
-    expect(verifyFirmware(firmware('radio', [K.a2, K.a1]), { trust: two }).roles[0]!.counted.sort()).toEqual(['a1', 'a2']);
+    expect(verifyFirmware(firmware('radio', [K.a2, K.a1]), { trust: two }).roles[0]!.counted.toSorted()).toEqual(['a1', 'a2']);
   });
 
   test('signatures by revoked keys count for nothing', () => {

@@ -85,7 +85,7 @@ describe('revocation list', () => {
     expect(codeOf(() => applyRevocationList(v1, doc(new Map<number, unknown>([[1, 0], [2, []]]))))).toBe('SUIT_MALFORMED');
     expect(codeOf(() => applyRevocationList(v1, doc(new Map<number, unknown>([[1, 1]]))))).toBe('SUIT_MALFORMED');
     expect(codeOf(() => applyRevocationList(v1, doc(new Map<number, unknown>([[1, 1], [2, []], [3, 'x']]))))).toBe('SUIT_UNSUPPORTED');
-    const many = Array.from({ length: 65 }, (_, i) => sha256(Uint8Array.of(i)));
+    const many = Array.from({ length: 33 }, (_, i) => sha256(Uint8Array.of(i)));
     expect(codeOf(() => createRevocationList({ sequence: 1, revoked: many }))).toBe('INVALID_ARGUMENT');
     expect(codeOf(() => createRevocationList({ sequence: 1, revoked: [K.a1.publicKey, tp(K.a1)] }))).toBe('INVALID_ARGUMENT');
     expect(codeOf(() => createRevocationList({ sequence: 0, revoked: [] }))).toBe('INVALID_ARGUMENT');
