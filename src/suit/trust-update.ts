@@ -9,14 +9,18 @@
  *
  * The TUF root rotation rule (TUF specification §5.3.4, "Update the root
  * role"), applied per role: every role the update changes must be satisfied
- * by the CURRENT role's threshold of the CURRENT keys and by the NEW role's
- * threshold of the NEW keys; keys on the device's revocation list count for
- * nothing in either. A role changes when its threshold or its signers' keys
- * change. A structural change (a role added, removed or given another
- * scope, the source changed, or nothing changed but the version) must also
- * satisfy the current and the new role of the trust pseudo-component. So a
- * vendor rotates its own key without the other vendors, but cannot touch
- * their roles, and a key stolen from one role cannot widen itself.
+ * by the NEW role's threshold of the NEW keys, and by the CURRENT role's
+ * threshold of the CURRENT keys, or by the current role of the trust
+ * pseudo-component (the root of the set, as TUF's root role delegates the
+ * others: it recovers a vendor whose keys were revoked or lost). Keys on
+ * the device's revocation list count for nothing anywhere. A role changes
+ * when its threshold or its signers' keys change. A structural change (a
+ * role added, removed or given another scope, the source changed, or
+ * nothing changed but the version) must satisfy the current and the new
+ * trust role. So a vendor rotates its own key without the other vendors or
+ * the integrator, but cannot touch another vendor's role, and a key stolen
+ * from one role cannot widen itself. The authority is layered: the owner
+ * (owner.ts) over the trust role over the component roles.
  *
  * The version must be exactly the current one plus one (TUF §5.3.5): a
  * device that missed updates walks the chain (trust-chain.ts), each version
@@ -120,16 +124,22 @@ function requireRoles(
   matches: { current: SignatureMatch; next: SignatureMatch },
   what: string,
 ): void {
-  const pairs = [...change.roles];
-  if (change.structural) {
-    const c = trustRole(sets.current);
-    if (!c) throw new CoapfwError('TRUST_NO_POLICY', `${what}: it changes the trust set's structure, and the current set has no role for the trust pseudo-component`);
-    const n = trustRole(sets.next);
-    pairs.push({ current: c, ...(n ? { next: n } : {}) });
-  }
   const rev = sets.current.revocation;
-  for (const p of pairs) {
-    if (p.current) requireRole(tallyRole(p.current, sets.current, matches.current, rev), `${what} (current keys)`);
+  const currentTrust = trustRole(sets.current);
+  const trustTally = currentTrust && tallyRole(currentTrust, sets.current, matches.current, rev);
+  if (change.structural) {
+    if (!trustTally) throw new CoapfwError('TRUST_NO_POLICY', `${what}: it changes the trust set's structure, and the current set has no role for the trust pseudo-component`);
+    requireRole(trustTally, `${what} (current keys)`);
+    const n = trustRole(sets.next);
+    if (n) requireRole(tallyRole(n, sets.next, matches.next, rev), `${what} (new keys)`);
+  }
+  for (const p of change.roles) {
+    if (p.current) {
+      const own = tallyRole(p.current, sets.current, matches.current, rev);
+      // The trust role may re-key any role: how a vendor whose keys were revoked or lost recovers.
+      const byTrust = trustTally !== undefined && trustTally.counted.length >= trustTally.role.threshold;
+      if (!byTrust) requireRole(own, `${what} (current keys)`);
+    }
     if (p.next) requireRole(tallyRole(p.next, sets.next, matches.next, rev), `${what} (new keys)`);
   }
 }

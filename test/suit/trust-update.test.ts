@@ -66,9 +66,20 @@ describe('trust update: the TUF root rotation rule per role', () => {
     // Vendor B puts its own key into the radio role: the current radio role (a1) must sign.
     const grab: TrustSet = { ...v1, version: 2, roles: v1.roles.map((r) => (r.name === 'radio' ? radioRole(['a1', 'b1']) : r)) };
     expect(codeOf(() => applyTrustUpdate(v1, createTrustUpdate(grab, [K.b1])))).toBe('KEY_NOT_AUTHORIZED');
-    // Swapping vendor A's key for its own, signed by B and even by the integrator: still needs a1.
+    // With one integrator key (the trust role needs two) it still fails.
     const swap: TrustSet = { ...v1, version: 2, roles: v1.roles.map((r) => (r.name === 'radio' ? radioRole(['b1']) : r)) };
-    expect(codeOf(() => applyTrustUpdate(v1, createTrustUpdate(swap, [K.b1, K.t1, K.t2])))).toBe('KEY_NOT_AUTHORIZED');
+    expect(codeOf(() => applyTrustUpdate(v1, createTrustUpdate(swap, [K.b1, K.t1])))).toBe('KEY_NOT_AUTHORIZED');
+  });
+
+  test('the trust role re-keys a vendor whose key was revoked (or lost); the new key must still sign', () => {
+    const revoked: TrustState = { ...v1, revocation: { sequence: 1, digest: new Uint8Array(32), revoked: [keyThumbprint(K.a1.publicKey)] } };
+    const next = rotateRadio(revoked);
+    // The vendor cannot do it itself any more: its current key counts for nothing.
+    expect(codeOf(() => applyTrustUpdate(revoked, createTrustUpdate(next, [K.a1, K.a2])))).toBe('KEY_REVOKED');
+    // The integrator without the new key: the new role is not proven.
+    expect(codeOf(() => applyTrustUpdate(revoked, createTrustUpdate(next, [K.t1, K.t2])))).toBe('KEY_NOT_AUTHORIZED');
+    const v2 = applyTrustUpdate(revoked, createTrustUpdate(next, [K.t1, K.t2, K.a2]));
+    expect(verifyFirmware(firmware('radio', [K.a2]), { trust: v2 }).roles[0]!.counted).toEqual(['a2']);
   });
 
   test('structural changes (a role added, removed or re-scoped, a new source) need the trust role, old and new', () => {
@@ -79,8 +90,9 @@ describe('trust update: the TUF root rotation rule per role', () => {
     expect(applyTrustUpdate(v1, createTrustUpdate(added, [K.b2, K.t1, K.t3])).roles).toHaveLength(4);
 
     const removed: TrustSet = { ...v1, version: 2, roles: v1.roles.filter((r) => r.name !== 'app') };
-    expect(codeOf(() => applyTrustUpdate(v1, createTrustUpdate(removed, [K.t1, K.t2])))).toBe('KEY_NOT_AUTHORIZED');
-    expect(applyTrustUpdate(v1, createTrustUpdate(removed, [K.t1, K.t2, K.b1])).roles).toHaveLength(2);
+    expect(codeOf(() => applyTrustUpdate(v1, createTrustUpdate(removed, [K.b1])))).toBe('KEY_NOT_AUTHORIZED');
+    expect(codeOf(() => applyTrustUpdate(v1, createTrustUpdate(removed, [K.b1, K.t3])))).toBe('TRUST_THRESHOLD');
+    expect(applyTrustUpdate(v1, createTrustUpdate(removed, [K.t1, K.t2])).roles).toHaveLength(2);
 
     // Vendor A widening its role to every component would make every update need it.
     const widened: TrustSet = { ...v1, version: 2, roles: v1.roles.map((r) => (r.name === 'radio' ? { ...r, scope: { kind: 'any-component' as const } } : r)) };
