@@ -26,6 +26,11 @@
  * the owner can always choose a higher one; revocation lists name anchors,
  * never the owner key. A stranger cannot take the device: only a signature
  * by the owner key counts (NOT_OWNER).
+ *
+ * A transfer names no device (privacy: the same bytes may travel in the
+ * clear), so it is valid on every device holding that owner key below its
+ * version. An owner who wants one device only gives each device its own
+ * owner key at provisioning.
  */
 import { CoapfwError } from '../errors.js';
 import { decodeCbor, encodeCbor } from './cbor.js';

@@ -22,7 +22,7 @@
  * subject to the list: a vendor cannot lock the owner out by listing it.
  *
  * What no list can do without a clock: tell a device that a newer list
- * exists. See README "Trust, rotation and revocation".
+ * exists. See README, "What a device without a clock cannot detect".
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { CoapfwError } from '../errors.js';

@@ -32,7 +32,7 @@ export type TrustScope =
    * Components matching every field given (at least one): the SUIT component
    * id, and the vendor-id / class-id (16-byte UUIDs) that component has: the
    * manifest's parameters for it, plus the device's own table when the
-   * verifier gets one (see `TrustVerifyOptions.components`).
+   * verifier gets one (see `FirmwareVerifyOptions.components`).
    */
   | {
       readonly kind: 'component';
