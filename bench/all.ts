@@ -5,14 +5,15 @@
  * throughput against libcoap and TFTP), `node dist/bench/coaps.js` (coaps
  * against plain coap), `node dist/bench/update.js` (one device update),
  * `node dist/bench/delta.js` (differential updates of real binaries),
- * `node dist/bench/fastlinks.js [--quick]` (delay, loss and a shared bottleneck through bench/relay.ts).
+ * `node dist/bench/fastlinks.js [--quick]` (delay, loss and a shared bottleneck through bench/relay.ts),
+ * `node dist/bench/trust.js [runs] [--quick]` (trust verification and the trust store).
  */
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const parts: Record<string, string> = { blockwise: 'run.js', coaps: 'coaps.js', update: 'update.js', delta: 'delta.js', fastlinks: 'fastlinks.js' };
+const parts: Record<string, string> = { blockwise: 'run.js', coaps: 'coaps.js', update: 'update.js', delta: 'delta.js', fastlinks: 'fastlinks.js', trust: 'trust.js' };
 // `npm run bench -- --quick` passes --quick to every part (fastlinks shrinks its scenarios).
 const args = process.argv.slice(2);
 const out: Record<string, unknown> = {};

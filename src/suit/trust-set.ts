@@ -137,9 +137,18 @@ export function trustLimits(over?: Partial<TrustLimits>): TrustLimits {
  * and uncompressed form.
  */
 export function keyThumbprint(key: SuitPublicKey): Uint8Array {
-  // encodeCoseKey writes labels 1, -1, -2, -3 in that order: RFC 8949 §4.2.1 order.
-  return sha256(encodeCoseKey({ type: key.type, bytes: key.bytes }));
+  let tp = thumbprints.get(key);
+  if (tp === undefined) {
+    // encodeCoseKey writes labels 1, -1, -2, -3 in that order: RFC 8949 §4.2.1 order.
+    tp = sha256(encodeCoseKey({ type: key.type, bytes: key.bytes }));
+    thumbprints.set(key, tp);
+  }
+  return tp.slice();
 }
+
+// Per key object: a P-256 thumbprint costs a point decompression, and every
+// signature match computes the thumbprints of all anchors (keys are treated as immutable).
+const thumbprints = new WeakMap<SuitPublicKey, Uint8Array>();
 
 const utf8 = new TextEncoder();
 
