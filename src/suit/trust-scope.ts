@@ -9,8 +9,14 @@
  * table of components adds its values. The collection over-approximates on
  * purpose: every role matching any of those values must be satisfied, so an
  * extra value can only add a requirement, never remove one.
+ *
+ * One component is not governed by a role of its own: the delta scratch
+ * component ['coapfw', 'delta'] (delta-manifest.ts). Its bytes reach an
+ * image only through a copy into another component of the same manifest,
+ * which is governed, and a device never installs it as such.
  */
 import { CoapfwError } from '../errors.js';
+import { DELTA_COMPONENT_ID } from './delta-manifest.js';
 import type { TrustRole, TrustScope, TrustSet } from './trust-set.js';
 import type { ComponentId, SuitCommand, SuitManifest } from './types.js';
 import { bytesEqual, toHex } from './values.js';
@@ -89,9 +95,9 @@ class Collector {
 }
 
 /**
- * The components `m` touches (every declared component), each with the
- * vendor and class ids the manifest sets for it, plus the device's when
- * `device` is given. With `device`, a component the device does not have is
+ * The components `m` touches (every declared component but the delta
+ * scratch component), each with the vendor and class ids the manifest sets
+ * for it, plus the device's when `device` is given. With `device`, a component the device does not have is
  * TRUST_NO_POLICY. A severed install or payload-fetch the envelope does not
  * carry is SUIT_MALFORMED: what it sets cannot be known.
  */
@@ -105,7 +111,8 @@ export function touchedComponents(m: SuitManifest, device?: readonly DeviceCompo
   // §6.4: the shared sequence runs before each sequence, from component 0.
   const start = col.walk(m.sharedSequence, [0]);
   for (const seq of [m.payloadFetch, m.install, m.validate, m.load, m.invoke]) if (seq) col.walk(seq, start);
-  return m.components.map((componentId, index) => {
+  const touched = m.components.map((componentId, index) => ({ componentId, index })).filter((c) => !sameId(c.componentId, DELTA_COMPONENT_ID));
+  return touched.map(({ componentId, index }) => {
     const vendorIds = [...col.vendors[index]!];
     const classIds = [...col.classes[index]!];
     if (device) {

@@ -106,6 +106,16 @@ describe('verifyFirmware: per-component roles', () => {
     expect(verifyFirmware(both, { trust }).roles.map((r) => r.role.name).sort()).toEqual(['app', 'radio']);
   });
 
+  test("a delta manifest's scratch component ['coapfw', 'delta'] needs no role of its own; the image it patches does", () => {
+    const desc = { sequence: 7, vendorId: VENDOR_B, classId: CLASS_APP, uri: '/fw/new', digest: new Uint8Array(32).fill(3), size: 100, componentId: APP };
+    const delta = { uri: '/fw/delta', digest: new Uint8Array(32).fill(4), size: 10, sourceDigest: new Uint8Array(32).fill(5), sourceSize: 90, frameSize: 1024 };
+    const env = createEnvelope({ ...desc, delta }, [K.b1]);
+    expect(verifyFirmware(env, { trust }).roles.map((r) => [r.componentIndex, r.role.name])).toEqual([[0, 'app']]);
+    expect(codeOf(() => verifyFirmware(createEnvelope({ ...desc, delta }, [K.a1]), { trust }))).toBe('KEY_NOT_AUTHORIZED');
+    const components = [{ componentId: APP, vendorId: VENDOR_B }];
+    expect(verifyFirmware(env, { trust, components }).roles).toHaveLength(1);
+  });
+
   test('threshold k of n and all-of', () => {
     const two: TrustState = { ...trust, anchors: [...trust.anchors, ...anchors('a2')], roles: [trust.roles[0]!, radioRole(['a1', 'a2'], 2), trust.roles[2]!] };
     expect(codeOf(() => verifyFirmware(firmware('radio', [K.a1]), { trust: two }))).toBe('TRUST_THRESHOLD');
