@@ -15,6 +15,7 @@ import { Code, MessageType } from '../codec/numbers.js';
 import { CoapfwError } from '../errors.js';
 import { peerKey, type Peer, type Transport } from '../transport/types.js';
 import { DedupCache } from './dedup.js';
+import { noResponseSuppresses } from './no-response.js';
 import { exchangeLifetime, maxTransmitWait, resolveParams, type TransmissionParams } from './params.js';
 import { Retransmitter } from './reliability.js';
 import type { Runtime } from './runtime.js';
@@ -36,7 +37,11 @@ export interface ResponseSpec {
   readonly payload?: Uint8Array;
 }
 
-/** Serves one request. `undefined` means no response (for NON with No-Response). */
+/**
+ * Serves one request. `undefined` means no response: nothing for a NON, an
+ * empty ACK for a CON (the endpoint also drops responses a No-Response
+ * option, RFC 7967, asks it not to send).
+ */
 export type RequestHandler = (req: CoapRequest) => ResponseSpec | undefined | Promise<ResponseSpec | undefined>;
 
 /** A request to send. Type defaults to CON. */
@@ -351,7 +356,9 @@ export class CoapEndpoint {
     }
   }
 
-  private sendResponse(req: CoapMessage, peer: Peer, spec: ResponseSpec | undefined, separate: boolean): Uint8Array | undefined {
+  private sendResponse(req: CoapMessage, peer: Peer, answer: ResponseSpec | undefined, separate: boolean): Uint8Array | undefined {
+    // RFC 7967: a response of a class the client said it does not want is not sent (a CON still gets its empty ACK).
+    const spec = answer !== undefined && noResponseSuppresses(req, answer.code) ? undefined : answer;
     if (spec === undefined) {
       return req.type === MessageType.CON && !separate ? this.sendMessage(emptyAck(req.messageId), peer) : undefined;
     }

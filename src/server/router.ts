@@ -1,10 +1,12 @@
 /**
  * Request routing for our servers, and the generic request checks that every
- * resource shares: unknown critical options (RFC 7252 §5.4.1), methods.
+ * resource shares: proxy requests (RFC 7252 §5.10.2), unknown critical
+ * options (§5.4.1), methods. No-Response (RFC 7967) is honoured by the
+ * endpoint (messaging/no-response.ts), for every response it sends.
  */
 import type { CoapMessage } from '../codec/message.js';
-import { Code, OptionNumber } from '../codec/numbers.js';
-import { unknownCriticalOptions, uriPath, validateOptions } from '../codec/options.js';
+import { Code, MessageType, OptionNumber } from '../codec/numbers.js';
+import { hasOption, unknownCriticalOptions, uriPath, validateOptions } from '../codec/options.js';
 import type { CoapRequest, RequestHandler, ResponseSpec } from '../messaging/endpoint.js';
 import { errorResponse, toResponse } from './responses.js';
 
@@ -44,13 +46,16 @@ export const SERVER_OPTIONS: ReadonlySet<number> = new Set([
 export function routeRequests(resolve: Resolver, known: ReadonlySet<number> = SERVER_OPTIONS): RequestHandler {
   return (req) => {
     const msg = req.message;
-    const unknown = unknownCriticalOptions(msg, known);
-    if (unknown.length > 0) return errorResponse(Code.BAD_OPTION, `unsupported critical option ${unknown.join(', ')}`);
-    try {
-      // §5.4.5/§5.4.3: a repeated non-repeatable or badly sized critical option is a 4.02.
-      validateOptions(msg);
-    } catch (e) {
-      return toResponse(e);
+    // §5.10.2: an endpoint unable or unwilling to act as a forward-proxy
+    // answers a request with Proxy-Uri or Proxy-Scheme with 5.05.
+    if (hasOption(msg, OptionNumber.PROXY_URI) || hasOption(msg, OptionNumber.PROXY_SCHEME)) {
+      return errorResponse(Code.PROXYING_NOT_SUPPORTED, 'this server is not a proxy');
+    }
+    const bad = badCriticalOptions(msg, known);
+    if (bad !== undefined) {
+      // §5.4.1: a NON carrying an unrecognised critical option is rejected
+      // (§4.3: silently ignored; a Reset is optional and we save it); a CON gets 4.02.
+      return msg.type === MessageType.NON ? undefined : bad;
     }
     let path: string[];
     try {
@@ -71,4 +76,19 @@ export function routeRequests(resolve: Resolver, known: ReadonlySet<number> = SE
       return toResponse(e);
     }
   };
+}
+
+/**
+ * The 4.02 for a request with a critical option we do not process, or with
+ * one that §5.4.3 (bad length) and §5.4.5 (repeated) say to treat like one.
+ */
+function badCriticalOptions(msg: CoapMessage, known: ReadonlySet<number>): ResponseSpec | undefined {
+  const unknown = unknownCriticalOptions(msg, known);
+  if (unknown.length > 0) return errorResponse(Code.BAD_OPTION, `unsupported critical option ${unknown.join(', ')}`);
+  try {
+    validateOptions(msg);
+  } catch (e) {
+    return toResponse(e);
+  }
+  return undefined;
 }
