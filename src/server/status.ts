@@ -4,7 +4,7 @@
  * number, detail); people and tools read `GET /status` (all devices, JSON)
  * or `GET /status/<device-id>`. Bounded in devices and report size.
  */
-import { Decoder } from 'cbor-x';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { serveBlock2 } from '../blockwise/serve.js';
 import { bufferSource, type ByteSource } from '../blockwise/source.js';
 import { decodeBlock } from '../codec/block.js';
@@ -12,6 +12,8 @@ import { Code, ContentFormat, OptionNumber } from '../codec/numbers.js';
 import { decodeUint, encodeUint, getOption } from '../codec/options.js';
 import type { CoapRequest, ResponseSpec } from '../messaging/endpoint.js';
 import type { Runtime } from '../messaging/runtime.js';
+import { decodeCbor, type CborLimits } from '../suit/cbor.js';
+import { CoapfwError } from '../errors.js';
 import { peerKey } from '../transport/types.js';
 import { errorResponse } from './responses.js';
 import type { Resource } from './router.js';
@@ -43,7 +45,11 @@ export interface StatusOptions {
   readonly listRebuildMs?: number;
 }
 
-const decoder = new Decoder({ mapsAsObjects: true, useRecords: false });
+/**
+ * A report is a flat map of a few scalars; these bounds leave room for a
+ * small nested value (dropped by sanitize) and nothing more.
+ */
+const REPORT_CBOR_LIMITS: CborLimits = { maxDepth: 4, maxArrayLength: 32, maxItems: 128 };
 const textDecoder = new TextDecoder();
 const encoder = new TextEncoder();
 const DEVICE_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -120,7 +126,7 @@ export class StatusTracker {
     let report: unknown;
     try {
       if (cf === ContentFormat.JSON) report = JSON.parse(textDecoder.decode(payload));
-      else if (cf === ContentFormat.CBOR) report = decoder.decode(payload);
+      else if (cf === ContentFormat.CBOR) report = decodeReportCbor(payload);
       else return errorResponse(Code.UNSUPPORTED_CONTENT_FORMAT, 'report: JSON (50) or CBOR (60)');
     } catch {
       return errorResponse(Code.BAD_REQUEST, 'report: not valid JSON/CBOR');
@@ -132,13 +138,38 @@ export class StatusTracker {
   }
 }
 
+/**
+ * Network CBOR goes through suit/cbor.ts's bounded scan first (depth, lengths,
+ * item count, well-formedness, unique keys, valid UTF-8): cbor-x must never
+ * see untrusted bytes before it. A report has no use for tags, and cbor-x
+ * gives several of them meanings of its own (dates, sets, shared references,
+ * records), so any tag is refused. Returns a plain object (text keys, integer
+ * keys as their decimal string; other keys are dropped).
+ */
+function decodeReportCbor(payload: Uint8Array): unknown {
+  const noTags = (_depth: number, start: number): void => {
+    if (payload[start]! >> 5 === 6) throw new CoapfwError('SUIT_MALFORMED', `report: CBOR tag at byte ${start} (tags are not accepted)`);
+  };
+  const value = decodeCbor(payload, REPORT_CBOR_LIMITS, 'report', noTags);
+  if (!(value instanceof Map)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of value) {
+    if (typeof k === 'string' || typeof k === 'number' || typeof k === 'bigint') {
+      Object.defineProperty(out, String(k), { value: v, enumerable: true, writable: true, configurable: true });
+    }
+  }
+  return out;
+}
+
 /** Keep only JSON-safe scalar fields (bigints as strings, bytes as hex). */
 function sanitize(r: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
+  // defineProperty: a key such as "__proto__" is stored as data, never as the prototype.
+  const set = (k: string, v: unknown): void => void Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
   for (const [k, v] of Object.entries(r)) {
-    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || v === null) out[k] = v;
-    else if (typeof v === 'bigint') out[k] = v.toString();
-    else if (v instanceof Uint8Array) out[k] = Buffer.from(v).toString('hex');
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || v === null) set(k, v);
+    else if (typeof v === 'bigint') set(k, v.toString());
+    else if (v instanceof Uint8Array) set(k, bytesToHex(v));
   }
   return out;
 }
