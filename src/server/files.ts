@@ -29,6 +29,7 @@ import { ContentFormat } from '../codec/numbers.js';
 import { CoapfwError } from '../errors.js';
 import { ChunkCache } from './chunk-cache.js';
 import { HandlePool } from './handle-pool.js';
+import { skipName, type ScanFilterOptions } from './scan-filter.js';
 
 /** One served file. */
 export interface FileEntry extends ByteSource {
@@ -39,8 +40,8 @@ export interface FileEntry extends ByteSource {
   readonly mtimeMs: number;
 }
 
-/** Repository limits. */
-export interface FileRepositoryOptions {
+/** Repository limits and what to index. */
+export interface FileRepositoryOptions extends ScanFilterOptions {
   /** Files larger than this are skipped at indexing. Default 1 GiB. */
   readonly maxFileSize?: number;
   /** Files indexed at most. Default 10000. */
@@ -50,7 +51,8 @@ export interface FileRepositoryOptions {
   /**
    * Told about every file that could not be indexed (deleted or renamed
    * between scan and hash, EACCES...; the file is skipped and retried on the
-   * next refresh) and, from `coapfw serve`, about a failed periodic refresh.
+   * next refresh), about a subdirectory that cannot be read (once, until it
+   * can be read again) and, from `coapfw serve`, about a failed periodic refresh.
    * Default: ignored (still counted in {@link FileRepository.errorCount}).
    */
   readonly onError?: (e: unknown) => void;
@@ -94,6 +96,8 @@ export class FileRepository {
   private refreshQueue: Promise<unknown> = Promise.resolve();
   private errors = 0;
   private refreshQueued = false;
+  /** Subdirectories reported as unreadable, so that each refresh does not say it again. */
+  private readonly unreadable = new Set<string>();
 
   private constructor(
     readonly root: string,
@@ -103,14 +107,18 @@ export class FileRepository {
     this.handles = new HandlePool(Math.max(1, options.maxOpenFiles ?? 64));
   }
 
-  /** Index `dir` (which must be a directory). */
+  /**
+   * Index `dir`, which must be a directory this process can read: anything
+   * else is INVALID_ARGUMENT (missing, not a directory) or IO_ERROR (EACCES
+   * and the like), never an empty repository.
+   */
   static async open(dir: string, options: FileRepositoryOptions = {}): Promise<FileRepository> {
     let root: string;
     try {
       root = await realpath(dir);
       if (!(await stat(root)).isDirectory()) throw new Error('not a directory');
     } catch (e) {
-      throw new CoapfwError('INVALID_ARGUMENT', `serve: '${dir}' is not a readable directory`, { cause: e });
+      throw new CoapfwError('INVALID_ARGUMENT', `serve: '${dir}' is not a readable directory`, { cause: e, path: dir });
     }
     const repo = new FileRepository(root, options);
     await repo.refresh();
@@ -225,9 +233,10 @@ export class FileRepository {
     const out: Array<{ rel: string; abs: string; size: number; mtimeMs: number; dev: number; ino: number }> = [];
     const walk = async (dir: string, depth: number): Promise<void> => {
       if (depth > 32) return;
-      const names = await readdir(dir).catch(() => [] as string[]);
+      const names = await this.readDir(dir);
       for (const name of names.sort()) {
         if (out.length >= maxFiles) return;
+        if (skipName(name, this.options)) continue;
         const abs = join(dir, name);
         const st = await lstat(abs).catch(() => undefined);
         if (st === undefined) continue;
@@ -245,6 +254,29 @@ export class FileRepository {
     };
     await walk(this.root, 0);
     return out;
+  }
+
+  /**
+   * The names in `dir`. The root must be readable (IO_ERROR otherwise: the
+   * refresh fails and the index stays as it was); a subdirectory that cannot
+   * be read is skipped and reported once until it can be read again.
+   */
+  private async readDir(dir: string): Promise<string[]> {
+    try {
+      const names = await readdir(dir);
+      this.unreadable.delete(dir);
+      return names;
+    } catch (e) {
+      const rel = relative(this.root, dir).split(sep).join('/');
+      const code = (e as NodeJS.ErrnoException).code ?? 'error';
+      if (dir === this.root) throw new CoapfwError('IO_ERROR', `serve: cannot read the directory '${this.root}' (${code})`, { cause: e, path: this.root });
+      if (code === 'ENOENT' || code === 'ENOTDIR') return []; // removed or replaced since it was listed: nothing to report
+      if (!this.unreadable.has(dir)) {
+        this.unreadable.add(dir);
+        this.report(new CoapfwError('IO_ERROR', `serve: cannot read the directory '${rel}' (${code}); its files are not served`, { cause: e, path: rel }));
+      }
+      return [];
+    }
   }
 
   /** Hash the file through one handle and take its identity from the same handle. */
