@@ -3,7 +3,9 @@
  * start block: the basis of resume. The ETag is checked on every block and a
  * change raises ETAG_MISMATCH: two versions are never stitched together.
  * Each block is retried on its own with back-off; there is no deadline for
- * the whole transfer, so a slow link finishes instead of being cut off.
+ * the whole transfer, so a slow link finishes instead of being cut off. A
+ * server's "try again later" (5.03, or 4.29 from a rate limit) is one of
+ * those retries, after the Max-Age it asked for.
  */
 import { equalBytes } from '@noble/curves/utils.js';
 import { blockSize, decodeBlock, encodeBlock, MAX_SZX } from '../codec/block.js';
@@ -12,7 +14,7 @@ import { Code, codeToString, OptionNumber } from '../codec/numbers.js';
 import { decodeUint, getOption } from '../codec/options.js';
 import { CoapfwError, isCoapfwError } from '../errors.js';
 import type { Requester } from '../messaging/echo.js';
-import { withRetry, type RetryPolicy } from '../messaging/retry.js';
+import { retryAfterDelay, withRetry, type RetryPolicy } from '../messaging/retry.js';
 import type { Runtime } from '../messaging/runtime.js';
 
 export type { Requester } from '../messaging/echo.js';
@@ -53,7 +55,10 @@ export interface FetchOptions {
   readonly etag?: Uint8Array;
   /** Refuse a representation larger than this (TOO_LARGE) as soon as a block goes past it. */
   readonly maxSize?: number;
-  /** Per-block retry policy. Default 5 attempts, 1 s base. */
+  /**
+   * Per-block retry policy. Default 5 attempts, 1 s base; a 5.03 or 4.29 is
+   * retried after its Max-Age (60 s when absent), at most `maxRetryAfterMs`.
+   */
   readonly retry?: RetryPolicy;
   readonly signal?: AbortSignal;
   /** Wait for a response this long per attempt (NON, or after an empty ACK). */
@@ -62,9 +67,25 @@ export interface FetchOptions {
   readonly onProgress?: (p: FetchProgress) => void;
 }
 
-/** Errors worth another attempt: the network, not the server's answer. */
+/** RFC 7252 §5.10.5: Max-Age when a response carries none. */
+const DEFAULT_MAX_AGE_S = 60;
+
+/**
+ * A response that says "try again later": 5.03 Service Unavailable (RFC 7252
+ * §5.9.3.4) or 4.29 Too Many Requests (RFC 8516), whose Max-Age is the wait.
+ */
+export function isRetryLater(e: unknown): e is CoapfwError {
+  return isCoapfwError(e, 'RESPONSE_CODE') && (e.responseCode === Code.SERVICE_UNAVAILABLE || e.responseCode === Code.TOO_MANY_REQUESTS);
+}
+
+/** Errors worth another attempt: the network, or a server asking to be asked again later. */
 export function isTransient(e: unknown): boolean {
-  return isCoapfwError(e, 'TIMEOUT') || isCoapfwError(e, 'IO_ERROR') || isCoapfwError(e, 'RESET');
+  return isCoapfwError(e, 'TIMEOUT') || isCoapfwError(e, 'IO_ERROR') || isCoapfwError(e, 'RESET') || isRetryLater(e);
+}
+
+/** The wait before retrying after `e` when it is a "try again later", else undefined (back off instead). */
+export function retryAfterMs(e: unknown, policy: RetryPolicy, random: () => number): number | undefined {
+  return isRetryLater(e) ? retryAfterDelay(e.maxAge ?? DEFAULT_MAX_AGE_S, policy, random) : undefined;
 }
 
 /**
@@ -88,16 +109,21 @@ export async function* fetchBlocks(request: Requester, opts: FetchOptions): Asyn
     const options: CoapOption[] = [...opts.options, { number: OptionNumber.BLOCK2, value: encodeBlock({ num, more: false, szx }) }];
     if (offset === 0 || num === start) options.push({ number: OptionNumber.SIZE2, value: new Uint8Array(0) });
     const res = await withRetry(
-      () => request({ code: Code.GET, options, confirmable: opts.confirmable }, { signal: opts.signal, responseTimeoutMs: opts.responseTimeoutMs }),
+      async () => {
+        const r = await request({ code: Code.GET, options, confirmable: opts.confirmable }, { signal: opts.signal, responseTimeoutMs: opts.responseTimeoutMs });
+        if (r.code === Code.SERVICE_UNAVAILABLE || r.code === Code.TOO_MANY_REQUESTS) throw responseError(r, num);
+        return r;
+      },
       {
         ...opts.retry,
         runtime: opts.runtime,
         signal: opts.signal,
         isRetryable: isTransient,
+        retryAfterMs: (e) => retryAfterMs(e, opts.retry ?? {}, () => opts.runtime.random()),
         onRetry: () => void retries++,
       },
     );
-    const block = checkResponse(res, offset, szx, etag);
+    const block = checkResponse(res, offset, num, szx, etag);
     if (block.total !== undefined) {
       // Size2 names the whole representation: it must not change, and the last block must end there.
       if (total !== undefined && block.total !== total) throw new CoapfwError('BLOCK_MISMATCH', `fetch: Size2 changed from ${total} to ${block.total}`);
@@ -122,12 +148,25 @@ export async function* fetchBlocks(request: Requester, opts: FetchOptions): Asyn
   }
 }
 
-/** Validate one Block2 response against what was asked. */
-function checkResponse(res: CoapMessage, offset: number, szx: number, etag: Uint8Array | undefined): FetchedBlock {
-  if (res.code !== Code.CONTENT) {
-    const diag = res.payload.length > 0 && res.payload.length < 200 ? `: ${new TextDecoder().decode(res.payload)}` : '';
-    throw new CoapfwError('RESPONSE_CODE', `fetch: server answered ${codeToString(res.code)}${diag}`);
+/** RESPONSE_CODE for a response other than 2.05, with its code, its Max-Age (for a 5.03 or 4.29) and the block asked for. */
+function responseError(res: CoapMessage, num: number): CoapfwError {
+  const diag = res.payload.length > 0 && res.payload.length < 200 ? `: ${new TextDecoder().decode(res.payload)}` : '';
+  let maxAge: number | undefined;
+  if (res.code === Code.SERVICE_UNAVAILABLE || res.code === Code.TOO_MANY_REQUESTS) {
+    const raw = getOption(res, OptionNumber.MAX_AGE);
+    try {
+      maxAge = raw === undefined ? DEFAULT_MAX_AGE_S : decodeUint(raw);
+    } catch {
+      maxAge = DEFAULT_MAX_AGE_S; // a malformed Max-Age is treated as absent
+    }
   }
+  const after = maxAge === undefined ? '' : `, Max-Age ${maxAge} s`;
+  return new CoapfwError('RESPONSE_CODE', `fetch: server answered ${codeToString(res.code)}${diag} (block ${num}${after})`, { responseCode: res.code, maxAge, block: num });
+}
+
+/** Validate one Block2 response against what was asked. */
+function checkResponse(res: CoapMessage, offset: number, num: number, szx: number, etag: Uint8Array | undefined): FetchedBlock {
+  if (res.code !== Code.CONTENT) throw responseError(res, num);
   const resEtag = getOption(res, OptionNumber.ETAG);
   if (etag !== undefined && (resEtag === undefined || !equalBytes(etag, resEtag))) {
     // RFC 7959 §2.4: the representation changed; never stitch two versions.

@@ -4,7 +4,7 @@
  * report a refusal, or retry a transient failure after a jittered
  * exponential back-off on the injected Runtime (bounded attempts).
  */
-import { isTransient } from '../blockwise/fetch.js';
+import { isTransient, retryAfterMs } from '../blockwise/fetch.js';
 import { CoapfwError } from '../errors.js';
 import { backoffDelay, sleep } from '../messaging/retry.js';
 import { idleResumeRecord, matchesDigestPrefix } from '../flash/journal.js';
@@ -52,7 +52,9 @@ export async function recover(s: UpdateSession, state: UpdateState, e: unknown):
   const retry = s.opts.retry ?? { attempts: 4, baseMs: 2000, maxMs: 60_000 };
   s.failures++;
   if (!isTransient(e) || s.failures >= (retry.attempts ?? 4)) return { name: 'report', status: s.status('failed', e) };
-  const delayMs = backoffDelay(s.failures, retry, () => s.opts.runtime.random());
+  // A server's "try again in N seconds" (5.03/4.29 + Max-Age) is honoured, as the block fetch does.
+  const random = (): number => s.opts.runtime.random();
+  const delayMs = retryAfterMs(e, s.opts.blockRetry ?? {}, random) ?? backoffDelay(s.failures, retry, random);
   s.emit({ type: 'retry', attempt: s.failures, delayMs, error: e.code });
   await sleep(s.opts.runtime, delayMs, s.opts.signal);
   return { name: 'check' };

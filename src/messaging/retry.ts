@@ -14,6 +14,11 @@ export interface RetryPolicy {
   readonly baseMs?: number;
   /** Largest back-off ceiling in ms. Default 60000. */
   readonly maxMs?: number;
+  /**
+   * Longest wait a server's "try again in N seconds" (Max-Age on a 5.03 or
+   * 4.29) may impose before the next attempt, in ms. Default 30000.
+   */
+  readonly maxRetryAfterMs?: number;
 }
 
 /** Delay before retry `n` (1-based): uniform in [0, min(maxMs, baseMs * 2^(n-1))] ("full jitter"). */
@@ -42,6 +47,17 @@ export function sleep(runtime: Runtime, ms: number, signal?: AbortSignal): Promi
 }
 
 /**
+ * Delay before retrying a request the server asked to repeat after `maxAgeS`
+ * seconds (RFC 7252 §5.9.3.4): never sooner, capped by `maxRetryAfterMs`, and
+ * spread over another half of it (at least 1 s) so that clients refused at
+ * once do not all come back in the same instant.
+ */
+export function retryAfterDelay(maxAgeS: number, policy: RetryPolicy, random: () => number): number {
+  const base = Math.min(maxAgeS * 1000, policy.maxRetryAfterMs ?? 30_000);
+  return base + random() * Math.max(base / 2, 1000);
+}
+
+/**
  * Run `fn` until it succeeds, `isRetryable` says no, or the attempts run out
  * (then the last error is thrown). `onRetry` sees each failure before the wait.
  */
@@ -51,6 +67,8 @@ export async function withRetry<T>(
     readonly runtime: Runtime;
     readonly signal?: AbortSignal;
     readonly isRetryable?: (e: unknown) => boolean;
+    /** The wait a failure itself asks for (a server's Max-Age), instead of the back-off; undefined: back off. */
+    readonly retryAfterMs?: (e: unknown) => number | undefined;
     readonly onRetry?: (e: unknown, attempt: number, delayMs: number) => void;
   },
 ): Promise<T> {
@@ -61,7 +79,7 @@ export async function withRetry<T>(
       return await fn(attempt);
     } catch (e) {
       if (attempt >= attempts || !(options.isRetryable?.(e) ?? true) || options.signal?.aborted) throw e;
-      const delay = backoffDelay(attempt, options, () => options.runtime.random());
+      const delay = options.retryAfterMs?.(e) ?? backoffDelay(attempt, options, () => options.runtime.random());
       options.onRetry?.(e, attempt, delay);
       await sleep(options.runtime, delay, options.signal);
     }

@@ -6,13 +6,11 @@
 import { serveBlock2, type Block2ServeOptions } from '../blockwise/serve.js';
 import { bufferSource, type ByteSource } from '../blockwise/source.js';
 import { filterLinks, formatLinks, type Link } from '../codec/link-format.js';
-import { Code, ContentFormat, OptionNumber } from '../codec/numbers.js';
-import { encodeUint, uriQuery } from '../codec/options.js';
-import { isCoapfwError } from '../errors.js';
-import type { CoapRequest, ResponseSpec } from '../messaging/endpoint.js';
+import { Code, ContentFormat } from '../codec/numbers.js';
+import { uriQuery } from '../codec/options.js';
+import type { CoapRequest } from '../messaging/endpoint.js';
 import type { FileEntry, FileRepository } from './files.js';
 import type { ObserveRegistry } from './observe.js';
-import { errorResponse } from './responses.js';
 import type { Resolver, Resource } from './router.js';
 import type { StatusTracker } from './status.js';
 
@@ -31,12 +29,11 @@ export interface FileResourceOptions extends Block2ServeOptions {
 /** Resolver for a file repository's resources. */
 export function fileResources(repo: FileRepository, options: FileResourceOptions = {}): Resolver {
   const { status, observe } = options;
+  // A file replaced since it was indexed throws CONTENT_CHANGED: the router
+  // answers 5.03 with Max-Age 1 rather than old metadata with new bytes.
   const plainFile = (entry: FileEntry): Resource => ({
     methods: GET_ONLY,
-    handle: (req: CoapRequest) => {
-      const r = serveBlock2(req.message, entry, options);
-      return r instanceof Promise ? r.catch(unavailableIfChanged) : r;
-    },
+    handle: (req: CoapRequest) => serveBlock2(req.message, entry, options),
   });
   const fileResource = (entry: FileEntry): Resource => (observe ? observe.wrap(`files/${entry.path}`, plainFile(entry)) : plainFile(entry));
   // /.well-known/core is encoded and hashed once per repository change (and per
@@ -103,12 +100,3 @@ export function directoryLinks(repo: FileRepository, observable = false): Link[]
   return links;
 }
 
-/**
- * The file was replaced since it was indexed (the repository is refreshing):
- * 5.03 with Max-Age 1, "try again in a second" (RFC 7252 §5.9.3.4), rather
- * than old metadata with new bytes.
- */
-function unavailableIfChanged(e: unknown): ResponseSpec {
-  if (!isCoapfwError(e, 'CONTENT_CHANGED')) throw e;
-  return { ...errorResponse(Code.SERVICE_UNAVAILABLE, e.message), options: [{ number: OptionNumber.MAX_AGE, value: encodeUint(1) }] };
-}

@@ -383,7 +383,8 @@ export class FileRepository {
       const st = await handle.stat();
       if (st.dev !== file.dev || st.ino !== file.ino || st.size !== file.size || st.mtimeMs !== file.mtimeMs) {
         this.refreshSoon();
-        throw new CoapfwError('CONTENT_CHANGED', `serve: ${file.rel} changed since it was indexed; try again`);
+        // 5.03 with Max-Age 1 (RFC 7252 §5.9.3.4): "try again in a second", by when the refresh has run.
+        throw new CoapfwError('CONTENT_CHANGED', `serve: ${file.rel} changed since it was indexed; try again`, { maxAge: 1, path: file.rel });
       }
       return handle;
     } catch (e) {

@@ -2,7 +2,8 @@
  * The one place where server-side errors become CoAP responses
  * (RFC 7252 §5.9), with a short diagnostic payload (§5.5.2).
  */
-import { Code } from '../codec/numbers.js';
+import { Code, OptionNumber } from '../codec/numbers.js';
+import { encodeUint } from '../codec/options.js';
 import { CoapfwError, type CoapfwErrorCode } from '../errors.js';
 import type { ResponseSpec } from '../messaging/endpoint.js';
 
@@ -25,11 +26,17 @@ export function errorResponse(code: number, diagnostic: string): ResponseSpec {
   return { code, payload: encoder.encode(diagnostic.slice(0, 120)) };
 }
 
-/** Map anything a handler threw to a response; unknown errors become 5.00 without details. */
+/**
+ * Map anything a handler threw to a response; unknown errors become 5.00
+ * without details. An error with `maxAge` (a 5.03 "try again in N seconds",
+ * RFC 7252 §5.9.3.4) carries it as the Max-Age option.
+ */
 export function toResponse(e: unknown): ResponseSpec {
   if (e instanceof CoapfwError) {
     const code = CODE_FOR[e.code];
-    if (code !== undefined) return errorResponse(code, e.message);
+    if (code === undefined) return { code: Code.INTERNAL_SERVER_ERROR };
+    const res = errorResponse(code, e.message);
+    return e.maxAge === undefined ? res : { ...res, options: [{ number: OptionNumber.MAX_AGE, value: encodeUint(e.maxAge) }] };
   }
   return { code: Code.INTERNAL_SERVER_ERROR };
 }

@@ -15,6 +15,7 @@ import type { CoapMessage } from '../../src/codec/message.js';
 import { Code, MessageType, OptionNumber } from '../../src/codec/numbers.js';
 import { decodeUint, getOption, pathOptions } from '../../src/codec/options.js';
 import { fileResources } from '../../src/server/file-server.js';
+import { routeRequests } from '../../src/server/router.js';
 import { FileRepository } from '../../src/server/files.js';
 
 let dir: string;
@@ -59,9 +60,10 @@ describe('a file replaced by rename before the next refresh', () => {
   });
 
   it('answers a GET with 5.03 Service Unavailable and Max-Age', async () => {
-    const resolve = fileResources(repo);
+    // The router maps the CONTENT_CHANGED a resource throws to its response, in one place.
+    const handler = routeRequests(fileResources(repo));
     await replaceSameSizeAndMtime('fw.bin', 'version-2');
-    const res = await resolve(['files', 'fw.bin'], get('/files/fw.bin'))!.handle({ message: get('/files/fw.bin'), peer: { address: '127.0.0.1', port: 1 } });
+    const res = (await handler({ message: get('/files/fw.bin'), peer: { address: '127.0.0.1', port: 1 } }))!;
     expect(res.code).toBe(Code.SERVICE_UNAVAILABLE);
     expect(getOption({ ...get('/'), options: [...(res.options ?? [])] }, OptionNumber.ETAG)).toBeUndefined();
     const maxAge = getOption({ ...get('/'), options: [...(res.options ?? [])] }, OptionNumber.MAX_AGE);
