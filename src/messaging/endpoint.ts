@@ -11,7 +11,8 @@
  * unexpected CON responses, AbortSignal.
  */
 import { decodeMessage, encodeMessage, peekHeader, type CoapMessage, type CoapOption } from '../codec/message.js';
-import { Code, MessageType } from '../codec/numbers.js';
+import { Code, MessageType, OptionNumber } from '../codec/numbers.js';
+import { encodeUint } from '../codec/options.js';
 import { CoapfwError } from '../errors.js';
 import { peerKey, type Peer, type Transport } from '../transport/types.js';
 import { DedupCache } from './dedup.js';
@@ -67,7 +68,13 @@ export interface EndpointOptions {
   readonly maxDedupEntries?: number;
   /** Dedup lifetime; default EXCHANGE_LIFETIME (§4.8.2). */
   readonly dedupLifetimeMs?: number;
-  /** Requests handled at once; beyond this the endpoint answers 5.03. Default 256. */
+  /**
+   * Requests whose handler has not answered yet, at most; beyond this the
+   * endpoint answers 5.03 with Max-Age 1. A memory bound (each holds its
+   * request and a timer), not a bound on work: a server bounds its distinct
+   * work itself (FileRepository's maxConcurrentReads), so that a thousand
+   * devices waiting on one cold block are one read, not a thousand. Default 4096.
+   */
   readonly maxConcurrentRequests?: number;
   /** Send an empty ACK when a handler has not answered a CON within this time. Default 1000 ms. */
   readonly separateResponseAfterMs?: number;
@@ -109,7 +116,7 @@ export class CoapEndpoint {
     this.runtime = options.runtime;
     this.params = resolveParams(options.params);
     this.dedup = new DedupCache(options.maxDedupEntries ?? 4096, options.dedupLifetimeMs ?? exchangeLifetime(this.params));
-    this.maxConcurrent = options.maxConcurrentRequests ?? 256;
+    this.maxConcurrent = options.maxConcurrentRequests ?? 4096;
     this.separateAfterMs = options.separateResponseAfterMs ?? 1000;
     this.nextMid = Math.floor(this.runtime.random() * 0x10000);
     const send = (bytes: Uint8Array, peer: Peer): void => this.sendRaw(bytes, peer);
@@ -311,7 +318,8 @@ export class CoapEndpoint {
     const entry = this.dedup.add(key, now);
     if (this.handler === undefined || this.inflight >= this.maxConcurrent) {
       this.stats.overloaded++;
-      entry.response = this.respond(msg, peer, { code: Code.SERVICE_UNAVAILABLE, options: [] }, false);
+      // RFC 7252 §5.9.3.4: Max-Age says when to try again; a second, not the 60 s default.
+      entry.response = this.respond(msg, peer, { code: Code.SERVICE_UNAVAILABLE, options: [{ number: OptionNumber.MAX_AGE, value: encodeUint(1) }] }, false);
       return;
     }
     let result: ResponseSpec | undefined | Promise<ResponseSpec | undefined>;

@@ -29,6 +29,7 @@ import { ContentFormat } from '../codec/numbers.js';
 import { CoapfwError } from '../errors.js';
 import { ChunkCache } from './chunk-cache.js';
 import { HandlePool } from './handle-pool.js';
+import { ReadLimiter } from './read-limiter.js';
 import { skipName, type ScanFilterOptions } from './scan-filter.js';
 
 /** One served file. */
@@ -62,6 +63,14 @@ export interface FileRepositoryOptions extends ScanFilterOptions {
    * Default 64.
    */
   readonly maxOpenFiles?: number;
+  /**
+   * Distinct disk reads in flight at once (a chunk many requests wait on is
+   * one read). Default 32. Further reads queue, up to `maxQueuedReads`
+   * (default 4096); beyond that a read is refused with LIMIT_EXCEEDED,
+   * which a server answers with 5.03 and Max-Age 1.
+   */
+  readonly maxConcurrentReads?: number;
+  readonly maxQueuedReads?: number;
 }
 
 const CHUNK = 64 * 1024;
@@ -91,6 +100,8 @@ export class FileRepository {
   /** Ids of the indexed versions currently published. */
   private live = new Set<number>();
   private readonly cache: ChunkCache;
+  private readonly reads: ReadLimiter;
+  private diskReadCount = 0;
   private nextId = 0;
   private readonly listeners: Array<(changed: string[]) => void> = [];
   private refreshQueue: Promise<unknown> = Promise.resolve();
@@ -105,6 +116,7 @@ export class FileRepository {
   ) {
     this.cache = new ChunkCache(options.cacheBytes ?? 8 * 1024 * 1024);
     this.handles = new HandlePool(Math.max(1, options.maxOpenFiles ?? 64));
+    this.reads = new ReadLimiter(options.maxConcurrentReads ?? 32, options.maxQueuedReads ?? 4096);
   }
 
   /**
@@ -215,6 +227,16 @@ export class FileRepository {
     this.byHash = byHash;
     if (changed.length > 0) for (const l of this.listeners) l(changed);
     return changed;
+  }
+
+  /** Disk reads made for serving since the start (a chunk shared by many requests counts once). */
+  get diskReads(): number {
+    return this.diskReadCount;
+  }
+
+  /** The most disk reads that were ever in flight at once (bounded by `maxConcurrentReads`). */
+  get maxReadsSeen(): number {
+    return this.reads.maxSeen;
   }
 
   /** Number of file handles open (or being opened) for serving. */
@@ -358,7 +380,14 @@ export class FileRepository {
     return p;
   }
 
-  private async readRange(file: Indexed, offset: number, length: number): Promise<Uint8Array> {
+  private readRange(file: Indexed, offset: number, length: number): Promise<Uint8Array> {
+    return this.reads.run(() => {
+      this.diskReadCount++;
+      return this.readNow(file, offset, length);
+    });
+  }
+
+  private async readNow(file: Indexed, offset: number, length: number): Promise<Uint8Array> {
     // A version a refresh has dropped (a reader still holds its old entry) gets a private handle.
     const h = this.handles.acquire(file.id, () => this.openChecked(file), this.live.has(file.id));
     try {
