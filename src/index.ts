@@ -34,7 +34,7 @@ export * from './delta/index.js';
 // Message layer, transports, block-wise and servers.
 export { CoapEndpoint, type CoapRequest, type ResponseSpec, type RequestHandler, type RequestSpec, type RequestOptions, type EndpointOptions, type EndpointStats } from './messaging/endpoint.js';
 export { DEFAULT_PARAMS, resolveParams, exchangeLifetime, maxTransmitSpan, maxTransmitWait, type TransmissionParams } from './messaging/params.js';
-export { withRetry, backoffDelay, sleep, type RetryPolicy } from './messaging/retry.js';
+export { withRetry, backoffDelay, retryAfterDelay, sleep, type RetryPolicy } from './messaging/retry.js';
 export { withEcho, type Requester } from './messaging/echo.js';
 export type { Runtime, TimerHandle } from './messaging/runtime.js';
 export { systemRuntime } from './transport/runtime.js';
@@ -43,10 +43,14 @@ export { ImpairedTransport, type Impairment, type ImpairmentStats } from './tran
 export { openClient, resolveHost, type CoapClient, type ClientOptions } from './transport/client.js';
 export { bufferSource, ETAG_LENGTH, type ByteSource } from './blockwise/source.js';
 export { serveBlock2, type Block2ServeOptions } from './blockwise/serve.js';
-export { fetchBlocks, fetchAll, isTransient, type FetchOptions, type FetchedBlock, type FetchProgress } from './blockwise/fetch.js';
+export { fetchBlocks, fetchAll, isTransient, isRetryLater, retryAfterMs, type FetchOptions, type FetchedBlock, type FetchProgress } from './blockwise/fetch.js';
 export { downloadToFile, type DownloadOptions, type DownloadResult } from './blockwise/download.js';
 export { FileRepository, type FileEntry, type FileRepositoryOptions } from './server/files.js';
-export { fileResources, directoryLinks, type FileResourceOptions } from './server/file-server.js';
+export { fileResources, directoryLinks, type FileResourceOptions, type FileResolver } from './server/file-server.js';
+export { WellKnownCore, type WellKnownOptions, type WellKnownStats } from './server/well-known.js';
+export { LinkIndex } from './server/link-index.js';
+export { TokenBuckets, type RateLimit } from './server/rate-limit.js';
+export { isHiddenName, isTemporaryName, type ScanFilterOptions } from './server/scan-filter.js';
 export { routeRequests, SERVER_OPTIONS, type Resource, type Resolver } from './server/router.js';
 export { errorResponse, toResponse } from './server/responses.js';
 export { echoGuard, type EchoGuardOptions, type EchoGuardStats } from './server/echo-guard.js';

@@ -4,19 +4,18 @@
  * `/fw/sha256/<hex>`; both are listed in `/.well-known/core` (RFC 6690).
  */
 import { serveBlock2, type Block2ServeOptions } from '../blockwise/serve.js';
-import { bufferSource, type ByteSource } from '../blockwise/source.js';
-import { filterLinks, formatLinks, type Link } from '../codec/link-format.js';
+import type { Link } from '../codec/link-format.js';
 import { Code, ContentFormat } from '../codec/numbers.js';
-import { uriQuery } from '../codec/options.js';
 import type { CoapRequest } from '../messaging/endpoint.js';
+import type { Runtime } from '../messaging/runtime.js';
+import { systemRuntime } from '../transport/runtime.js';
 import type { FileEntry, FileRepository } from './files.js';
 import type { ObserveRegistry } from './observe.js';
 import type { Resolver, Resource } from './router.js';
 import type { StatusTracker } from './status.js';
+import { WellKnownCore, type WellKnownOptions } from './well-known.js';
 
 const GET_ONLY: ReadonlySet<number> = new Set([Code.GET]);
-/** Distinct `/.well-known/core` queries whose documents are kept until the repository changes. */
-const MAX_CACHED_QUERIES = 16;
 
 /** What a file server offers besides the files. */
 export interface FileResourceOptions extends Block2ServeOptions {
@@ -24,10 +23,17 @@ export interface FileResourceOptions extends Block2ServeOptions {
   readonly status?: StatusTracker;
   /** Make /files/<path> observable: observers are notified when the file changes. */
   readonly observe?: ObserveRegistry;
+  /** Limits of /.well-known/core (cache, per-peer and overall rate of queries). */
+  readonly wellKnown?: WellKnownOptions;
+  /** Clock for the rate limits. Default the system's. */
+  readonly runtime?: Runtime;
 }
 
+/** A file repository's resolver, with its /.well-known/core for inspection. */
+export type FileResolver = Resolver & { readonly wellKnown: WellKnownCore };
+
 /** Resolver for a file repository's resources. */
-export function fileResources(repo: FileRepository, options: FileResourceOptions = {}): Resolver {
+export function fileResources(repo: FileRepository, options: FileResourceOptions = {}): FileResolver {
   const { status, observe } = options;
   // A file replaced since it was indexed throws CONTENT_CHANGED: the router
   // answers 5.03 with Max-Age 1 rather than old metadata with new bytes.
@@ -36,26 +42,10 @@ export function fileResources(repo: FileRepository, options: FileResourceOptions
     handle: (req: CoapRequest) => serveBlock2(req.message, entry, options),
   });
   const fileResource = (entry: FileEntry): Resource => (observe ? observe.wrap(`files/${entry.path}`, plainFile(entry)) : plainFile(entry));
-  // /.well-known/core is encoded and hashed once per repository change (and per
-  // distinct query, a few of them kept), not on every block request.
+  // /.well-known/core is indexed once per repository change, on demand.
   const extra: Link[] = status ? [{ target: '/status', attributes: { rt: 'coapfw.status', ct: String(ContentFormat.JSON) } }] : [];
-  let links: Link[] | undefined;
-  const documents = new Map<string, ByteSource>();
-  repo.onChange(() => {
-    links = undefined;
-    documents.clear();
-  });
-  const coreDocument = (query: string | undefined): ByteSource => {
-    const key = query === undefined ? '' : `?${query}`;
-    let doc = documents.get(key);
-    if (doc === undefined) {
-      links ??= [...directoryLinks(repo, observe !== undefined), ...extra];
-      if (documents.size >= MAX_CACHED_QUERIES) documents.clear();
-      doc = bufferSource(new TextEncoder().encode(formatLinks(filterLinks(links, query))), { contentFormat: ContentFormat.LINK_FORMAT });
-      documents.set(key, doc);
-    }
-    return doc;
-  };
+  const core = new WellKnownCore(() => [...directoryLinks(repo, observe !== undefined), ...extra], options.runtime ?? systemRuntime, options.wellKnown);
+  repo.onChange(() => core.invalidate());
   if (observe) {
     repo.onChange((paths) => {
       for (const p of paths) {
@@ -64,11 +54,8 @@ export function fileResources(repo: FileRepository, options: FileResourceOptions
       }
     });
   }
-  const wellKnown: Resource = {
-    methods: GET_ONLY,
-    handle: (req) => serveBlock2(req.message, coreDocument(uriQuery(req.message)[0]), options),
-  };
-  return (path) => {
+  const wellKnown = core.resource(options);
+  const resolve: Resolver = (path) => {
     if (path.length === 2 && path[0] === '.well-known' && path[1] === 'core') return wellKnown;
     if (status && path[0] === 'status' && path.length <= 2) return status.resource(path[1]);
     if (path[0] === 'files' && path.length >= 2) {
@@ -83,6 +70,7 @@ export function fileResources(repo: FileRepository, options: FileResourceOptions
     }
     return undefined;
   };
+  return Object.assign(resolve, { wellKnown: core });
 }
 
 /** The links of every file: by path and by digest, with size and content format. */

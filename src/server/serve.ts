@@ -21,6 +21,7 @@ import { echoGuard, type EchoGuardOptions } from './echo-guard.js';
 import { ObserveRegistry, type ObserveOptions } from './observe.js';
 import { routeRequests } from './router.js';
 import { StatusTracker, type StatusOptions } from './status.js';
+import type { WellKnownOptions } from './well-known.js';
 
 /** Options of {@link startFileServer}. */
 export interface FileServerOptions extends FileRepositoryOptions {
@@ -56,6 +57,8 @@ export interface FileServerOptions extends FileRepositoryOptions {
   readonly status?: Omit<StatusOptions, 'runtime'>;
   /** Observe limits (files are observable). */
   readonly observe?: ObserveOptions;
+  /** /.well-known/core limits: cached query results, per-peer and overall query rates. */
+  readonly wellKnown?: WellKnownOptions;
 }
 
 /** Where and how to serve coaps. */
@@ -102,7 +105,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
   }
   const status = new StatusTracker({ ...options.status, runtime: systemRuntime });
   const observe = new ObserveRegistry(options.observe);
-  const handler = routeRequests(fileResources(repo, { maxSzx, status, observe }));
+  const handler = routeRequests(fileResources(repo, { maxSzx, status, observe, wellKnown: options.wellKnown, runtime: systemRuntime }));
   const echo = options.echo ?? false;
   const endpoints = transports.map((t) => {
     const endpoint = new CoapEndpoint(t, { ...options.endpoint, runtime: systemRuntime, params: options.params });
