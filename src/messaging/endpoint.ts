@@ -19,6 +19,7 @@ import { DedupCache } from './dedup.js';
 import { noResponseSuppresses } from './no-response.js';
 import { exchangeLifetime, maxTransmitWait, resolveParams, type TransmissionParams } from './params.js';
 import { Retransmitter } from './reliability.js';
+import { resolveAmplification, retransmissionsWithin, VerifiedPeers, type AmplificationLimits, type AmplificationOptions } from './verified.js';
 import type { Runtime } from './runtime.js';
 import { PendingRequests } from './requests.js';
 import { ResponseStreams, type ResponseStream, type StreamListener } from './response-stream.js';
@@ -29,6 +30,8 @@ export interface CoapRequest {
   readonly peer: Peer;
   /** The endpoint that received it, for later notifications (Observe). */
   readonly endpoint?: CoapEndpoint;
+  /** Size of the request datagram in bytes (the base of the amplification budget, RFC 9175 §2.4). */
+  readonly size?: number;
 }
 
 /** What a handler answers; the endpoint fills in type, message ID and token. */
@@ -80,6 +83,12 @@ export interface EndpointOptions {
   readonly separateResponseAfterMs?: number;
   /** Token length in bytes for our requests, 1..8. Default 8. */
   readonly tokenLength?: number;
+  /**
+   * RFC 9175 §2.4 limits for peers whose address is not verified (see
+   * verified.ts): on by default. `false` when the transport itself proves
+   * every address (DTLS: its cookie exchange does).
+   */
+  readonly amplification?: AmplificationOptions | false;
 }
 
 /** Counters, for tests, logs and benchmarks. */
@@ -90,11 +99,13 @@ export interface EndpointStats {
   duplicates: number;
   resets: number;
   overloaded: number;
+  /** CON retransmissions not made because the peer's address is not verified (RFC 9175 §2.4). */
+  withheld: number;
 }
 
 /** A CoAP endpoint bound to one transport. */
 export class CoapEndpoint {
-  readonly stats: EndpointStats = { received: 0, sent: 0, malformed: 0, duplicates: 0, resets: 0, overloaded: 0 };
+  readonly stats: EndpointStats = { received: 0, sent: 0, malformed: 0, duplicates: 0, resets: 0, overloaded: 0, withheld: 0 };
   readonly params: TransmissionParams;
   private readonly runtime: Runtime;
   private readonly dedup: DedupCache;
@@ -108,6 +119,11 @@ export class CoapEndpoint {
   private readonly separateAfterMs: number;
   private closed = false;
   private readonly ackedResponses = new Set<string>();
+  /** Undefined when every address counts as verified (amplification: false). */
+  private readonly amplification: AmplificationLimits | undefined;
+  private readonly verifiedPeers: VerifiedPeers | undefined;
+  /** Address checks in flight, by peer key. */
+  private readonly verifying = new Map<string, Promise<PeerCheck>>();
 
   constructor(
     private readonly transport: Transport,
@@ -118,6 +134,10 @@ export class CoapEndpoint {
     this.dedup = new DedupCache(options.maxDedupEntries ?? 4096, options.dedupLifetimeMs ?? exchangeLifetime(this.params));
     this.maxConcurrent = options.maxConcurrentRequests ?? 4096;
     this.separateAfterMs = options.separateResponseAfterMs ?? 1000;
+    if (options.amplification !== false) {
+      this.amplification = resolveAmplification(options.amplification);
+      this.verifiedPeers = new VerifiedPeers(this.runtime, this.amplification);
+    }
     this.nextMid = Math.floor(this.runtime.random() * 0x10000);
     const send = (bytes: Uint8Array, peer: Peer): void => this.sendRaw(bytes, peer);
     this.retransmitter = new Retransmitter(this.params, this.runtime, send);
@@ -165,13 +185,51 @@ export class CoapEndpoint {
     return this.pending.ping(peer, signal);
   }
 
+  /** Whether `peer` has shown it receives at its address (always true with `amplification: false`). */
+  isVerified(peer: Peer): boolean {
+    return this.verifiedPeers?.has(peer) ?? true;
+  }
+
+  /** Vouch for `peer`'s address, e.g. after a valid RFC 9175 Echo value. */
+  markVerified(peer: Peer): void {
+    this.verifiedPeers?.add(peer);
+  }
+
+  /**
+   * Make sure `peer` receives at its address before anything large goes to
+   * it: 'verified' at once when it is, else after it answers a CoAP ping
+   * (§4.3: an empty CON, which any endpoint answers with RST). The pings stay
+   * within the amplification budget of a request of `requestBytes`, so a
+   * spoofed request draws no more than that. 'unanswered' when no answer
+   * came; 'busy' when `maxPendingVerifications` checks are already running.
+   */
+  verify(peer: Peer, requestBytes: number): Promise<PeerCheck> {
+    if (this.closed) return Promise.resolve('unanswered');
+    if (this.isVerified(peer)) return Promise.resolve('verified');
+    const key = peerKey(peer);
+    const running = this.verifying.get(key);
+    if (running !== undefined) return running;
+    const limits = this.amplification!;
+    if (this.verifying.size >= limits.maxPendingVerifications) return Promise.resolve('busy');
+    const mid = this.allocateMid();
+    const ping = encodeMessage({ type: MessageType.CON, code: Code.EMPTY, messageId: mid, token: EMPTY, options: [], payload: EMPTY });
+    // Budget: the request's factor, less an empty ACK the endpoint may send meanwhile, less the first ping.
+    const n = retransmissionsWithin(limits.factor * requestBytes, EMPTY_ACK_SIZE + ping.length, ping.length, this.params.maxRetransmit);
+    const check = new Promise<PeerCheck>((resolve) => {
+      this.retransmitter.start(ping, peer, mid, (o) => resolve(o.kind === 'ack' || o.kind === 'reset' ? 'verified' : 'unanswered'), n);
+    }).finally(() => this.verifying.delete(key));
+    this.verifying.set(key, check);
+    return check;
+  }
+
   /**
    * Send a response outside a request/response exchange, e.g. an Observe
    * notification (RFC 7641 §4.2) carrying the observer's token. A CON
    * resolves with 'ack', 'reset' (the client forgot us) or 'timeout'; a NON
-   * resolves with 'sent'.
+   * resolves with 'sent'. To an unverified address a CON is retransmitted
+   * only within the amplification budget of the `requestBytes` that asked for it.
    */
-  notify(peer: Peer, token: Uint8Array, spec: ResponseSpec, confirmable: boolean): Promise<'ack' | 'reset' | 'timeout' | 'sent'> {
+  notify(peer: Peer, token: Uint8Array, spec: ResponseSpec, confirmable: boolean, requestBytes = 0): Promise<'ack' | 'reset' | 'timeout' | 'sent'> {
     if (this.closed) return Promise.resolve('timeout');
     const mid = this.allocateMid();
     const msg: CoapMessage = {
@@ -186,9 +244,23 @@ export class CoapEndpoint {
       this.sendMessage(msg, peer);
       return Promise.resolve('sent');
     }
+    const bytes = encodeMessage(msg);
     return new Promise((resolve) => {
-      this.retransmitter.start(encodeMessage(msg), peer, mid, (o) => resolve(o.kind === 'ack' ? 'ack' : o.kind === 'reset' ? 'reset' : 'timeout'));
+      this.retransmitter.start(bytes, peer, mid, (o) => resolve(o.kind === 'ack' ? 'ack' : o.kind === 'reset' ? 'reset' : 'timeout'), this.retransmitLimit(peer, requestBytes, bytes.length, bytes.length));
     });
+  }
+
+  /**
+   * Retransmissions allowed for a CON of `size` bytes to `peer`: all of them
+   * to a verified address; to an unverified one, those that fit in the
+   * budget of a `requestBytes` request after the `spent` bytes (RFC 9175 §2.4).
+   */
+  private retransmitLimit(peer: Peer, requestBytes: number, spent: number, size: number): number {
+    const max = this.params.maxRetransmit;
+    if (this.amplification === undefined || this.isVerified(peer)) return max;
+    const n = retransmissionsWithin(this.amplification.factor * requestBytes, spent, size, max);
+    this.stats.withheld += max - n;
+    return n;
   }
 
   /** Number of remembered exchanges (bounded by maxDedupEntries). */
@@ -238,19 +310,19 @@ export class CoapEndpoint {
       return;
     }
     try {
-      this.dispatch(msg, peer);
+      this.dispatch(msg, peer, data.length);
     } catch {
       // A datagram must never take the endpoint down (e.g. a handler that returns an unencodable response).
       this.stats.malformed++;
     }
   }
 
-  private dispatch(msg: CoapMessage, peer: Peer): void {
+  private dispatch(msg: CoapMessage, peer: Peer, size: number): void {
     const cls = msg.code >> 5;
     if (msg.code === Code.EMPTY) {
       this.onEmpty(msg, peer);
     } else if (cls === 0) {
-      this.onRequest(msg, peer);
+      this.onRequest(msg, peer, size);
     } else if (cls === 2 || cls === 4 || cls === 5) {
       this.onResponse(msg, peer);
     } else if (msg.type === MessageType.CON) {
@@ -271,11 +343,12 @@ export class CoapEndpoint {
         return;
       case MessageType.NON:
         return;
+      // An ACK or RST carrying the ID of a CON we sent proves the peer received it (see verified.ts).
       case MessageType.ACK:
-        this.retransmitter.settle(peer, msg.messageId, { kind: 'ack', data: EMPTY });
+        if (this.retransmitter.settle(peer, msg.messageId, { kind: 'ack', data: EMPTY })) this.markVerified(peer);
         return;
       case MessageType.RST:
-        this.retransmitter.settle(peer, msg.messageId, { kind: 'reset' });
+        if (this.retransmitter.settle(peer, msg.messageId, { kind: 'reset' })) this.markVerified(peer);
         return;
     }
   }
@@ -283,12 +356,14 @@ export class CoapEndpoint {
   private onResponse(msg: CoapMessage, peer: Peer): void {
     if (msg.type === MessageType.ACK) {
       // Piggybacked response: settles our CON, then goes to the request by token.
-      this.retransmitter.settle(peer, msg.messageId, { kind: 'ack', data: EMPTY });
-      if (!this.streams.deliver(msg, peer)) this.pending.deliver(msg, peer);
+      const settled = this.retransmitter.settle(peer, msg.messageId, { kind: 'ack', data: EMPTY });
+      const delivered = this.streams.deliver(msg, peer) || this.pending.deliver(msg, peer);
+      if (delivered || settled) this.markVerified(peer);
       return;
     }
     if (msg.type === MessageType.RST) return;
     const matched = this.streams.deliver(msg, peer) || this.pending.deliver(msg, peer);
+    if (matched) this.markVerified(peer); // it carries the random token of our request
     if (msg.type === MessageType.CON) {
       // A retransmission of a CON response we already took is ACKed again; any other unexpected one gets RST (§5.3.2).
       const key = `${peerKey(peer)}#${msg.messageId}`;
@@ -304,7 +379,7 @@ export class CoapEndpoint {
     }
   }
 
-  private onRequest(msg: CoapMessage, peer: Peer): void {
+  private onRequest(msg: CoapMessage, peer: Peer, size: number): void {
     if (msg.type === MessageType.ACK || msg.type === MessageType.RST) return; // not a valid request carrier
     const key = `${peerKey(peer)}#${msg.messageId}`;
     const now = this.runtime.now();
@@ -319,17 +394,17 @@ export class CoapEndpoint {
     if (this.handler === undefined || this.inflight >= this.maxConcurrent) {
       this.stats.overloaded++;
       // RFC 7252 §5.9.3.4: Max-Age says when to try again; a second, not the 60 s default.
-      entry.response = this.respond(msg, peer, { code: Code.SERVICE_UNAVAILABLE, options: [{ number: OptionNumber.MAX_AGE, value: encodeUint(1) }] }, false);
+      entry.response = this.respond(msg, peer, { code: Code.SERVICE_UNAVAILABLE, options: [{ number: OptionNumber.MAX_AGE, value: encodeUint(1) }] }, false, size);
       return;
     }
     let result: ResponseSpec | undefined | Promise<ResponseSpec | undefined>;
     try {
-      result = this.handler({ message: msg, peer, endpoint: this });
+      result = this.handler({ message: msg, peer, endpoint: this, size });
     } catch {
       result = { code: Code.INTERNAL_SERVER_ERROR };
     }
     if (!(result instanceof Promise)) {
-      entry.response = this.respond(msg, peer, result, false);
+      entry.response = this.respond(msg, peer, result, false, size);
       return;
     }
     this.inflight++;
@@ -346,7 +421,7 @@ export class CoapEndpoint {
       .then((spec) => {
         this.inflight--;
         if (timer !== undefined) this.runtime.clearTimer(timer);
-        const bytes = this.respond(msg, peer, spec, separate);
+        const bytes = this.respond(msg, peer, spec, separate, size);
         if (!separate) entry.response = bytes;
       });
   }
@@ -355,16 +430,16 @@ export class CoapEndpoint {
    * Build and send the response to `req`; returns the bytes to replay for
    * duplicates. A handler result that cannot be encoded becomes a 5.00.
    */
-  private respond(req: CoapMessage, peer: Peer, spec: ResponseSpec | undefined, separate: boolean): Uint8Array | undefined {
+  private respond(req: CoapMessage, peer: Peer, spec: ResponseSpec | undefined, separate: boolean, size: number): Uint8Array | undefined {
     if (this.closed) return undefined;
     try {
-      return this.sendResponse(req, peer, spec, separate);
+      return this.sendResponse(req, peer, spec, separate, size);
     } catch {
-      return this.sendResponse(req, peer, { code: Code.INTERNAL_SERVER_ERROR }, separate);
+      return this.sendResponse(req, peer, { code: Code.INTERNAL_SERVER_ERROR }, separate, size);
     }
   }
 
-  private sendResponse(req: CoapMessage, peer: Peer, answer: ResponseSpec | undefined, separate: boolean): Uint8Array | undefined {
+  private sendResponse(req: CoapMessage, peer: Peer, answer: ResponseSpec | undefined, separate: boolean, size: number): Uint8Array | undefined {
     // RFC 7967: a response of a class the client said it does not want is not sent (a CON still gets its empty ACK).
     const spec = answer !== undefined && noResponseSuppresses(req, answer.code) ? undefined : answer;
     if (spec === undefined) {
@@ -375,10 +450,11 @@ export class CoapEndpoint {
       return this.sendMessage({ ...base, type: MessageType.ACK, messageId: req.messageId }, peer);
     }
     if (separate) {
-      // §5.2.2: the separate response is itself a CON, retransmitted until ACKed.
+      // §5.2.2: the separate response is itself a CON, retransmitted until ACKed;
+      // to an unverified address only as the budget allows after the empty ACK and its first copy.
       const mid = this.allocateMid();
       const bytes = encodeMessage({ ...base, type: MessageType.CON, messageId: mid });
-      this.retransmitter.start(bytes, peer, mid, () => {});
+      this.retransmitter.start(bytes, peer, mid, () => {}, this.retransmitLimit(peer, size, EMPTY_ACK_SIZE + bytes.length, bytes.length));
       return undefined;
     }
     this.sendMessage({ ...base, type: MessageType.NON, messageId: this.allocateMid() }, peer);
@@ -387,6 +463,11 @@ export class CoapEndpoint {
 }
 
 const EMPTY = new Uint8Array(0);
+/** An empty ACK (or ping, or RST) is its 4-byte header. */
+const EMPTY_ACK_SIZE = 4;
+
+/** Outcome of {@link CoapEndpoint.verify}. */
+export type PeerCheck = 'verified' | 'unanswered' | 'busy';
 
 function emptyAck(mid: number): CoapMessage {
   return { type: MessageType.ACK, code: Code.EMPTY, messageId: mid, token: EMPTY, options: [], payload: EMPTY };

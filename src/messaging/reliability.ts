@@ -15,6 +15,7 @@ interface OutgoingCon {
   readonly bytes: Uint8Array;
   readonly peer: Peer;
   attempts: number;
+  readonly maxRetransmit: number;
   timeoutMs: number;
   timer: TimerHandle;
   readonly done: (outcome: ConOutcome) => void;
@@ -36,14 +37,15 @@ export class Retransmitter {
   }
 
   /**
-   * Send `bytes` (a CON with message ID `mid`) now and retransmit it.
-   * `done` is called exactly once.
+   * Send `bytes` (a CON with message ID `mid`) now and retransmit it up to
+   * `maxRetransmit` times (default MAX_RETRANSMIT; fewer to an unverified
+   * peer, see verified.ts). `done` is called exactly once.
    */
-  start(bytes: Uint8Array, peer: Peer, mid: number, done: (outcome: ConOutcome) => void): () => void {
+  start(bytes: Uint8Array, peer: Peer, mid: number, done: (outcome: ConOutcome) => void, maxRetransmit = this.params.maxRetransmit): () => void {
     const key = keyOf(peer, mid);
     // §4.2: the initial timeout is random in [ACK_TIMEOUT, ACK_TIMEOUT * ACK_RANDOM_FACTOR].
     const timeoutMs = this.params.ackTimeoutMs * (1 + this.runtime.random() * (this.params.ackRandomFactor - 1));
-    const con: OutgoingCon = { bytes, peer, attempts: 0, timeoutMs, timer: undefined, done };
+    const con: OutgoingCon = { bytes, peer, attempts: 0, maxRetransmit, timeoutMs, timer: undefined, done };
     con.timer = this.runtime.setTimer(timeoutMs, () => this.onTimer(key));
     this.outgoing.set(key, con);
     this.send(bytes, peer);
@@ -63,7 +65,7 @@ export class Retransmitter {
   private onTimer(key: string): void {
     const con = this.outgoing.get(key);
     if (con === undefined) return;
-    if (con.attempts >= this.params.maxRetransmit) {
+    if (con.attempts >= con.maxRetransmit) {
       this.finish(key, { kind: 'timeout' });
       return;
     }

@@ -8,7 +8,13 @@
  *
  * Echo values are stateless: `t (4 bytes, seconds) || HMAC-SHA256(secret,
  * peer || t)[0..8]`, so a flood of spoofed requests creates no state. Only
- * verified peers are remembered, in a bounded, expiring table.
+ * verified peers are remembered, in a bounded, expiring table. The guard
+ * decides from Echo alone (an address the endpoint verified by an ACK is
+ * still challenged), and tells the endpoint of each address it verifies.
+ *
+ * Without the guard the endpoint still limits what follows the first
+ * response to an unverified address (messaging/verified.ts): the guard adds
+ * the limit on that first response.
  */
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -90,8 +96,11 @@ export function echoGuard(handler: RequestHandler, options: EchoGuardOptions): R
     const peer = peerKey(req.peer);
     if (!isVerified(peer)) {
       const echo = getOption(req.message, OptionNumber.ECHO);
-      if (echo !== undefined && checkEcho(peer, echo)) markVerified(peer);
-      else if (echo !== undefined) stats.rejectedEcho++;
+      if (echo !== undefined && checkEcho(peer, echo)) {
+        markVerified(peer);
+        // The endpoint's own table too: retransmissions and Observe notifications to it are no longer limited.
+        req.endpoint?.markVerified(req.peer);
+      } else if (echo !== undefined) stats.rejectedEcho++;
     }
     if (!isVerified(peer) && getOption(req.message, OptionNumber.OBSERVE) !== undefined) {
       // An Observe registration from an unverified address would let later
@@ -101,7 +110,7 @@ export function echoGuard(handler: RequestHandler, options: EchoGuardOptions): R
     }
     const result = handler(req);
     if (isVerified(peer)) return result;
-    const limit = factor * encodeMessage(req.message).length;
+    const limit = factor * (req.size ?? encodeMessage(req.message).length);
     const decide = (spec: ResponseSpec | undefined): ResponseSpec | undefined => {
       if (spec === undefined || responseSize(spec, req.message.token.length) <= limit) return spec;
       stats.challenged++;

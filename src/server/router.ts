@@ -14,7 +14,8 @@ import { errorResponse, toResponse } from './responses.js';
 export interface Resource {
   /** Methods this resource answers (request codes); others get 4.05. */
   readonly methods: ReadonlySet<number>;
-  handle(req: CoapRequest): ResponseSpec | Promise<ResponseSpec>;
+  /** The response; undefined for none (see RequestHandler), e.g. to an address that never proved it exists. */
+  handle(req: CoapRequest): ResponseSpec | undefined | Promise<ResponseSpec | undefined>;
 }
 
 /** Finds the resource for a path, or undefined (4.04). */

@@ -45,12 +45,16 @@ export interface FileServerOptions extends FileRepositoryOptions {
   readonly params?: Partial<TransmissionParams>;
   readonly endpoint?: Omit<EndpointOptions, 'runtime' | 'params'>;
   /**
-   * Amplification protection (RFC 9175 Echo) on plain CoAP: a large response
-   * to an unverified address is replaced by a 4.01 with an Echo value. Off by
-   * default: node-coap's Agent and libcoap's single-block requests (`-b N,SIZE`)
-   * do not repeat a request with the Echo value, so a lab server would break
-   * them. Turn it on for a server reachable from the Internet. coaps needs
-   * none: the DTLS cookie exchange already proves the address.
+   * Full amplification protection (RFC 9175 Echo) on plain CoAP: a large
+   * first response to an unverified address is replaced by a 4.01 with an
+   * Echo value. Off by default: node-coap's Agent and libcoap's single-block
+   * requests (`-b N,SIZE`) do not repeat a request with the Echo value, so a
+   * lab server would break them. Turn it on for a server reachable from the
+   * Internet. Without it the endpoint still sends an unverified address
+   * nothing beyond its first response that exceeds 3x the request: no Observe
+   * registration before a ping is answered, no CON retransmission the budget
+   * does not cover (`endpoint.amplification`). coaps needs none of this: the
+   * DTLS cookie exchange already proves the address.
    */
   readonly echo?: boolean | Omit<EchoGuardOptions, 'runtime'>;
   /** Status tracker limits (the `/status` resources). */
@@ -104,12 +108,13 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     throw e;
   }
   const status = new StatusTracker({ ...options.status, runtime: systemRuntime });
-  const observe = new ObserveRegistry(options.observe);
+  const observe = new ObserveRegistry({ runtime: systemRuntime, ...options.observe });
   const handler = routeRequests(fileResources(repo, { maxSzx, status, observe, wellKnown: options.wellKnown, runtime: systemRuntime }));
   const echo = options.echo ?? false;
   const endpoints = transports.map((t) => {
-    const endpoint = new CoapEndpoint(t, { ...options.endpoint, runtime: systemRuntime, params: options.params });
     const secure = t instanceof DtlsServer;
+    // DTLS proves every address (its cookie exchange, RFC 6347 §4.2.1): no amplification limit there.
+    const endpoint = new CoapEndpoint(t, { ...options.endpoint, ...(secure ? { amplification: false } : {}), runtime: systemRuntime, params: options.params });
     endpoint.handle(echo === false || secure ? handler : echoGuard(handler, { ...(echo === true ? {} : echo), runtime: systemRuntime }));
     return endpoint;
   });
@@ -137,6 +142,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     address: () => endpoint.address(),
     async close() {
       if (timer) clearInterval(timer);
+      observe.close();
       await Promise.all(endpoints.map((e) => e.close()));
       await repo.close();
     },

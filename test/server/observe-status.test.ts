@@ -93,7 +93,12 @@ describe('Observe: a change while a notification is in flight (RFC 7641 §4.5)',
     const { net } = setup();
     const raw = net.endpoint('10.0.0.3', 4);
     const got: CoapMessage[] = [];
-    raw.onMessage((d) => got.push(decodeMessage(d)));
+    raw.onMessage((d) => {
+      const m = decodeMessage(d);
+      // Like any CoAP endpoint, answer a ping (§4.3) with RST: that is how the server verifies a new observer's address.
+      if (m.type === MessageType.CON && m.code === 0) raw.send(encodeMessage({ type: MessageType.RST, code: 0, messageId: m.messageId, token: new Uint8Array(), options: [], payload: new Uint8Array() }), SERVER);
+      else got.push(m);
+    });
     const until = async (cond: () => boolean) => {
       for (let i = 0; i < 400 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
     };
