@@ -6,14 +6,23 @@
  * against plain coap), `node dist/bench/update.js` (one device update),
  * `node dist/bench/delta.js` (differential updates of real binaries),
  * `node dist/bench/fastlinks.js [--quick]` (delay, loss and a shared bottleneck through bench/relay.ts),
- * `node dist/bench/trust.js [runs] [--quick]` (trust verification and the trust store).
+ * `node dist/bench/trust.js [runs] [--quick]` (trust verification and the trust store),
+ * `node dist/bench/well-known.js` (filtered /.well-known/core queries over 10,000 files).
  */
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const parts: Record<string, string> = { blockwise: 'run.js', coaps: 'coaps.js', update: 'update.js', delta: 'delta.js', fastlinks: 'fastlinks.js', trust: 'trust.js' };
+const parts: Record<string, string> = {
+  blockwise: 'run.js',
+  coaps: 'coaps.js',
+  update: 'update.js',
+  delta: 'delta.js',
+  fastlinks: 'fastlinks.js',
+  trust: 'trust.js',
+  wellKnown: 'well-known.js',
+};
 // `npm run bench -- --quick` passes --quick to every part (fastlinks shrinks its scenarios).
 const args = process.argv.slice(2);
 const out: Record<string, unknown> = {};

@@ -3,8 +3,9 @@
  * filtered `GET /.well-known/core?rt=firmware` costs O(log n + matches)
  * instead of a walk over every link: the query filtering of RFC 6690 §4.1
  * (one `name=value` argument, `value*` a prefix match, `href` against the
- * target, any one of the space-separated values of an attribute) as binary
- * searches over sorted (value, link) pairs. The document is encoded once;
+ * target, any one of the space-separated values of an attribute) as a map
+ * lookup for an exact value and a binary search over the sorted distinct
+ * values for a prefix. The document is encoded once;
  * a filtered representation is a list of link numbers, read block by block
  * from the encoded links (no per-query encoding or hashing).
  */
@@ -13,10 +14,11 @@ import { bufferSource, ETAG_LENGTH, type ByteSource } from '../blockwise/source.
 import { formatLinks, type Link } from '../codec/link-format.js';
 import { ContentFormat } from '../codec/numbers.js';
 
-/** Values of one attribute (or the targets, for href), sorted, each with its link number. */
-interface Sorted {
-  readonly values: readonly string[];
-  readonly ids: Int32Array;
+/** The values of one attribute (or the targets, for href): each distinct value with its links, and the values sorted. */
+interface Values {
+  readonly byValue: ReadonlyMap<string, readonly number[]>;
+  /** The distinct values in code-unit order, the order in which a prefix range is contiguous. */
+  readonly sorted: readonly string[];
   /** Links where the attribute appears bare (`;obs`): they match only `name=*`. */
   readonly bare: readonly number[];
 }
@@ -35,8 +37,8 @@ export class LinkIndex {
   private readonly doc: Uint8Array;
   private readonly starts: Uint32Array;
   private readonly ends: Uint32Array;
-  private readonly href: Sorted;
-  private readonly attrs = new Map<string, Sorted>();
+  private readonly href: Values;
+  private readonly attrs = new Map<string, Values>();
 
   constructor(links: readonly Link[]) {
     const texts = links.map((l) => formatLinks([l]));
@@ -52,17 +54,23 @@ export class LinkIndex {
     });
     this.etag = sha256(this.doc).slice(0, ETAG_LENGTH);
     this.all = bufferSource(this.doc, { etag: this.etag, contentFormat: ContentFormat.LINK_FORMAT });
-    this.href = sortPairs(links.map((l, i) => [l.target, i] as const), []);
-    const pairs = new Map<string, { entries: (readonly [string, number])[]; bare: number[] }>();
+    const href = new Map<string, number[]>();
+    links.forEach((l, i) => addTo(href, l.target, i));
+    this.href = freeze(href, []);
+    const groups = new Map<string, { values: Map<string, number[]>; bare: number[] }>();
     links.forEach((l, i) => {
       for (const [name, v] of Object.entries(l.attributes)) {
-        let p = pairs.get(name);
-        if (p === undefined) pairs.set(name, (p = { entries: [], bare: [] }));
-        if (v === true) p.bare.push(i);
-        else for (const value of new Set([v, ...v.split(' ')])) p.entries.push([value, i]);
+        let g = groups.get(name);
+        if (g === undefined) groups.set(name, (g = { values: new Map(), bare: [] }));
+        if (v === true) g.bare.push(i);
+        else {
+          addTo(g.values, v, i);
+          // RFC 6690 §4.1: a space-separated attribute matches by any one of its values too.
+          if (v.includes(' ')) for (const token of v.split(' ')) addTo(g.values, token, i);
+        }
       }
     });
-    for (const [name, p] of pairs) this.attrs.set(name, sortPairs(p.entries, p.bare));
+    for (const [name, g] of groups) this.attrs.set(name, freeze(g.values, g.bare));
   }
 
   /** Number of links. */
@@ -75,32 +83,41 @@ export class LinkIndex {
    * order; undefined for "no filter" (no query, or one without "="), exactly
    * as {@link filterLinks} decides.
    */
-  match(query: string | undefined): Int32Array | undefined {
+  match(query: string | undefined): readonly number[] | undefined {
     if (query === undefined || !query.includes('=')) return undefined;
     const eq = query.indexOf('=');
     const name = query.slice(0, eq);
     let want = query.slice(eq + 1);
     const prefix = want.endsWith('*');
     if (prefix) want = want.slice(0, -1);
-    const sorted = name === 'href' ? this.href : this.attrs.get(name);
-    if (sorted === undefined) return new Int32Array(0);
-    const found = new Set<number>();
-    const { values, ids } = sorted;
-    for (let i = this.lowerBound(values, want); i < values.length; i++) {
+    const values = name === 'href' ? this.href : this.attrs.get(name);
+    if (values === undefined) return [];
+    if (!prefix) {
+      // An exact value: its links, already in document order.
+      const ids = values.byValue.get(want);
+      this.visited += 1 + (ids?.length ?? 0);
+      return ids ?? [];
+    }
+    const lists: (readonly number[])[] = [];
+    for (let i = this.lowerBound(values.sorted, want); i < values.sorted.length; i++) {
+      const v = values.sorted[i]!;
       this.visited++;
-      const v = values[i]!;
-      if (prefix ? !v.startsWith(want) : v !== want) break;
-      found.add(ids[i]!);
+      if (!v.startsWith(want)) break;
+      lists.push(values.byValue.get(v)!);
     }
-    if (prefix && want === '') {
-      for (const i of sorted.bare) found.add(i);
-      this.visited += sorted.bare.length;
+    if (want === '' && values.bare.length > 0) lists.push(values.bare);
+    if (lists.length === 1) return lists[0]!; // one value: its links as they are
+    // Several values: a link may carry more than one of them (a full value and its tokens).
+    const found = new Set<number>();
+    for (const ids of lists) {
+      for (const id of ids) found.add(id);
+      this.visited += ids.length;
     }
-    return Int32Array.from(found).sort();
+    return [...found].sort((a, b) => a - b);
   }
 
   /** The representation of the links `ids` (from {@link match}), undefined meaning all of them. */
-  source(ids: Int32Array | undefined): ByteSource {
+  source(ids: readonly number[] | undefined): ByteSource {
     if (ids === undefined) return this.all;
     // offsets[k]: where the k-th matching link starts in the filtered document.
     const offsets = new Float64Array(ids.length + 1);
@@ -115,7 +132,7 @@ export class LinkIndex {
   }
 
   /** Bytes [offset, offset + length) of the document made of the links `ids`, joined by ",". */
-  private readFiltered(ids: Int32Array, offsets: Float64Array, size: number, offset: number, length: number): Uint8Array {
+  private readFiltered(ids: readonly number[], offsets: Float64Array, size: number, offset: number, length: number): Uint8Array {
     const end = Math.min(size, offset + length);
     const out = new Uint8Array(Math.max(0, end - offset));
     let k = upperBound(offsets, offset) - 1;
@@ -147,9 +164,15 @@ export class LinkIndex {
   }
 }
 
-function sortPairs(pairs: (readonly [string, number])[], bare: number[]): Sorted {
-  pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]));
-  return { values: pairs.map((p) => p[0]), ids: Int32Array.from(pairs, (p) => p[1]), bare };
+/** Record that link `i` has `value` (once, however often the value repeats in it). */
+function addTo(map: Map<string, number[]>, value: string, i: number): void {
+  const ids = map.get(value);
+  if (ids === undefined) map.set(value, [i]);
+  else if (ids[ids.length - 1] !== i) ids.push(i);
+}
+
+function freeze(map: Map<string, number[]>, bare: number[]): Values {
+  return { byValue: map, sorted: [...map.keys()].sort(), bare };
 }
 
 /** Index of the first element of the ascending `a` that is greater than `x`. */

@@ -56,4 +56,13 @@ export class TokenBuckets {
     }
     return ((1 - b.tokens) / this.limit.ratePerSecond) * 1000;
   }
+
+  /**
+   * Spend `tokens` more of `key` for work found costlier once done; the
+   * bucket may go below zero, and the key then waits longer for its next one.
+   */
+  charge(key: string, tokens: number): void {
+    const b = this.buckets.get(key);
+    if (b !== undefined) b.tokens -= tokens;
+  }
 }

@@ -4,7 +4,8 @@
  * filtered query costs O(log n + matches), its result is kept in a bounded
  * LRU, every response is one block (RFC 7959 Block2, stateless like files:
  * one ETag per version), and queries whose result must be computed are
- * rate-limited per peer address and overall.
+ * rate-limited per peer address and overall, in tokens that grow with the
+ * links a query matched, so the CPU the resource may take is bounded.
  *
  * Excess queries are answered, not dropped: a CON left unanswered would be
  * retransmitted four times (RFC 7252 §4.2), costing more than a reply, and
@@ -31,7 +32,10 @@ export interface WellKnownOptions {
   readonly maxCachedQueries?: number;
   /** Link entries held by all cached results together. Default 200,000. */
   readonly maxCachedLinks?: number;
-  /** Per peer address, for queries whose result is not cached. Default 2 per second, burst 20. */
+  /**
+   * Per peer address, for queries whose result is not cached: a query costs
+   * one token plus one per 1,000 links it matched. Default 2 per second, burst 20.
+   */
   readonly perPeer?: RateLimit;
   /** Peer addresses the per-peer limit remembers. Default 10,000. */
   readonly maxPeers?: number;
@@ -52,6 +56,8 @@ export interface WellKnownStats {
 }
 
 const GET_ONLY: ReadonlySet<number> = new Set([Code.GET]);
+/** Work unit of the rate limits: a query costs one token, plus one per this many links it matched. */
+const LINKS_PER_TOKEN = 1000;
 
 /** The `/.well-known/core` resource over a changing list of links. */
 export class WellKnownCore {
@@ -113,6 +119,10 @@ export class WellKnownCore {
       const ids = index.match(query);
       hit = { source: index.source(ids), links: ids?.length ?? 0 };
       this.stats.computed++;
+      // A broad query costs more: one token more per LINKS_PER_TOKEN links it matched.
+      const extra = Math.floor(hit.links / LINKS_PER_TOKEN);
+      this.perPeer.charge(req.peer.address, extra);
+      this.overall.charge('*', extra);
       this.remember(query, hit);
     }
     return serveBlock2(req.message, hit.source, serve);

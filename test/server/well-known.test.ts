@@ -82,7 +82,7 @@ describe(`/.well-known/core over ${N} files`, () => {
     expect(repo.list()).toHaveLength(N);
     const rt = new FakeRuntime(1);
     const status = new StatusTracker({ runtime: rt });
-    const resolve = fileResources(repo, { status, observe: new ObserveRegistry(), runtime: rt, wellKnown: { perPeer: { ratePerSecond: 1000, burst: 1000 } } });
+    const resolve = fileResources(repo, { status, observe: new ObserveRegistry(), runtime: rt, wellKnown: { perPeer: { ratePerSecond: 1000, burst: 1000 }, overall: { ratePerSecond: 1000, burst: 1000 } } });
     const handler = routeRequests(resolve);
     const peer = { address: '10.0.0.7', port: 7 };
     work.counting = false;
@@ -151,6 +151,20 @@ describe('/.well-known/core rate limit', () => {
     rt.advance(1000);
     expect((await ask('sz=14')).code).toBe(Code.CONTENT);
     expect(resolve.wellKnown.stats.limited).toBe(1);
+  });
+
+  it('a broad query costs more: one token per 1,000 links matched', async () => {
+    const rt = new FakeRuntime(3);
+    const resolve = fileResources(repo, { runtime: rt, wellKnown: { perPeer: { ratePerSecond: 1, burst: 20 } } });
+    const handler = routeRequests(resolve);
+    const peer = { address: '10.0.3.1', port: 1 };
+    const ask = async (q: string) => (await handler({ message: getMsg(q), peer })) as ResponseSpec;
+    expect((await ask('href=*')).code).toBe(Code.CONTENT); // 20,000+ links: 1 + 20 tokens of a bucket of 20
+    const next = await ask('sz=20');
+    expect(next.code).toBe(Code.TOO_MANY_REQUESTS);
+    expect(decodeUint(option(next, OptionNumber.MAX_AGE)!)).toBe(2);
+    rt.advance(2000);
+    expect((await ask('sz=20')).code).toBe(Code.CONTENT);
   });
 
   it('spoofed source addresses meet the overall budget (5.03 + Max-Age); the peer table stays bounded', async () => {
