@@ -13,8 +13,9 @@ import { encodeUint, pathOptions } from '../../src/codec/options.js';
 import { CoapfwError, isCoapfwError } from '../../src/errors.js';
 import { CoapEndpoint, type ResponseSpec } from '../../src/messaging/endpoint.js';
 import type { RetryPolicy } from '../../src/messaging/retry.js';
+import { drive } from '../helpers/drive.js';
 import { FakeRuntime } from '../helpers/fake-runtime.js';
-import { MemNetwork, flush } from '../helpers/mem-transport.js';
+import { MemNetwork } from '../helpers/mem-transport.js';
 
 const SERVER = { address: '10.0.0.1', port: 5683 };
 const data = Uint8Array.from({ length: 3000 }, (_, i) => (i * 7) & 0xff);
@@ -35,16 +36,6 @@ function setup(busy: number, busyAnswer: ResponseSpec) {
   return { rt, times, fetch };
 }
 
-/** Run `p` to completion, moving the fake clock in 50 ms steps while it waits. */
-async function drive<T>(rt: FakeRuntime, p: Promise<T>): Promise<T> {
-  let done = false;
-  p.then(() => (done = true), () => (done = true));
-  for (let i = 0; !done && i < 200_000; i++) {
-    await flush();
-    if (!done) rt.advance(50);
-  }
-  return p;
-}
 
 const unavailable = (maxAge?: number): ResponseSpec => ({
   code: Code.SERVICE_UNAVAILABLE,

@@ -13,8 +13,8 @@ import { runUpdate } from '../../src/device/updater.js';
 import { CoapfwError } from '../../src/errors.js';
 import { createLayout } from '../../src/flash/layout.js';
 import { MemoryFlash } from '../../src/flash/memory.js';
+import { drive } from '../helpers/drive.js';
 import { FakeRuntime } from '../helpers/fake-runtime.js';
-import { flush } from '../helpers/mem-transport.js';
 import { CLASS, hex, image, MANIFEST_URI, MemUpdateServer, TRUST, VENDOR } from './update-helpers.js';
 
 const A = image(6000, 3);
@@ -23,15 +23,6 @@ const B = image(16 * 1024, 4);
 let server: MemUpdateServer;
 afterEach(async () => server?.close());
 
-async function drive<T>(rt: FakeRuntime, p: Promise<T>): Promise<T> {
-  let done = false;
-  p.then(() => (done = true), () => (done = true));
-  for (let i = 0; !done && i < 200_000; i++) {
-    await flush();
-    if (!done) rt.advance(50);
-  }
-  return p;
-}
 
 /**
  * The image at `path` answers 5.03 with Max-Age `maxAge` (the router maps the
