@@ -103,7 +103,9 @@ describe('DTLS handshake injection (RFC 6347 §4.1.2.7)', () => {
     const evil = 'a"\n\u001b[31mforged log line';
     await expect(connectDtls({ host: '127.0.0.1', port: server.address().port, identity: evil, key: KEY, retries: 0, handshakeTimeoutMs: 500 })).rejects.toMatchObject({ code: 'DTLS_HANDSHAKE_FAILED' });
     await until(() => failed.length >= 1);
-    expect(failed[0]).toBe(`handshake-timeout: ignored ClientKeyExchange: unknown PSK identity ${JSON.stringify(evil)}`);
+    expect(failed[0]).toBe(`client Finished did not authenticate (unknown PSK identity ${JSON.stringify(evil)})`);
+    const failedSessions = [...(server as unknown as { table: { values(): Iterable<{ handshake: { holdsSecrets: boolean } }> } }).table.values()];
+    expect(failedSessions.every((x) => !x.handshake.holdsSecrets)).toBe(true);
     expect(failed[0]).not.toMatch(/[\n\u001b]/);
   });
 });

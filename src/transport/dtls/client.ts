@@ -215,7 +215,7 @@ function isFinal(err: Error): boolean {
 
 function explain(err: Error, o: DtlsClientOptions, where: string): string {
   if (/bad_record_mac|decrypt_error|handshake failed/i.test(err.message)) {
-    return `dtls: handshake with ${where} failed: the server did not accept the key of identity "${o.identity}" (wrong PSK?) [${err.message}]`;
+    return `dtls: handshake with ${where} failed: the server did not accept the key of identity "${o.identity}" (wrong PSK, or an identity it does not know?) [${err.message}]`;
   }
   if (/unknown_psk_identity/.test(err.message)) return `dtls: handshake with ${where} failed: the server does not know identity "${o.identity}"`;
   if (/handshake_failure|protocol_version|illegal_parameter/.test(err.message)) {
@@ -289,7 +289,7 @@ export async function connectDtls(o: DtlsClientOptions): Promise<DtlsClientTrans
   }
   throw new CoapfwError(
     'DTLS_HANDSHAKE_FAILED',
-    `dtls: no handshake with ${where} after ${retries + 1} attempts of ${timeout} ms (server unreachable or not speaking DTLS, datagrams lost, a wrong PSK on a server that drops bad Finished records silently, as OpenSSL does, or an identity the server does not know and ignores) [${last.message}]`,
+    `dtls: no handshake with ${where} after ${retries + 1} attempts of ${timeout} ms (server unreachable or not speaking DTLS, datagrams lost, or a wrong PSK or unknown identity on a server that drops bad Finished records silently, as OpenSSL does) [${last.message}]`,
     { cause: last },
   );
 }

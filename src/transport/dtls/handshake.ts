@@ -71,9 +71,18 @@ export interface HandshakeOptions {
  */
 export const MAX_KEY_EXCHANGE_CANDIDATES = 4;
 
-/** One ClientKeyExchange with a known identity, with what its Finished is checked against. */
+/**
+ * Length of the random stand-in key of an unknown identity: 16 bytes, the
+ * usual (and RFC 7925 §4.2 minimum recommended) PSK size, so that deriving its
+ * keys costs what a real one costs.
+ */
+const DECOY_PSK_SIZE = 16;
+
+/** One ClientKeyExchange, with what its Finished is checked against. */
 interface Candidate {
   readonly identity: string;
+  /** False for an unknown identity, whose keys come from a random stand-in PSK (RFC 4279 §2). */
+  readonly known: boolean;
   readonly message: Uint8Array;
   readonly master: Uint8Array;
   readonly keys: CcmKeys;
@@ -101,12 +110,18 @@ export function checkClientHello(hello: ClientHello): { alert: number; reason: s
  * One server handshake, from the verified ClientHello to the Finished exchange.
  *
  * Epoch-0 records are unauthenticated and the ClientKeyExchange message_seq is
- * predictable, so a ClientKeyExchange commits nothing: a malformed one or one
- * with an unknown identity is dropped silently (RFC 4279 §2 lets the server
- * not reveal unknown identities) and noted for the timeout reason; one with a
- * known identity becomes a candidate (up to {@link MAX_KEY_EXCHANGE_CANDIDATES}).
- * The client's Finished, in epoch 1, selects the candidate whose keys
- * authenticated it and whose verify_data matches (RFC 5246 §7.4.9).
+ * predictable, so a ClientKeyExchange commits nothing: a malformed one is
+ * dropped silently and noted for the timeout reason; every well-formed one
+ * becomes a candidate (up to {@link MAX_KEY_EXCHANGE_CANDIDATES}). The client's
+ * Finished, in epoch 1, selects the candidate whose keys authenticated it and
+ * whose verify_data matches (RFC 5246 §7.4.9).
+ *
+ * An unknown identity must not be told apart from a known one with a wrong key
+ * (RFC 4279 §2: the server "MAY continue the protocol as if the PSK identity
+ * existed but the key was incorrect"): its candidate gets keys derived, with
+ * the same computation, from a random stand-in PSK, so its Finished fails
+ * exactly as a wrong key's does, with the same alert after the same work.
+ * Only the server's own reason text (events, never the wire) says which it was.
  */
 export class ServerHandshake {
   state: HandshakeState = 'awaitKeyExchange';
@@ -154,6 +169,16 @@ export class ServerHandshake {
   /** Identities of the candidate ClientKeyExchange messages, in arrival order. */
   get candidateIdentities(): string[] {
     return this.candidates.map((c) => c.identity);
+  }
+
+  /**
+   * For the server's own failure reasons (never sent): why candidate `index`
+   * failed to authenticate, "unknown PSK identity "x"" or "wrong PSK for identity "x"?".
+   */
+  candidateFailure(index: number): string {
+    const c = this.candidates[index];
+    if (c === undefined) return 'no ClientKeyExchange';
+    return c.known ? `wrong PSK for identity ${JSON.stringify(c.identity)}?` : `unknown PSK identity ${JSON.stringify(c.identity)}`;
   }
 
   /**
@@ -206,17 +231,19 @@ export class ServerHandshake {
       return this.ignore('malformed ClientKeyExchange');
     }
     const identity = dec.decode(idBytes);
-    const psk = this.opts.lookup(identity);
-    // RFC 4279 §2: the server MAY answer an unknown identity with unknown_psk_identity;
-    // an unauthenticated record must not end the handshake, so we stay silent.
-    if (psk === undefined) return this.ignore(`unknown PSK identity ${JSON.stringify(identity)}`);
     if (this.candidates.length >= MAX_KEY_EXCHANGE_CANDIDATES) return this.ignore(`more than ${MAX_KEY_EXCHANGE_CANDIDATES} ClientKeyExchange candidates`);
+    const found = this.opts.lookup(identity);
+    // RFC 4279 §2: answering unknown_psk_identity (or staying silent) tells a
+    // prober which identities exist; continue with a random key instead, so the
+    // Finished fails the way a wrong key's does.
+    const psk = found ?? this.opts.random(DECOY_PSK_SIZE);
     const pre = pskPremaster(psk);
     const master = this.ems
       ? extendedMasterSecret(pre, sha256(concatBytes(...this.transcript, msg))) // RFC 7627 §3: hash up to ClientKeyExchange
       : masterSecret(pre, this.hello.random, this.serverRandom);
     const keys = ccmKeyBlock(master, this.hello.random, this.serverRandom);
-    this.candidates.push({ identity, message: msg, master, keys });
+    if (found === undefined) psk.fill(0);
+    this.candidates.push({ identity, known: found !== undefined, message: msg, master, keys });
     if (this.state === 'awaitKeyExchange') this.state = 'awaitChangeCipherSpec';
     return { kind: 'keys', index: this.candidates.length - 1, keys };
   }
@@ -240,8 +267,8 @@ export class ServerHandshake {
       return { kind: 'established', index, flight };
     }
     // The record authenticated under a candidate's keys, so its sender knows that PSK: a real failure.
-    const who = authenticatedBy.map((i) => JSON.stringify(this.candidates[i]?.identity ?? '')).join(', ');
-    return this.fail(AlertDescription.decryptError, `Finished did not verify for identity ${who} (wrong PSK?)`);
+    const who = authenticatedBy.map((i) => this.candidateFailure(i)).join(', ');
+    return this.fail(AlertDescription.decryptError, `Finished did not verify (${who})`);
   }
 
   private message(type: number, body: Uint8Array): Uint8Array {

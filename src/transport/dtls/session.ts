@@ -16,7 +16,9 @@
  *   as a ChangeCipherSpec and the ClientKeyExchange whose keys it fails under
  *   (flight 5 normally travels in one datagram) means the two sides derived
  *   different keys, a wrong PSK, and we end the handshake with a fatal
- *   bad_record_mac alert (§4.1.2.7 allows alerts if they are fatal). Any other
+ *   bad_record_mac alert (§4.1.2.7 allows alerts if they are fatal). An unknown
+ *   identity takes the same path (handshake.ts gives it keys from a random
+ *   PSK, RFC 4279 §2), so a client cannot tell the two apart. Any other
  *   failing record may be injected by anyone: it is dropped, and if the Finished
  *   never authenticates the handshake timeout ends the session with
  *   {@link Session.pendingReason}.
@@ -118,8 +120,8 @@ export class Session {
   get pendingReason(): string | undefined {
     const parts: string[] = [];
     if (this.authFailures > 0) {
-      const ids = this.handshake.candidateIdentities.map((x) => JSON.stringify(x)).join(' or ');
-      parts.push(`Finished never authenticated (wrong PSK for identity ${ids}?); ${this.authFailures} record(s) failed authentication`);
+      const why = this.handshake.candidateIdentities.map((_, i) => this.handshake.candidateFailure(i)).join(' or ');
+      parts.push(`Finished never authenticated (${why}); ${this.authFailures} record(s) failed authentication`);
     }
     if (this.handshake.ignoredKeyExchanges.length > 0) parts.push(`ignored ClientKeyExchange: ${this.handshake.ignoredKeyExchanges.join('; ')}`);
     if (this.ignoredAlerts.length > 0) parts.push(`ignored unauthenticated fatal alert(s) ${this.ignoredAlerts.join(', ')}`);
@@ -233,8 +235,8 @@ export class Session {
       if (this.ccsInDatagram && mine !== undefined) {
         // ClientKeyExchange, ChangeCipherSpec and a Finished that does not authenticate
         // under that ClientKeyExchange's keys, all in one datagram: the keys differ.
-        const id = JSON.stringify(this.handshake.candidateIdentities[mine] ?? '');
-        events.push({ kind: 'failed', reason: `client Finished did not authenticate (wrong PSK for identity ${id}?)` });
+        // An unknown identity ends here too, with the same alert (its keys come from a random PSK, RFC 4279 §2).
+        events.push({ kind: 'failed', reason: `client Finished did not authenticate (${this.handshake.candidateFailure(mine)})` });
         void this.close(AlertDescription.badRecordMac);
         return;
       }
