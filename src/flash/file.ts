@@ -7,6 +7,12 @@
  * order. So the file holds exactly the operations that completed, plus at
  * worst a torn last write or an erase cut between (or inside) its blocks,
  * which the journal and boot records are built to survive.
+ *
+ * One process at a time: `open` takes an exclusive lock on the file
+ * (file-lock.ts) for the life of the handle, so a second device process on
+ * the same chip fails at once with `FLASH_BUSY` naming the first, instead of
+ * interleaving its writes with it (which corrupts the journal and boot log).
+ * A lock left by a killed process is taken over by the next `open`.
  */
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -21,6 +27,7 @@ import {
   type FlashBackend,
   type FlashGeometry,
 } from './backend.js';
+import { FileLock } from './file-lock.js';
 
 /** Options of {@link FileFlash.open}. */
 export interface FileFlashOptions {
@@ -42,11 +49,13 @@ export class FileFlash implements FlashBackend {
     readonly eraseBlockSize: number,
     readonly writeAlignment: number,
     private readonly sync: boolean,
+    private readonly lock: FileLock,
   ) {}
 
   /**
    * Open (or create, filled with 0xFF like a fresh chip) the file at `path`.
-   * An existing file must have exactly `size` bytes.
+   * An existing file must have exactly `size` bytes. Throws `FLASH_BUSY` when
+   * another process (or another open handle of this one) has it open.
    */
   static async open(path: string, options: FileFlashOptions): Promise<FileFlash> {
     const g: FlashGeometry = {
@@ -61,6 +70,14 @@ export class FileFlash implements FlashBackend {
     } catch (e) {
       throw new CoapfwError('IO_ERROR', `FileFlash: cannot open ${path}`, { cause: e });
     }
+    let lock: FileLock;
+    try {
+      // Before anything is written, the blank fill of a new file included.
+      lock = await FileLock.acquire(path);
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
     try {
       const { size } = await fh.stat();
       if (size === 0) {
@@ -72,10 +89,11 @@ export class FileFlash implements FlashBackend {
       }
     } catch (e) {
       await fh.close();
+      await lock.release();
       if (e instanceof CoapfwError) throw e;
       throw new CoapfwError('IO_ERROR', `FileFlash: cannot initialise ${path}`, { cause: e });
     }
-    return new FileFlash(fh, g.size, g.eraseBlockSize, g.writeAlignment, options.sync ?? false);
+    return new FileFlash(fh, g.size, g.eraseBlockSize, g.writeAlignment, options.sync ?? false, lock);
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
@@ -97,9 +115,13 @@ export class FileFlash implements FlashBackend {
     for (let off = offset; off < offset + length; off += blank.length) await this.writeRaw(off, blank);
   }
 
-  /** Close the file. The object is unusable afterwards. */
+  /** Close the file and release its lock. The object is unusable afterwards. */
   async close(): Promise<void> {
-    await this.fh.close();
+    try {
+      await this.fh.close();
+    } finally {
+      await this.lock.release();
+    }
   }
 
   private async readRaw(offset: number, length: number): Promise<Uint8Array> {

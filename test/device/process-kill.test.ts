@@ -125,6 +125,30 @@ describe('device process killed mid-download', () => {
     expect(server.status.get('sim-flash.bin')?.report).toMatchObject({ result: 'confirmed', installedSequence: 4 });
   });
 
+  it('a second device process on the same flash file gets FLASH_BUSY naming the first; after SIGKILL of the first the next one takes over and resumes', { timeout: 60_000 }, async () => {
+    const uri = `coap://127.0.0.1:${server.address().port}/files/app.suit`;
+    const total = IMAGE.length / BLOCK;
+    const start = counter.imageRequests;
+    const first = device(uri, 'shared.bin');
+    const deadline = Date.now() + 30_000;
+    while (counter.imageRequests - start < total * 0.3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    const second = await device(uri, 'shared.bin').done;
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(new RegExp(`in use by process ${first.child.pid} \\(.*device update.*\\) since .*\\[FLASH_BUSY\\]`));
+    expect(second.stdout).toBe('');
+    first.child.kill('SIGKILL');
+    expect((await first.done).signal).toBe('SIGKILL');
+    // The killed process left its lock file behind: stale (its pid is gone), so the next process takes it over.
+    expect(existsSync(join(dir, 'shared.bin.lock'))).toBe(true);
+    const third = await device(uri, 'shared.bin').done;
+    expect(third.code, third.stderr).toBe(0);
+    const status = JSON.parse(third.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    expect(status).toMatchObject({ result: 'installed', installedSequence: 4, boot: 'confirmed', running: hex(sha256(IMAGE)) });
+    expect(status.blocksResumed as number).toBeGreaterThan(0);
+    expect((status.blocksResumed as number) + (status.blocksFetched as number)).toBe(total);
+    expect(existsSync(join(dir, 'shared.bin.lock'))).toBe(false);
+  });
+
   it('power cuts injected at flash operations across download, install, swap and confirm: the next run always finishes confirmed', { timeout: 60_000 }, async () => {
     const uri = `coap://127.0.0.1:${fast.address().port}/files/app.suit`;
     const json = (out: string): Record<string, unknown> => JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, unknown>;
