@@ -10,11 +10,10 @@ import { basename } from 'node:path';
 import { parseCoapUri } from '../codec/uri.js';
 import { confirm, readBootState } from '../device/boot.js';
 import { CrashingFlash } from '../device/crash-flash.js';
-import { bootStatus, powerOn } from '../device/device.js';
-import { postStatus } from '../device/report.js';
+import { powerOn } from '../device/device.js';
+import { updateDevice } from '../device/device-update.js';
 import { openFileDevice, type FileDevice } from '../device/file-device.js';
 import type { UpdateEvent } from '../device/states.js';
-import { runUpdate } from '../device/updater.js';
 import { CoapfwError } from '../errors.js';
 import { Journal } from '../flash/journal.js';
 import { openClient } from '../transport/client.js';
@@ -151,14 +150,12 @@ async function update(a: UpdateArgs, dev: FileDevice, io: CliIo, stop: StopSigna
     process.kill(process.pid, 'SIGKILL');
     throw new CoapfwError('POWER_CUT', 'simulated power cut');
   });
-  const before = await powerOn(flash, layout);
   const client = await openClient(uri, { psk: a.psk, dtls: { signal: stop.signal } });
   const bar = progressBar(io, 'image');
-  let status;
-  let after = before;
-  const path = a.statusPath;
+  let r;
   try {
-    status = await runUpdate({
+    // Power on, update, reboot into the new image: every outcome (a failed power-on too) is one status, reported.
+    r = await updateDevice({
       flash,
       layout,
       request: client.request,
@@ -169,26 +166,22 @@ async function update(a: UpdateArgs, dev: FileDevice, io: CliIo, stop: StopSigna
       classId,
       szx,
       blockRetry: { attempts: a.attempts, baseMs: 1000, maxMs: 30_000 },
-      statusPath: path,
+      statusPath: a.statusPath,
       signal: stop.signal,
       onEvent: eventPrinter(a, io, bar),
+      reboot: a.reboot,
+      selfTest: () => a.confirm,
     });
-    bar.done();
-    if (status.result === 'installed' && a.reboot) {
-      after = await powerOn(flash, layout, { selfTest: () => a.confirm });
-      const report = bootStatus(after);
-      if (report && path !== undefined) await postStatus(client.request, path, report, stop.signal);
-    }
   } finally {
     bar.done();
     await client.close();
   }
+  const { status, after } = r;
   jsonLine(io, {
     ...status,
-    installedSequence: after.installedSequence,
-    bootMode: after.boot.mode,
-    boot: after.outcome,
-    running: bytesToHex(after.boot.image.digest),
+    bootMode: after?.boot.mode ?? null,
+    boot: after?.outcome ?? null,
+    running: after ? bytesToHex(after.boot.image.digest) : null,
     provisioned: dev.provisioned,
     flashOps: flash.ops,
   });

@@ -31,7 +31,9 @@
  * (flash/journal.ts explains why that is safe): compare a full digest with a
  * recorded one only through `matchesDigestPrefix`.
  */
-import { digestPrefix, idleResumeRecord, matchesDigestPrefix, type Journal, type ResumeRecord } from '../flash/journal.js';
+import type { FlashBackend } from '../flash/backend.js';
+import { Journal, digestPrefix, idleResumeRecord, matchesDigestPrefix, type ResumeRecord } from '../flash/journal.js';
+import type { FlashLayout } from '../flash/layout.js';
 
 /** Largest revert count a record holds (u8). */
 const MAX_REVERTS = 0xff;
@@ -56,6 +58,15 @@ export interface UpdateJob {
  */
 export function installedSequence(rec: ResumeRecord | undefined): number {
   return rec?.installedSeq ?? 0;
+}
+
+/** The installed sequence number from the journal, or undefined when it cannot be read (for a failure report). */
+export async function readInstalledSequence(flash: FlashBackend, layout: FlashLayout): Promise<number | undefined> {
+  try {
+    return installedSequence((await Journal.open(flash, layout)).latest());
+  } catch {
+    return undefined;
+  }
 }
 
 /** A download record: blocks before `nextBlock` are in the slot. */

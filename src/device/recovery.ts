@@ -2,13 +2,16 @@
  * What the update client does when a step fails (a small wrapper around the
  * transition function, STYLE.md §3): restart a download whose image changed,
  * report a refusal, or retry a transient failure after a jittered
- * exponential back-off on the injected Runtime (bounded attempts).
+ * exponential back-off on the injected Runtime (bounded attempts). Every
+ * failure ends in the report state, so the caller always gets a status and
+ * the status tracker a POST; only a power cut, an abort, or a failure of the
+ * report itself (the caller's onStatus) propagates.
  */
 import { isTransient, retryAfterMs } from '../blockwise/fetch.js';
 import { CoapfwError } from '../errors.js';
 import { backoffDelay, sleep } from '../messaging/retry.js';
 import { idleResumeRecord, matchesDigestPrefix } from '../flash/journal.js';
-import type { UpdateSession } from './session.js';
+import { endsTheRun, type UpdateSession } from './session.js';
 import type { Candidate, UpdateState } from './states.js';
 
 /** Errors that mean "this update must not be installed" (the running image stays). */
@@ -18,18 +21,54 @@ export const REJECT_CODES: ReadonlySet<string> = new Set([
   'TOO_LARGE', 'IMAGE_TOO_LARGE', 'UPDATE_FAILED',
 ]);
 
-/** Start the download of `job` over from block 0 (bounded by `maxRestarts`). */
+function maxRestarts(s: UpdateSession): number {
+  return s.opts.maxRestarts ?? 3;
+}
+
+/** Start the download of `job` over from block 0 (bounded by `maxRestarts`: `UPDATE_FAILED` beyond). */
 export function restart(s: UpdateSession, job: Candidate, reason: string): UpdateState {
   s.restarts++;
-  if (s.restarts > (s.opts.maxRestarts ?? 3)) throw new CoapfwError('UPDATE_FAILED', `update: gave up after ${s.restarts - 1} restarts (${reason})`);
+  if (s.restarts > maxRestarts(s)) throw new CoapfwError('UPDATE_FAILED', `update: gave up after ${s.restarts - 1} restarts (${reason})`);
   s.emit({ type: 'restart', reason });
   return { name: 'download', job, startBlock: 0, szx: s.opts.szx ?? 6, etag: undefined };
 }
 
-/** What to do after `step` threw `e` in `state`. POWER_CUT and ABORTED propagate. */
+/**
+ * Forget a download of the envelope being processed, so that nothing resumes
+ * it. Progress of another envelope stays (a bad manifest must not cost a good
+ * download), and so does an `installing` record: it carries the `reverts`
+ * count that keeps a given-up image from being downloaded and tried again.
+ */
+async function forgetDownload(s: UpdateSession): Promise<void> {
+  const rec = s.record;
+  const same = rec !== undefined && s.envelopeDigest !== undefined && matchesDigestPrefix(s.envelopeDigest, rec.envelopeDigestPrefix);
+  if (same && (rec.phase === 'fetching' || rec.phase === 'fetched')) await s.journal.append(idleResumeRecord(rec.installedSeq));
+}
+
+/**
+ * What to do after `step` threw `e` in `state`: the next state, which is the
+ * report of a failure when nothing else applies (see the file comment).
+ */
 export async function recover(s: UpdateSession, state: UpdateState, e: unknown): Promise<UpdateState> {
-  if (!(e instanceof CoapfwError) || e.code === 'POWER_CUT' || e.code === 'ABORTED' || state.name === 'report') throw e;
+  if (endsTheRun(e) || state.name === 'report') throw e;
+  try {
+    return await next(s, state, e);
+  } catch (e2) {
+    if (endsTheRun(e2)) throw e2;
+    // recovery itself failed (a journal write, a bug): still report, as failed.
+    return { name: 'report', status: s.status('failed', e2) };
+  }
+}
+
+async function next(s: UpdateSession, state: UpdateState, e: unknown): Promise<UpdateState> {
+  if (!(e instanceof CoapfwError)) return { name: 'report', status: s.status('failed', e) };
   if (e.code === 'ETAG_MISMATCH' && state.name === 'download') {
+    if (s.restarts >= maxRestarts(s)) {
+      // The image keeps changing on the server: the progress so far is of a version that is gone.
+      await forgetDownload(s);
+      const gaveUp = new CoapfwError('UPDATE_FAILED', `update: gave up after ${s.restarts} restarts (the image resource keeps changing)`, { cause: e });
+      return { name: 'report', status: s.status('failed', gaveUp) };
+    }
     // RFC 7959 §2.4: the image changed under us; never stitch two versions.
     return restart(s, state.job, 'the image resource changed (ETag)');
   }
@@ -40,13 +79,7 @@ export async function recover(s: UpdateSession, state: UpdateState, e: unknown):
     return { name: 'check' };
   }
   if (REJECT_CODES.has(e.code)) {
-    // Forget a refused download so that nothing resumes it. Progress of
-    // another envelope stays (a bad manifest must not cost a good download),
-    // and so does an `installing` record: it carries the `reverts` count
-    // that keeps a given-up image from being downloaded and tried again.
-    const rec = s.record;
-    const same = rec !== undefined && s.envelopeDigest !== undefined && matchesDigestPrefix(s.envelopeDigest, rec.envelopeDigestPrefix);
-    if (same && (rec.phase === 'fetching' || rec.phase === 'fetched')) await s.journal.append(idleResumeRecord(rec.installedSeq));
+    await forgetDownload(s);
     return { name: 'report', status: s.status('rejected', e) };
   }
   const retry = s.opts.retry ?? { attempts: 4, baseMs: 2000, maxMs: 60_000 };

@@ -19,14 +19,21 @@ export type UpdateResultKind =
   | 'up-to-date'
   /** The manifest or image failed a security or policy check; the running image stays. */
   | 'rejected'
-  /** The update could not complete (network, server, retries exhausted); it resumes next time. */
+  /**
+   * The update could not complete: network, server, retries exhausted (it
+   * resumes next time), an image that kept changing, or a device that cannot
+   * update (`error` says which: `BOOT_STATE`, `JOURNAL_CORRUPT`, ...).
+   */
   | 'failed';
 
 /** The report of one update attempt. */
 export interface UpdateStatus {
   readonly result: UpdateResultKind;
-  /** Sequence number of the confirmed running manifest. */
-  readonly installedSequence: number;
+  /**
+   * Sequence number of the confirmed running manifest; absent only when the
+   * journal could not be read (`JOURNAL_CORRUPT`, `IO_ERROR`): then it is unknown.
+   */
+  readonly installedSequence?: number;
   /** Sequence number of the manifest offered, when it could be read. */
   readonly candidateSequence?: number;
   /** Image blocks received in this run. */

@@ -33,15 +33,44 @@ export class UpdateSession {
     this.opts.onEvent?.(e);
   }
   status(result: UpdateResultKind, error?: unknown): UpdateStatus {
-    const e = error instanceof Error ? error : undefined;
-    return {
-      result,
-      installedSequence: this.installed,
-      ...(this.candidateSequence !== undefined ? { candidateSequence: this.candidateSequence } : {}),
-      blocksFetched: this.blocksFetched,
-      blocksResumed: this.blocksResumed,
-      restarts: this.restarts,
-      ...(e ? { error: isCoapfwError(e) ? e.code : e.name, message: e.message } : {}),
-    };
+    let installed: number | undefined;
+    try {
+      installed = this.installed;
+    } catch {
+      installed = undefined; // the journal became unreadable: say nothing rather than a wrong number
+    }
+    return makeStatus(result, this, installed, error);
   }
+}
+
+/** Counters of an update run, as a status reports them. */
+export interface RunCounters {
+  readonly candidateSequence?: number | undefined;
+  readonly blocksFetched: number;
+  readonly blocksResumed: number;
+  readonly restarts: number;
+}
+
+const NOTHING_DONE: RunCounters = { blocksFetched: 0, blocksResumed: 0, restarts: 0 };
+
+/**
+ * The status report of a run (or of one that could not start: `counters`
+ * default to nothing done). `installed` undefined: unknown, left out.
+ */
+export function makeStatus(result: UpdateResultKind, counters: RunCounters = NOTHING_DONE, installed?: number, error?: unknown): UpdateStatus {
+  const e = error instanceof Error ? error : error === undefined ? undefined : new Error(String(error));
+  return {
+    result,
+    ...(installed !== undefined ? { installedSequence: installed } : {}),
+    ...(counters.candidateSequence !== undefined ? { candidateSequence: counters.candidateSequence } : {}),
+    blocksFetched: counters.blocksFetched,
+    blocksResumed: counters.blocksResumed,
+    restarts: counters.restarts,
+    ...(e ? { error: isCoapfwError(e) ? e.code : e.name, message: e.message } : {}),
+  };
+}
+
+/** Errors no status can follow: the device lost power, or the caller aborted. */
+export function endsTheRun(e: unknown): boolean {
+  return isCoapfwError(e, 'POWER_CUT') || isCoapfwError(e, 'ABORTED');
 }

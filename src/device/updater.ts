@@ -29,10 +29,10 @@ import { readBootState, requestTestBoot } from './boot.js';
 import { equalBytes } from '@noble/curves/utils.js';
 import { fetchTarget } from './fetch-target.js';
 import { imageRequestOptions } from './image-uri.js';
-import { fetchingRecord, installRecord, reconcileJournal } from './progress.js';
+import { fetchingRecord, installRecord, readInstalledSequence, reconcileJournal } from './progress.js';
 import { recover, restart } from './recovery.js';
 import { postStatus, type UpdateStatus } from './report.js';
-import { UpdateSession } from './session.js';
+import { UpdateSession, endsTheRun, makeStatus } from './session.js';
 import type { Candidate, UpdateOptions, UpdateState } from './states.js';
 
 export { UpdateSession };
@@ -207,11 +207,15 @@ async function install(s: UpdateSession, st: InstallState): Promise<UpdateState>
 }
 
 async function report(s: UpdateSession, status: UpdateStatus): Promise<UpdateState> {
-  const { opts } = s;
-  await opts.onStatus?.(status);
-  const code = opts.statusPath === undefined ? undefined : await postStatus(opts.request, opts.statusPath, status, opts.signal);
+  const code = await sendReport(s.opts, status);
   s.emit({ type: 'status', status, responseCode: code });
   return { name: 'done', status };
+}
+
+/** Hand `status` to onStatus and POST it to `statusPath` (best effort); the response code, if any. */
+export async function sendReport(opts: Pick<UpdateOptions, 'onStatus' | 'statusPath' | 'request' | 'signal'>, status: UpdateStatus): Promise<number | undefined> {
+  await opts.onStatus?.(status);
+  return opts.statusPath === undefined ? undefined : await postStatus(opts.request, opts.statusPath, status, opts.signal);
 }
 
 function checkOptions(o: UpdateOptions): void {
@@ -232,12 +236,32 @@ function checkOptions(o: UpdateOptions): void {
 }
 
 /**
- * Run one update attempt to its end and return the status report. Throws
- * only for misuse (`INVALID_ARGUMENT`, `BAD_URI`; `BOOT_STATE`: the running
- * image is not confirmed), `JOURNAL_CORRUPT` (the journal holds records this
- * firmware cannot read, so the installed sequence number is unknown: fail
- * closed, before anything is fetched or written; re-provision the device),
- * `POWER_CUT` from the flash and `ABORTED`.
+ * Open the journal and check the device can take an update: the running
+ * image confirmed (`BOOT_STATE`), the journal readable (`JOURNAL_CORRUPT`:
+ * anti-rollback needs the installed sequence number), a finished install
+ * recorded. Nothing is fetched or written for the update before this passes.
+ */
+async function openSession(opts: UpdateOptions): Promise<UpdateSession> {
+  const journal = await Journal.open(opts.flash, opts.layout);
+  journal.latest();
+  const bootState = await readBootState(opts.flash, opts.layout);
+  if (bootState === undefined || bootState.swap !== null || bootState.primaryMode !== 'confirmed') {
+    throw new CoapfwError('BOOT_STATE', 'update: boot and confirm the running image before updating');
+  }
+  await reconcileJournal(journal, bootState.primary?.digest);
+  return new UpdateSession(opts, journal);
+}
+
+/**
+ * Run one update attempt to its end and return the status report, which it
+ * also hands to `onStatus` and POSTs to `statusPath`: every outcome is
+ * reported, a device that cannot update (`BOOT_STATE`: the running image is
+ * not confirmed; `JOURNAL_CORRUPT`: the journal holds records this firmware
+ * cannot read, so the installed sequence number is unknown, and updates are
+ * refused before anything is fetched or written until the device is
+ * re-provisioned) included, as `failed`. Throws only for misuse
+ * (`INVALID_ARGUMENT`, `BAD_URI`), `POWER_CUT` from the flash, `ABORTED`,
+ * and what `onStatus` throws.
  *
  * @example
  * const client = await openClient(manifestUri);
@@ -246,15 +270,16 @@ function checkOptions(o: UpdateOptions): void {
  */
 export async function runUpdate(opts: UpdateOptions): Promise<UpdateStatus> {
   checkOptions(opts);
-  const bootState = await readBootState(opts.flash, opts.layout);
-  if (bootState === undefined || bootState.swap !== null || bootState.primaryMode !== 'confirmed') {
-    throw new CoapfwError('BOOT_STATE', 'update: boot and confirm the running image before updating');
+  let s: UpdateSession;
+  try {
+    s = await openSession(opts);
+  } catch (e) {
+    if (endsTheRun(e)) throw e;
+    const status = makeStatus('failed', undefined, await readInstalledSequence(opts.flash, opts.layout), e);
+    const code = await sendReport(opts, status);
+    opts.onEvent?.({ type: 'status', status, responseCode: code });
+    return status;
   }
-  const journal = await Journal.open(opts.flash, opts.layout);
-  // Throws JOURNAL_CORRUPT for an unreadable journal: anti-rollback needs the installed sequence.
-  journal.latest();
-  await reconcileJournal(journal, bootState.primary?.digest);
-  const s = new UpdateSession(opts, journal);
   let state: UpdateState = { name: 'check' };
   while (state.name !== 'done') {
     s.emit({ type: 'state', state: state.name });

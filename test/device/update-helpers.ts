@@ -43,6 +43,8 @@ export class MemUpdateServer {
   readonly sources = new Map<string, ByteSource>();
   /** Block2 responses served per path. */
   readonly served = new Map<string, number>();
+  /** Status reports POSTed to /status/<device>, in order (JSON-decoded). */
+  readonly reports: { device: string; report: Record<string, unknown> }[] = [];
   /** Called before each request is answered (e.g. to replace a resource mid-download). */
   beforeServe: (path: string, num: number) => void = () => {};
   private readonly endpoint: CoapEndpoint;
@@ -52,6 +54,15 @@ export class MemUpdateServer {
     this.endpoint = new CoapEndpoint(this.net.endpoint(SERVER.address, SERVER.port), { runtime: systemRuntime });
     this.endpoint.handle(
       routeRequests((path) => {
+        if (path[0] === 'status' && path.length === 2) {
+          return {
+            methods: new Set([Code.POST]),
+            handle: (req) => {
+              this.reports.push({ device: path[1]!, report: JSON.parse(new TextDecoder().decode(req.message.payload)) as Record<string, unknown> });
+              return { code: Code.CHANGED };
+            },
+          };
+        }
         const key = path.join('/');
         if (!this.sources.has(key)) return undefined;
         return {

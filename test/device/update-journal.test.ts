@@ -92,8 +92,9 @@ describe('anti-rollback with an unreadable journal', () => {
       const path = server.publish(B, 1);
       const dev = await freshChip();
       await write(dev.flash, dev.layout);
-      const err = await update(dev).catch((e: unknown) => e);
-      expect(err).toMatchObject({ code: 'JOURNAL_CORRUPT', message: expect.stringMatching(/installed sequence number is unknown/) });
+      const st = await update(dev);
+      expect(st).toMatchObject({ result: 'failed', error: 'JOURNAL_CORRUPT', message: expect.stringMatching(/installed sequence number is unknown/) });
+      expect(st.installedSequence).toBeUndefined();
       // Refused before any network traffic or flash write for the update.
       expect(server.servedOf('manifest.suit')).toBe(0);
       expect(server.servedOf(path)).toBe(0);
