@@ -208,7 +208,7 @@ async function run(sub: string, values: Values, prepared: UpdateArgs | undefined
       jsonLine(io, {
         primaryMode: state?.primaryMode,
         pending: state?.pending,
-        running: state?.primary ? bytesToHex(state.primary.digest) : null,
+        running: state?.components[0]?.primary ? bytesToHex(state.components[0].primary.digest) : null,
         journal: rec ? { phase: rec.phase, installedSeq: rec.installedSeq, nextBlock: rec.nextBlock, imageSize: rec.imageSize } : null,
       });
       return 0;

@@ -5,28 +5,37 @@
  * confirm, finish a swap) is exactly one appended record, so each change
  * is atomic: a power cut leaves either the old or the new state.
  *
- * Record payload (84 bytes, big-endian; 96 bytes on flash with the log's
- * framing and CRC, padded to the write alignment):
+ * Record payload (big-endian), for a layout of N components: 12 + 72·N
+ * bytes, plus 4 when N > 1 (84 bytes for one component, 96 on flash with the
+ * log's framing and CRC, padded to the write alignment; 160 and 172 for two):
  * ```
  * offset size field
- *      0    1 primary mode (0 confirmed, 1 test-pending, 2 testing)
- *      1    1 pending: 1 when a test boot of the secondary was requested
+ *      0    1 mode of the running set (0 confirmed, 1 test-pending, 2 testing)
+ *      1    1 pending: 1 when a test boot of the set's secondaries was requested
  *      2    1 swap kind (0 none, 1 install, 2 revert)
  *      3    1 swap step within the block (0, 1, 2; see boot-swap.ts)
- *      4    4 swap: number of erase blocks to swap
+ *      4    4 swap: number of erase blocks of the component being swapped
  *      8    4 swap: index of the block in progress
- *     12    4 primary image size (0xFFFFFFFF: no image)
- *     16   32 primary image SHA-256
- *     48    4 secondary image size (0xFFFFFFFF: no image)
- *     52   32 secondary image SHA-256
+ *   12+72i  4 component i: primary image size (0xFFFFFFFF: no image)
+ *   16+72i 32 component i: primary image SHA-256
+ *   48+72i  4 component i: secondary image size (0xFFFFFFFF: no image)
+ *   52+72i 32 component i: secondary image SHA-256
+ * N > 1 only, after the components:
+ *     +0    1 swap: position in the set of the component being swapped
+ *     +1    1 the set: bit i = component i (requested, swapped in, or to swap back)
+ *     +2    2 reserved, 0
  * ```
- * During a swap the two image descriptors still describe the slots as they
- * were before it started; the record that ends the swap exchanges them.
+ * With one component the set is always component 0. During a swap the
+ * image descriptors still describe the slots as they were before it started;
+ * the record that ends the swap exchanges them for every component of the
+ * set at once.
  */
 import { CoapfwError } from '../errors.js';
 import type { FlashBackend } from '../flash/backend.js';
-import { checkLayout, type FlashLayout } from '../flash/layout.js';
+import { checkLayout, MAX_COMPONENTS, type FlashLayout } from '../flash/layout.js';
 import { RecordLog } from '../flash/record-log.js';
+import { concatBytes } from '@noble/hashes/utils.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 
 /** An image a slot holds: its length and SHA-256. */
 export interface SlotImage {
@@ -34,19 +43,27 @@ export interface SlotImage {
   readonly digest: Uint8Array;
 }
 
+/** What the two slots of one component hold. */
+export interface ComponentImages {
+  readonly primary: SlotImage | null;
+  readonly secondary: SlotImage | null;
+}
+
 /**
- * State of the image in the primary slot (MCUboot's image-ok and copy-done):
+ * State of the running set (MCUboot's image-ok and copy-done):
  * `confirmed`: image-ok set, it stays; `test-pending`: swapped in, not yet
- * booted; `testing`: booted once as a test image and not confirmed: the next
+ * booted; `testing`: booted once as a test set and not confirmed: the next
  * boot reverts it.
  */
 export type PrimaryMode = 'confirmed' | 'test-pending' | 'testing';
 
 /** A swap in progress. */
 export interface SwapProgress {
-  /** `install`: secondary becomes the test image; `revert`: back to the previous one. */
+  /** `install`: the set's secondaries become the test images; `revert`: back to the previous ones. */
   readonly kind: 'install' | 'revert';
-  /** Erase blocks to exchange, from the start of the slots. */
+  /** Position in `BootState.set` of the component being swapped. */
+  readonly part: number;
+  /** Erase blocks of that component to exchange, from the start of its slots. */
   readonly blocks: number;
   /** Block being exchanged. */
   readonly index: number;
@@ -56,18 +73,25 @@ export interface SwapProgress {
 
 /** The bootloader's durable state. */
 export interface BootState {
-  readonly primary: SlotImage | null;
-  readonly secondary: SlotImage | null;
+  /** Per layout component, what its slots hold. */
+  readonly components: readonly ComponentImages[];
   readonly primaryMode: PrimaryMode;
-  /** A test boot of the secondary image was requested and not yet started. */
+  /** A test boot of the set's secondary images was requested and not yet started. */
   readonly pending: boolean;
+  /** Components (ascending) of the update set: requested, swapped in as one, and reverted as one. */
+  readonly set: readonly number[];
   readonly swap: SwapProgress | null;
 }
 
 /** Boot log kind (see record-log.ts). */
 export const BOOT_LOG_KIND = 2;
-/** Payload bytes of a boot record. */
+/** Payload bytes of a boot record for one component. */
 export const BOOT_PAYLOAD_SIZE = 84;
+
+/** Payload bytes of a boot record for `components` components. */
+export function bootPayloadSize(components: number): number {
+  return 12 + 72 * components + (components > 1 ? 4 : 0);
+}
 
 const MODES: readonly PrimaryMode[] = ['confirmed', 'test-pending', 'testing'];
 const NO_IMAGE = 0xffffffff;
@@ -84,7 +108,8 @@ function getImage(p: Uint8Array, at: number): SlotImage | null {
 
 /** Encode a state (trusted input: built by boot.ts). */
 export function encodeBootState(s: BootState): Uint8Array {
-  const out = new Uint8Array(BOOT_PAYLOAD_SIZE);
+  const n = s.components.length;
+  const out = new Uint8Array(bootPayloadSize(n));
   const view = new DataView(out.buffer);
   out[0] = MODES.indexOf(s.primaryMode);
   out[1] = s.pending ? 1 : 0;
@@ -92,43 +117,82 @@ export function encodeBootState(s: BootState): Uint8Array {
   out[3] = s.swap?.step ?? 0;
   view.setUint32(4, s.swap?.blocks ?? 0);
   view.setUint32(8, s.swap?.index ?? 0);
-  putImage(out, 12, s.primary);
-  putImage(out, 48, s.secondary);
+  s.components.forEach((c, i) => {
+    putImage(out, 12 + 72 * i, c.primary);
+    putImage(out, 48 + 72 * i, c.secondary);
+  });
+  if (n > 1) {
+    const at = 12 + 72 * n;
+    out[at] = s.swap?.part ?? 0;
+    out[at + 1] = s.set.reduce((m, c) => m | (1 << c), 0);
+  }
   return out;
 }
 
-/** Decode a payload; `JOURNAL_CORRUPT` if a CRC-valid record holds impossible values. */
-export function decodeBootState(p: Uint8Array): BootState {
+/** Decode a payload of a layout with `components` components; `JOURNAL_CORRUPT` if a CRC-valid record holds impossible values. */
+export function decodeBootState(p: Uint8Array, components = 1): BootState {
   const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
-  if (p.length !== BOOT_PAYLOAD_SIZE || p[0]! > 2 || p[1]! > 1 || p[2]! > 2 || p[3]! > 2) {
+  if (p.length !== bootPayloadSize(components) || p[0]! > 2 || p[1]! > 1 || p[2]! > 2 || p[3]! > 2) {
     throw new CoapfwError('JOURNAL_CORRUPT', 'boot log: newest record holds invalid values');
   }
   const blocks = view.getUint32(4);
   const index = view.getUint32(8);
   if (p[2] !== 0 && index >= blocks) throw new CoapfwError('JOURNAL_CORRUPT', 'boot log: swap index out of range');
+  const comps = Array.from({ length: components }, (_, i) => ({ primary: getImage(p, 12 + 72 * i), secondary: getImage(p, 48 + 72 * i) }));
+  let set = [0];
+  let part = 0;
+  if (components > 1) {
+    const at = 12 + 72 * components;
+    const mask = p[at + 1]!;
+    set = comps.map((_, i) => i).filter((i) => mask & (1 << i));
+    part = p[at]!;
+    if (mask >> components !== 0 || set.length === 0 || (p[2] !== 0 && part >= set.length)) {
+      throw new CoapfwError('JOURNAL_CORRUPT', 'boot log: update set out of range');
+    }
+  }
   return {
     primaryMode: MODES[p[0]!]!,
     pending: p[1] === 1,
-    swap: p[2] === 0 ? null : { kind: p[2] === 1 ? 'install' : 'revert', blocks, index, step: p[3] as 0 | 1 | 2 },
-    primary: getImage(p, 12),
-    secondary: getImage(p, 48),
+    set,
+    swap: p[2] === 0 ? null : { kind: p[2] === 1 ? 'install' : 'revert', part, blocks, index, step: p[3] as 0 | 1 | 2 },
+    components: comps,
   };
+}
+
+/**
+ * The identity of a set of images, as the resume journal records it: the
+ * image's own SHA-256 for one image, else SHA-256 over the images' digests
+ * in component order.
+ */
+export function setDigest(digests: readonly Uint8Array[]): Uint8Array {
+  return digests.length === 1 ? digests[0]!.slice() : sha256(concatBytes(...digests));
+}
+
+/** {@link setDigest} of the set's running images; undefined when one of them is missing. */
+export function runningSetDigest(state: BootState): Uint8Array | undefined {
+  const images = state.set.map((c) => state.components[c]?.primary ?? null);
+  return images.some((i) => i === null) ? undefined : setDigest(images.map((i) => i!.digest));
 }
 
 /** The boot state log: open, read the current state, append a new one. */
 export class BootLog {
-  private constructor(private readonly log: RecordLog) {}
+  private constructor(
+    private readonly log: RecordLog,
+    private readonly components: number,
+  ) {}
 
   /** Open the log in `layout.bootLog`. */
   static async open(flash: FlashBackend, layout: FlashLayout): Promise<BootLog> {
     checkLayout(flash, layout);
-    return new BootLog(await RecordLog.open(flash, layout.bootLog, { kind: BOOT_LOG_KIND, payloadSize: BOOT_PAYLOAD_SIZE }));
+    const n = layout.components.length;
+    if (n < 1 || n > MAX_COMPONENTS) throw new CoapfwError('INVALID_ARGUMENT', `boot log: 1..${MAX_COMPONENTS} components, got ${n}`);
+    return new BootLog(await RecordLog.open(flash, layout.bootLog, { kind: BOOT_LOG_KIND, payloadSize: bootPayloadSize(n) }), n);
   }
 
   /** The current state, or undefined when no image was ever installed. */
   state(): BootState | undefined {
     const rec = this.log.latest();
-    return rec && decodeBootState(rec.payload);
+    return rec && decodeBootState(rec.payload, this.components);
   }
 
   /** Commit a new state (one program operation, plus a page erase now and then). */

@@ -1,7 +1,8 @@
 /**
  * Power-safe exchange of the primary and secondary slots through a one
  * erase-block scratch area (MCUboot's "swap using scratch", with the swap
- * status kept in the boot log instead of slot trailers).
+ * status kept in the boot log instead of slot trailers), for every component
+ * of the update set in turn, as one swap.
  *
  * For each erase block i, three steps, each followed by one boot-log record
  * naming the next step:
@@ -18,10 +19,17 @@
  * costs 3n erases, up to 3n programs and 3n boot records (plus a page erase
  * of the boot log every `eraseBlockSize / 96` records). The scratch block is
  * erased once per swapped block: that is where wear concentrates.
+ *
+ * A set of several components is swapped one component after the other
+ * (`part` counts through the set), all under one swap record sequence, and
+ * only the record that ends the whole swap exchanges the image descriptors
+ * of all of them. Until then a cut resumes the swap where it stopped, and the
+ * bootloader runs nothing before the swap is complete, so the device runs
+ * either the whole old set or the whole new set, never a mix.
  */
 import { ERASED, alignUp, type FlashBackend } from '../flash/backend.js';
-import type { FlashArea, FlashLayout } from '../flash/layout.js';
-import type { BootLog, BootState, SwapProgress } from './boot-state.js';
+import type { ComponentSlots, FlashArea, FlashLayout } from '../flash/layout.js';
+import type { BootLog, BootState, ComponentImages, SwapProgress } from './boot-state.js';
 
 /** Erase `dst` (one erase block) and program it with the contents of `src`. */
 async function copyBlock(flash: FlashBackend, src: number, dst: number): Promise<void> {
@@ -39,10 +47,10 @@ function blockAt(area: FlashArea, index: number, ebs: number): number {
   return area.offset + index * ebs;
 }
 
-async function runStep(flash: FlashBackend, layout: FlashLayout, index: number, step: 0 | 1 | 2): Promise<void> {
+async function runStep(flash: FlashBackend, layout: FlashLayout, slots: ComponentSlots, index: number, step: 0 | 1 | 2): Promise<void> {
   const ebs = flash.eraseBlockSize;
-  const primary = blockAt(layout.primary, index, ebs);
-  const secondary = blockAt(layout.secondary, index, ebs);
+  const primary = blockAt(slots.primary, index, ebs);
+  const secondary = blockAt(slots.secondary, index, ebs);
   switch (step) {
     case 0:
       return copyBlock(flash, primary, layout.scratch.offset);
@@ -53,35 +61,46 @@ async function runStep(flash: FlashBackend, layout: FlashLayout, index: number, 
   }
 }
 
-/** Erase blocks a swap must exchange so that both images move completely. */
-export function swapBlocks(state: BootState, eraseBlockSize: number): number {
-  const longest = Math.max(state.primary?.size ?? 0, state.secondary?.size ?? 0);
+/** Erase blocks a swap of one component must exchange so that both its images move completely. */
+export function swapBlocks(images: ComponentImages, eraseBlockSize: number): number {
+  const longest = Math.max(images.primary?.size ?? 0, images.secondary?.size ?? 0);
   return Math.max(1, Math.ceil(longest / eraseBlockSize));
+}
+
+/** The swap record that starts swapping part `part` of the set. */
+export function startPart(state: BootState, kind: SwapProgress['kind'], part: number, eraseBlockSize: number): SwapProgress {
+  const c = state.set[part]!;
+  return { kind, part, blocks: swapBlocks(state.components[c]!, eraseBlockSize), index: 0, step: 0 };
+}
+
+/** The step after `swap`, or null after the last step of the last component of the set. */
+function nextStep(state: BootState, swap: SwapProgress, eraseBlockSize: number): SwapProgress | null {
+  if (swap.step < 2) return { ...swap, step: (swap.step + 1) as 1 | 2 };
+  if (swap.index + 1 < swap.blocks) return { ...swap, index: swap.index + 1, step: 0 };
+  return swap.part + 1 < state.set.length ? startPart(state, swap.kind, swap.part + 1, eraseBlockSize) : null;
 }
 
 /**
  * Run (or resume) the swap recorded in `state.swap` to its end and commit
- * the state that follows: images exchanged, and the primary in
- * `test-pending` mode after an install or `confirmed` after a revert.
+ * the state that follows: images of every component of the set exchanged,
+ * and the set in `test-pending` mode after an install or `confirmed` after a
+ * revert.
  */
 export async function runSwap(flash: FlashBackend, layout: FlashLayout, log: BootLog, state: BootState): Promise<BootState> {
   let swap = state.swap;
   if (swap === null) return state;
   for (;;) {
-    await runStep(flash, layout, swap.index, swap.step);
-    const next: SwapProgress | null =
-      swap.step < 2
-        ? { ...swap, step: (swap.step + 1) as 1 | 2 }
-        : swap.index + 1 < swap.blocks
-          ? { ...swap, index: swap.index + 1, step: 0 }
-          : null;
+    const slots = layout.components[state.set[swap.part]!]!;
+    await runStep(flash, layout, slots, swap.index, swap.step);
+    const next = nextStep(state, swap, flash.eraseBlockSize);
     if (next === null) break;
     swap = next;
     state = await log.commit({ ...state, swap });
   }
+  const inSet = new Set(state.set);
   return log.commit({
-    primary: state.secondary,
-    secondary: state.primary,
+    ...state,
+    components: state.components.map((c, i) => (inSet.has(i) ? { primary: c.secondary, secondary: c.primary } : c)),
     primaryMode: swap.kind === 'install' ? 'test-pending' : 'confirmed',
     pending: false,
     swap: null,

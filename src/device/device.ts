@@ -9,6 +9,7 @@ import type { FlashBackend } from '../flash/backend.js';
 import { DIGEST_PREFIX_SIZE, Journal, digestPrefix, idleResumeRecord } from '../flash/journal.js';
 import type { FlashLayout } from '../flash/layout.js';
 import { boot, confirm, installFactoryImage, type BootResult } from './boot.js';
+import { runningSetDigest } from './boot-state.js';
 import { installedSequence, reconcileJournal, revertedBootRecord } from './progress.js';
 import type { BootStatus } from './report.js';
 
@@ -38,16 +39,18 @@ export interface PowerOnOptions {
 }
 
 /**
- * Provisioning: install `image` as the confirmed factory image, erase the
- * resume journal (whatever format it held) and record `sequence` (default 0)
- * as the installed manifest sequence number. Also the way out of a
+ * Provisioning: install `image` (or one image per layout component, null
+ * for one left empty) as the confirmed factory images, erase the resume
+ * journal (whatever format it held) and record `sequence` (default 0) as the
+ * installed manifest sequence number. Also the way out of a
  * `JOURNAL_CORRUPT` journal. A cut during provisioning: provision again.
  */
-export async function provisionDevice(flash: FlashBackend, layout: FlashLayout, image: Uint8Array, sequence = 0): Promise<void> {
+export async function provisionDevice(flash: FlashBackend, layout: FlashLayout, image: Uint8Array | readonly (Uint8Array | null)[], sequence = 0): Promise<void> {
   await installFactoryImage(flash, layout, image);
+  const first = image instanceof Uint8Array ? image : image[0]!;
   const journal = await Journal.reset(flash, layout);
   // No envelope installed the factory image: its prefix stays zeros.
-  await journal.append(idleResumeRecord(sequence, { envelopeDigestPrefix: new Uint8Array(DIGEST_PREFIX_SIZE), imageDigestPrefix: digestPrefix(sha256(image)) }));
+  await journal.append(idleResumeRecord(sequence, { envelopeDigestPrefix: new Uint8Array(DIGEST_PREFIX_SIZE), imageDigestPrefix: digestPrefix(sha256(first)) }));
 }
 
 /**
@@ -68,14 +71,17 @@ export async function powerOn(flash: FlashBackend, layout: FlashLayout, options:
     }
     await confirm(flash, layout);
     outcome = 'confirmed';
-  } else if (r.mode === 'reverted') {
+  }
+  // The journal names an update by its set of images (candidate.ts): one image's digest, or a digest over several.
+  const running = runningSetDigest(r.state);
+  if (r.mode === 'reverted') {
     outcome = 'reverted';
     // Count the reverted test boot, so that an image that never confirms is given up.
-    const counted = revertedBootRecord(before, r.image.digest);
+    const counted = revertedBootRecord(before, running);
     if (counted) await journal.append(counted);
   }
   // Also covers a cut between confirm() and the journal record on an earlier power-on.
-  if (await reconcileJournal(journal, r.image.digest)) outcome = 'confirmed';
+  if (await reconcileJournal(journal, running)) outcome = 'confirmed';
   return { boot: r, outcome, installedSequence: installedSequence(journal.latest()) };
 }
 

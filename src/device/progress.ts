@@ -17,6 +17,11 @@
  * - `fetched`: the whole image is in the secondary slot.
  * - `installing`: a test boot was requested (or is about to be).
  *
+ * An update of several images (one per component) is one job: `imageSize`
+ * is their total, `imageDigestPrefix` names the set (device/candidate.ts:
+ * one image's own digest, else a digest over the images' digests), and
+ * `nextBlock` is a position in the set's download stream.
+ *
  * In `fetched` and `installing`, `candidateSeq` is the candidate manifest's
  * sequence number (also written while `fetching`), which becomes
  * `installedSeq` once the new image is confirmed, and `reverts` counts the
@@ -109,10 +114,12 @@ export function installRecord(
 /**
  * After a reverted boot: the `installing` record with one more reverted test
  * boot, or undefined when there is nothing to count (no install in progress,
- * or the running image is the candidate itself). Saturates at 255.
+ * or the running image is the candidate itself). `runningDigest` names the
+ * running set (undefined: one of its components holds no image, so it is not
+ * the candidate). Saturates at 255.
  */
-export function revertedBootRecord(rec: ResumeRecord | undefined, runningDigest: Uint8Array): ResumeRecord | undefined {
-  if (rec?.phase !== 'installing' || matchesDigestPrefix(runningDigest, rec.imageDigestPrefix)) return undefined;
+export function revertedBootRecord(rec: ResumeRecord | undefined, runningDigest: Uint8Array | undefined): ResumeRecord | undefined {
+  if (rec?.phase !== 'installing' || (runningDigest !== undefined && matchesDigestPrefix(runningDigest, rec.imageDigestPrefix))) return undefined;
   return { ...rec, reverts: Math.min(rec.reverts + 1, MAX_REVERTS) };
 }
 

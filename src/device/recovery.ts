@@ -30,7 +30,7 @@ export function restart(s: UpdateSession, job: Candidate, reason: string): Updat
   s.restarts++;
   if (s.restarts > maxRestarts(s)) throw new CoapfwError('UPDATE_FAILED', `update: gave up after ${s.restarts - 1} restarts (${reason})`);
   s.emit({ type: 'restart', reason });
-  return { name: 'download', job, startBlock: 0, szx: s.opts.szx ?? 6, etag: undefined };
+  return { name: 'download', job, image: 0, startBlock: 0, szx: s.opts.szx ?? 6, etag: undefined };
 }
 
 /**

@@ -3,20 +3,23 @@
  * side of a firmware update: fetch the manifest, verify, fetch the payload,
  * verify it, install, report). The transition function lives in updater.ts.
  */
-import type { CoapOption } from '../codec/message.js';
 import type { Requester } from '../blockwise/fetch.js';
 import type { FlashBackend } from '../flash/backend.js';
 import type { FlashLayout } from '../flash/layout.js';
 import type { RetryPolicy } from '../messaging/retry.js';
 import type { Runtime } from '../messaging/runtime.js';
 import type { TrustPolicy } from '../suit/trust.js';
+import type { CandidateImage } from './candidate.js';
 import type { UpdateJob } from './progress.js';
 import type { UpdateStatus } from './report.js';
 
-/** An update the client has accepted: the journal's job plus where to fetch the image. */
+/**
+ * An update the client has accepted: the journal's job (for a set of images,
+ * `imageDigest` and `size` name the set: candidate.ts) plus every image, in
+ * component order, and where its bytes come from.
+ */
 export interface Candidate extends UpdateJob {
-  /** Uri-Path / Uri-Query options of the image on the manifest's server. */
-  readonly imageOptions: readonly CoapOption[];
+  readonly images: readonly CandidateImage[];
 }
 
 /**
@@ -31,21 +34,27 @@ export type UpdateState =
   | { readonly name: 'check' }
   /** Verify it (signature, digest, anti-rollback, vendor/class) and decide, with the journal, where to continue. */
   | { readonly name: 'verify'; readonly envelope: Uint8Array }
-  /** Fetch blocks from `startBlock` into the secondary slot, journalling each completed erase block. */
+  /**
+   * Fetch blocks of image `image` (and then of the images after it) from
+   * `startBlock` into its component's secondary slot, journalling each
+   * completed erase block.
+   */
   | {
       readonly name: 'download';
       readonly job: Candidate;
+      /** Index into `job.images`. */
+      readonly image: number;
       readonly startBlock: number;
       readonly szx: number;
       /** ETag the resumed blocks must carry (RFC 7959 §2.4); undefined when starting at 0. */
       readonly etag: Uint8Array | undefined;
     }
   /**
-   * SHA-256 over the slot against the manifest. `fresh`: the whole image came
-   * in this run; `attempts`: earlier test boots of it that were reverted.
+   * SHA-256 over every slot written against the manifest. `fresh`: every image
+   * came in this run; `attempts`: earlier test boots of the set that were reverted.
    */
   | { readonly name: 'verify-image'; readonly job: Candidate; readonly attempts: number; readonly fresh: boolean }
-  /** Ask the bootloader for a test boot of the secondary slot. */
+  /** Ask the bootloader for a test boot of the set's secondary slots. */
   | { readonly name: 'install'; readonly job: Candidate; readonly attempts: number }
   /** Tell the status tracker how it ended. */
   | { readonly name: 'report'; readonly status: UpdateStatus }
@@ -57,9 +66,11 @@ export type UpdateStateName = UpdateState['name'];
 /** Progress and diagnostics, for a progress bar or a log. */
 export type UpdateEvent =
   | { readonly type: 'state'; readonly state: UpdateStateName }
-  | { readonly type: 'envelope'; readonly bytes: number; readonly sequence: number; readonly imageSize: number }
+  /** The envelope verified; `imageSize` is the total of its images, `images` how many. */
+  | { readonly type: 'envelope'; readonly bytes: number; readonly sequence: number; readonly imageSize: number; readonly images: number }
   | { readonly type: 'resume'; readonly fromBlock: number; readonly blockSize: number; readonly phase: 'fetching' | 'fetched' | 'installing' }
-  | { readonly type: 'block'; readonly num: number; readonly offset: number; readonly bytes: number; readonly imageSize: number }
+  /** A block of image `image` (its index in the set), at `offset` in that image of `imageSize` bytes. */
+  | { readonly type: 'block'; readonly image: number; readonly num: number; readonly offset: number; readonly bytes: number; readonly imageSize: number }
   | { readonly type: 'journal'; readonly nextBlock: number; readonly blockSize: number }
   | { readonly type: 'restart'; readonly reason: string }
   | { readonly type: 'retry'; readonly attempt: number; readonly delayMs: number; readonly error: string }

@@ -6,30 +6,33 @@
  * Durable state is the resume journal (progress.ts): on start the client
  * fetches and verifies the envelope, then continues where the journal says
  * when it is the same envelope (same SHA-256) and the image's ETag is
- * unchanged; anything else starts over cleanly. The image goes straight
- * from each Block2 response into the secondary slot (one block in memory),
- * with a journal record per completed erase block, so a power cut costs at
- * most one erase block of download.
+ * unchanged; anything else starts over cleanly. Every image the manifest
+ * fetches goes into its own component's secondary slot (download.ts: one
+ * block in memory, a journal record per completed erase block, so a power
+ * cut costs at most one erase block of download); an integrated payload
+ * (`#name`, draft-ietf-suit-manifest §7.5) comes from the envelope itself.
  *
- * Boot-model rules (device/boot.ts): the secondary slot is written only
- * while the running image is confirmed, and the install is one
- * `requestTestBoot`; the next `boot()` runs the new image in test mode and
- * `powerOn` (device.ts) confirms it.
+ * Boot-model rules (device/boot.ts): the secondary slots are written only
+ * while the running set is confirmed, and the install is one
+ * `requestTestBoot` for the whole set; the next `boot()` swaps all of it in
+ * (or none) and runs it in test mode, and `powerOn` (device.ts) confirms it.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { fetchAll, fetchBlocks } from '../blockwise/fetch.js';
+import { fetchAll } from '../blockwise/fetch.js';
 import { blockSize } from '../codec/block.js';
 import { parseCoapUri, uriOptions } from '../codec/uri.js';
 import { CoapfwError } from '../errors.js';
-import { hashArea, resumeOffset, writeImageChunk } from '../flash/image.js';
+import { hashArea } from '../flash/image.js';
 import { Journal, matchesDigestPrefix } from '../flash/journal.js';
 import { planUpdate } from '../suit/plan.js';
 import { verifyEnvelope } from '../suit/verify.js';
 import { readBootState, requestTestBoot } from './boot.js';
+import { runningSetDigest } from './boot-state.js';
 import { equalBytes } from '@noble/curves/utils.js';
-import { fetchTarget } from './fetch-target.js';
-import { imageRequestOptions } from './image-uri.js';
-import { fetchingRecord, installRecord, readInstalledSequence, reconcileJournal } from './progress.js';
+import { candidateImages, setIdentity } from './candidate.js';
+import { download, resumePoint } from './download.js';
+import { fetchTargets } from './fetch-target.js';
+import { installRecord, readInstalledSequence, reconcileJournal } from './progress.js';
 import { recover, restart } from './recovery.js';
 import { postStatus, type UpdateStatus } from './report.js';
 import { UpdateSession, endsTheRun, makeStatus } from './session.js';
@@ -93,22 +96,14 @@ async function verify(s: UpdateSession, envelope: Uint8Array): Promise<UpdateSta
     throw new CoapfwError('ROLLBACK', `manifest: sequence ${seq} is not newer than the installed ${s.installed}`);
   }
   const plan = planUpdate(v.manifest, { vendorId: opts.vendorId, classId: opts.classId, componentSlot: 1 });
-  // Digest and size from the image-match checks after the fetch (§8.4.9.2), not the fetch-time parameters.
-  const img = fetchTarget(plan);
-  if (img.size > opts.layout.secondary.size) {
-    throw new CoapfwError('IMAGE_TOO_LARGE', `manifest: image of ${img.size} bytes exceeds the ${opts.layout.secondary.size}-byte slot`);
-  }
-  const job: Candidate = {
-    envelopeDigest,
-    imageDigest: img.digest,
-    size: img.size,
-    sequence: seq,
-    imageOptions: imageRequestOptions(opts.manifestUri, img.uri),
-  };
-  s.emit({ type: 'envelope', bytes: envelope.length, sequence: seq, imageSize: img.size });
+  // Digests and sizes from the image-match checks after each fetch (§8.4.9.2), not the fetch-time parameters.
+  const images = candidateImages(fetchTargets(plan), opts.layout, opts.manifestUri, v.envelope);
+  const set = setIdentity(images);
+  const job: Candidate = { envelopeDigest, imageDigest: set.digest, size: set.size, sequence: seq, images };
+  s.emit({ type: 'envelope', bytes: envelope.length, sequence: seq, imageSize: set.size, images: images.length });
   const szx = opts.szx ?? 6;
   // The journal keeps 16-byte digest prefixes (flash/journal.ts); the full
-  // image digest is checked again before install (verifyImage).
+  // image digests are checked again before install (verifyImage).
   if (
     rec === undefined ||
     rec.phase === 'idle' ||
@@ -116,80 +111,28 @@ async function verify(s: UpdateSession, envelope: Uint8Array): Promise<UpdateSta
     !matchesDigestPrefix(envelopeDigest, rec.envelopeDigestPrefix) ||
     !matchesDigestPrefix(job.imageDigest, rec.imageDigestPrefix)
   ) {
-    return { name: 'download', job, startBlock: 0, szx, etag: undefined };
+    return { name: 'download', job, image: 0, startBlock: 0, szx, etag: undefined };
   }
-  if (rec.phase === 'fetching') {
-    const bs = blockSize(rec.szx);
-    const from = resumeOffset(opts.flash, rec.nextBlock * bs);
-    const startBlock = from % bs === 0 && rec.etag.length > 0 ? from / bs : 0;
-    s.blocksResumed = startBlock;
-    s.emit({ type: 'resume', fromBlock: startBlock, blockSize: bs, phase: 'fetching' });
-    return startBlock === 0
-      ? { name: 'download', job, startBlock: 0, szx, etag: undefined }
-      : { name: 'download', job, startBlock, szx: rec.szx, etag: rec.etag };
-  }
-  // fetched / installing: the image is (or was) complete in the slot.
-  s.blocksResumed = Math.ceil(job.size / blockSize(szx));
+  if (rec.phase === 'fetching') return resumePoint(s, job, rec);
+  // fetched / installing: the images are (or were) complete in the slots.
+  s.blocksResumed = images.reduce((n, i) => n + Math.ceil(i.size / blockSize(szx)), 0);
   s.emit({ type: 'resume', fromBlock: s.blocksResumed, blockSize: blockSize(szx), phase: rec.phase });
   return { name: 'verify-image', job, attempts: rec.phase === 'installing' ? rec.reverts : 0, fresh: false };
-}
-
-type DownloadState = Extract<UpdateState, { name: 'download' }>;
-
-async function download(s: UpdateSession, st: DownloadState): Promise<UpdateState> {
-  const { opts, journal } = s;
-  const { flash, layout } = opts;
-  const { job } = st;
-  const installed = s.installed;
-  const ebs = flash.eraseBlockSize;
-  if (st.startBlock === 0) {
-    // A clean start: forget any older progress before the slot is touched.
-    await journal.append(fetchingRecord(installed, job, st.szx, 0, undefined));
-  }
-  let journaledAt = st.startBlock * blockSize(st.szx);
-  let end = journaledAt;
-  const blocks = fetchBlocks(opts.request, {
-    runtime: opts.runtime,
-    options: job.imageOptions,
-    startBlock: st.startBlock,
-    szx: st.szx,
-    etag: st.etag,
-    // The endless-data attack: refuse as soon as a block goes past the size the image-match checks state.
-    maxSize: job.size,
-    retry: opts.blockRetry ?? { attempts: 5, baseMs: 1000, maxMs: 30_000 },
-    signal: opts.signal,
-    responseTimeoutMs: opts.responseTimeoutMs,
-  });
-  for await (const b of blocks) {
-    await writeImageChunk(flash, layout.secondary, b.offset, b.data);
-    s.blocksFetched++;
-    end = b.offset + b.data.length;
-    s.emit({ type: 'block', num: b.num, offset: b.offset, bytes: b.data.length, imageSize: job.size });
-    const bs = blockSize(b.szx);
-    // Journal once per completed erase block; `end` is then erase-block aligned.
-    if (b.more && Math.floor(end / ebs) > Math.floor(journaledAt / ebs) && end % bs === 0) {
-      await journal.append(fetchingRecord(installed, job, b.szx, end / bs, b.etag));
-      journaledAt = end;
-      s.emit({ type: 'journal', nextBlock: end / bs, blockSize: bs });
-    }
-  }
-  if (end !== job.size) {
-    throw new CoapfwError('DIGEST_MISMATCH', `image: the server sent ${end} bytes, the manifest says ${job.size}`);
-  }
-  await journal.append(installRecord('fetched', installed, job, 0));
-  return { name: 'verify-image', job, attempts: 0, fresh: st.startBlock === 0 };
 }
 
 type VerifyImageState = Extract<UpdateState, { name: 'verify-image' }>;
 
 async function verifyImage(s: UpdateSession, st: VerifyImageState): Promise<UpdateState> {
   const { flash, layout } = s.opts;
-  const digest = await hashArea(flash, layout.secondary, st.job.size);
-  if (equalBytes(digest, st.job.imageDigest)) return { name: 'install', job: st.job, attempts: st.attempts };
-  if (st.fresh) throw new CoapfwError('DIGEST_MISMATCH', 'image: the downloaded image does not match the manifest digest');
-  // Resumed from the journal and the slot does not hold the image (reverted
-  // swap, torn state): download it again from the start.
-  return restart(s, st.job, 'the slot does not hold the image the journal describes');
+  for (const [k, img] of st.job.images.entries()) {
+    if (equalBytes(await hashArea(flash, layout.components[img.component]!.secondary, img.size), img.digest)) continue;
+    const which = st.job.images.length > 1 ? ` ${k} (component ${img.component})` : '';
+    if (st.fresh) throw new CoapfwError('DIGEST_MISMATCH', `image${which}: the downloaded image does not match the manifest digest`);
+    // Resumed from the journal and a slot does not hold its image (reverted
+    // swap, torn state): download the set again from the start.
+    return restart(s, st.job, `the slot${which} does not hold the image the journal describes`);
+  }
+  return { name: 'install', job: st.job, attempts: st.attempts };
 }
 
 type InstallState = Extract<UpdateState, { name: 'install' }>;
@@ -200,9 +143,10 @@ async function install(s: UpdateSession, st: InstallState): Promise<UpdateState>
     throw new CoapfwError('UPDATE_FAILED', `install: the image was reverted ${st.attempts} times; giving up on this manifest`);
   }
   // Journal first: if power fails after the boot request, the next boot runs
-  // the image and powerOn finds the candidate sequence to record.
+  // the images and powerOn finds the candidate sequence to record.
   await s.journal.append(installRecord('installing', s.installed, st.job, st.attempts));
-  await requestTestBoot(flash, layout, { imageDigest: st.job.imageDigest, size: st.job.size });
+  // One request for the whole set: the bootloader swaps all of it in, or none (device/boot.ts).
+  await requestTestBoot(flash, layout, { images: st.job.images.map((i) => ({ component: i.component, imageDigest: i.digest, size: i.size })) });
   return { name: 'report', status: s.status('installed') };
 }
 
@@ -248,7 +192,7 @@ async function openSession(opts: UpdateOptions): Promise<UpdateSession> {
   if (bootState === undefined || bootState.swap !== null || bootState.primaryMode !== 'confirmed') {
     throw new CoapfwError('BOOT_STATE', 'update: boot and confirm the running image before updating');
   }
-  await reconcileJournal(journal, bootState.primary?.digest);
+  await reconcileJournal(journal, runningSetDigest(bootState));
   return new UpdateSession(opts, journal);
 }
 

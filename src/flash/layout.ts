@@ -1,12 +1,14 @@
 /**
- * The flash layout: two image slots, a scratch block for swapping, and a
- * small metadata area holding two independent record logs.
+ * The flash layout: two image slots per updatable component, one scratch
+ * block for swapping, and a small metadata area holding two independent
+ * record logs.
  *
  * ```
  * base
- * +---------------------------+  primary    slotSize bytes  (the image that runs)
- * +---------------------------+  secondary  slotSize bytes  (download target / fallback)
- * +---------------------------+  scratch    1 erase block   (swap buffer)
+ * +---------------------------+  primary    slotSize bytes  (component 0: the image that runs)
+ * +---------------------------+  secondary  slotSize bytes  (component 0: download target / fallback)
+ * +---------------------------+  primary, secondary of component 1 ... (each its own slotSize)
+ * +---------------------------+  scratch    1 erase block   (swap buffer, shared)
  * +---------------------------+  bootLog    bootLogBlocks erase blocks (BootRecord log, device/boot.ts)
  * +---------------------------+  journal    journalBlocks erase blocks (ResumeRecord log, flash/journal.ts)
  * +---------------------------+  base + layoutSize()
@@ -18,6 +20,13 @@
  * Keeping them apart means the updater's progress records never force a
  * compaction of the boot state, and the bootloader never needs to parse
  * download state.
+ *
+ * Several components (a board with an application core, a radio, a
+ * bootloader, ...; RFC 9124 §4.2.6, one manifest for several subsystems):
+ * each has its own primary and secondary slot, an update writes the new
+ * image of every component it names into that component's secondary, and
+ * the boot model (device/boot.ts) swaps the whole set in and out as one. A
+ * one-component layout is exactly the single-image layout above.
  */
 import { CoapfwError } from '../errors.js';
 import { checkGeometry, type FlashGeometry } from './backend.js';
@@ -28,21 +37,51 @@ export interface FlashArea {
   readonly size: number;
 }
 
+/** SUIT_Component_Identifier (draft-ietf-suit-manifest §8.4.5.1): an array of byte strings. */
+export type ComponentIdBytes = readonly Uint8Array[];
+
+/** The two slots of one updatable component. */
+export interface ComponentSlots {
+  /** The SUIT component id this component answers to; undefined: any (single-component layouts only). */
+  readonly id: ComponentIdBytes | undefined;
+  /** Where its running image lives. */
+  readonly primary: FlashArea;
+  /** Where a new image is written, and the previous one kept after a swap. */
+  readonly secondary: FlashArea;
+}
+
+/** Most components a layout may have (the boot record keeps the update set as an 8-bit mask). */
+export const MAX_COMPONENTS = 8;
+
 /** Where everything lives on the chip. Build with {@link createLayout}. */
 export interface FlashLayout {
   readonly eraseBlockSize: number;
   readonly writeAlignment: number;
+  /** Every updatable component, in order; component 0 is the one that boots. */
+  readonly components: readonly ComponentSlots[];
+  /** Component 0's primary slot. */
   readonly primary: FlashArea;
+  /** Component 0's secondary slot. */
   readonly secondary: FlashArea;
   readonly scratch: FlashArea;
   readonly bootLog: FlashArea;
   readonly journal: FlashArea;
 }
 
-/** Options of {@link createLayout}. */
+/** One component of {@link LayoutOptions.components}. */
+export interface ComponentOptions {
+  /** Size of each of its two slots in bytes: a multiple of the erase block size. */
+  readonly slotSize: number;
+  /** Its SUIT component id (required when there are several components). */
+  readonly id?: ComponentIdBytes;
+}
+
+/** Options of {@link createLayout}: `slotSize` (one component) or `components`. */
 export interface LayoutOptions {
-  /** Size of each image slot in bytes: a multiple of the erase block size. */
-  slotSize: number;
+  /** Size of each image slot in bytes (one component): a multiple of the erase block size. */
+  slotSize?: number;
+  /** Several components, each with its own slots (at most {@link MAX_COMPONENTS}, each with a distinct id). */
+  components?: readonly ComponentOptions[];
   /** Erase blocks for the boot record log (>= 2, used as a ring). Default 2. */
   bootLogBlocks?: number;
   /** Erase blocks for the resume journal (>= 2, used as a ring). Default 2. */
@@ -59,10 +98,32 @@ function blocks(n: number | undefined, label: string): number {
   return v;
 }
 
+function componentList(ebs: number, options: LayoutOptions): ComponentOptions[] {
+  const bad = (m: string): CoapfwError => new CoapfwError('INVALID_ARGUMENT', `layout: ${m}`);
+  if ((options.slotSize === undefined) === (options.components === undefined)) throw bad('give either slotSize or components');
+  const list: ComponentOptions[] = options.components ? [...options.components] : [{ slotSize: options.slotSize! }];
+  if (list.length < 1 || list.length > MAX_COMPONENTS) throw bad(`1..${MAX_COMPONENTS} components, got ${list.length}`);
+  const ids = new Set<string>();
+  list.forEach((c, i) => {
+    if (!Number.isSafeInteger(c.slotSize) || c.slotSize <= 0 || c.slotSize % ebs !== 0) {
+      throw bad(`${list.length > 1 ? `component ${i} ` : ''}slotSize must be a positive multiple of ${ebs}, got ${c.slotSize}`);
+    }
+    if (list.length > 1 && (c.id === undefined || c.id.length === 0)) throw bad(`component ${i} needs an id (several components)`);
+    if (c.id !== undefined) {
+      if (!c.id.every((p) => p instanceof Uint8Array)) throw bad(`component ${i}: id must be an array of byte strings`);
+      const key = c.id.map((p) => p.join('.')).join('/');
+      if (ids.has(key)) throw bad(`component ${i}: id ${key} is used twice`);
+      ids.add(key);
+    }
+  });
+  return list;
+}
+
 /** Bytes of flash (from `base`) the layout needs. */
 export function layoutSize(geometry: FlashGeometry, options: LayoutOptions): number {
   const ebs = geometry.eraseBlockSize;
-  return 2 * options.slotSize + ebs * (1 + blocks(options.bootLogBlocks, 'bootLogBlocks') + blocks(options.journalBlocks, 'journalBlocks'));
+  const slots = componentList(ebs, options).reduce((n, c) => n + 2 * c.slotSize, 0);
+  return slots + ebs * (1 + blocks(options.bootLogBlocks, 'bootLogBlocks') + blocks(options.journalBlocks, 'journalBlocks'));
 }
 
 /**
@@ -72,15 +133,13 @@ export function layoutSize(geometry: FlashGeometry, options: LayoutOptions): num
  * @example
  * const flash = new MemoryFlash({ size: 64 * 1024, eraseBlockSize: 4096 });
  * const layout = createLayout(flash, { slotSize: 24 * 1024 });
+ * const board = createLayout(chip, { components: [{ id: [Uint8Array.of(0)], slotSize: 64 * 1024 }, { id: [Uint8Array.of(1)], slotSize: 16 * 1024 }] });
  */
 export function createLayout(geometry: FlashGeometry, options: LayoutOptions): FlashLayout {
   checkGeometry(geometry, 'layout');
   const ebs = geometry.eraseBlockSize;
-  const { slotSize } = options;
   const base = options.base ?? 0;
-  if (!Number.isSafeInteger(slotSize) || slotSize <= 0 || slotSize % ebs !== 0) {
-    throw new CoapfwError('INVALID_ARGUMENT', `layout: slotSize must be a positive multiple of ${ebs}, got ${slotSize}`);
-  }
+  const list = componentList(ebs, options);
   if (!Number.isSafeInteger(base) || base < 0 || base % ebs !== 0) {
     throw new CoapfwError('INVALID_ARGUMENT', `layout: base must be a multiple of ${ebs}, got ${base}`);
   }
@@ -96,11 +155,13 @@ export function createLayout(geometry: FlashGeometry, options: LayoutOptions): F
     at += size;
     return area;
   };
+  const components = list.map((c): ComponentSlots => ({ id: c.id?.map((p) => p.slice()), primary: take(c.slotSize), secondary: take(c.slotSize) }));
   return {
     eraseBlockSize: ebs,
     writeAlignment: geometry.writeAlignment,
-    primary: take(slotSize),
-    secondary: take(slotSize),
+    components,
+    primary: components[0]!.primary,
+    secondary: components[0]!.secondary,
     scratch: take(ebs),
     bootLog: take(bootLogBlocks * ebs),
     journal: take(journalBlocks * ebs),

@@ -64,9 +64,9 @@ export async function lifecycle(flash: MemoryFlash, layout: FlashLayout, plan: '
     const r = await boot(flash, layout);
     const name = await checkBoot(flash, layout, r);
     trace.boots.push({ name, mode: r.mode });
-    const s = r.state;
+    const s = r.state.components[0]!;
     if (name === 'B' && r.mode === 'confirmed') return 'B';
-    if (name === 'A' && s.secondary !== null && NAME.get(hex(s.secondary.digest)) === 'B' && !s.pending) return 'A';
+    if (name === 'A' && s.secondary !== null && NAME.get(hex(s.secondary.digest)) === 'B' && !r.state.pending) return 'A';
     if (name === 'A') {
       await writeImage(flash, layout.secondary, B);
       await requestTestBoot(flash, layout, { imageDigest: sha256(B), size: B.length });

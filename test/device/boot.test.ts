@@ -46,7 +46,7 @@ describe('boot model: test / confirm / revert', () => {
     expect((await boot(flash, layout)).mode).toBe('test');
     const r2 = await boot(flash, layout);
     expect([await checkBoot(flash, layout, r2), r2.mode, r2.actions]).toEqual(['A', 'reverted', ['reverted']]);
-    expect(hex(r2.state.secondary!.digest)).toBe(hex(sha256(B)));
+    expect(hex(r2.state.components[0]!.secondary!.digest)).toBe(hex(sha256(B)));
     expect(hex(await hashArea(flash, layout.secondary, B.length))).toBe(hex(sha256(B)));
     const r3 = await boot(flash, layout);
     expect([await checkBoot(flash, layout, r3), r3.mode]).toEqual(['A', 'confirmed']);
@@ -125,11 +125,11 @@ describe('boot model: test / confirm / revert', () => {
 describe('boot record encoding', () => {
   it('round-trips and rejects impossible values', () => {
     const s: BootState = {
-      primary: { size: 700, digest: sha256(A) },
-      secondary: null,
+      components: [{ primary: { size: 700, digest: sha256(A) }, secondary: null }],
       primaryMode: 'testing',
       pending: false,
-      swap: { kind: 'revert', blocks: 4, index: 3, step: 2 },
+      set: [0],
+      swap: { kind: 'revert', part: 0, blocks: 4, index: 3, step: 2 },
     };
     const p = encodeBootState(s);
     expect(p.length).toBe(84);
@@ -137,7 +137,7 @@ describe('boot record encoding', () => {
     const bad = p.slice();
     bad[0] = 3;
     expect(() => decodeBootState(bad)).toThrow(expect.objectContaining({ code: 'JOURNAL_CORRUPT' }));
-    const badIndex = encodeBootState({ ...s, swap: { kind: 'install', blocks: 2, index: 2, step: 0 } });
+    const badIndex = encodeBootState({ ...s, swap: { kind: 'install', part: 0, blocks: 2, index: 2, step: 0 } });
     expect(() => decodeBootState(badIndex)).toThrow(/index/);
   });
 });

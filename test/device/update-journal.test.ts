@@ -44,7 +44,7 @@ async function update(dev: { flash: MemoryFlash; layout: FlashLayout }) {
 async function expectFactoryImageRuns(dev: { flash: MemoryFlash; layout: FlashLayout }): Promise<void> {
   const state = await readBootState(dev.flash, dev.layout);
   expect(state).toMatchObject({ primaryMode: 'confirmed', swap: null });
-  expect(hex(state!.primary!.digest)).toBe(hex(sha256(A)));
+  expect(hex(state!.components[0]!.primary!.digest)).toBe(hex(sha256(A)));
   const b = await boot(dev.flash, dev.layout);
   expect(b.mode).toBe('confirmed');
   expect(hex(b.image.digest)).toBe(hex(sha256(A)));

@@ -89,14 +89,17 @@ describe('FileFlash lock', () => {
     expect(existsSync(DIST), 'run `npm run build` first (npm test does)').toBe(true);
     const path = join(dir, 'chip.bin');
     await writeFile(path, new Uint8Array(OPTS.size).fill(0xff));
+    const release = join(dir, 'release');
+    // Each racer reports at once; the holder keeps the lock until the test has every report.
     const child = `
+      import { existsSync } from 'node:fs';
       import { FileFlash } from ${JSON.stringify(DIST)};
       const at = Number(process.argv[1]);
       while (Date.now() < at) {} // start together
       try {
         const f = await FileFlash.open(${JSON.stringify(path)}, ${JSON.stringify(OPTS)});
         process.stdout.write('HELD');
-        await new Promise((r) => setTimeout(r, 600)); // hold until every other one has tried
+        for (let i = 0; i < 2000 && !existsSync(${JSON.stringify(release)}); i++) await new Promise((r) => setTimeout(r, 10));
         await f.close();
       } catch (e) {
         process.stdout.write(String(e.code ?? e.message));
@@ -109,15 +112,20 @@ describe('FileFlash lock', () => {
       // Even rounds start from a stale lock of a dead process (or a stale breaker too), odd rounds from none.
       if (round % 2 === 0) await writeFile(`${path}.lock`, lockRecord({ pid: deadPid(), nonce: `stale${round}` }));
       if (round % 4 === 0) await writeFile(`${path}.lock.break-stale${round}`, lockRecord({ pid: deadPid(), nonce: `breaker${round}` }));
-      const at = Date.now() + 600;
-      const outs = await Promise.all(
-        Array.from({ length: RACERS }, () => {
-          const p = spawn(process.execPath, ['--input-type=module', '-e', child, String(at)], { stdio: ['ignore', 'pipe', 'inherit'] });
-          let out = '';
-          p.stdout.on('data', (b: Buffer) => (out += b.toString()));
-          return new Promise<string>((resolve) => p.on('close', () => resolve(out)));
-        }),
-      );
+      const at = Date.now() + 800;
+      const outs: string[] = [];
+      const exits = Array.from({ length: RACERS }, () => {
+        const p = spawn(process.execPath, ['--input-type=module', '-e', child, String(at)], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        p.stdout.on('data', (b: Buffer) => {
+          out += b.toString();
+          outs.push(out);
+          if (outs.length === RACERS) void writeFile(release, '');
+        });
+        return new Promise<void>((resolve) => p.on('close', () => resolve()));
+      });
+      await Promise.all(exits);
+      await rm(release, { force: true });
       tried += RACERS;
       const holders = outs.filter((o) => o === 'HELD').length;
       const busy = outs.filter((o) => o === 'FLASH_BUSY').length;
