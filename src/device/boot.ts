@@ -28,11 +28,10 @@
  * revert) leaves a state from which the next `boot` runs a verified set,
  * all old or all new.
  */
-import { sha256 } from '@noble/hashes/sha2.js';
 import { equalBytes } from '@noble/curves/utils.js';
 import { CoapfwError } from '../errors.js';
 import type { FlashBackend } from '../flash/backend.js';
-import { hashArea, writeImage } from '../flash/image.js';
+import { hashArea, sha256Bytes, writeImage } from '../flash/image.js';
 import type { FlashArea, FlashLayout } from '../flash/layout.js';
 import { BootLog, type BootState, type ComponentImages, type SlotImage } from './boot-state.js';
 import { runSwap, startPart } from './boot-swap.js';
@@ -103,7 +102,7 @@ export async function installFactoryImage(flash: FlashBackend, layout: FlashLayo
   const components: ComponentImages[] = [];
   for (const [i, img] of images.entries()) {
     if (img !== null) await writeImage(flash, layout.components[i]!.primary, img);
-    components.push({ primary: img === null ? null : { size: img.length, digest: sha256(img) }, secondary: null });
+    components.push({ primary: img === null ? null : { size: img.length, digest: sha256Bytes(img) }, secondary: null });
   }
   await log.commit({ components, primaryMode: 'confirmed', pending: false, set: [0], swap: null });
   return components[0]!.primary!;

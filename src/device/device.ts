@@ -4,8 +4,8 @@
  * application checks a test image and confirms it (MCUboot's image-ok), and
  * the journal learns that the new manifest is now the installed one.
  */
-import { sha256 } from '@noble/hashes/sha2.js';
 import type { FlashBackend } from '../flash/backend.js';
+import { sha256Bytes } from '../flash/image.js';
 import { DIGEST_PREFIX_SIZE, Journal, digestPrefix, idleResumeRecord } from '../flash/journal.js';
 import type { FlashLayout } from '../flash/layout.js';
 import { boot, confirm, installFactoryImage, type BootResult } from './boot.js';
@@ -50,7 +50,7 @@ export async function provisionDevice(flash: FlashBackend, layout: FlashLayout, 
   const first = image instanceof Uint8Array ? image : image[0]!;
   const journal = await Journal.reset(flash, layout);
   // No envelope installed the factory image: its prefix stays zeros.
-  await journal.append(idleResumeRecord(sequence, { envelopeDigestPrefix: new Uint8Array(DIGEST_PREFIX_SIZE), imageDigestPrefix: digestPrefix(sha256(first)) }));
+  await journal.append(idleResumeRecord(sequence, { envelopeDigestPrefix: new Uint8Array(DIGEST_PREFIX_SIZE), imageDigestPrefix: digestPrefix(sha256Bytes(first)) }));
 }
 
 /**

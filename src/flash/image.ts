@@ -3,13 +3,13 @@
  * each erase block on first touch), find where a resumed download restarts,
  * hash what a slot holds.
  */
-import { sha256 } from '@noble/hashes/sha2.js';
+import { createHash } from 'node:crypto';
 import { CoapfwError } from '../errors.js';
 import { ERASED, alignDown, alignUp, type FlashBackend } from './backend.js';
 import type { FlashArea } from './layout.js';
 
 /** Chunk size used when streaming a slot through SHA-256. */
-const HASH_CHUNK = 4096;
+const HASH_CHUNK = 16384;
 
 function checkSpan(area: FlashArea, offset: number, length: number, label: string): void {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
@@ -20,14 +20,23 @@ function checkSpan(area: FlashArea, offset: number, length: number, label: strin
   }
 }
 
-/** SHA-256 of the first `length` bytes of `area`. */
+/** SHA-256 of `bytes` (Node's native hash, see {@link hashArea}). */
+export function sha256Bytes(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(bytes).digest());
+}
+
+/**
+ * SHA-256 of the first `length` bytes of `area`. Node's native hash: every
+ * boot hashes every running image, and the pure-JS one is two orders of
+ * magnitude slower on a megabyte image.
+ */
 export async function hashArea(flash: FlashBackend, area: FlashArea, length: number): Promise<Uint8Array> {
   checkSpan(area, 0, length, 'hashArea');
-  const h = sha256.create();
+  const h = createHash('sha256');
   for (let at = 0; at < length; at += HASH_CHUNK) {
     h.update(await flash.read(area.offset + at, Math.min(HASH_CHUNK, length - at)));
   }
-  return h.digest();
+  return new Uint8Array(h.digest());
 }
 
 /**

@@ -47,6 +47,20 @@ export interface MemoryFlashOptions {
   tornWrite?: 'prefix' | 'scatter';
   /** Initial contents (length `size`); default all 0xFF (a fresh chip). */
   contents?: Uint8Array;
+  /**
+   * Called before each mutating operation with its index (as `ops` counts
+   * them), kind and range: tests use it to find where an operation sequence
+   * touches an area (for example where a log ring turns a page).
+   */
+  onOperation?: (op: FlashOperation) => void;
+}
+
+/** A mutating operation, as {@link MemoryFlashOptions.onOperation} sees it. */
+export interface FlashOperation {
+  readonly index: number;
+  readonly kind: 'write' | 'erase';
+  readonly offset: number;
+  readonly length: number;
 }
 
 /** How an interrupted operation lands. */
@@ -82,6 +96,7 @@ export class MemoryFlash implements FlashBackend {
   private readonly mem: Uint8Array;
   private readonly random: () => number;
   private readonly tornWrite: 'prefix' | 'scatter';
+  private readonly onOperation: ((op: FlashOperation) => void) | undefined;
   private opCount = 0;
   private cutIndex: number | undefined;
   private cutOptions: CutOptions = {};
@@ -99,6 +114,7 @@ export class MemoryFlash implements FlashBackend {
     this.writeAlignment = geometry.writeAlignment;
     this.random = options.random ?? mulberry32(1);
     this.tornWrite = options.tornWrite ?? 'prefix';
+    this.onOperation = options.onOperation;
     this.eraseCounts = new Uint32Array(this.size / this.eraseBlockSize);
     if (options.contents !== undefined) {
       if (options.contents.length !== this.size) {
@@ -174,7 +190,7 @@ export class MemoryFlash implements FlashBackend {
     }
     this.stats.writes++;
     this.stats.bytesWritten += data.length;
-    if (this.takeCut()) {
+    if (this.takeCut('write', offset, data.length)) {
       this.tearWrite(offset, data);
       this.die('write', offset);
     }
@@ -187,7 +203,7 @@ export class MemoryFlash implements FlashBackend {
     checkErase(this, offset, length);
     this.stats.erases++;
     this.stats.bytesErased += length;
-    if (this.takeCut()) {
+    if (this.takeCut('erase', offset, length)) {
       this.tearErase(offset, length);
       this.die('erase', offset);
     }
@@ -200,8 +216,9 @@ export class MemoryFlash implements FlashBackend {
   }
 
   /** Count one mutating operation; true when it is the one to interrupt. */
-  private takeCut(): boolean {
+  private takeCut(kind: FlashOperation['kind'], offset: number, length: number): boolean {
     const index = this.opCount++;
+    this.onOperation?.({ index, kind, offset, length });
     if (this.cutIndex !== undefined && index === this.cutIndex) {
       this.cutIndex = undefined;
       return true;
