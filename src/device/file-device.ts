@@ -48,8 +48,12 @@ export async function openFileDevice(path: string, options: FileDeviceOptions = 
   let size = options.size ?? 1024 * 1024;
   let exists = false;
   try {
-    size = (await stat(path)).size;
-    exists = true;
+    const st = await stat(path);
+    // An empty file: a chip whose creation was cut short (FileFlash fills a new one whole or not at all).
+    if (st.size > 0) {
+      size = st.size;
+      exists = true;
+    }
   } catch {
     if (options.create === false) throw new CoapfwError('IO_ERROR', `device: no flash file ${path}`);
   }

@@ -15,7 +15,7 @@
  * A lock left by a killed process is taken over by the next `open`.
  */
 import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, realpath, rename, type FileHandle } from 'node:fs/promises';
 import { CoapfwError } from '../errors.js';
 import {
   ERASED,
@@ -28,6 +28,27 @@ import {
   type FlashGeometry,
 } from './backend.js';
 import { FileLock } from './file-lock.js';
+
+/**
+ * A new chip appears whole or not at all: filled with 0xFF under a temporary
+ * name, synced, then renamed over the empty file `open` created (the caller
+ * holds its lock). A process killed half-way leaves the empty file, which the
+ * next `open` fills again, never a short file no geometry matches.
+ */
+async function createBlank(path: string, g: FlashGeometry): Promise<FileHandle> {
+  const real = await realpath(path);
+  const tmp = `${real}.init`;
+  const out = await open(tmp, 'w', 0o644);
+  try {
+    const blank = new Uint8Array(Math.max(g.eraseBlockSize, 64 * 1024)).fill(ERASED);
+    for (let off = 0; off < g.size; off += blank.length) await out.write(blank, 0, Math.min(blank.length, g.size - off), off);
+    await out.sync();
+  } finally {
+    await out.close();
+  }
+  await rename(tmp, real);
+  return open(real, constants.O_RDWR);
+}
 
 /** Options of {@link FileFlash.open}. */
 export interface FileFlashOptions {
@@ -81,9 +102,8 @@ export class FileFlash implements FlashBackend {
     try {
       const { size } = await fh.stat();
       if (size === 0) {
-        const blank = new Uint8Array(g.eraseBlockSize).fill(ERASED);
-        for (let off = 0; off < g.size; off += blank.length) await fh.write(blank, 0, blank.length, off);
-        await fh.sync();
+        await fh.close();
+        fh = await createBlank(path, g);
       } else if (size !== g.size) {
         throw new CoapfwError('INVALID_ARGUMENT', `FileFlash: ${path} has ${size} bytes, expected ${g.size}`);
       }

@@ -1,0 +1,245 @@
+/**
+ * Soak (issue 8, item 12): a real `coapfw device update` process (the node
+ * process itself, from dist/, built by `npm test`) on a FileFlash, SIGKILLed
+ * at 50 random moments spread across a 4 MiB update (download, install, the
+ * swap at the reboot, confirm), each time started again. After every kill:
+ * the chip must boot a verified image (the old one or the new one, checked
+ * on a copy, so nothing is written), the journal and the swap must never go
+ * back, and the next process must resume exactly where the journal says (no
+ * download started over). Kill moments are drawn from a seeded PRNG, as
+ * fractions of a clean run's duration.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { boot, readBootState } from '../../src/device/boot.js';
+import type { BootState } from '../../src/device/boot-state.js';
+import { FACTORY_IMAGE, simulatedLayout } from '../../src/device/file-device.js';
+import { FileFlash } from '../../src/flash/file.js';
+import { Journal, type ResumeRecord } from '../../src/flash/journal.js';
+import { MemoryFlash } from '../../src/flash/memory.js';
+import { mulberry32 } from '../../src/flash/prng.js';
+import { startFileServer, type FileServer } from '../../src/server/serve.js';
+import { createEnvelope } from '../../src/suit/create.js';
+import { decodeMessage } from '../../src/codec/message.js';
+import { uriPath } from '../../src/codec/options.js';
+import type { DatagramHandler, Transport } from '../../src/transport/types.js';
+import { UdpTransport } from '../../src/transport/udp.js';
+import { CLASS, hex, image, KEY, VENDOR } from './update-helpers.js';
+
+const BIN = join(import.meta.dirname, '../../dist/src/cli/bin.js');
+const MIB = 1024 * 1024;
+const IMAGE = image(4 * MIB, 21);
+const FLASH_SIZE = 2 * 4 * MIB + 5 * 4096;
+const KILLS = 50;
+
+/** Notes when the server receives image requests (Uri-Path fw/...). */
+class RequestClock implements Transport {
+  firstImageRequestAt = 0;
+  lastImageRequestAt = 0;
+  constructor(private readonly inner: Transport) {}
+  send(data: Uint8Array, peer: Parameters<Transport['send']>[1]): Promise<void> {
+    return this.inner.send(data, peer);
+  }
+  onMessage(handler: DatagramHandler): void {
+    this.inner.onMessage((data, peer) => {
+      try {
+        if (uriPath(decodeMessage(data))[0] === 'fw') {
+          this.lastImageRequestAt = performance.now();
+          if (this.firstImageRequestAt === 0) this.firstImageRequestAt = this.lastImageRequestAt;
+        }
+      } catch {
+        // malformed: the endpoint deals with it
+      }
+      handler(data, peer);
+    });
+  }
+  address(): ReturnType<Transport['address']> {
+    return this.inner.address();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+let dir: string;
+let watch: RequestClock;
+let server: FileServer;
+let uri: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'coapfw-soak-'));
+  await mkdir(join(dir, 'srv'));
+  const digest = sha256(IMAGE);
+  await writeFile(join(dir, 'srv', 'app.bin'), IMAGE);
+  await writeFile(join(dir, 'srv', 'app.suit'), createEnvelope({ sequence: 4, vendorId: VENDOR, classId: CLASS, uri: `/fw/sha256/${hex(digest)}`, digest, size: IMAGE.length }, [KEY]));
+  await writeFile(join(dir, 'pub.hex'), hex(KEY.publicKey.bytes));
+  const udp = await UdpTransport.bind({ host: '127.0.0.1', port: 0 });
+  watch = new RequestClock(udp);
+  server = await startFileServer({ dir: join(dir, 'srv'), transport: watch, refreshMs: 0 });
+  uri = `coap://127.0.0.1:${server.address().port}/files/app.suit`;
+});
+afterAll(async () => {
+  await server?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+interface Run {
+  /** performance.now() at spawn. */
+  started: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/**
+ * When to SIGKILL a process: `ms` after its first image request reaches the
+ * server (it is downloading), or, if it makes none, `ms` after `idleStartMs`
+ * from its spawn (it resumes a swap or a confirm, before any network).
+ */
+interface KillPlan {
+  readonly ms: number;
+  readonly idleStartMs: number;
+}
+
+/** Start `coapfw device update` on `flash`; SIGKILL the node process as `plan` says, unless it ends first. */
+function device(flash: string, plan?: KillPlan): Promise<Run> {
+  const args = [BIN, 'device', 'update', uri, '--flash', flash, '--flash-size', String(FLASH_SIZE), '--trust', join(dir, 'pub.hex'), '--vendor-id', hex(VENDOR), '--class-id', hex(CLASS), '--no-report'];
+  watch.firstImageRequestAt = 0;
+  const t0 = performance.now();
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  let killAt = plan === undefined ? Infinity : t0 + plan.idleStartMs + plan.ms;
+  const poll = setInterval(() => {
+    const now = performance.now();
+    if (plan !== undefined && watch.firstImageRequestAt > 0) killAt = Math.min(killAt, watch.firstImageRequestAt + plan.ms);
+    if (now >= killAt) child.kill('SIGKILL');
+  }, 2);
+  return new Promise((resolve) =>
+    child.on('close', (code, signal) => {
+      clearInterval(poll);
+      resolve({ started: t0, code, signal, stdout, stderr, ms: performance.now() - t0 });
+    }),
+  );
+}
+
+/** How far an update has come, from the journal and the boot state: never allowed to go back. */
+function progress(rec: ResumeRecord | undefined, state: BootState | undefined, image: string): number {
+  if (rec === undefined || state === undefined) return 0;
+  if (rec.phase === 'idle') return rec.installedSeq === 4 ? 6e9 : 0;
+  if (rec.phase === 'fetching') return 1e9 + rec.nextBlock;
+  if (rec.phase === 'fetched') return 2e9;
+  // installing: requested, then the swap step by step, then the new image running (test, then confirmed).
+  if (state.swap !== null) return 3e9 + 1 + state.swap.index * 3 + state.swap.step;
+  const running = state.components[0]!.primary;
+  if (running !== null && hex(running.digest) === image) return 4e9 + ['test-pending', 'testing', 'confirmed'].indexOf(state.primaryMode);
+  return 3e9;
+}
+
+/** The state a killed process left: journal, boot state, and what a boot would run (on a copy: nothing is written). */
+async function inspect(path: string): Promise<{ rec: ResumeRecord | undefined; state: BootState | undefined; runs: string }> {
+  // Killed while the chip file was created: nothing there yet (FileFlash creates it whole or not at all).
+  if ((await stat(path).catch(() => undefined))?.size !== FLASH_SIZE) return { rec: undefined, state: undefined, runs: 'unprovisioned' };
+  const flash = await FileFlash.open(path, { size: FLASH_SIZE }); // takes over the killed process's stale lock
+  try {
+    const layout = simulatedLayout(flash);
+    const rec = (await Journal.open(flash, layout)).latest();
+    const state = await readBootState(flash, layout);
+    // Killed while provisioning: no boot record yet, the next process provisions again.
+    if (state === undefined) return { rec, state, runs: 'unprovisioned' };
+    const copy = new MemoryFlash({ size: FLASH_SIZE, contents: await flash.read(0, FLASH_SIZE) });
+    return { rec, state, runs: hex((await boot(copy, layout)).image.digest) };
+  } finally {
+    await flash.close();
+  }
+}
+
+describe('soak: 50 SIGKILLs of a real device process across a 4 MiB update', () => {
+  it('every kill leaves a bootable chip, every resume continues where the journal says, every update ends confirmed', { timeout: 600_000 }, async () => {
+    expect(existsSync(BIN), 'run `npm run build` first (npm test does)').toBe(true);
+    const clean = await device(join(dir, 'clean.bin'));
+    expect(clean.code, clean.stderr).toBe(0);
+    // The clean run's timeline: start-up until the first image request, the download, then install, swap, confirm.
+    const download = watch.lastImageRequestAt - watch.firstImageRequestAt;
+    const after = clean.started + clean.ms - watch.lastImageRequestAt;
+    const work = download + after;
+    // Start-up of a process with nothing to download (it resumes a swap first): node, imports, the chip.
+    const probe = await device(join(dir, 'clean.bin'));
+    const idleStartMs = Math.max(probe.ms * 0.6, 100);
+    const rnd = mulberry32(20240);
+    const kills = Array.from({ length: KILLS }, () => rnd()).sort((a, b) => a - b);
+    const image = hex(sha256(IMAGE));
+    const factory = hex(sha256(FACTORY_IMAGE));
+    let landed = 0;
+    let resumesChecked = 0;
+    let restarts = 0;
+    let updates = 0;
+    let failures = 0;
+    const killedIn: Record<string, number> = {};
+    let round = 0;
+    let last = 0;
+    let flash = join(dir, `soak-${round}.bin`);
+    let before: { rec: ResumeRecord | undefined } = { rec: undefined };
+    let lastProgress = -1;
+    for (let k = 0; landed < KILLS && k < KILLS * 3; k++) {
+      // The next kill moment, as a fraction of a clean run's work; each new process pays its start-up first.
+      const run = await device(flash, { ms: (kills[landed]! - last) * work, idleStartMs });
+      const resumed = /resuming at block (\d+) \((\w+)\)/.exec(run.stderr);
+      if (/download restarted/.test(run.stderr)) restarts++;
+      if (resumed && before.rec?.phase === 'fetching' && before.rec.etag.length > 0) {
+        // Resumed at the start of the erase block holding the journal's next block (1 KiB blocks, 4 KiB erase blocks).
+        expect(Number(resumed[1]), `kill ${landed}: ${run.stderr}`).toBe(Math.floor(before.rec.nextBlock / 4) * 4);
+        resumesChecked++;
+      } else if (resumed && before.rec !== undefined && (before.rec.phase === 'fetched' || before.rec.phase === 'installing')) {
+        expect(resumed[2]).toBe(before.rec.phase);
+        resumesChecked++;
+      }
+      if (run.signal === 'SIGKILL') {
+        landed++;
+        last = kills[landed - 1]!;
+        const now = await inspect(flash);
+        // A boot of what the kill left runs the old (factory) image or the new one, verified.
+        expect([factory, image, 'unprovisioned'], `kill ${landed}`).toContain(now.runs);
+        if (now.runs === 'unprovisioned') expect(lastProgress, `kill ${landed}: an update in progress lost its chip`).toBeLessThanOrEqual(0);
+        const p = progress(now.rec, now.state, image);
+        const phase = now.runs === 'unprovisioned' ? 'provisioning' : (['startup', 'download', 'fetched', 'install-swap', 'test-confirm', 'test-confirm', 'done'][Math.floor(p / 1e9)] ?? '?');
+        killedIn[phase] = (killedIn[phase] ?? 0) + 1;
+        if (p < lastProgress) failures++;
+        expect(p, `kill ${landed}: progress went back`).toBeGreaterThanOrEqual(lastProgress);
+        lastProgress = p;
+        before = now;
+        continue;
+      }
+      // It finished before its kill: the update must be complete and confirmed; start a new device for the next kills.
+      expect(run.code, run.stderr).toBe(0);
+      const st = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+      expect(st).toMatchObject({ running: image, installedSequence: 4 });
+      expect(st.bootMode === 'confirmed' || st.boot === 'confirmed').toBe(true);
+      updates++;
+      round++;
+      flash = join(dir, `soak-${round}.bin`);
+      before = { rec: undefined };
+      lastProgress = -1;
+    }
+    // Finish the last update.
+    const end = await device(flash);
+    expect(end.code, end.stderr).toBe(0);
+    expect(JSON.parse(end.stdout.trim().split('\n').at(-1)!)).toMatchObject({ running: image, installedSequence: 4 });
+    updates++;
+    console.log(JSON.stringify({ test: 'device-process-soak', imageBytes: IMAGE.length, cleanRunMs: Math.round(clean.ms), downloadMs: Math.round(download), afterDownloadMs: Math.round(after), kills: landed, killedIn, resumesChecked, downloadRestarts: restarts, updatesCompleted: updates, failures }));
+    expect(landed).toBe(KILLS);
+    expect(restarts).toBe(0);
+    // Each resume is checked by the progress that never goes back and by no download restarting; those that
+    // got as far as their resume point (the others were killed while starting) also by where they resumed.
+    expect(resumesChecked).toBeGreaterThan(0);
+  });
+});
