@@ -6,7 +6,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -83,6 +83,30 @@ describe('FileFlash lock', () => {
     // Another host: cannot be judged from here, so it is held, and the message says how to clear it.
     await writeFile(`${path}.lock`, lockRecord({ pid: deadPid(), host: 'elsewhere.example' }));
     await expect(FileFlash.open(path, OPTS)).rejects.toMatchObject({ code: 'FLASH_BUSY', message: expect.stringMatching(/on host elsewhere\.example \(if that host no longer uses it, delete .*chip\.bin\.lock\)/) });
+  });
+
+  it('a process killed while it creates a new chip file leaves no short file: the next open creates it whole', { timeout: 60_000 }, async () => {
+    expect(existsSync(DIST), 'run `npm run build` first (npm test does)').toBe(true);
+    const path = join(dir, 'big.bin');
+    const big = { size: 64 * 1024 * 1024, eraseBlockSize: 4096 };
+    const child = spawn(process.execPath, ['--input-type=module', '-e', `import { FileFlash } from ${JSON.stringify(DIST)}; await FileFlash.open(${JSON.stringify(path)}, ${JSON.stringify(big)});`], { stdio: 'ignore' });
+    const closed = new Promise((r) => child.on('close', r));
+    // Kill it while the chip is being filled (under its own name or a temporary one).
+    const growing = async (): Promise<boolean> => {
+      for (const f of [path, `${path}.init`]) if (((await stat(f).catch(() => undefined))?.size ?? 0) > 0) return true;
+      return false;
+    };
+    for (let i = 0; i < 5000 && !(await growing()); i++) await new Promise((r) => setTimeout(r, 1));
+    child.kill('SIGKILL');
+    await closed;
+    expect((await stat(path)).size).not.toBe(big.size); // it did not finish
+    const f = await FileFlash.open(path, big);
+    try {
+      expect((await stat(path)).size).toBe(big.size);
+      for (const at of [0, big.size / 2, big.size - 4096]) expect((await f.read(at, 4096)).every((b) => b === 0xff)).toBe(true);
+    } finally {
+      await f.close();
+    }
   });
 
   it('processes racing for a free or a stale lock: exactly one holds it each time', { timeout: 60_000 }, async () => {
