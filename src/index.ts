@@ -16,19 +16,20 @@ export { PskStore, parsePskKey, type PskLookup } from './transport/dtls/psk-stor
 export { pskTransport, pskKeyBytes, reconnectOnTimeout, type PskCredentials, type SecureClientOptions, type PeerRequester } from './transport/secure.js';
 export { describeMessage } from './codec/describe.js';
 export { ERASED, alignDown, alignUp, isErased, type FlashBackend, type FlashGeometry } from './flash/backend.js';
-export { MemoryFlash, type MemoryFlashOptions, type CutOptions, type FlashStats } from './flash/memory.js';
+export { MemoryFlash, type MemoryFlashOptions, type CutOptions, type FlashStats, type FlashOperation } from './flash/memory.js';
 export { FileFlash, type FileFlashOptions } from './flash/file.js';
+export { FileLock, type LockOwner } from './flash/file-lock.js';
 export { crc32 } from './flash/crc32.js';
 export { mulberry32 } from './flash/prng.js';
-export { createLayout, layoutSize, checkLayout, type FlashArea, type FlashLayout, type LayoutOptions } from './flash/layout.js';
+export { createLayout, layoutSize, checkLayout, MAX_COMPONENTS, type FlashArea, type FlashLayout, type LayoutOptions, type ComponentOptions, type ComponentSlots, type ComponentIdBytes } from './flash/layout.js';
 export { RecordLog, recordSize, RECORD_OVERHEAD, type RecordLogOptions, type RecordLogStats, type LogRecord } from './flash/record-log.js';
 export { Journal, idleResumeRecord, encodeResumeRecord, decodeResumeRecord, RESUME_PAYLOAD_SIZE, type ResumeRecord, type ResumePhase } from './flash/journal.js';
 export { digestPrefix, matchesDigestPrefix, DIGEST_PREFIX_SIZE, RESUME_FORMAT_VERSION } from './flash/journal.js';
-export { hashArea, writeImage, writeImageChunk, resumeOffset } from './flash/image.js';
+export { hashArea, sha256Bytes, writeImage, writeImageChunk, resumeOffset } from './flash/image.js';
 export { TrustStore, MAX_TRUST_STATE_BYTES, TRUST_POINTER_KIND, type TrustStoreOptions, type TrustStoreStats } from './flash/trust-store.js';
 export { powerCutSweep, runUntilDone, type PowerCutSweepOptions, type PowerCutSweepReport } from './flash/power-cut.js';
-export { boot, confirm, requestTestBoot, installFactoryImage, readBootState, type BootResult, type BootMode, type BootAction, type TestBootRequest } from './device/boot.js';
-export { BootLog, BOOT_PAYLOAD_SIZE, type BootState, type SlotImage, type PrimaryMode, type SwapProgress } from './device/boot-state.js';
+export { boot, confirm, requestTestBoot, installFactoryImage, readBootState, type BootResult, type BootMode, type BootAction, type TestBootRequest, type TestBootImage } from './device/boot.js';
+export { BootLog, BOOT_PAYLOAD_SIZE, bootPayloadSize, setDigest, runningSetDigest, type BootState, type ComponentImages, type SlotImage, type PrimaryMode, type SwapProgress } from './device/boot-state.js';
 export * from './suit/index.js';
 export * from './delta/index.js';
 // Message layer, transports, block-wise and servers.
@@ -62,6 +63,9 @@ export { runUpdate, step as updateStep, UpdateSession } from './device/updater.j
 export type { UpdateState, UpdateStateName, UpdateEvent, UpdateOptions, Candidate } from './device/states.js';
 export { postStatus, encodeStatus, type UpdateStatus, type UpdateResultKind, type BootStatus } from './device/report.js';
 export { powerOn, provisionDevice, bootStatus, type PowerOnResult, type PowerOnOutcome, type PowerOnOptions } from './device/device.js';
+export { updateDevice, type DeviceUpdateOptions, type DeviceUpdateResult } from './device/device-update.js';
+export { candidateImages, setIdentity, STREAM_ALIGN, type CandidateImage, type ImageSource } from './device/candidate.js';
+export { fetchTargets, type FetchTarget } from './device/fetch-target.js';
 export { openFileDevice, simulatedLayout, FACTORY_IMAGE, type FileDevice, type FileDeviceOptions } from './device/file-device.js';
 export { imageRequestOptions, resolveImageUri } from './device/image-uri.js';
 export { fetchingRecord, installRecord, reconcileJournal, type UpdateJob } from './device/progress.js';
