@@ -27,8 +27,8 @@ export function sha256Bytes(bytes: Uint8Array): Uint8Array {
 
 /**
  * SHA-256 of the first `length` bytes of `area`. Node's native hash: every
- * boot hashes every running image, and the pure-JS one is two orders of
- * magnitude slower on a megabyte image.
+ * boot hashes every running image, and the pure-JS one took 15 times as long
+ * on a 4 MiB image here (82 ms against 5.6 ms).
  */
 export async function hashArea(flash: FlashBackend, area: FlashArea, length: number): Promise<Uint8Array> {
   checkSpan(area, 0, length, 'hashArea');
