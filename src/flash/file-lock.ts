@@ -56,6 +56,12 @@ const UNREADABLE_GRACE_MS = 10_000;
 
 /** Locks this process holds, by lock path: released on exit. */
 const held = new Map<string, string>();
+/**
+ * Nonces of locks this process holds or is creating right now: a lock file
+ * naming one of them is never stale for this process (a second handle of the
+ * same file in this process must get FLASH_BUSY, even mid-creation).
+ */
+const ours = new Set<string>();
 let exitHook = false;
 
 function releaseAllSync(): void {
@@ -67,6 +73,7 @@ function releaseAllSync(): void {
     }
   }
   held.clear();
+  ours.clear();
 }
 
 function parseOwner(text: string): LockOwner | undefined {
@@ -107,7 +114,7 @@ async function judge(owner: LockOwner): Promise<Verdict> {
   if (owner.host !== hostname()) return 'held';
   if (owner.pid === process.pid && owner.start === (await processStart(process.pid))) {
     // Ours: held by another handle of this process, or left by one that is gone.
-    return [...held.values()].includes(owner.nonce) ? 'held' : 'stale';
+    return ours.has(owner.nonce) ? 'held' : 'stale';
   }
   if (!processExists(owner.pid)) return 'stale';
   if (owner.start !== undefined) {
@@ -235,6 +242,16 @@ export class FileLock {
       nonce: randomBytes(12).toString('hex'),
     };
     const me = JSON.stringify(owner);
+    ours.add(owner.nonce);
+    try {
+      return await FileLock.take(target, lockPath, owner, me);
+    } catch (e) {
+      ours.delete(owner.nonce);
+      throw e;
+    }
+  }
+
+  private static async take(target: string, lockPath: string, owner: LockOwner, me: string): Promise<FileLock> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       let created: boolean;
       try {
@@ -266,6 +283,7 @@ export class FileLock {
     if (this.released) return;
     this.released = true;
     held.delete(this.path);
+    ours.delete(this.owner.nonce);
     const cur = await readLock(this.path).catch(() => ({ kind: 'absent' }) as const);
     if (cur.kind === 'owner' && cur.owner.nonce === this.owner.nonce) await unlink(this.path).catch(() => undefined); // already gone: released
   }

@@ -57,6 +57,12 @@ describe('FileFlash lock', () => {
     const b = await FileFlash.open(path, OPTS);
     await b.close();
     expect(await readdir(dir)).toEqual(['alias.bin', 'chip.bin']);
+    // Two opens at once in one process: one gets it, the other FLASH_BUSY (never both).
+    for (let i = 0; i < 20; i++) {
+      const both = await Promise.allSettled([FileFlash.open(path, OPTS), FileFlash.open(path, OPTS)]);
+      expect(both.map((r) => (r.status === 'fulfilled' ? 'HELD' : (r.reason as { code: string }).code)).sort()).toEqual(['FLASH_BUSY', 'HELD']);
+      for (const r of both) if (r.status === 'fulfilled') await r.value.close();
+    }
   });
 
   it('takes over the lock of a dead process and of a reused pid; refuses a live holder and a foreign host', async () => {
