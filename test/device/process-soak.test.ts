@@ -7,7 +7,10 @@
  * on a copy, so nothing is written), the journal and the swap must never go
  * back, and the next process must resume exactly where the journal says (no
  * download started over). Kill moments are drawn from a seeded PRNG, as
- * fractions of a clean run's duration.
+ * fractions of a clean run's work: in the download a stream position (the
+ * process is killed at that image request), after it a time into install,
+ * swap and confirm. A process killed while starting up also counts (it is a
+ * kill like any other); the chip is provisioned before the kills start.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -34,13 +37,27 @@ import { CLASS, hex, image, KEY, VENDOR } from './update-helpers.js';
 const BIN = join(import.meta.dirname, '../../dist/src/cli/bin.js');
 const MIB = 1024 * 1024;
 const IMAGE = image(4 * MIB, 21);
+const BLOCKS = IMAGE.length / 1024;
 const FLASH_SIZE = 2 * 4 * MIB + 5 * 4096;
 const KILLS = 50;
 
-/** Notes when the server receives image requests (Uri-Path fw/...). */
+/**
+ * Notes when the server receives image requests (Uri-Path fw/...). The first
+ * one counts only from a client port not seen before `expectNewClient()`:
+ * datagrams a killed process sent just before it died may be handled late.
+ */
 class RequestClock implements Transport {
   firstImageRequestAt = 0;
   lastImageRequestAt = 0;
+  /** Image requests from the newest client. */
+  newClientRequests = 0;
+  private readonly seen = new Set<number>();
+  private old = new Set<number>();
+  expectNewClient(): void {
+    this.old = new Set(this.seen);
+    this.firstImageRequestAt = 0;
+    this.newClientRequests = 0;
+  }
   constructor(private readonly inner: Transport) {}
   send(data: Uint8Array, peer: Parameters<Transport['send']>[1]): Promise<void> {
     return this.inner.send(data, peer);
@@ -48,9 +65,13 @@ class RequestClock implements Transport {
   onMessage(handler: DatagramHandler): void {
     this.inner.onMessage((data, peer) => {
       try {
+        this.seen.add(peer.port);
         if (uriPath(decodeMessage(data))[0] === 'fw') {
           this.lastImageRequestAt = performance.now();
-          if (this.firstImageRequestAt === 0) this.firstImageRequestAt = this.lastImageRequestAt;
+          if (!this.old.has(peer.port)) {
+            this.newClientRequests++;
+            if (this.firstImageRequestAt === 0) this.firstImageRequestAt = this.lastImageRequestAt;
+          }
         }
       } catch {
         // malformed: the endpoint deals with it
@@ -99,37 +120,53 @@ interface Run {
 }
 
 /**
- * When to SIGKILL a process: `ms` after its first image request reaches the
- * server (it is downloading), or, if it makes none, `ms` after `idleStartMs`
- * from its spawn (it resumes a swap or a confirm, before any network).
+ * When to SIGKILL a process. A moment in the download is a number of image
+ * requests this process makes (`requests`); a moment after it, `ms` after
+ * the process is done downloading: after its `requests`-th request, or
+ * `idleStartMs` after its spawn when it has nothing left to download (it
+ * resumes an install, a swap or a confirm first).
  */
 interface KillPlan {
+  readonly requests: number;
   readonly ms: number;
-  readonly idleStartMs: number;
+  readonly idleStartMs: number | undefined;
 }
 
 /** Start `coapfw device update` on `flash`; SIGKILL the node process as `plan` says, unless it ends first. */
 function device(flash: string, plan?: KillPlan): Promise<Run> {
   const args = [BIN, 'device', 'update', uri, '--flash', flash, '--flash-size', String(FLASH_SIZE), '--trust', join(dir, 'pub.hex'), '--vendor-id', hex(VENDOR), '--class-id', hex(CLASS), '--no-report'];
-  watch.firstImageRequestAt = 0;
+  watch.expectNewClient();
   const t0 = performance.now();
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-  let killAt = plan === undefined ? Infinity : t0 + plan.idleStartMs + plan.ms;
+  // Without a kill moment reached in 60 s the process is hung: killed, and the test fails on that.
+  let killAt = plan === undefined ? Infinity : t0 + (plan.idleStartMs === undefined ? 60_000 : plan.idleStartMs + plan.ms);
   const poll = setInterval(() => {
-    const now = performance.now();
-    if (plan !== undefined && watch.firstImageRequestAt > 0) killAt = Math.min(killAt, watch.firstImageRequestAt + plan.ms);
-    if (now >= killAt) child.kill('SIGKILL');
-  }, 2);
+    if (plan !== undefined && plan.idleStartMs === undefined && watch.newClientRequests >= plan.requests) {
+      killAt = Math.min(killAt, (plan.ms === 0 ? performance.now() : watch.lastImageRequestAt) + plan.ms);
+    }
+    if (performance.now() >= killAt) child.kill('SIGKILL');
+  }, 1);
   return new Promise((resolve) =>
     child.on('close', (code, signal) => {
       clearInterval(poll);
       resolve({ started: t0, code, signal, stdout, stderr, ms: performance.now() - t0 });
     }),
   );
+}
+
+/** A device in the field: its chip file created and provisioned (`coapfw device boot`), before the kills start. */
+async function provisioned(name: string): Promise<string> {
+  const path = join(dir, name);
+  const r = await new Promise<number | null>((resolve) => {
+    const p = spawn(process.execPath, [BIN, 'device', 'boot', '--flash', path, '--flash-size', String(FLASH_SIZE)], { stdio: 'ignore' });
+    p.on('close', resolve);
+  });
+  expect(r).toBe(0);
+  return path;
 }
 
 /** How far an update has come, from the journal and the boot state: never allowed to go back. */
@@ -169,12 +206,14 @@ describe('soak: 50 SIGKILLs of a real device process across a 4 MiB update', () 
     const clean = await device(join(dir, 'clean.bin'));
     expect(clean.code, clean.stderr).toBe(0);
     // The clean run's timeline: start-up until the first image request, the download, then install, swap, confirm.
+    // The clean run's timeline: the download (BLOCKS requests), then install, swap at the reboot, confirm.
     const download = watch.lastImageRequestAt - watch.firstImageRequestAt;
     const after = clean.started + clean.ms - watch.lastImageRequestAt;
     const work = download + after;
-    // Start-up of a process with nothing to download (it resumes a swap first): node, imports, the chip.
+    // Start-up of a process with nothing left to download: node, imports, the chip, power-on, the envelope
+    // fetched and verified (what an up-to-date run does); then it checks the slot, installs, swaps, confirms.
     const probe = await device(join(dir, 'clean.bin'));
-    const idleStartMs = Math.max(probe.ms * 0.6, 100);
+    const idleStartMs = probe.ms;
     const rnd = mulberry32(20240);
     const kills = Array.from({ length: KILLS }, () => rnd()).sort((a, b) => a - b);
     const image = hex(sha256(IMAGE));
@@ -187,12 +226,20 @@ describe('soak: 50 SIGKILLs of a real device process across a 4 MiB update', () 
     const killedIn: Record<string, number> = {};
     let round = 0;
     let last = 0;
-    let flash = join(dir, `soak-${round}.bin`);
+    let flash = await provisioned(`soak-${round}.bin`);
     let before: { rec: ResumeRecord | undefined } = { rec: undefined };
     let lastProgress = -1;
     for (let k = 0; landed < KILLS && k < KILLS * 3; k++) {
-      // The next kill moment, as a fraction of a clean run's work; each new process pays its start-up first.
-      const run = await device(flash, { ms: (kills[landed]! - last) * work, idleStartMs });
+      // The next kill moment, a fraction of the clean run's work: in the download, a stream position (block); after it, a time.
+      const at = kills[landed]! * work;
+      const resumeAt = before.rec?.phase === 'fetching' && before.rec.etag.length > 0 ? Math.floor(before.rec.nextBlock / 4) * 4 : 0;
+      const downloading = before.rec === undefined || before.rec.phase === 'fetching' || (before.rec.phase === 'idle' && before.rec.installedSeq === 0);
+      const plan: KillPlan =
+        at < download
+          ? { requests: Math.max(1, Math.round((at / download) * BLOCKS) - resumeAt), ms: 0, idleStartMs: undefined }
+          : { requests: BLOCKS - resumeAt, ms: at - Math.max(download, last * work), idleStartMs: downloading ? undefined : idleStartMs };
+      const run = await device(flash, plan);
+      expect(run.ms, 'a process that should download never asked for the image').toBeLessThan(55_000);
       const resumed = /resuming at block (\d+) \((\w+)\)/.exec(run.stderr);
       if (/download restarted/.test(run.stderr)) restarts++;
       if (resumed && before.rec?.phase === 'fetching' && before.rec.etag.length > 0) {
@@ -226,7 +273,7 @@ describe('soak: 50 SIGKILLs of a real device process across a 4 MiB update', () 
       expect(st.bootMode === 'confirmed' || st.boot === 'confirmed').toBe(true);
       updates++;
       round++;
-      flash = join(dir, `soak-${round}.bin`);
+      flash = await provisioned(`soak-${round}.bin`);
       before = { rec: undefined };
       lastProgress = -1;
     }
