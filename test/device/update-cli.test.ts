@@ -116,17 +116,17 @@ describe('coapfw device', () => {
   });
 
   it('a power-on that fails (damaged running image) still prints the JSON line and POSTs the status', async () => {
-    const flash = join(dir, 'dev7.bin');
+    const flash = join(dir, 'dev-damaged.bin');
     expect((await run(['boot', '--flash', flash])).code).toBe(0); // provisioned, confirmed
     const { FileFlash } = await import('../../src/flash/file.js');
     const { simulatedLayout } = await import('../../src/device/file-device.js');
     const f = await FileFlash.open(flash, { size: 1024 * 1024 });
     await f.erase(simulatedLayout(f).primary.offset, 4096);
     await f.close();
-    const r = await run(['update', `${base}/app.suit`, '--flash', flash, ...ids, '--device-id', 'dev-7']);
+    const r = await run(['update', `${base}/app.suit`, '--flash', flash, ...ids, '--device-id', 'dev-damaged']);
     expect(r.code).toBe(1);
     expect(r.json).toMatchObject({ result: 'failed', error: 'NO_BOOTABLE_IMAGE', installedSequence: 0, bootMode: null, running: null });
-    expect(server.status.get('dev-7')?.report).toMatchObject({ result: 'failed', error: 'NO_BOOTABLE_IMAGE' });
+    expect(server.status.get('dev-damaged')?.report).toMatchObject({ result: 'failed', error: 'NO_BOOTABLE_IMAGE' });
   });
 
   it('boot --no-confirm leaves the test image unconfirmed; the next boot reverts it; update installs it again', async () => {
