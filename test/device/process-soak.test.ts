@@ -223,6 +223,7 @@ describe('soak: 50 SIGKILLs of a real device process across a 4 MiB update', () 
     let restarts = 0;
     let updates = 0;
     let failures = 0;
+    let reverts = 0;
     const killedIn: Record<string, number> = {};
     let round = 0;
     let last = 0;
@@ -260,8 +261,16 @@ describe('soak: 50 SIGKILLs of a real device process across a 4 MiB update', () 
         const p = progress(now.rec, now.state, image);
         const phase = now.runs === 'unprovisioned' ? 'provisioning' : (['startup', 'download', 'fetched', 'install-swap', 'test-confirm', 'test-confirm', 'done'][Math.floor(p / 1e9)] ?? '?');
         killedIn[phase] = (killedIn[phase] ?? 0) + 1;
+        // A test image that was not confirmed when the power went is swapped back at the next boot (the
+        // MCUboot rule this boot model follows), and the update installs it again: the one way back allowed.
+        const wasTesting = lastProgress === 4e9 || lastProgress === 4e9 + 1;
+        const reverting = now.state?.swap?.kind === 'revert' || (now.runs === factory && now.rec?.phase !== 'idle');
+        if (wasTesting && reverting && p < lastProgress) {
+          reverts++;
+          lastProgress = 3e9;
+        }
         if (p < lastProgress) failures++;
-        expect(p, `kill ${landed}: progress went back`).toBeGreaterThanOrEqual(lastProgress);
+        expect(p, `kill ${landed}: progress went back (${JSON.stringify({ phase: now.rec?.phase, swap: now.state?.swap, mode: now.state?.primaryMode })})`).toBeGreaterThanOrEqual(lastProgress);
         lastProgress = p;
         before = now;
         continue;
@@ -282,7 +291,7 @@ describe('soak: 50 SIGKILLs of a real device process across a 4 MiB update', () 
     expect(end.code, end.stderr).toBe(0);
     expect(JSON.parse(end.stdout.trim().split('\n').at(-1)!)).toMatchObject({ running: image, installedSequence: 4 });
     updates++;
-    console.log(JSON.stringify({ test: 'device-process-soak', imageBytes: IMAGE.length, cleanRunMs: Math.round(clean.ms), downloadMs: Math.round(download), afterDownloadMs: Math.round(after), kills: landed, killedIn, resumesChecked, downloadRestarts: restarts, updatesCompleted: updates, failures }));
+    console.log(JSON.stringify({ test: 'device-process-soak', imageBytes: IMAGE.length, cleanRunMs: Math.round(clean.ms), downloadMs: Math.round(download), afterDownloadMs: Math.round(after), kills: landed, killedIn, resumesChecked, downloadRestarts: restarts, updatesCompleted: updates, revertsAfterUnconfirmedTest: reverts, failures }));
     expect(landed).toBe(KILLS);
     expect(restarts).toBe(0);
     // Each resume is checked by the progress that never goes back and by no download restarting; those that
