@@ -17,7 +17,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { fetchBlocks } from '../src/blockwise/fetch.js';
 import { startFileServer } from '../src/server/serve.js';
-import { openClient, type ClientOptions } from '../src/transport/client.js';
+import { openClient, type ClientOptions } from '../src/client/open.js';
 import { PskStore } from '../src/transport/dtls/psk-store.js';
 
 const ID = 'bench';

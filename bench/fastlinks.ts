@@ -32,7 +32,7 @@ import { Code, OptionNumber } from '../src/codec/numbers.js';
 import { pathOptions } from '../src/codec/options.js';
 import { CongestionTable } from '../src/messaging/congestion.js';
 import { CoapEndpoint } from '../src/messaging/endpoint.js';
-import { openClient } from '../src/transport/client.js';
+import { openClient } from '../src/client/open.js';
 import { systemRuntime } from '../src/transport/runtime.js';
 import { UdpTransport } from '../src/transport/udp.js';
 import { COAP_CLIENT, fixtureBytes, freeUdpPort, hasCommand, killAll, libcoapMissing, putToLibcoap, run, sha256File, sha256Hex, startDaemon, startLibcoapServer } from './procs.js';

@@ -12,7 +12,7 @@
  * drop-tail queue bounded in packets. Upstream (requests) is delay and loss only.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { mulberry32 } from '../src/messaging/prng.js';
+import { mulberry32 } from '../src/core/prng.js';
 
 /** Path settings. */
 export interface RelayOptions {

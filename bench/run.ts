@@ -22,9 +22,9 @@ import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { downloadToFile } from '../src/blockwise/download.js';
+import { downloadToFile } from '../src/client/file-sink.js';
 import { fetchBlocks } from '../src/blockwise/fetch.js';
-import { openClient } from '../src/transport/client.js';
+import { openClient } from '../src/client/open.js';
 import {
   COAP_CLIENT,
   fixtureBytes,

@@ -19,7 +19,7 @@ import { MemoryFlash } from '../src/flash/memory.js';
 import { startFileServer } from '../src/server/serve.js';
 import { createEnvelope } from '../src/suit/create.js';
 import { privateKeyFromSecret } from '../src/suit/keys.js';
-import { openClient } from '../src/transport/client.js';
+import { openClient } from '../src/client/open.js';
 
 const SIZE = 256 * 1024;
 const VENDOR = new Uint8Array(16).fill(1);

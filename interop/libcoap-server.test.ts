@@ -12,10 +12,10 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { downloadToFile } from '../src/blockwise/download.js';
+import { downloadToFile } from '../src/client/file-sink.js';
 import { isCoapfwError } from '../src/errors.js';
 import { startFileServer, type FileServer } from '../src/server/serve.js';
-import { openClient } from '../src/transport/client.js';
+import { openClient } from '../src/client/open.js';
 import {
   describeWithBinaries,
   fixtureBytes,

@@ -1,73 +1,24 @@
 /**
- * coapfw public API. Named exports only.
+ * coapfw: CoAP block-wise firmware updates. The root export is what every
+ * part shares, the error type and the version; everything else lives in a
+ * subpath, each a small surface for one job:
+ *
+ * | import | for |
+ * |---|---|
+ * | `coapfw/codec` | CoAP messages, options, Block values, URIs, link format |
+ * | `coapfw/suit` | SUIT envelopes: decode, verify, plan, create, sign |
+ * | `coapfw/server` | the file server, embeddable with your own resources |
+ * | `coapfw/client` | open a client, fetch block-wise, download with resume |
+ * | `coapfw/device` | the device's update client and boot model |
+ * | `coapfw/flash` | flash backends, layout, the resume journal |
+ * | `coapfw/transport` | the message-layer endpoint, UDP, DTLS 1.2 PSK |
+ * | `coapfw/node-coap` | mount our resources on a node-coap server |
+ * | `coapfw/testing` | fake runtime, in-memory network, lossy transport, flash with power cuts |
+ *
+ * @example
+ * import { isCoapfwError } from 'coapfw';
+ * try { await downloadToFile(client, uri, 'fw.bin'); }
+ * catch (e) { if (isCoapfwError(e, 'TIMEOUT')) console.error(`no answer from ${e.peer?.address}`); }
  */
-export { CoapfwError, isCoapfwError, type CoapfwErrorCode } from './errors.js';
-export { peerKey, type Peer, type Transport, type DatagramHandler } from './transport/types.js';
-export * from './codec/numbers.js';
-export * from './codec/message.js';
-export { OPTION_DEFINITIONS, KNOWN_OPTIONS, type OptionDefinition, type OptionFormat } from './codec/options.js';
-export * from './codec/block.js';
-export * from './codec/uri.js';
-export * from './codec/link-format.js';
-export { createDtlsServer, DtlsServer, type DtlsServerOptions, type DtlsServerEvent, type DtlsServerStats } from './transport/dtls/server.js';
-export { connectDtls, DtlsClientTransport, type DtlsClientOptions } from './transport/dtls/client.js';
-export { ReconnectingDtlsClient } from './transport/dtls/reconnecting.js';
-export { PskStore, parsePskKey, type PskLookup } from './transport/dtls/psk-store.js';
-export { pskTransport, pskKeyBytes, reconnectOnTimeout, type PskCredentials, type SecureClientOptions, type PeerRequester } from './transport/secure.js';
-export { describeMessage } from './codec/describe.js';
-export { ERASED, alignDown, alignUp, isErased, type FlashBackend, type FlashGeometry } from './flash/backend.js';
-export { MemoryFlash, type MemoryFlashOptions, type CutOptions, type FlashStats, type FlashOperation } from './flash/memory.js';
-export { FileFlash, type FileFlashOptions } from './flash/file.js';
-export { FileLock, type LockOwner } from './flash/file-lock.js';
-export { crc32 } from './flash/crc32.js';
-export { mulberry32 } from './flash/prng.js';
-export { createLayout, layoutSize, checkLayout, MAX_COMPONENTS, type FlashArea, type FlashLayout, type LayoutOptions, type ComponentOptions, type ComponentSlots, type ComponentIdBytes } from './flash/layout.js';
-export { RecordLog, recordSize, RECORD_OVERHEAD, type RecordLogOptions, type RecordLogStats, type LogRecord } from './flash/record-log.js';
-export { Journal, idleResumeRecord, encodeResumeRecord, decodeResumeRecord, RESUME_PAYLOAD_SIZE, type ResumeRecord, type ResumePhase } from './flash/journal.js';
-export { digestPrefix, matchesDigestPrefix, DIGEST_PREFIX_SIZE, RESUME_FORMAT_VERSION } from './flash/journal.js';
-export { hashArea, sha256Bytes, writeImage, writeImageChunk, resumeOffset } from './flash/image.js';
-export { TrustStore, MAX_TRUST_STATE_BYTES, TRUST_POINTER_KIND, type TrustStoreOptions, type TrustStoreStats } from './flash/trust-store.js';
-export { powerCutSweep, runUntilDone, type PowerCutSweepOptions, type PowerCutSweepReport } from './flash/power-cut.js';
-export { boot, confirm, requestTestBoot, installFactoryImage, readBootState, type BootResult, type BootMode, type BootAction, type TestBootRequest, type TestBootImage } from './device/boot.js';
-export { BootLog, BOOT_PAYLOAD_SIZE, bootPayloadSize, setDigest, runningSetDigest, type BootState, type ComponentImages, type SlotImage, type PrimaryMode, type SwapProgress } from './device/boot-state.js';
-export * from './suit/index.js';
-export * from './delta/index.js';
-// Message layer, transports, block-wise and servers.
-export { CoapEndpoint, type CoapRequest, type ResponseSpec, type RequestHandler, type RequestSpec, type RequestOptions, type EndpointOptions, type EndpointStats } from './messaging/endpoint.js';
-export { DEFAULT_PARAMS, resolveParams, exchangeLifetime, maxTransmitSpan, maxTransmitWait, type TransmissionParams } from './messaging/params.js';
-export { withRetry, backoffDelay, retryAfterDelay, sleep, type RetryPolicy } from './messaging/retry.js';
-export { withEcho, type Requester } from './messaging/echo.js';
-export type { Runtime, TimerHandle } from './messaging/runtime.js';
-export { systemRuntime } from './transport/runtime.js';
-export { UdpTransport, type UdpOptions } from './transport/udp.js';
-export { ImpairedTransport, type Impairment, type ImpairmentStats } from './transport/impaired.js';
-export { openClient, resolveHost, type CoapClient, type ClientOptions } from './transport/client.js';
-export { bufferSource, ETAG_LENGTH, type ByteSource } from './blockwise/source.js';
-export { serveBlock2, type Block2ServeOptions } from './blockwise/serve.js';
-export { fetchBlocks, fetchAll, isTransient, isRetryLater, retryAfterMs, type FetchOptions, type FetchedBlock, type FetchProgress } from './blockwise/fetch.js';
-export { downloadToFile, type DownloadOptions, type DownloadResult } from './blockwise/download.js';
-export { FileRepository, type FileEntry, type FileRepositoryOptions } from './server/files.js';
-export { fileResources, directoryLinks, type FileResourceOptions, type FileResolver } from './server/file-server.js';
-export { WellKnownCore, type WellKnownOptions, type WellKnownStats } from './server/well-known.js';
-export { LinkIndex } from './server/link-index.js';
-export { TokenBuckets, type RateLimit } from './server/rate-limit.js';
-export { isHiddenName, isTemporaryName, type ScanFilterOptions } from './server/scan-filter.js';
-export { routeRequests, SERVER_OPTIONS, type Resource, type Resolver } from './server/router.js';
-export { errorResponse, toResponse } from './server/responses.js';
-export { echoGuard, type EchoGuardOptions, type EchoGuardStats } from './server/echo-guard.js';
-export { ObserveRegistry, type ObserveOptions } from './server/observe.js';
-export { StatusTracker, type DeviceStatus, type StatusOptions } from './server/status.js';
-export { startFileServer, type FileServer, type FileServerOptions } from './server/serve.js';
-export { nodeCoapHandler, nodeCoapFileHandler, toCoapMessage, sendNodeCoapResponse, type NodeCoapRequest, type NodeCoapResponse, type NodeCoapListener, type NodeCoapAdapterOptions } from './server/node-coap-adapter.js';
-export { runUpdate, step as updateStep, UpdateSession } from './device/updater.js';
-export type { UpdateState, UpdateStateName, UpdateEvent, UpdateOptions, Candidate } from './device/states.js';
-export { postStatus, encodeStatus, type UpdateStatus, type UpdateResultKind, type BootStatus } from './device/report.js';
-export { powerOn, provisionDevice, bootStatus, type PowerOnResult, type PowerOnOutcome, type PowerOnOptions } from './device/device.js';
-export { updateDevice, type DeviceUpdateOptions, type DeviceUpdateResult } from './device/device-update.js';
-export { candidateImages, setIdentity, STREAM_ALIGN, type CandidateImage, type ImageSource } from './device/candidate.js';
-export { fetchTargets, type FetchTarget } from './device/fetch-target.js';
-export { openFileDevice, simulatedLayout, FACTORY_IMAGE, type FileDevice, type FileDeviceOptions } from './device/file-device.js';
-export { imageRequestOptions, resolveImageUri } from './device/image-uri.js';
-export { fetchingRecord, installRecord, reconcileJournal, type UpdateJob } from './device/progress.js';
-export { revertedBootRecord } from './device/progress.js';
-export { CrashingFlash } from './device/crash-flash.js';
+export { CoapfwError, isCoapfwError, type CoapfwErrorCode, type CoapfwErrorDetails, type ErrorPeer } from './errors.js';
+export { VERSION } from './version.js';

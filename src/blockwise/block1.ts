@@ -33,8 +33,8 @@ import { Code, OptionNumber } from '../codec/numbers.js';
 import { decodeUint, encodeUint, getOption } from '../codec/options.js';
 import { CoapfwError } from '../errors.js';
 import type { CoapRequest, ResponseSpec } from '../messaging/endpoint.js';
-import type { Runtime } from '../messaging/runtime.js';
-import { peerKey } from '../transport/types.js';
+import type { Runtime } from '../core/runtime.js';
+import { peerKey } from '../core/transport.js';
 
 /** Limits of Block1 receiving; every one has a safe default. */
 export interface Block1Options {

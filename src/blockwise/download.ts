@@ -1,20 +1,71 @@
 /**
- * Download a representation to a file, resumable: the partial file
- * `FILE.part` keeps the bytes so far, `FILE.part.json` the URI, ETag and
- * block size. A resumed download continues at the next whole block when the
- * ETag still matches and starts over cleanly when it does not.
+ * A resumable download into a {@link DownloadSink}: the sink keeps the bytes
+ * so far and what a later run needs to continue (the resource's key, ETag and
+ * block size). A resumed download continues at the next whole block when the
+ * ETag still matches and starts over cleanly when it does not (RFC 7959 §2.4:
+ * two versions of a representation are never stitched together).
+ *
+ * No I/O here: the file sink (`FILE.part` + `FILE.part.json`) lives in
+ * client/file-sink.ts; a sink can as well be memory, stdout or a flash slot.
  */
-import { open, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
-import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { blockSize, MAX_SZX } from '../codec/block.js';
+import type { CoapOption } from '../codec/message.js';
+import type { Requester } from '../core/request.js';
+import type { Runtime } from '../core/runtime.js';
 import { isCoapfwError } from '../errors.js';
 import type { RetryPolicy } from '../messaging/retry.js';
-import type { CoapClient } from '../transport/client.js';
 import { fetchBlocks, type FetchProgress } from './fetch.js';
 
-/** Options of {@link downloadToFile}. */
+/** What a later run needs to continue a download. */
+export interface ResumeState {
+  /** Names the resource (its URI, say): a state saved for another key is never continued. */
+  readonly key: string;
+  /** The representation's ETag when the bytes so far were fetched (1..8 bytes, RFC 7252 §5.10.6). */
+  readonly etag: Uint8Array;
+  /** Block size exponent the bytes so far were fetched with (0..6). */
+  readonly szx: number;
+}
+
+/** A saved {@link ResumeState} and how many bytes the sink still holds from that run. */
+export interface ResumePoint {
+  readonly state: ResumeState;
+  readonly length: number;
+}
+
+/**
+ * Where a download's bytes go. Calls come in this order per run: `begin`
+ * once the first block has arrived, then `save` (when there is something new
+ * to remember) and `write` for each block in order, then `finish` or, if the
+ * run failed after `begin`, `abort`. Nothing is called on the sink before the
+ * server has answered, so an unreachable server leaves no empty partial file.
+ */
+export interface DownloadSink {
+  /** What an earlier interrupted run left, or undefined. Asked only with `resume`; omit for sinks that cannot resume. */
+  resumable?(): Promise<ResumePoint | undefined>;
+  /** Keep the first `offset` bytes and drop the rest (0: start empty). */
+  begin(offset: number): Promise<void>;
+  /** Remember `state` for a later run. Omit for sinks that cannot resume. */
+  save?(state: ResumeState): Promise<void>;
+  /** Write `data` at byte `offset`. */
+  write(data: Uint8Array, offset: number): Promise<void>;
+  /** Every byte is in: make the result final and forget the resume state. */
+  finish(): Promise<void>;
+  /** The run failed after `begin`: release what it holds, keeping the bytes for a later resume. */
+  abort(error: unknown): Promise<void>;
+}
+
+/** The resource to fetch: a requester bound to the server, and the options naming it. `CoapClient` is one. */
+export interface DownloadTarget {
+  readonly request: Requester;
+  readonly runtime: Runtime;
+  /** Uri-Path and Uri-Query options naming the resource, without Block2. */
+  readonly options: readonly CoapOption[];
+}
+
+/** Options of {@link downloadToSink}. */
 export interface DownloadOptions {
-  /** Continue a partial download if one is there. */
+  /** Continue what the sink holds from an earlier run, if anything. */
   readonly resume?: boolean;
   /** Block size exponent to ask for. Default 6 (1024 bytes). */
   readonly szx?: number;
@@ -31,34 +82,30 @@ export interface DownloadResult {
   readonly resumedFrom: number;
   readonly blocks: number;
   readonly etag: string | undefined;
-  /** True when a partial file was found but had to be discarded (ETag changed). */
+  /** True when a partial download was found but had to be discarded (ETag changed). */
   readonly restarted: boolean;
 }
 
-interface PartMeta {
-  uri: string;
-  etag?: string;
-  szx: number;
-}
-
-/** Fetch `client`'s URI into `file`. */
-export async function downloadToFile(client: CoapClient, uriText: string, file: string, options: DownloadOptions = {}): Promise<DownloadResult> {
-  const part = `${file}.part`;
-  const metaFile = `${part}.json`;
+/**
+ * Fetch `target` block by block into `sink`; `key` names the resource in the
+ * saved resume state (use its URI).
+ *
+ * @example
+ * const r = await downloadToSink(client, mySink, uri, { resume: true });
+ */
+export async function downloadToSink(target: DownloadTarget, sink: DownloadSink, key: string, options: DownloadOptions = {}): Promise<DownloadResult> {
   let szx = options.szx ?? MAX_SZX;
+  blockSize(szx); // validates at the boundary, before anything is fetched
   let start = 0;
   let etag: Uint8Array | undefined;
-  if (options.resume) {
-    const meta = await readMeta(metaFile);
-    const have = await stat(part).then((s) => s.size, () => -1);
-    if (meta && meta.uri === uriText && meta.etag !== undefined && have >= 0) {
-      szx = meta.szx;
-      // Fetch the last block we have again: a part that is already complete
-      // (killed before the rename) then still ends with a real block, not a
-      // request past the end.
-      start = have > 0 ? Math.floor((have - 1) / blockSize(szx)) : 0;
-      etag = hexToBytes(meta.etag);
-    }
+  const prior = options.resume && sink.resumable ? await sink.resumable() : undefined;
+  if (prior !== undefined && usable(prior, key)) {
+    szx = prior.state.szx;
+    // Fetch the last block we have again: a download that is already complete
+    // (killed before `finish`) then still ends with a real block, not a
+    // request past the end.
+    start = prior.length > 0 ? Math.floor((prior.length - 1) / blockSize(szx)) : 0;
+    etag = prior.state.etag;
   }
   try {
     return await run(start, etag, false);
@@ -69,15 +116,14 @@ export async function downloadToFile(client: CoapClient, uriText: string, file: 
 
   async function run(startBlock: number, expected: Uint8Array | undefined, restarted: boolean): Promise<DownloadResult> {
     const resumedFrom = startBlock * blockSize(szx);
-    if (startBlock > 0) await truncate(part, resumedFrom);
-    const fh = await open(part, startBlock > 0 ? 'r+' : 'w');
+    let begun = false;
     let blocks = 0;
     let written = resumedFrom;
     let tag = expected;
     try {
-      for await (const b of fetchBlocks(client.request, {
-        runtime: client.runtime,
-        options: client.options,
+      for await (const b of fetchBlocks(target.request, {
+        runtime: target.runtime,
+        options: target.options,
         startBlock,
         szx,
         etag: expected,
@@ -86,31 +132,35 @@ export async function downloadToFile(client: CoapClient, uriText: string, file: 
         signal: options.signal,
         onProgress: (p) => options.onProgress?.({ ...p, offset: written }),
       })) {
+        if (!begun) {
+          await sink.begin(resumedFrom);
+          begun = true;
+        }
         if (blocks === 0 && b.etag !== undefined && (tag === undefined || b.szx !== szx)) {
           tag = b.etag;
-          await writeFile(metaFile, JSON.stringify({ uri: uriText, etag: bytesToHex(b.etag), szx: b.szx } satisfies PartMeta));
+          await sink.save?.({ key, etag: b.etag, szx: b.szx });
         }
         szx = b.szx;
-        await fh.write(b.data, 0, b.data.length, b.offset);
+        await sink.write(b.data, b.offset);
         written = b.offset + b.data.length;
         blocks++;
       }
-    } finally {
-      await fh.close();
+    } catch (e) {
+      // The transfer's error is the one the caller must see; a sink that also
+      // fails to release its handle has nothing to add to it.
+      if (begun) await sink.abort(e).catch(() => undefined);
+      throw e;
     }
-    await rename(part, file);
-    await rm(metaFile, { force: true });
+    await sink.finish();
     return { bytes: written, resumedFrom, blocks, etag: tag && bytesToHex(tag), restarted };
   }
 }
 
-async function readMeta(path: string): Promise<PartMeta | undefined> {
-  try {
-    const m = JSON.parse(await readFile(path, 'utf8')) as Partial<PartMeta>;
-    if (typeof m.uri !== 'string' || typeof m.szx !== 'number' || m.szx < 0 || m.szx > MAX_SZX) return undefined;
-    if (m.etag !== undefined && !/^(?:[0-9a-f]{2}){1,8}$/.test(m.etag)) return undefined;
-    return { uri: m.uri, etag: m.etag, szx: m.szx };
-  } catch {
-    return undefined;
-  }
+/** A saved state is continued only for the same key and with values a server could have sent. */
+function usable(p: ResumePoint, key: string): boolean {
+  const { state } = p;
+  if (state.key !== key) return false;
+  if (!Number.isInteger(state.szx) || state.szx < 0 || state.szx > MAX_SZX) return false;
+  if (!(state.etag instanceof Uint8Array) || state.etag.length < 1 || state.etag.length > 8) return false;
+  return Number.isInteger(p.length) && p.length >= 0;
 }

@@ -13,11 +13,9 @@ import type { CoapMessage, CoapOption } from '../codec/message.js';
 import { Code, codeToString, OptionNumber } from '../codec/numbers.js';
 import { decodeUint, getOption } from '../codec/options.js';
 import { CoapfwError, isCoapfwError } from '../errors.js';
-import type { Requester } from '../messaging/echo.js';
+import type { Requester } from '../core/request.js';
 import { retryAfterDelay, withRetry, type RetryPolicy } from '../messaging/retry.js';
-import type { Runtime } from '../messaging/runtime.js';
-
-export type { Requester } from '../messaging/echo.js';
+import type { Runtime } from '../core/runtime.js';
 
 /** One block as received. */
 export interface FetchedBlock {

@@ -4,7 +4,7 @@
  * responses, `openStream` for the client's many-response requests).
  */
 import type { CoapEndpoint } from '../messaging/endpoint.js';
-import type { Peer } from '../transport/types.js';
+import type { Peer } from '../core/transport.js';
 import { QBlock2Client, type QBlock2ClientOptions, type QBlock2Outcome } from './qblock2-client.js';
 import type { QBlock2Sender } from './qblock2-server.js';
 

@@ -14,7 +14,7 @@ import { encodeMessage, type CoapMessage, type CoapOption } from '../codec/messa
 import { Code, MessageType, OptionNumber } from '../codec/numbers.js';
 import { getOption, getOptions } from '../codec/options.js';
 import { CoapfwError } from '../errors.js';
-import type { RequestSpec } from '../messaging/endpoint.js';
+import type { RequestSpec } from '../core/request.js';
 
 /** One Q-Block2 option of a request. */
 export interface QBlockItem {

@@ -9,6 +9,7 @@ import { Code, OptionNumber } from '../codec/numbers.js';
 import { encodeUint, getOption } from '../codec/options.js';
 import type { ResponseSpec } from '../messaging/endpoint.js';
 import type { ByteSource } from './source.js';
+import { EMPTY } from '../codec/bytes.js';
 
 /** Block2 serving options. */
 export interface Block2ServeOptions {
@@ -16,7 +17,6 @@ export interface Block2ServeOptions {
   readonly maxSzx?: number;
 }
 
-const EMPTY = new Uint8Array(0);
 
 /**
  * Answer a GET for `source`, honouring the request's Block2 (block number and

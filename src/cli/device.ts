@@ -16,7 +16,7 @@ import { openFileDevice, type FileDevice } from '../device/file-device.js';
 import type { UpdateEvent } from '../device/states.js';
 import { CoapfwError } from '../errors.js';
 import { Journal } from '../flash/journal.js';
-import { openClient } from '../transport/client.js';
+import { openClient } from '../client/open.js';
 import { COMMON_OPTIONS, intOption, optionValue, parse, str, verbosity, type Values } from './args.js';
 import { jsonLine, UsageError, type CliCommand, type CliIo } from './common.js';
 import { blockSizeOption, pskOption, readPublicKey, uuidOption } from './inputs.js';

@@ -16,7 +16,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileError, readFileBounded } from '../bounded-read.js';
 import { fetchBlocks, type FetchOptions } from '../blockwise/fetch.js';
 import { CoapfwError } from '../errors.js';
-import type { CoapClient } from '../transport/client.js';
+import type { CoapClient } from '../client/open.js';
 import { UsageError } from './common.js';
 
 /** A resolved output. */

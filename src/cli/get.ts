@@ -3,12 +3,13 @@
  * the way tftp's `get` and libcoap's `coap-client -m get` are used.
  */
 import { basename } from 'node:path';
-import { downloadToFile, type DownloadResult } from '../blockwise/download.js';
+import { type DownloadResult } from '../blockwise/download.js';
+import { downloadToFile } from '../client/file-sink.js';
 import { blockSize } from '../codec/block.js';
 import { parseCoapUri, type CoapUri } from '../codec/uri.js';
 import { CoapfwError, isCoapfwError } from '../errors.js';
-import { openClient, type CoapClient } from '../transport/client.js';
-import { peerKey } from '../transport/types.js';
+import { openClient, type CoapClient } from '../client/open.js';
+import { peerKey } from '../core/transport.js';
 import { COMMON_OPTIONS, intOption, optionValue, parse, str, verbosity, type Values } from './args.js';
 import { errorJson, jsonLine, UsageError, type CliCommand, type CliIo } from './common.js';
 import { fetchToStream, partSzx, resolveOutput, tidyPart, type GetOutput } from './get-output.js';

@@ -8,7 +8,7 @@ import { parseBlockSize } from '../codec/block.js';
 import { CoapfwError } from '../errors.js';
 import { DEFAULT_SUIT_LIMITS, parsePrivateKey, parsePublicKey, parseUuid, type SuitPrivateKey, type SuitPublicKey } from '../suit/index.js';
 import { parsePskKey } from '../transport/dtls/psk-store.js';
-import type { PskCredentials } from '../transport/secure.js';
+import type { PskCredentials } from '../client/secure.js';
 import { optionValue } from './args.js';
 import { UsageError } from './common.js';
 

@@ -7,7 +7,7 @@
  */
 import type { DeviceStatus } from '../server/status.js';
 import type { DtlsServerEvent } from '../transport/dtls/server.js';
-import type { Peer } from '../transport/types.js';
+import type { Peer } from '../core/transport.js';
 import { errorJson, jsonLine, type CliIo } from './common.js';
 
 /** The serve command's log. */

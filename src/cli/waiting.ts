@@ -6,7 +6,7 @@
  * unanswered for a moment, `note` is called every second with how long we
  * have been waiting, and again when an attempt times out and is retried.
  */
-import type { Requester } from '../messaging/echo.js';
+import type { Requester } from '../core/request.js';
 import { isCoapfwError } from '../errors.js';
 
 /** When to start talking, and how often to update (ms). */

@@ -5,6 +5,7 @@
  * `2^(SZX + 4)` (16..1024). SZX 7 is reserved (BERT, RFC 8323, TCP only).
  */
 import { CoapfwError } from '../errors.js';
+import { EMPTY } from './bytes.js';
 
 /** A decoded Block option value. */
 export interface BlockValue {
@@ -48,7 +49,7 @@ export function encodeBlock(b: BlockValue): Uint8Array {
     throw new CoapfwError('INVALID_ARGUMENT', `block: SZX must be an integer 0..6, got ${b.szx}`);
   }
   const n = (b.num << 4) | (b.more ? 8 : 0) | b.szx;
-  if (n === 0) return new Uint8Array(0);
+  if (n === 0) return EMPTY;
   if (n < 0x100) return Uint8Array.of(n);
   if (n < 0x10000) return Uint8Array.of(n >>> 8, n & 0xff);
   return Uint8Array.of(n >>> 16, (n >>> 8) & 0xff, n & 0xff);

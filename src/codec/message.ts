@@ -6,24 +6,10 @@
  * validates its input once and writes into a single allocation.
  */
 import { CoapfwError } from '../errors.js';
+import { EMPTY } from './bytes.js';
 import type { MessageType } from './numbers.js';
 
 export type { MessageType } from './numbers.js';
-export {
-  getOption,
-  getOptions,
-  hasOption,
-  encodeUint,
-  decodeUint,
-  uriPath,
-  uriQuery,
-  pathOptions,
-  queryOptions,
-  stringOption,
-  uintOption,
-  unknownCriticalOptions,
-  validateOptions,
-} from './options.js';
 
 /** One option instance: number and raw value bytes. */
 export interface CoapOption {
@@ -63,7 +49,6 @@ export const MAX_OPTION_VALUE_LENGTH = 65535 + 269;
 /** Largest token length (RFC 7252 §3: TKL 9..15 are reserved). */
 export const MAX_TOKEN_LENGTH = 8;
 
-const EMPTY = new Uint8Array(0);
 
 const malformed = (msg: string): CoapfwError => new CoapfwError('MALFORMED_MESSAGE', `coap message: ${msg}`);
 const invalid = (msg: string): CoapfwError => new CoapfwError('INVALID_ARGUMENT', `encodeMessage: ${msg}`);

@@ -2,6 +2,7 @@
  * Option helpers and the option format registry (RFC 7252 §3.2, §5.4, §5.10).
  */
 import { CoapfwError } from '../errors.js';
+import { EMPTY } from './bytes.js';
 import type { CoapMessage, CoapOption } from './message.js';
 import { OptionNumber, isCritical } from './numbers.js';
 
@@ -54,7 +55,6 @@ export const KNOWN_OPTIONS: ReadonlySet<number> = new Set(OPTION_DEFINITIONS.key
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 const utf8Encoder = new TextEncoder();
-const EMPTY = new Uint8Array(0);
 
 /** Value of the first option `n`, or undefined. */
 export function getOption(msg: CoapMessage, n: number): Uint8Array | undefined {

@@ -9,7 +9,7 @@
 import { Code, ContentFormat } from '../codec/numbers.js';
 import { pathOptions, uintOption } from '../codec/options.js';
 import { OptionNumber } from '../codec/numbers.js';
-import type { Requester } from '../blockwise/fetch.js';
+import type { Requester } from '../core/request.js';
 
 /** How one update attempt ended. */
 export type UpdateResultKind =

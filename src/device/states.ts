@@ -3,11 +3,11 @@
  * side of a firmware update: fetch the manifest, verify, fetch the payload,
  * verify it, install, report). The transition function lives in updater.ts.
  */
-import type { Requester } from '../blockwise/fetch.js';
+import type { Requester } from '../core/request.js';
 import type { FlashBackend } from '../flash/backend.js';
 import type { FlashLayout } from '../flash/layout.js';
 import type { RetryPolicy } from '../messaging/retry.js';
-import type { Runtime } from '../messaging/runtime.js';
+import type { Runtime } from '../core/runtime.js';
 import type { TrustPolicy } from '../suit/trust.js';
 import type { CandidateImage } from './candidate.js';
 import type { UpdateJob } from './progress.js';

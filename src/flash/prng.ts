@@ -1,2 +1,2 @@
 /** The seeded PRNG of fault injection, shared with the impaired transport. */
-export { mulberry32 } from '../messaging/prng.js';
+export { mulberry32 } from '../core/prng.js';

@@ -23,7 +23,7 @@
  * - Pacing (RFC 9002 §7.7): srtt / (cwnd * 1.25) between packets.
  */
 import { CoapfwError } from '../errors.js';
-import type { Runtime } from './runtime.js';
+import type { Runtime } from '../core/runtime.js';
 
 /** Controller settings; every one has a default. */
 export interface CongestionOptions {

@@ -4,13 +4,10 @@
  * client repeats the request with that Echo value (§2.3). A wrapper around
  * any requester, so the fetcher and the device client get it for free.
  */
-import type { CoapMessage, CoapOption } from '../codec/message.js';
+import type { CoapOption } from '../codec/message.js';
 import { Code, OptionNumber } from '../codec/numbers.js';
 import { getOption } from '../codec/options.js';
-import type { RequestOptions, RequestSpec } from './endpoint.js';
-
-/** Sends one request and resolves with its response. */
-export type Requester = (spec: RequestSpec, options: RequestOptions) => Promise<CoapMessage>;
+import type { Requester } from '../core/request.js';
 
 /**
  * Wrap `request` so that a 4.01 carrying an Echo option is answered by

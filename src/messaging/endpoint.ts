@@ -10,17 +10,19 @@
  * exponential back-off (§4.2), token matching, NSTART (§4.7), RST for
  * unexpected CON responses, AbortSignal.
  */
+import { EMPTY } from '../codec/bytes.js';
 import { decodeMessage, encodeMessage, peekHeader, type CoapMessage, type CoapOption } from '../codec/message.js';
 import { Code, MessageType, OptionNumber } from '../codec/numbers.js';
 import { encodeUint } from '../codec/options.js';
 import { CoapfwError } from '../errors.js';
-import { peerKey, type Peer, type Transport } from '../transport/types.js';
+import { peerKey, type Peer, type Transport } from '../core/transport.js';
 import { DedupCache } from './dedup.js';
 import { noResponseSuppresses } from './no-response.js';
 import { exchangeLifetime, maxTransmitWait, resolveParams, type TransmissionParams } from './params.js';
 import { Retransmitter } from './reliability.js';
 import { resolveAmplification, retransmissionsWithin, VerifiedPeers, type AmplificationLimits, type AmplificationOptions } from './verified.js';
-import type { Runtime } from './runtime.js';
+import type { RequestOptions, RequestSpec } from '../core/request.js';
+import type { Runtime } from '../core/runtime.js';
 import { PendingRequests } from './requests.js';
 import { ResponseStreams, type ResponseStream, type StreamListener } from './response-stream.js';
 
@@ -47,21 +49,6 @@ export interface ResponseSpec {
  * option, RFC 7967, asks it not to send).
  */
 export type RequestHandler = (req: CoapRequest) => ResponseSpec | undefined | Promise<ResponseSpec | undefined>;
-
-/** A request to send. Type defaults to CON. */
-export interface RequestSpec {
-  readonly code: number;
-  readonly options?: readonly CoapOption[];
-  readonly payload?: Uint8Array;
-  readonly confirmable?: boolean;
-}
-
-/** Per-call options of {@link CoapEndpoint.request}. */
-export interface RequestOptions {
-  readonly signal?: AbortSignal;
-  /** How long to wait for a NON response, or for a separate response after an empty ACK. */
-  readonly responseTimeoutMs?: number;
-}
 
 /** Endpoint configuration; every limit has a safe default. */
 export interface EndpointOptions {
@@ -462,7 +449,6 @@ export class CoapEndpoint {
   }
 }
 
-const EMPTY = new Uint8Array(0);
 /** An empty ACK (or ping, or RST) is its 4-byte header. */
 const EMPTY_ACK_SIZE = 4;
 

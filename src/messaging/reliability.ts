@@ -3,10 +3,10 @@
  * retransmit with exponential back-off until an ACK or RST with the same
  * message ID arrives, or give up after MAX_RETRANSMIT retransmissions.
  */
-import type { Peer } from '../transport/types.js';
-import { peerKey } from '../transport/types.js';
+import type { Peer } from '../core/transport.js';
+import { peerKey } from '../core/transport.js';
 import type { TransmissionParams } from './params.js';
-import type { Runtime, TimerHandle } from './runtime.js';
+import type { Runtime, TimerHandle } from '../core/runtime.js';
 
 /** How an outgoing CON ended. */
 export type ConOutcome = { kind: 'ack'; data: Uint8Array } | { kind: 'reset' } | { kind: 'timeout' } | { kind: 'cancelled' };

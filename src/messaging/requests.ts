@@ -5,13 +5,16 @@
  */
 import { bytesToHex } from '@noble/hashes/utils.js';
 import type { CoapMessage } from '../codec/message.js';
-import { Code, MessageType } from '../codec/numbers.js';
+import { Code, MessageType, OptionNumber } from '../codec/numbers.js';
+import { EMPTY } from '../codec/bytes.js';
 import { encodeMessage } from '../codec/message.js';
-import { CoapfwError } from '../errors.js';
-import { peerKey, type Peer } from '../transport/types.js';
-import type { RequestOptions, RequestSpec } from './endpoint.js';
+import { decodeBlock } from '../codec/block.js';
+import { uriPath } from '../codec/options.js';
+import { CoapfwError, type CoapfwErrorCode } from '../errors.js';
+import { peerKey, type Peer } from '../core/transport.js';
+import type { RequestOptions, RequestSpec } from '../core/request.js';
 import type { Retransmitter, ConOutcome } from './reliability.js';
-import type { Runtime, TimerHandle } from './runtime.js';
+import type { Runtime, TimerHandle } from '../core/runtime.js';
 
 interface Pending {
   readonly peer: Peer;
@@ -32,7 +35,6 @@ export interface PendingDeps {
   readonly send: (bytes: Uint8Array, peer: Peer) => void;
 }
 
-const EMPTY = new Uint8Array(0);
 
 /** Outstanding requests of one endpoint. */
 export class PendingRequests {
@@ -95,8 +97,8 @@ export class PendingRequests {
       const cancel = this.deps.retransmitter.start(bytes, peer, mid, (o) => {
         signal?.removeEventListener('abort', cancel);
         if (o.kind === 'reset') resolve();
-        else if (o.kind === 'timeout') reject(new CoapfwError('TIMEOUT', `ping ${peerKey(peer)}: no answer`));
-        else if (o.kind === 'ack') reject(new CoapfwError('RESPONSE_CODE', `ping ${peerKey(peer)}: answered with ACK, not RST`));
+        else if (o.kind === 'timeout') reject(new CoapfwError('TIMEOUT', `ping ${peerKey(peer)}: no answer`, { peer: plainPeer(peer) }));
+        else if (o.kind === 'ack') reject(new CoapfwError('RESPONSE_CODE', `ping ${peerKey(peer)}: answered with ACK, not RST`, { peer: plainPeer(peer) }));
         else reject(signal ? abortError(signal) : new CoapfwError('ABORTED', 'ping cancelled'));
       });
       signal?.addEventListener('abort', cancel, { once: true });
@@ -165,7 +167,7 @@ export class PendingRequests {
     const responseTimeout = options.responseTimeoutMs ?? this.deps.defaultResponseTimeoutMs;
     const armResponseTimer = (): void => {
       p.timer = this.deps.runtime.setTimer(responseTimeout, () =>
-        fail(new CoapfwError('TIMEOUT', `${peerKey(peer)}: no response within ${Math.round(responseTimeout)} ms`)),
+        fail(requestError('TIMEOUT', `${peerKey(peer)}: no response within ${Math.round(responseTimeout)} ms`, peer, msg)),
       );
     };
     if (!confirmable) {
@@ -176,13 +178,13 @@ export class PendingRequests {
     p.cancelCon = this.deps.retransmitter.start(bytes, peer, mid, (o: ConOutcome) => {
       p.cancelCon = undefined;
       if (o.kind === 'timeout') {
-        fail(new CoapfwError('TIMEOUT', `${peerKey(peer)}: no acknowledgement after retransmissions`));
+        fail(requestError('TIMEOUT', `${peerKey(peer)}: no acknowledgement after retransmissions`, peer, msg));
       } else if (o.kind === 'reset') {
-        fail(new CoapfwError('RESET', `${peerKey(peer)}: request rejected with RST`));
+        fail(requestError('RESET', `${peerKey(peer)}: request rejected with RST`, peer, msg));
       } else if (o.kind === 'ack') {
         if (this.byToken.get(key) === p) armResponseTimer(); // empty ACK: the separate response follows (§5.2.2)
       } else {
-        fail(new CoapfwError('TRANSPORT_CLOSED', `${peerKey(peer)}: endpoint closed`));
+        fail(requestError('TRANSPORT_CLOSED', `${peerKey(peer)}: endpoint closed`, peer, msg));
       }
     });
   }
@@ -219,6 +221,34 @@ export class PendingRequests {
 
 function tokenKey(peer: Peer, token: Uint8Array): string {
   return `${peerKey(peer)}|${bytesToHex(token)}`;
+}
+
+/**
+ * An error about one request, carrying what a program acts on: the peer, the
+ * Uri-Path and, for a block-wise request, the block number (RFC 7959 §2.2).
+ */
+function requestError(code: CoapfwErrorCode, message: string, peer: Peer, msg: CoapMessage): CoapfwError {
+  const blockOption = msg.options.find((o) => o.number === OptionNumber.BLOCK2 || o.number === OptionNumber.BLOCK1);
+  const path = unlessMalformed(() => `/${uriPath(msg).join('/')}`);
+  const block = blockOption && unlessMalformed(() => decodeBlock(blockOption.value).num);
+  return new CoapfwError(code, message, { peer: plainPeer(peer), path, block });
+}
+
+/**
+ * A caller may send a Uri-Path that is not UTF-8 or a Block value we cannot
+ * read: such a field names nothing we can report, so the error leaves it out.
+ */
+function unlessMalformed<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The address and port alone: a transport's peer object may carry more. */
+function plainPeer(peer: Peer): Peer {
+  return { address: peer.address, port: peer.port };
 }
 
 function abortError(signal: AbortSignal): CoapfwError {

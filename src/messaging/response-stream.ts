@@ -14,10 +14,10 @@ import { bytesToHex } from '@noble/hashes/utils.js';
 import { encodeMessage, type CoapMessage } from '../codec/message.js';
 import { MessageType } from '../codec/numbers.js';
 import { CoapfwError } from '../errors.js';
-import { peerKey, type Peer } from '../transport/types.js';
-import type { RequestSpec } from './endpoint.js';
+import { peerKey, type Peer } from '../core/transport.js';
+import type { RequestSpec } from '../core/request.js';
 import type { ConOutcome, Retransmitter } from './reliability.js';
-import type { Runtime } from './runtime.js';
+import type { Runtime } from '../core/runtime.js';
 
 /** Receives what a stream's requests draw. */
 export interface StreamListener {

@@ -4,7 +4,7 @@
  * client share one policy instead of threading flags through their code.
  */
 import { CoapfwError } from '../errors.js';
-import type { Runtime } from './runtime.js';
+import type { Runtime } from '../core/runtime.js';
 
 /** Back-off policy. */
 export interface RetryPolicy {

@@ -15,8 +15,8 @@
  * keeps answering (each answer renews it).
  */
 import { CoapfwError } from '../errors.js';
-import { peerKey, type Peer } from '../transport/types.js';
-import type { Runtime } from './runtime.js';
+import { peerKey, type Peer } from '../core/transport.js';
+import type { Runtime } from '../core/runtime.js';
 
 /** How unverified peers are limited; every field has a safe default. */
 export interface AmplificationOptions {

@@ -22,8 +22,8 @@ import { encodeMessage } from '../codec/message.js';
 import { Code, OptionNumber } from '../codec/numbers.js';
 import { getOption } from '../codec/options.js';
 import type { RequestHandler, ResponseSpec } from '../messaging/endpoint.js';
-import type { Runtime } from '../messaging/runtime.js';
-import { peerKey } from '../transport/types.js';
+import type { Runtime } from '../core/runtime.js';
+import { peerKey } from '../core/transport.js';
 
 /** Echo guard settings. */
 export interface EchoGuardOptions {

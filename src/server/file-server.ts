@@ -7,7 +7,7 @@ import { serveBlock2, type Block2ServeOptions } from '../blockwise/serve.js';
 import type { Link } from '../codec/link-format.js';
 import { Code, ContentFormat } from '../codec/numbers.js';
 import type { CoapRequest } from '../messaging/endpoint.js';
-import type { Runtime } from '../messaging/runtime.js';
+import type { Runtime } from '../core/runtime.js';
 import { systemRuntime } from '../transport/runtime.js';
 import type { FileEntry, FileRepository } from './files.js';
 import type { ObserveRegistry } from './observe.js';
@@ -27,6 +27,8 @@ export interface FileResourceOptions extends Block2ServeOptions {
   readonly wellKnown?: WellKnownOptions;
   /** Clock for the rate limits. Default the system's. */
   readonly runtime?: Runtime;
+  /** More links for `/.well-known/core` (RFC 6690 §4): the resources an embedding application adds, listed first. */
+  readonly links?: readonly Link[];
 }
 
 /** A file repository's resolver, with its /.well-known/core for inspection. */
@@ -44,7 +46,8 @@ export function fileResources(repo: FileRepository, options: FileResourceOptions
   const fileResource = (entry: FileEntry): Resource => (observe ? observe.wrap(`files/${entry.path}`, plainFile(entry)) : plainFile(entry));
   // /.well-known/core is indexed once per repository change, on demand.
   const extra: Link[] = status ? [{ target: '/status', attributes: { rt: 'coapfw.status', ct: String(ContentFormat.JSON) } }] : [];
-  const core = new WellKnownCore(() => [...directoryLinks(repo, observe !== undefined), ...extra], options.runtime ?? systemRuntime, options.wellKnown);
+  const appLinks = options.links ?? [];
+  const core = new WellKnownCore(() => [...appLinks, ...directoryLinks(repo, observe !== undefined), ...extra], options.runtime ?? systemRuntime, options.wellKnown);
   repo.onChange(() => core.invalidate());
   if (observe) {
     repo.onChange((paths) => {

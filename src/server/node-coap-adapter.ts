@@ -51,6 +51,7 @@ import type { Block2ServeOptions } from '../blockwise/serve.js';
 import type { CoapMessage, CoapOption } from '../codec/message.js';
 import { Code, codeToString, MessageType, OptionNumber } from '../codec/numbers.js';
 import { encodeUint, OPTION_DEFINITIONS } from '../codec/options.js';
+import { EMPTY } from '../codec/bytes.js';
 import { CoapfwError } from '../errors.js';
 import type { ResponseSpec } from '../messaging/endpoint.js';
 import { fileResources } from './file-server.js';
@@ -147,9 +148,9 @@ export function toCoapMessage(req: NodeCoapRequest): CoapMessage {
     type: req._packet?.confirmable === false ? MessageType.NON : MessageType.CON,
     code: ((cls ?? 0) << 5) | (detail ?? 0),
     messageId: req._packet?.messageId ?? 0,
-    token: req._packet?.token ?? new Uint8Array(0),
+    token: req._packet?.token ?? EMPTY,
     options,
-    payload: req.payload ?? new Uint8Array(0),
+    payload: req.payload ?? EMPTY,
   };
 }
 

@@ -24,9 +24,9 @@ import { Code, OptionNumber } from '../codec/numbers.js';
 import { decodeUint, encodeUint, getOption } from '../codec/options.js';
 import { CoapfwError } from '../errors.js';
 import type { CoapEndpoint, CoapRequest, ResponseSpec } from '../messaging/endpoint.js';
-import type { Runtime, TimerHandle } from '../messaging/runtime.js';
+import type { Runtime, TimerHandle } from '../core/runtime.js';
 import { systemRuntime } from '../transport/runtime.js';
-import { peerKey, type Peer } from '../transport/types.js';
+import { peerKey, type Peer } from '../core/transport.js';
 import { errorResponse } from './responses.js';
 import type { Resource } from './router.js';
 

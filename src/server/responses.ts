@@ -3,7 +3,7 @@
  * (RFC 7252 §5.9), with a short diagnostic payload (§5.5.2).
  */
 import { Code, OptionNumber } from '../codec/numbers.js';
-import { encodeUint } from '../codec/options.js';
+import { uintOption } from '../codec/options.js';
 import { CoapfwError, type CoapfwErrorCode } from '../errors.js';
 import type { ResponseSpec } from '../messaging/endpoint.js';
 
@@ -28,15 +28,25 @@ export function errorResponse(code: number, diagnostic: string): ResponseSpec {
 
 /**
  * Map anything a handler threw to a response; unknown errors become 5.00
- * without details. An error with `maxAge` (a 5.03 "try again in N seconds",
- * RFC 7252 §5.9.3.4) carries it as the Max-Age option.
+ * without details. A {@link CoapfwError} says what to answer: its
+ * `responseCode` when that is an error code (4.xx or 5.xx), else the code
+ * its `code` maps to; its `maxAge` becomes Max-Age, how many seconds a
+ * client should wait before asking again (RFC 7252 §5.9.3.4, §5.10.5).
+ *
+ * @example
+ * throw new CoapfwError('LIMIT_EXCEEDED', 'busy', { maxAge: 30 }); // 5.03, Max-Age 30
  */
 export function toResponse(e: unknown): ResponseSpec {
-  if (e instanceof CoapfwError) {
-    const code = CODE_FOR[e.code];
-    if (code === undefined) return { code: Code.INTERNAL_SERVER_ERROR };
-    const res = errorResponse(code, e.message);
-    return e.maxAge === undefined ? res : { ...res, options: [{ number: OptionNumber.MAX_AGE, value: encodeUint(e.maxAge) }] };
-  }
-  return { code: Code.INTERNAL_SERVER_ERROR };
+  if (!(e instanceof CoapfwError)) return { code: Code.INTERNAL_SERVER_ERROR };
+  const code = isErrorCode(e.responseCode) ? e.responseCode : CODE_FOR[e.code];
+  if (code === undefined) return { code: Code.INTERNAL_SERVER_ERROR };
+  const response = errorResponse(code, e.message);
+  const maxAge = e.maxAge;
+  if (maxAge === undefined || !Number.isInteger(maxAge) || maxAge < 0 || maxAge > 0xffffffff) return response;
+  return { ...response, options: [uintOption(OptionNumber.MAX_AGE, maxAge)] };
+}
+
+function isErrorCode(code: number | undefined): code is number {
+  // Classes 4 and 5 (RFC 7252 §5.9.2, §5.9.3): a 2.xx is not an error to answer with.
+  return code !== undefined && Number.isInteger(code) && code >> 5 >= 4 && code >> 5 <= 5;
 }

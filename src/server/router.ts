@@ -8,6 +8,7 @@ import type { CoapMessage } from '../codec/message.js';
 import { Code, MessageType, OptionNumber } from '../codec/numbers.js';
 import { hasOption, unknownCriticalOptions, uriPath, validateOptions } from '../codec/options.js';
 import type { CoapRequest, RequestHandler, ResponseSpec } from '../messaging/endpoint.js';
+import { CoapfwError } from '../errors.js';
 import { errorResponse, toResponse } from './responses.js';
 
 /** A resource: answers the methods it supports. */
@@ -92,4 +93,37 @@ function badCriticalOptions(msg: CoapMessage, known: ReadonlySet<number>): Respo
     return toResponse(e);
   }
   return undefined;
+}
+
+/**
+ * A resolver for a fixed table of resources keyed by path (`'sensors/temp'`,
+ * no leading slash): exact matches only.
+ *
+ * @example
+ * const mine = resourceTable({ time: { methods: new Set([Code.GET]), handle: () => ({ code: Code.CONTENT, payload }) } });
+ */
+export function resourceTable(table: Readonly<Record<string, Resource>>): Resolver {
+  const byPath = new Map<string, Resource>();
+  for (const [key, resource] of Object.entries(table)) {
+    const path = key.replace(/^\/+/, '');
+    if (path === '' || path.split('/').some((s) => s === '' || s === '.' || s === '..')) {
+      throw new CoapfwError('INVALID_ARGUMENT', `resources: '${key}' is not a path like 'a/b'`, { path: key });
+    }
+    if (typeof resource?.handle !== 'function' || !(resource.methods instanceof Set)) {
+      throw new CoapfwError('INVALID_ARGUMENT', `resources: '${key}' needs methods (a Set of request codes) and handle()`, { path: key });
+    }
+    byPath.set(path, resource);
+  }
+  return (path) => byPath.get(path.join('/'));
+}
+
+/** Ask each resolver in turn; the first that knows the path answers it. */
+export function firstResolver(...resolvers: readonly Resolver[]): Resolver {
+  return (path, req) => {
+    for (const r of resolvers) {
+      const found = r(path, req);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  };
 }

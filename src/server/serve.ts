@@ -2,24 +2,32 @@
  * Starting a server: bind, wire the endpoint to a resolver, refresh the
  * repository periodically, close everything on stop.
  *
+ * Embeddable (like ws's `noServer`): the caller may bring its own transports
+ * (`transport`, `transports`, `coap: false`), its own resources routed before
+ * the file resources (`resources`, `links`), and its own clock and timers
+ * (`runtime`). The server installs no process handlers and keeps no timer
+ * that holds the process open.
+ *
  * One repository and one resolver can be served on several transports at
  * once, one {@link CoapEndpoint} each: plain CoAP on UDP 5683 and coaps on a
  * DTLS server at 5684 (RFC 7252 §6.2) see the same files. Message IDs and
  * duplicate detection are per endpoint, as they must be per security context.
  */
 import { szxForSize } from '../codec/block.js';
-import { CoapEndpoint, type EndpointOptions } from '../messaging/endpoint.js';
+import type { Link } from '../codec/link-format.js';
+import type { Runtime } from '../core/runtime.js';
+import { CoapEndpoint, type EndpointOptions, type RequestHandler } from '../messaging/endpoint.js';
 import type { TransmissionParams } from '../messaging/params.js';
 import { createDtlsServer, DtlsServer, type DtlsServerOptions } from '../transport/dtls/server.js';
 import { CoapfwError } from '../errors.js';
 import { systemRuntime } from '../transport/runtime.js';
-import type { Peer, Transport } from '../transport/types.js';
+import type { Peer, Transport } from '../core/transport.js';
 import { UdpTransport } from '../transport/udp.js';
 import { fileResources } from './file-server.js';
 import { FileRepository, type FileRepositoryOptions } from './files.js';
 import { echoGuard, type EchoGuardOptions } from './echo-guard.js';
 import { ObserveRegistry, type ObserveOptions } from './observe.js';
-import { routeRequests } from './router.js';
+import { firstResolver, routeRequests, type Resolver } from './router.js';
 import { StatusTracker, type StatusOptions } from './status.js';
 import type { WellKnownOptions } from './well-known.js';
 
@@ -63,6 +71,16 @@ export interface FileServerOptions extends FileRepositoryOptions {
   readonly observe?: ObserveOptions;
   /** /.well-known/core limits: cached query results, per-peer and overall query rates. */
   readonly wellKnown?: WellKnownOptions;
+  /**
+   * Your own resources, asked first: answer `undefined` for a path to leave
+   * it to the file resources (so you may also shadow one of them). Build one
+   * with {@link resourceTable}, or write a resolver over any path scheme.
+   */
+  readonly resources?: Resolver;
+  /** Links for your `resources` in `/.well-known/core` (RFC 6690), listed before the files. */
+  readonly links?: readonly Link[];
+  /** Clock, timers and randomness of every part of the server. Default {@link systemRuntime}. */
+  readonly runtime?: Runtime;
 }
 
 /** Where and how to serve coaps. */
@@ -85,6 +103,11 @@ export interface FileServer {
   /** Device reports received at `/status/<device>`. */
   readonly status: StatusTracker;
   readonly observe: ObserveRegistry;
+  /**
+   * The routing handler every endpoint serves (before the Echo guard): mount
+   * it on an endpoint of your own with `endpoint.handle(server.handler)`.
+   */
+  readonly handler: RequestHandler;
   /** Local address of the first endpoint. */
   address(): Peer;
   close(): Promise<void>;
@@ -93,6 +116,8 @@ export interface FileServer {
 /** Index `dir` and serve it over CoAP and/or coaps. */
 export async function startFileServer(options: FileServerOptions): Promise<FileServer> {
   const maxSzx = szxForSize(options.maxBlockSize ?? 1024);
+  const refreshMs = options.refreshMs ?? 2000;
+  if (!(refreshMs >= 0)) throw new CoapfwError('INVALID_ARGUMENT', `serve: refreshMs must be >= 0, got ${refreshMs}`);
   const repo = await FileRepository.open(options.dir, options);
   const transports: Transport[] = [];
   let dtls: DtlsServer | undefined;
@@ -107,31 +132,21 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     await repo.close();
     throw e;
   }
-  const status = new StatusTracker({ ...options.status, runtime: systemRuntime });
-  const observe = new ObserveRegistry({ runtime: systemRuntime, ...options.observe });
-  const handler = routeRequests(fileResources(repo, { maxSzx, status, observe, wellKnown: options.wellKnown, runtime: systemRuntime }));
+  const runtime = options.runtime ?? systemRuntime;
+  const status = new StatusTracker({ ...options.status, runtime });
+  const observe = new ObserveRegistry({ runtime, ...options.observe });
+  const files = fileResources(repo, { maxSzx, status, observe, wellKnown: options.wellKnown, runtime, links: options.links });
+  const handler = routeRequests(options.resources ? firstResolver(options.resources, files) : files);
   const echo = options.echo ?? false;
   const endpoints = transports.map((t) => {
     const secure = t instanceof DtlsServer;
     // DTLS proves every address (its cookie exchange, RFC 6347 §4.2.1): no amplification limit there.
-    const endpoint = new CoapEndpoint(t, { ...options.endpoint, ...(secure ? { amplification: false } : {}), runtime: systemRuntime, params: options.params });
-    endpoint.handle(echo === false || secure ? handler : echoGuard(handler, { ...(echo === true ? {} : echo), runtime: systemRuntime }));
+    const endpoint = new CoapEndpoint(t, { ...options.endpoint, ...(secure ? { amplification: false } : {}), runtime, params: options.params });
+    endpoint.handle(echo === false || secure ? handler : echoGuard(handler, { ...(echo === true ? {} : echo), runtime }));
     return endpoint;
   });
   const endpoint = endpoints[0]!;
-  let refreshing = false;
-  const refreshMs = options.refreshMs ?? 2000;
-  const timer =
-    refreshMs > 0
-      ? setInterval(() => {
-          if (refreshing) return;
-          refreshing = true;
-          repo
-            .refresh()
-            .catch((e: unknown) => repo.report(e))
-            .finally(() => (refreshing = false));
-        }, refreshMs).unref()
-      : undefined;
+  const stopRefresh = refreshPeriodically(repo, runtime, refreshMs);
   return {
     endpoint,
     endpoints,
@@ -139,13 +154,36 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     repo,
     status,
     observe,
+    handler,
     address: () => endpoint.address(),
     async close() {
-      if (timer) clearInterval(timer);
+      stopRefresh();
       observe.close();
       await Promise.all(endpoints.map((e) => e.close()));
       await repo.close();
     },
+  };
+}
+
+/**
+ * Rescan `repo` every `ms` on the runtime's timers (none when `ms` is 0): the
+ * next scan is armed when one finishes, so scans never overlap. Returns stop.
+ */
+function refreshPeriodically(repo: FileRepository, runtime: Runtime, ms: number): () => void {
+  if (ms === 0) return () => {};
+  let stopped = false;
+  let timer = runtime.setTimer(ms, tick);
+  function tick(): void {
+    repo
+      .refresh()
+      .catch((e: unknown) => repo.report(e))
+      .finally(() => {
+        if (!stopped) timer = runtime.setTimer(ms, tick);
+      });
+  }
+  return () => {
+    stopped = true;
+    runtime.clearTimer(timer);
   };
 }
 

@@ -11,10 +11,10 @@ import { decodeBlock } from '../codec/block.js';
 import { Code, ContentFormat, OptionNumber } from '../codec/numbers.js';
 import { decodeUint, encodeUint, getOption } from '../codec/options.js';
 import type { CoapRequest, ResponseSpec } from '../messaging/endpoint.js';
-import type { Runtime } from '../messaging/runtime.js';
+import type { Runtime } from '../core/runtime.js';
 import { decodeCbor, type CborLimits } from '../suit/cbor.js';
 import { CoapfwError } from '../errors.js';
-import { peerKey } from '../transport/types.js';
+import { peerKey } from '../core/transport.js';
 import { errorResponse } from './responses.js';
 import type { Resource } from './router.js';
 

@@ -20,7 +20,7 @@ import type { Link } from '../codec/link-format.js';
 import { Code, OptionNumber } from '../codec/numbers.js';
 import { encodeUint, uriQuery } from '../codec/options.js';
 import type { CoapRequest, ResponseSpec } from '../messaging/endpoint.js';
-import type { Runtime } from '../messaging/runtime.js';
+import type { Runtime } from '../core/runtime.js';
 import { LinkIndex } from './link-index.js';
 import { TokenBuckets, type RateLimit } from './rate-limit.js';
 import { errorResponse } from './responses.js';

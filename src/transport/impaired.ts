@@ -4,8 +4,8 @@
  * There is no `tc netem` on our test machines: this is how tests and
  * benchmarks model poor networks in user space.
  */
-import { mulberry32 } from '../messaging/prng.js';
-import type { DatagramHandler, Peer, Transport } from './types.js';
+import { mulberry32 } from '../core/prng.js';
+import type { DatagramHandler, Peer, Transport } from '../core/transport.js';
 
 /** Impairment settings; probabilities are 0..1. */
 export interface Impairment {

@@ -2,7 +2,7 @@
  * The real {@link Runtime}: performance.now(), unref'd timers, crypto randomness.
  */
 import { randomFillSync } from 'node:crypto';
-import type { Runtime, TimerHandle } from '../messaging/runtime.js';
+import type { Runtime, TimerHandle } from '../core/runtime.js';
 
 /** Runtime backed by the process clock, timers and CSPRNG. */
 export const systemRuntime: Runtime = {

@@ -4,7 +4,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { CoapfwError } from '../errors.js';
-import type { DatagramHandler, Peer, Transport } from './types.js';
+import type { DatagramHandler, Peer, Transport } from '../core/transport.js';
 
 /** Options for {@link UdpTransport.bind}. */
 export interface UdpOptions {
@@ -86,9 +86,9 @@ export class UdpTransport implements Transport {
   }
 
   send(data: Uint8Array, peer: Peer): Promise<void> {
-    if (this.closed) return Promise.reject(new CoapfwError('TRANSPORT_CLOSED', 'udp: transport is closed'));
+    if (this.closed) return Promise.reject(new CoapfwError('TRANSPORT_CLOSED', 'udp: transport is closed', { peer: { address: peer.address, port: peer.port } }));
     return new Promise((resolve, reject) => {
-      const fail = (err: Error): void => reject(new CoapfwError('IO_ERROR', `udp: send to ${peer.address}:${peer.port} failed: ${err.message}`, { cause: err }));
+      const fail = (err: Error): void => reject(new CoapfwError('IO_ERROR', `udp: send to ${peer.address}:${peer.port} failed: ${err.message}`, { cause: err, peer: { address: peer.address, port: peer.port } }));
       try {
         if (this.connected) {
           if (!this.isConnectedPeer(peer)) return fail(new Error(`the socket is connected to ${peerText(this.connected)}`));

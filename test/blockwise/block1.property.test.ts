@@ -15,7 +15,7 @@ import type { CoapMessage } from '../../src/codec/message.js';
 import { Code, MessageType, OptionNumber as O } from '../../src/codec/numbers.js';
 import { encodeUint } from '../../src/codec/options.js';
 import type { ResponseSpec } from '../../src/messaging/endpoint.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
 
 const PEER = { address: '127.0.0.1', port: 5683 };
 

@@ -19,7 +19,7 @@ import { decodeMessage, type CoapMessage, type CoapOption } from '../../src/code
 import { Code, MessageType, OptionNumber as O } from '../../src/codec/numbers.js';
 import { decodeUint, encodeUint, getOption, uriPath } from '../../src/codec/options.js';
 import type { CoapRequest, ResponseSpec } from '../../src/messaging/endpoint.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
 import { hex, toHex, utf8 } from '../codec/helpers.js';
 
 const seq = (n: number, f: (i: number) => number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => f(i) & 255);

@@ -3,14 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { downloadToFile } from '../../src/blockwise/download.js';
+import { downloadToFile } from '../../src/client/file-sink.js';
 import { serveBlock2 } from '../../src/blockwise/serve.js';
 import { bufferSource } from '../../src/blockwise/source.js';
 import { pathOptions } from '../../src/codec/options.js';
 import { CoapEndpoint } from '../../src/messaging/endpoint.js';
-import type { CoapClient } from '../../src/transport/client.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
-import { MemNetwork } from '../helpers/mem-transport.js';
+import type { CoapClient } from '../../src/client/open.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
+import { MemNetwork } from '../../src/testing/mem-transport.js';
 
 const SERVER = { address: '10.0.0.1', port: 5683 };
 const image = Uint8Array.from({ length: 8192 }, (_, i) => (i * 7) & 0xff); // exactly 8 blocks of 1024

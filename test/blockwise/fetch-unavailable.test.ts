@@ -14,8 +14,8 @@ import { CoapfwError, isCoapfwError } from '../../src/errors.js';
 import { CoapEndpoint, type ResponseSpec } from '../../src/messaging/endpoint.js';
 import type { RetryPolicy } from '../../src/messaging/retry.js';
 import { drive } from '../helpers/drive.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
-import { MemNetwork } from '../helpers/mem-transport.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
+import { MemNetwork } from '../../src/testing/mem-transport.js';
 
 const SERVER = { address: '10.0.0.1', port: 5683 };
 const data = Uint8Array.from({ length: 3000 }, (_, i) => (i * 7) & 0xff);

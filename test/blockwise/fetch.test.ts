@@ -11,8 +11,8 @@ import { ImpairedTransport } from '../../src/transport/impaired.js';
 import { systemRuntime } from '../../src/transport/runtime.js';
 import { UdpTransport } from '../../src/transport/udp.js';
 import { isCoapfwError } from '../../src/errors.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
-import { MemNetwork } from '../helpers/mem-transport.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
+import { MemNetwork } from '../../src/testing/mem-transport.js';
 
 const SERVER = { address: '10.0.0.1', port: 5683 };
 const image = Uint8Array.from({ length: 10_000 }, (_, i) => (i * 31 + 7) & 0xff);

@@ -4,9 +4,9 @@ import { bufferSource } from '../../src/blockwise/source.js';
 import type { CoapMessage } from '../../src/codec/message.js';
 import { Code, MessageType, OptionNumber } from '../../src/codec/numbers.js';
 import { pathOptions } from '../../src/codec/options.js';
-import type { RequestSpec } from '../../src/messaging/endpoint.js';
-import { mulberry32 } from '../../src/messaging/prng.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
+import type { RequestSpec } from '../../src/core/request.js';
+import { mulberry32 } from '../../src/core/prng.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
 import { bytes, Wire } from './qblock2-harness.js';
 
 describe("Q-Block2 client, 'paced' mode", () => {

@@ -11,8 +11,9 @@ import { MessageType, OptionNumber } from '../../src/codec/numbers.js';
 import { QBlock2Client, type QBlock2ClientOptions } from '../../src/blockwise/qblock2-client.js';
 import { QBlock2Server, type QBlock2ServerOptions } from '../../src/blockwise/qblock2-server.js';
 import { bufferSource, type ByteSource } from '../../src/blockwise/source.js';
-import type { RequestSpec, ResponseSpec } from '../../src/messaging/endpoint.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
+import type { ResponseSpec } from '../../src/messaging/endpoint.js';
+import type { RequestSpec } from '../../src/core/request.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
 
 export const PEER = { address: '192.0.2.1', port: 5683 };
 

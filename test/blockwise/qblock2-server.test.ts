@@ -4,7 +4,7 @@ import { bufferSource } from '../../src/blockwise/source.js';
 import type { CoapMessage } from '../../src/codec/message.js';
 import { Code, MessageType } from '../../src/codec/numbers.js';
 import { qblock2Option } from '../../src/blockwise/qblock2-options.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
 import { bytes, qb2Strings } from './qblock2-harness.js';
 
 const get = (type: number, ...q: Array<[number, boolean]>): CoapMessage => ({ type: type as CoapMessage['type'], code: Code.GET, messageId: 1, token: Uint8Array.of(9), options: q.map(([n, m]) => qblock2Option(n, m, 6)), payload: new Uint8Array(0) });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { Code } from '../../src/codec/numbers.js';
-import { openClient } from '../../src/transport/client.js';
+import { openClient } from '../../src/client/open.js';
 import { ipv6Available, UdpTransport } from '../../src/transport/udp.js';
 import { captureIo } from '../helpers/cli-io.js';
 import { runCli, type CliProcess } from './spawn-cli.js';

@@ -15,7 +15,7 @@ import { MemoryFlash } from '../../src/flash/memory.js';
 import { mulberry32 } from '../../src/flash/prng.js';
 import { compileManifest, type JsonComponent } from '../../src/suit/compile.js';
 import { createSignedEnvelope } from '../../src/suit/encode.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
 import { CLASS, hex, image, KEY, MANIFEST_URI, MemUpdateServer, TRUST, VENDOR } from './update-helpers.js';
 
 export const EBS = 4096;

@@ -30,7 +30,7 @@ import { startFileServer, type FileServer } from '../../src/server/serve.js';
 import { createEnvelope } from '../../src/suit/create.js';
 import { decodeMessage } from '../../src/codec/message.js';
 import { uriPath } from '../../src/codec/options.js';
-import type { DatagramHandler, Transport } from '../../src/transport/types.js';
+import type { DatagramHandler, Transport } from '../../src/core/transport.js';
 import { UdpTransport } from '../../src/transport/udp.js';
 import { CLASS, hex, image, KEY, VENDOR } from './update-helpers.js';
 

@@ -14,7 +14,7 @@ import { Journal } from '../../src/flash/journal.js';
 import { createLayout } from '../../src/flash/layout.js';
 import { MemoryFlash } from '../../src/flash/memory.js';
 import { parsePublicKey } from '../../src/suit/keys.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
 import { hex, image, MANIFEST_URI, MemUpdateServer } from './update-helpers.js';
 
 const DIR = join(import.meta.dirname, '../fixtures/suit/eddsa');

@@ -11,7 +11,7 @@ import { decodeMessage } from '../../src/codec/message.js';
 import { Code, OptionNumber } from '../../src/codec/numbers.js';
 import { getOption } from '../../src/codec/options.js';
 import { startFileServer, type FileServer } from '../../src/server/serve.js';
-import type { Transport } from '../../src/transport/types.js';
+import type { Transport } from '../../src/core/transport.js';
 import { UdpTransport } from '../../src/transport/udp.js';
 import { createEnvelope } from '../../src/suit/create.js';
 import { privateKeyFromSecret } from '../../src/suit/keys.js';

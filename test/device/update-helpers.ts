@@ -2,7 +2,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bufferSource, type ByteSource } from '../../src/blockwise/source.js';
 import { serveBlock2 } from '../../src/blockwise/serve.js';
-import type { Requester } from '../../src/blockwise/fetch.js';
+import type { Requester } from '../../src/core/request.js';
 import { decodeBlock } from '../../src/codec/block.js';
 import { Code, OptionNumber } from '../../src/codec/numbers.js';
 import { getOption } from '../../src/codec/options.js';
@@ -13,10 +13,10 @@ import { createEnvelope } from '../../src/suit/create.js';
 import { privateKeyFromSecret, type SuitPrivateKey } from '../../src/suit/keys.js';
 import type { TrustPolicy } from '../../src/suit/trust.js';
 import { systemRuntime } from '../../src/transport/runtime.js';
-import type { Peer } from '../../src/transport/types.js';
+import type { Peer } from '../../src/core/transport.js';
 import { mulberry32 } from '../../src/flash/prng.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
-import { MemNetwork } from '../helpers/mem-transport.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
+import { MemNetwork } from '../../src/testing/mem-transport.js';
 
 export const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 

@@ -14,7 +14,7 @@ import { MemoryFlash } from '../../src/flash/memory.js';
 import { ALG, CONDITION, DIRECTIVE } from '../../src/suit/constants.js';
 import { createSignedEnvelope } from '../../src/suit/encode.js';
 import type { SuitCommand, SuitParameters } from '../../src/suit/types.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
 import { CLASS, hex, image, KEY, MANIFEST_URI, MemUpdateServer, TRUST, VENDOR } from './update-helpers.js';
 
 const A = image(9000, 1);

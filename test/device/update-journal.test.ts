@@ -13,7 +13,7 @@ import { Journal, RESUME_FORMAT_VERSION, encodeResumeRecord, idleResumeRecord } 
 import { createLayout, type FlashLayout } from '../../src/flash/layout.js';
 import { MemoryFlash } from '../../src/flash/memory.js';
 import { RecordLog } from '../../src/flash/record-log.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
 import { CLASS, hex, image, MANIFEST_URI, MemUpdateServer, TRUST, VENDOR } from './update-helpers.js';
 
 const A = image(9000, 1);

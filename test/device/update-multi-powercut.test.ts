@@ -9,7 +9,7 @@ import { Journal } from '../../src/flash/journal.js';
 import { powerCutSweep } from '../../src/flash/power-cut.js';
 import type { MemoryFlash } from '../../src/flash/memory.js';
 import type { FlashLayout } from '../../src/flash/layout.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
 import { MemUpdateServer } from './update-helpers.js';
 import { board, example5, powerOn, runningSet, serveSet, updateOnce } from './multi-helpers.js';
 

@@ -13,7 +13,7 @@ import { Journal } from '../../src/flash/journal.js';
 import { createLayout } from '../../src/flash/layout.js';
 import { MemoryFlash } from '../../src/flash/memory.js';
 import { provisionDevice } from '../../src/device/device.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
 import { hex, image, MemUpdateServer } from './update-helpers.js';
 import { A0, A1, B0, B1, board, envelopeOf, example5, imagePath, jsonComponent, powerOn, runningSet, serveSet, updateOnce } from './multi-helpers.js';
 

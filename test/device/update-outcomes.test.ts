@@ -8,7 +8,7 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { Requester } from '../../src/blockwise/fetch.js';
+import type { Requester } from '../../src/core/request.js';
 import { OptionNumber } from '../../src/codec/numbers.js';
 import { updateDevice } from '../../src/device/device-update.js';
 import { powerOn, provisionDevice } from '../../src/device/device.js';
@@ -19,7 +19,7 @@ import type { FlashBackend } from '../../src/flash/backend.js';
 import { Journal } from '../../src/flash/journal.js';
 import { createLayout, type FlashLayout } from '../../src/flash/layout.js';
 import { MemoryFlash } from '../../src/flash/memory.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
 import { CLASS, hex, image, MANIFEST_URI, MemUpdateServer, TRUST, VENDOR } from './update-helpers.js';
 
 const A = image(10_000, 1);

@@ -20,7 +20,7 @@ import { createLayout, type FlashArea, type FlashLayout } from '../../src/flash/
 import { MemoryFlash, type FlashOperation } from '../../src/flash/memory.js';
 import { powerCutSweep } from '../../src/flash/power-cut.js';
 import { mulberry32 } from '../../src/flash/prng.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
 import { CLASS, hex, image, MANIFEST_URI, MemUpdateServer, TRUST, VENDOR } from './update-helpers.js';
 
 const EBS = 1024;

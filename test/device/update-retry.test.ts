@@ -10,8 +10,8 @@ import type { UpdateEvent } from '../../src/device/states.js';
 import { runUpdate } from '../../src/device/updater.js';
 import { createLayout } from '../../src/flash/layout.js';
 import { MemoryFlash } from '../../src/flash/memory.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
-import { flush } from '../helpers/mem-transport.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
+import { flush } from '../../src/testing/mem-transport.js';
 import { CLASS, hex, image, MANIFEST_URI, MemUpdateServer, SERVER, TRUST, VENDOR } from './update-helpers.js';
 
 const A = image(6000, 1);

@@ -14,7 +14,7 @@ import { CoapfwError } from '../../src/errors.js';
 import { createLayout } from '../../src/flash/layout.js';
 import { MemoryFlash } from '../../src/flash/memory.js';
 import { drive } from '../helpers/drive.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
 import { CLASS, hex, image, MANIFEST_URI, MemUpdateServer, TRUST, VENDOR } from './update-helpers.js';
 
 const A = image(6000, 3);

@@ -9,7 +9,7 @@ import { hashArea } from '../../src/flash/image.js';
 import { Journal } from '../../src/flash/journal.js';
 import { createLayout } from '../../src/flash/layout.js';
 import { MemoryFlash } from '../../src/flash/memory.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
 import { CLASS, envelopeFor, hex, image, MANIFEST_URI, MemUpdateServer, TRUST, VENDOR } from './update-helpers.js';
 
 const A = image(10_000, 1);

@@ -9,9 +9,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { downloadToFile } from '../../src/blockwise/download.js';
+import { downloadToFile } from '../../src/client/file-sink.js';
 import { startFileServer } from '../../src/server/serve.js';
-import { openClient } from '../../src/transport/client.js';
+import { openClient } from '../../src/client/open.js';
 import { PskStore } from '../../src/transport/dtls/psk-store.js';
 import { IDENTITY, KEY, UdpProxy } from './helpers.js';
 

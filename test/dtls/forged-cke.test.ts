@@ -14,7 +14,7 @@ import { HandshakeType, TLS_PSK_WITH_AES_128_CCM_8, fullMessage } from '../../sr
 import { PskStore } from '../../src/transport/dtls/psk-store.js';
 import { ContentType, encodeRecord, parseRecords } from '../../src/transport/dtls/record.js';
 import { createDtlsServer, type DtlsServerEvent } from '../../src/transport/dtls/server.js';
-import type { DatagramHandler, Peer, Transport } from '../../src/transport/types.js';
+import type { DatagramHandler, Peer, Transport } from '../../src/core/transport.js';
 import { IDENTITY, KEY, OTHER_IDENTITY, UdpProxy, echoServer, request, until, closeAfterEach } from './helpers.js';
 
 const track = closeAfterEach();

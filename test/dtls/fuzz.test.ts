@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connectDtls } from '../../src/transport/dtls/client.js';
-import type { DatagramHandler, Peer, Transport } from '../../src/transport/types.js';
+import type { DatagramHandler, Peer, Transport } from '../../src/core/transport.js';
 import { UdpTransport } from '../../src/transport/udp.js';
 import { IDENTITY, KEY, echoServer, request } from './helpers.js';
 

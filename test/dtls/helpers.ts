@@ -3,7 +3,7 @@ import { afterEach } from 'vitest';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createDtlsServer, type DtlsServer, type DtlsServerOptions } from '../../src/transport/dtls/server.js';
 import { PskStore } from '../../src/transport/dtls/psk-store.js';
-import type { Peer, Transport } from '../../src/transport/types.js';
+import type { Peer, Transport } from '../../src/core/transport.js';
 import { ImpairedTransport, type Impairment } from '../../src/transport/impaired.js';
 import { UdpTransport } from '../../src/transport/udp.js';
 

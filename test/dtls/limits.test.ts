@@ -9,7 +9,7 @@ import { HandshakeType, TLS_PSK_WITH_AES_128_CCM_8, fullMessage } from '../../sr
 import { ContentType, encodeRecord, parseRecords } from '../../src/transport/dtls/record.js';
 import { createDtlsServer, retransmitScheduleMs, type DtlsServerEvent } from '../../src/transport/dtls/server.js';
 import { PskStore } from '../../src/transport/dtls/psk-store.js';
-import type { DatagramHandler, Peer, Transport } from '../../src/transport/types.js';
+import type { DatagramHandler, Peer, Transport } from '../../src/core/transport.js';
 import { IDENTITY, KEY, OTHER_IDENTITY, OTHER_KEY, echoServer, request, until, closeAfterEach } from './helpers.js';
 
 const track = closeAfterEach();

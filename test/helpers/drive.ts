@@ -1,5 +1,5 @@
-import type { FakeRuntime } from './fake-runtime.js';
-import { flush } from './mem-transport.js';
+import type { FakeRuntime } from '../../src/testing/fake-runtime.js';
+import { flush } from '../../src/testing/mem-transport.js';
 
 /** Run `p` to completion, moving the fake clock by `stepMs` whenever it waits (bounded). */
 export async function drive<T>(rt: FakeRuntime, p: Promise<T>, stepMs = 50): Promise<T> {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CongestionController, CongestionTable } from '../../src/messaging/congestion.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
 
 /** Send `n` new packets numbered from `from`. */
 const sendN = (c: CongestionController, from: number, n: number): number[] => {

@@ -3,8 +3,8 @@ import { decodeMessage, encodeMessage, type CoapMessage } from '../../src/codec/
 import { Code, MessageType, OptionNumber } from '../../src/codec/numbers.js';
 import { CoapEndpoint, type RequestHandler } from '../../src/messaging/endpoint.js';
 import { isCoapfwError } from '../../src/errors.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
-import { MemNetwork, flush } from '../helpers/mem-transport.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
+import { MemNetwork, flush } from '../../src/testing/mem-transport.js';
 
 const SERVER = { address: '10.0.0.1', port: 5683 };
 const CLIENT = { address: '10.0.0.2', port: 40000 };

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { decodeMessage, encodeMessage, type CoapMessage } from '../../src/codec/message.js';
 import { Code, MessageType } from '../../src/codec/numbers.js';
 import { CoapEndpoint } from '../../src/messaging/endpoint.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
-import { flush, MemNetwork } from '../helpers/mem-transport.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
+import { flush, MemNetwork } from '../../src/testing/mem-transport.js';
 
 const SERVER = { address: '10.0.0.1', port: 5683 };
 

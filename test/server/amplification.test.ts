@@ -11,9 +11,9 @@ import { getOption, pathOptions } from '../../src/codec/options.js';
 import { CoapEndpoint, type ResponseSpec } from '../../src/messaging/endpoint.js';
 import { VerifiedPeers, resolveAmplification } from '../../src/messaging/verified.js';
 import { echoGuard } from '../../src/server/echo-guard.js';
-import type { Peer } from '../../src/transport/types.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
-import { MemNetwork, flush } from '../helpers/mem-transport.js';
+import type { Peer } from '../../src/core/transport.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
+import { MemNetwork, flush } from '../../src/testing/mem-transport.js';
 import { observeRequest, observerDevice, observeServer, SERVER, until } from './observe-helpers.js';
 
 type Server = Awaited<ReturnType<typeof observeServer>>;

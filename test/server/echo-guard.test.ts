@@ -8,8 +8,8 @@ import { getOption, pathOptions } from '../../src/codec/options.js';
 import { CoapEndpoint } from '../../src/messaging/endpoint.js';
 import { withEcho } from '../../src/messaging/echo.js';
 import { echoGuard } from '../../src/server/echo-guard.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
-import { MemNetwork, flush } from '../helpers/mem-transport.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
+import { MemNetwork, flush } from '../../src/testing/mem-transport.js';
 
 const SERVER = { address: '10.0.0.1', port: 5683 };
 const data = Uint8Array.from({ length: 8000 }, (_, i) => i & 0xff);

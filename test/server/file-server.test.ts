@@ -4,13 +4,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { downloadToFile } from '../../src/blockwise/download.js';
+import { downloadToFile } from '../../src/client/file-sink.js';
 import { fetchAll } from '../../src/blockwise/fetch.js';
 import { parseLinks } from '../../src/codec/link-format.js';
 import { Code, OptionNumber } from '../../src/codec/numbers.js';
 import { pathOptions } from '../../src/codec/options.js';
 import { startFileServer, type FileServer } from '../../src/server/serve.js';
-import { openClient, type CoapClient } from '../../src/transport/client.js';
+import { openClient, type CoapClient } from '../../src/client/open.js';
 
 let dir: string;
 let outside: string;

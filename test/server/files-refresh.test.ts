@@ -14,7 +14,7 @@ import { pathOptions } from '../../src/codec/options.js';
 import { CoapfwError } from '../../src/errors.js';
 import { FileRepository } from '../../src/server/files.js';
 import { startFileServer } from '../../src/server/serve.js';
-import { openClient } from '../../src/transport/client.js';
+import { openClient } from '../../src/client/open.js';
 
 vi.mock('node:fs/promises', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs/promises')>();

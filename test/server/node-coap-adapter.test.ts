@@ -18,7 +18,7 @@ import { getOption, pathOptions } from '../../src/codec/options.js';
 import { FileRepository } from '../../src/server/files.js';
 import { nodeCoapFileHandler, sendNodeCoapResponse, toCoapMessage, type NodeCoapRequest } from '../../src/server/node-coap-adapter.js';
 import type { CoapfwError } from '../../src/errors.js';
-import { openClient, type CoapClient } from '../../src/transport/client.js';
+import { openClient, type CoapClient } from '../../src/client/open.js';
 import { fixtureBytes, nodeCoapGet, sha256Hex } from '../../interop/helpers.js';
 
 const SIZE = 10_000;

@@ -10,9 +10,9 @@ import { fileResources } from '../../src/server/file-server.js';
 import { FileRepository } from '../../src/server/files.js';
 import { ObserveRegistry, type ObserveOptions } from '../../src/server/observe.js';
 import { routeRequests } from '../../src/server/router.js';
-import type { Peer } from '../../src/transport/types.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
-import { MemNetwork, type MemTransport } from '../helpers/mem-transport.js';
+import type { Peer } from '../../src/core/transport.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
+import { MemNetwork, type MemTransport } from '../../src/testing/mem-transport.js';
 
 export const SERVER: Peer = { address: '10.0.0.1', port: 5683 };
 const E = new Uint8Array(0);

@@ -12,8 +12,8 @@ import { FileRepository } from '../../src/server/files.js';
 import { ObserveRegistry } from '../../src/server/observe.js';
 import { routeRequests } from '../../src/server/router.js';
 import { StatusTracker } from '../../src/server/status.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
-import { MemNetwork, flush } from '../helpers/mem-transport.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
+import { MemNetwork, flush } from '../../src/testing/mem-transport.js';
 
 const SERVER = { address: '10.0.0.1', port: 5683 };
 let dir: string;

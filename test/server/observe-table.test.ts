@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MessageType, OptionNumber } from '../../src/codec/numbers.js';
 import { getOption } from '../../src/codec/options.js';
-import { flush } from '../helpers/mem-transport.js';
+import { flush } from '../../src/testing/mem-transport.js';
 import { observeRequest, observerDevice, observeServer, until } from './observe-helpers.js';
 
 type Server = Awaited<ReturnType<typeof observeServer>>;

@@ -11,7 +11,7 @@ import { Code, MessageType, OptionNumber } from '../../src/codec/numbers.js';
 import { decodeUint, getOption } from '../../src/codec/options.js';
 import type { CoapMessage } from '../../src/codec/message.js';
 import { isCoapfwError, type CoapfwError } from '../../src/errors.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
 import { fetchAll } from '../../src/blockwise/fetch.js';
 import { pathOptions } from '../../src/codec/options.js';
 import { CoapEndpoint } from '../../src/messaging/endpoint.js';
@@ -19,7 +19,7 @@ import { fileResources } from '../../src/server/file-server.js';
 import { FileRepository } from '../../src/server/files.js';
 import { routeRequests } from '../../src/server/router.js';
 import { systemRuntime } from '../../src/transport/runtime.js';
-import { MemNetwork } from '../helpers/mem-transport.js';
+import { MemNetwork } from '../../src/testing/mem-transport.js';
 
 const SERVER = { address: '10.0.0.1', port: 5683 };
 let dir: string;

@@ -10,8 +10,8 @@ import { Code, MessageType, OptionNumber } from '../../src/codec/numbers.js';
 import { encodeUint, pathOptions } from '../../src/codec/options.js';
 import { CoapEndpoint, type RequestHandler, type ResponseSpec } from '../../src/messaging/endpoint.js';
 import { routeRequests } from '../../src/server/router.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
-import { MemNetwork, flush } from '../helpers/mem-transport.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
+import { MemNetwork, flush } from '../../src/testing/mem-transport.js';
 
 const SERVER = { address: '10.0.0.1', port: 5683 };
 const CLIENT = { address: '10.0.0.2', port: 40000 };

@@ -9,7 +9,7 @@ import { encodeUint, pathOptions } from '../../src/codec/options.js';
 import type { ResponseSpec } from '../../src/messaging/endpoint.js';
 import { StatusTracker } from '../../src/server/status.js';
 import { scanCbor } from '../../src/suit/cbor.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
 
 const enc = (s: string): number[] => [...new TextEncoder().encode(s)];
 const tstr = (s: string): number[] => [0x60 + s.length, ...enc(s)];

@@ -21,7 +21,7 @@ import { LinkIndex } from '../../src/server/link-index.js';
 import { ObserveRegistry } from '../../src/server/observe.js';
 import { routeRequests } from '../../src/server/router.js';
 import { StatusTracker } from '../../src/server/status.js';
-import { FakeRuntime } from '../helpers/fake-runtime.js';
+import { FakeRuntime } from '../../src/testing/fake-runtime.js';
 
 // Count every link a linear filter walks, wherever it is called from.
 const work = vi.hoisted(() => ({ filtered: 0, counting: true }));

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { encodeMessage } from '../../src/codec/message.js';
 import { Code, MessageType } from '../../src/codec/numbers.js';
 import { isCoapfwError } from '../../src/errors.js';
-import { openClient } from '../../src/transport/client.js';
+import { openClient } from '../../src/client/open.js';
 import { UdpTransport } from '../../src/transport/udp.js';
 
 async function closedPort(): Promise<number> {

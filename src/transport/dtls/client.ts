@@ -18,7 +18,7 @@ import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 import { dtls } from 'node-dtls-client';
 import { CoapfwError } from '../../errors.js';
-import type { DatagramHandler, Peer, Transport } from '../types.js';
+import type { DatagramHandler, Peer, Transport } from '../../core/transport.js';
 import { ContentType, parseRecords } from './record.js';
 
 /** Options of {@link connectDtls}. */
@@ -73,18 +73,18 @@ export class DtlsClientTransport implements Transport {
 
   /** Sends one datagram to the server; `peer` must be the server. */
   send(data: Uint8Array, peer: Peer): Promise<void> {
-    if (this.closed) return Promise.reject(new CoapfwError('TRANSPORT_CLOSED', 'dtls: connection is closed'));
+    if (this.closed) return Promise.reject(new CoapfwError('TRANSPORT_CLOSED', 'dtls: connection is closed', { peer: this.remote }));
     if (peer.port !== this.remote.port || peer.address !== this.remote.address) {
-      return Promise.reject(new CoapfwError('INVALID_ARGUMENT', `dtls: this connection only reaches ${fmt(this.remote)}, not ${fmt(peer)}`));
+      return Promise.reject(new CoapfwError('INVALID_ARGUMENT', `dtls: this connection only reaches ${fmt(this.remote)}, not ${fmt(peer)}`, { peer: this.remote }));
     }
     return new Promise((resolve, reject) => {
       try {
         this.socket.send(Buffer.from(data.buffer, data.byteOffset, data.length), (err) => {
-          if (err) reject(new CoapfwError('IO_ERROR', `dtls: send failed: ${err.message}`, { cause: err }));
+          if (err) reject(new CoapfwError('IO_ERROR', `dtls: send to ${fmt(this.remote)} failed: ${err.message}`, { cause: err, peer: this.remote }));
           else resolve();
         });
       } catch (e) {
-        reject(new CoapfwError('TRANSPORT_CLOSED', `dtls: ${(e as Error).message}`, { cause: e }));
+        reject(new CoapfwError('TRANSPORT_CLOSED', `dtls: ${(e as Error).message}`, { cause: e, peer: this.remote }));
       }
     });
   }
@@ -271,15 +271,15 @@ export async function connectDtls(o: DtlsClientOptions): Promise<DtlsClientTrans
   let last: Error = new Error('no attempt made');
   let finals = 0; // consecutive attempts that ended with a fatal alert
   for (let i = 0; i <= retries; i++) {
-    if (o.signal?.aborted) throw new CoapfwError('ABORTED', `dtls: connection to ${where} aborted`, { cause: o.signal.reason });
+    if (o.signal?.aborted) throw new CoapfwError('ABORTED', `dtls: connection to ${where} aborted`, { cause: o.signal.reason, peer: remote });
     try {
       return new DtlsClientTransport(await attempt(remote, o, timeout), remote);
     } catch (e) {
       last = e as Error;
-      if (o.signal?.aborted) throw new CoapfwError('ABORTED', `dtls: connection to ${where} aborted`, { cause: o.signal.reason });
+      if (o.signal?.aborted) throw new CoapfwError('ABORTED', `dtls: connection to ${where} aborted`, { cause: o.signal.reason, peer: remote });
       // An unauthenticated alert may be forged: believe it when the next attempt ends the same way.
       finals = isFinal(last) ? finals + 1 : 0;
-      if (finals >= 2 || (finals === 1 && i === retries)) throw new CoapfwError('DTLS_HANDSHAKE_FAILED', explain(last, o, where), { cause: last });
+      if (finals >= 2 || (finals === 1 && i === retries)) throw new CoapfwError('DTLS_HANDSHAKE_FAILED', explain(last, o, where), { cause: last, peer: remote });
     }
     if (i < retries) {
       // Exponential back-off with "equal jitter": half fixed, half random.
@@ -290,6 +290,6 @@ export async function connectDtls(o: DtlsClientOptions): Promise<DtlsClientTrans
   throw new CoapfwError(
     'DTLS_HANDSHAKE_FAILED',
     `dtls: no handshake with ${where} after ${retries + 1} attempts of ${timeout} ms (server unreachable or not speaking DTLS, datagrams lost, or a wrong PSK or unknown identity on a server that drops bad Finished records silently, as OpenSSL does) [${last.message}]`,
-    { cause: last },
+    { cause: last, peer: remote },
   );
 }

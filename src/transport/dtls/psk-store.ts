@@ -50,7 +50,7 @@ export class PskStore implements PskLookup {
 
   /** Reads a PSK file. */
   static async fromFile(path: string): Promise<PskStore> {
-    return new PskStore(parseTable(await readText(path), path), path);
+    return new PskStore(parseTable(await readText(path), path, path), path);
   }
 
   /** Key for `identity`, or undefined. */
@@ -69,7 +69,7 @@ export class PskStore implements PskLookup {
    */
   async reload(): Promise<void> {
     if (this.path === undefined) throw new CoapfwError('INVALID_ARGUMENT', 'psk: this store was not read from a file');
-    this.table = parseTable(await readText(this.path), this.path);
+    this.table = parseTable(await readText(this.path), this.path, this.path);
   }
 
   /**
@@ -99,13 +99,14 @@ async function readText(path: string): Promise<string> {
   return new TextDecoder().decode(await readFileBounded(path, MAX_PSK_FILE_BYTES, 'PSK file'));
 }
 
-function checkIdentity(id: string, where: string): void {
+function checkIdentity(id: string, where: string, path?: string): void {
   if (typeof id !== 'string' || id.length === 0 || /\s/.test(id) || Buffer.byteLength(id) > 256) {
-    throw new CoapfwError('INVALID_ARGUMENT', `${where}: identity must be 1..256 bytes without white space, got ${JSON.stringify(id)}`);
+    throw new CoapfwError('INVALID_ARGUMENT', `${where}: identity must be 1..256 bytes without white space, got ${JSON.stringify(id)}`, { path });
   }
 }
 
-function parseTable(text: string, source: string): Map<string, Uint8Array> {
+/** Parses the `identity hexkey` lines; errors name `source:line` and carry `path` when read from a file. */
+function parseTable(text: string, source: string, path?: string): Map<string, Uint8Array> {
   const table = new Map<string, Uint8Array>();
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
@@ -113,11 +114,11 @@ function parseTable(text: string, source: string): Map<string, Uint8Array> {
     if (line === '' || line.startsWith('#')) continue;
     const where = `${source}:${i + 1}`;
     const parts = line.split(/\s+/);
-    if (parts.length !== 2) throw new CoapfwError('INVALID_ARGUMENT', `${where}: expected "identity hexkey", got ${parts.length} fields`);
+    if (parts.length !== 2) throw new CoapfwError('INVALID_ARGUMENT', `${where}: expected "identity hexkey", got ${parts.length} fields`, { path });
     const [id, hex] = parts as [string, string];
-    checkIdentity(id, where);
-    if (!/^([0-9a-fA-F]{2}){1,64}$/.test(hex)) throw new CoapfwError('INVALID_ARGUMENT', `${where}: key must be 1..64 bytes of hex`);
-    if (table.has(id)) throw new CoapfwError('INVALID_ARGUMENT', `${where}: duplicate identity "${id}"`);
+    checkIdentity(id, where, path);
+    if (!/^([0-9a-fA-F]{2}){1,64}$/.test(hex)) throw new CoapfwError('INVALID_ARGUMENT', `${where}: key must be 1..64 bytes of hex`, { path });
+    if (table.has(id)) throw new CoapfwError('INVALID_ARGUMENT', `${where}: duplicate identity "${id}"`, { path });
     table.set(id, new Uint8Array(Buffer.from(hex, 'hex')));
   }
   return table;

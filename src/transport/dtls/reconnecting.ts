@@ -9,7 +9,7 @@
  * A small wrapper around {@link connectDtls}, not a flag inside it.
  */
 import { CoapfwError } from '../../errors.js';
-import type { DatagramHandler, Peer, Transport } from '../types.js';
+import type { DatagramHandler, Peer, Transport } from '../../core/transport.js';
 import { connectDtls, type DtlsClientOptions, type DtlsClientTransport } from './client.js';
 
 /** A {@link Transport} to one DTLS server that handshakes again when needed. */
@@ -40,7 +40,7 @@ export class ReconnectingDtlsClient implements Transport {
   }
 
   async send(data: Uint8Array, peer: Peer): Promise<void> {
-    if (this.closed) throw new CoapfwError('TRANSPORT_CLOSED', 'dtls: client is closed');
+    if (this.closed) throw new CoapfwError('TRANSPORT_CLOSED', 'dtls: client is closed', { peer: this.remote });
     const t = this.current.isClosed ? await this.handshake() : this.current;
     return t.send(data, peer);
   }

@@ -3,7 +3,7 @@
  * validation at the public boundary. Every limit has a safe default.
  */
 import { CoapfwError } from '../../errors.js';
-import type { Peer, Transport } from '../types.js';
+import type { Peer, Transport } from '../../core/transport.js';
 import type { PskLookup } from './psk-store.js';
 
 /** Options of {@link createDtlsServer}. Every limit has a safe default. */

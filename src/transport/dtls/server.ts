@@ -15,7 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CoapfwError } from '../../errors.js';
-import { peerKey, type DatagramHandler, type Peer, type Transport } from '../types.js';
+import { peerKey, type DatagramHandler, type Peer, type Transport } from '../../core/transport.js';
 import { UdpTransport } from '../udp.js';
 import { CookieJar } from './cookie.js';
 import { ServerHandshake, checkClientHello } from './handshake.js';

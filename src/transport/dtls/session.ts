@@ -27,7 +27,7 @@
  * - Flight 4 is retransmitted on a timer with doubling timeout (§4.2.4.1); the
  *   final flight only when the client repeats its Finished (§4.2.4).
  */
-import type { Peer } from '../types.js';
+import type { Peer } from '../../core/transport.js';
 import { ServerHandshake, type FlightRecord } from './handshake.js';
 import { DecodeError, Reassembler, parseFragments } from './messages.js';
 import { AlertDescription, AlertLevel, Ccm8Cipher, ContentType, ReplayWindow, encodeRecord, type DtlsRecord } from './record.js';

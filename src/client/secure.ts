@@ -11,12 +11,11 @@
  * before the caller's retry policy sends the next attempt.
  */
 import { CoapfwError, isCoapfwError } from '../errors.js';
-import type { CoapMessage } from '../codec/message.js';
-import type { RequestOptions, RequestSpec } from '../messaging/endpoint.js';
-import type { DtlsClientOptions } from './dtls/client.js';
-import { parsePskKey } from './dtls/psk-store.js';
-import { ReconnectingDtlsClient } from './dtls/reconnecting.js';
-import type { Peer, Transport } from './types.js';
+import type { Requester } from '../core/request.js';
+import type { DtlsClientOptions } from '../transport/dtls/client.js';
+import { parsePskKey } from '../transport/dtls/psk-store.js';
+import { ReconnectingDtlsClient } from '../transport/dtls/reconnecting.js';
+import type { Peer, Transport } from '../core/transport.js';
 
 /** PSK credentials of a coaps client (RFC 4279 §5.1). */
 export interface PskCredentials {
@@ -54,21 +53,18 @@ export function pskTransport(psk: PskCredentials, options: SecureClientOptions =
   return (peer) => ReconnectingDtlsClient.connect({ ...options, host: peer.address, port: peer.port, identity: psk.identity, key });
 }
 
-/** Sends one request to a peer (a bound `CoapEndpoint.request`). */
-export type PeerRequester = (spec: RequestSpec, options?: RequestOptions) => Promise<CoapMessage>;
-
 /**
  * Wraps `request` so that a TIMEOUT over a {@link ReconnectingDtlsClient}
  * triggers a new handshake before the error reaches the caller's retry.
  * Any other transport is returned unchanged.
  */
-export function reconnectOnTimeout(transport: Transport | undefined, request: PeerRequester): PeerRequester {
+export function reconnectOnTimeout(transport: Transport | undefined, request: Requester): Requester {
   if (!(transport instanceof ReconnectingDtlsClient)) return request;
   return async (spec, options) => {
     try {
       return await request(spec, options);
     } catch (e) {
-      if (isCoapfwError(e, 'TIMEOUT') && !options?.signal?.aborted) {
+      if (isCoapfwError(e, 'TIMEOUT') && !options.signal?.aborted) {
         // A failed handshake is not this request's error: the retry will try again.
         await transport.reconnect().catch(() => undefined);
       }

@@ -10,13 +10,14 @@ import { parseCoapUri, uriOptions, type CoapUri } from '../codec/uri.js';
 import type { CoapOption } from '../codec/message.js';
 import { CoapfwError } from '../errors.js';
 import { withEcho } from '../messaging/echo.js';
-import { CoapEndpoint, type EndpointOptions, type RequestOptions, type RequestSpec } from '../messaging/endpoint.js';
-import type { Runtime } from '../messaging/runtime.js';
+import type { RequestOptions, RequestSpec, Requester } from '../core/request.js';
+import { CoapEndpoint, type EndpointOptions } from '../messaging/endpoint.js';
+import type { Runtime } from '../core/runtime.js';
 import type { CoapMessage } from '../codec/message.js';
-import { systemRuntime } from './runtime.js';
-import { pskTransport, reconnectOnTimeout, type PeerRequester, type PskCredentials, type SecureClientOptions } from './secure.js';
-import type { Peer, Transport } from './types.js';
-import { UdpTransport } from './udp.js';
+import { systemRuntime } from '../transport/runtime.js';
+import { pskTransport, reconnectOnTimeout, type PskCredentials, type SecureClientOptions } from './secure.js';
+import type { Peer, Transport } from '../core/transport.js';
+import { UdpTransport } from '../transport/udp.js';
 
 /** A client endpoint talking to one server. */
 export interface CoapClient {
@@ -52,13 +53,13 @@ export interface ClientOptions extends Partial<Omit<EndpointOptions, 'runtime'>>
   readonly unreachable?: 'fail' | 'retry';
 }
 
-/** Resolve a host name or IP literal to an address. */
-export async function resolveHost(host: string): Promise<string> {
+/** Resolve a host name or IP literal to an address; `uri`, when given, is named in the BAD_URI error's `path`. */
+export async function resolveHost(host: string, uri?: string): Promise<string> {
   if (isIP(host)) return host;
   try {
     return (await lookup(host)).address;
   } catch (e) {
-    throw new CoapfwError('BAD_URI', `cannot resolve host '${host}'`, { cause: e });
+    throw new CoapfwError('BAD_URI', `cannot resolve host '${host}'`, { cause: e, path: uri });
   }
 }
 
@@ -72,13 +73,13 @@ export async function resolveHost(host: string): Promise<string> {
  */
 export async function openClient(uri: string, options: ClientOptions = {}): Promise<CoapClient> {
   const parsed = parseCoapUri(uri);
-  let peer: Peer = { address: await resolveHost(parsed.host), port: parsed.port };
+  let peer: Peer = { address: await resolveHost(parsed.host, uri), port: parsed.port };
   let transport: Transport;
   let secure: Transport | undefined;
   const inflight = new Set<AbortController>();
   if (parsed.scheme === 'coaps') {
     const open = options.secureTransport ?? (options.psk ? pskTransport(options.psk, options.dtls) : undefined);
-    if (!open) throw new CoapfwError('BAD_URI', 'coaps:// needs PSK credentials (identity and key)');
+    if (!open) throw new CoapfwError('BAD_URI', 'coaps:// needs PSK credentials (identity and key)', { path: uri });
     transport = secure = await open(peer);
     // A DTLS client delivers responses as coming from its `remote`: requests must name the same peer.
     const remote = (transport as Partial<{ remote: Peer }>).remote;
@@ -91,7 +92,7 @@ export async function openClient(uri: string, options: ClientOptions = {}): Prom
   const runtime = options.runtime ?? systemRuntime;
   const endpoint = new CoapEndpoint(transport, { ...options, runtime });
   const target = peer;
-  const send: PeerRequester = (spec, ro) => endpoint.request(target, spec, ro ?? {});
+  const send: Requester = (spec, ro) => endpoint.request(target, spec, ro);
   return {
     uri: parsed,
     peer: target,
@@ -109,10 +110,10 @@ export async function openClient(uri: string, options: ClientOptions = {}): Prom
  * them with the UNREACHABLE error as reason, which the request then throws
  * instead of the ABORTED the endpoint reports.
  */
-function failOnUnreachable(inflight: Set<AbortController>, request: PeerRequester): PeerRequester {
+function failOnUnreachable(inflight: Set<AbortController>, request: Requester): Requester {
   return async (spec, ro) => {
     const c = new AbortController();
-    const outer = ro?.signal;
+    const outer = ro.signal;
     const forward = (): void => c.abort(outer?.reason);
     if (outer?.aborted) forward();
     else outer?.addEventListener('abort', forward, { once: true });

@@ -1,6 +1,10 @@
-import type { DatagramHandler, Peer, Transport } from '../../src/transport/types.js';
+import type { DatagramHandler, Peer, Transport } from '../core/transport.js';
 
-/** An in-memory datagram network: transports deliver synchronously-queued datagrams by address. */
+/**
+ * An in-memory datagram network: each {@link MemTransport} has an address,
+ * and a datagram sent to it is delivered on a microtask. `filter` drops
+ * datagrams, `log` records every one.
+ */
 export class MemNetwork {
   readonly nodes = new Map<string, MemTransport>();
   /** Every datagram sent, for inspection. */
@@ -8,6 +12,7 @@ export class MemNetwork {
   /** Return false to drop a datagram. */
   filter: (from: Peer, to: Peer, data: Uint8Array) => boolean = () => true;
 
+  /** A transport bound to `address`:`port` on this network. */
   endpoint(address: string, port: number): MemTransport {
     const t = new MemTransport(this, { address, port });
     this.nodes.set(`${address}:${port}`, t);
@@ -15,6 +20,7 @@ export class MemNetwork {
   }
 }
 
+/** One node of a {@link MemNetwork}. */
 export class MemTransport implements Transport {
   handler: DatagramHandler = () => {};
   closed = false;
@@ -43,4 +49,5 @@ export class MemTransport implements Transport {
   }
 }
 
+/** Resolves after pending microtask deliveries (one macrotask turn). */
 export const flush = (): Promise<void> => new Promise((r) => setImmediate(r));

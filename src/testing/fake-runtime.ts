@@ -1,12 +1,17 @@
-import type { Runtime, TimerHandle } from '../../src/messaging/runtime.js';
+import type { Runtime, TimerHandle } from '../core/runtime.js';
 
-/** A Runtime whose clock only moves when the test says so. */
+/**
+ * A {@link Runtime} whose clock only moves when the test says so: timers fire
+ * in order inside {@link FakeRuntime.advance}, randomness is a seeded LCG
+ * (or a fixed value), so retransmission and back-off run the same every time.
+ */
 export class FakeRuntime implements Runtime {
   private t = 0;
   private seq = 0;
   private readonly timers = new Map<number, { at: number; fn: () => void }>();
   private rnd: number;
 
+  /** `seed` starts the generator; `fixedRandom`, when given, is what every `random()` returns. */
   constructor(seed = 42, private readonly fixedRandom?: number) {
     this.rnd = seed;
   }
@@ -32,6 +37,7 @@ export class FakeRuntime implements Runtime {
     for (let i = 0; i < n; i++) b[i] = Math.floor(this.random() * 256);
     return b;
   }
+  /** Timers set and not yet fired or cleared. */
   get pendingTimers(): number {
     return this.timers.size;
   }

@@ -1,0 +1,33 @@
+/**
+ * The client side: open a coap:// or coaps:// client (DTLS 1.2 PSK), fetch a
+ * resource block by block (RFC 7959 §2.4) from any block with the ETag
+ * checked on each, and download it into a file or any sink, resuming where
+ * an earlier run stopped. Requests are small wrappers you can stack: Echo
+ * (RFC 9175), retry with back-off, DTLS re-handshake.
+ *
+ * @example
+ * import { openClient, downloadToFile } from 'coapfw/client';
+ * const client = await openClient('coap://[::1]/files/fw.bin');
+ * try {
+ *   const r = await downloadToFile(client, 'coap://[::1]/files/fw.bin', 'fw.bin', { resume: true });
+ *   console.log(`${r.bytes} bytes, ${r.resumedFrom} of them from an earlier run`);
+ * } finally {
+ *   await client.close();
+ * }
+ */
+export { openClient, resolveHost, type ClientOptions, type CoapClient } from './open.js';
+export { pskKeyBytes, pskTransport, reconnectOnTimeout, type PskCredentials, type SecureClientOptions } from './secure.js';
+export { FileSink, downloadToFile } from './file-sink.js';
+export {
+  downloadToSink,
+  type DownloadOptions,
+  type DownloadResult,
+  type DownloadSink,
+  type DownloadTarget,
+  type ResumePoint,
+  type ResumeState,
+} from '../blockwise/download.js';
+export { fetchAll, fetchBlocks, isRetryLater, isTransient, retryAfterMs, type FetchedBlock, type FetchOptions, type FetchProgress } from '../blockwise/fetch.js';
+export { withEcho } from '../messaging/echo.js';
+export { backoffDelay, sleep, withRetry, type RetryPolicy } from '../messaging/retry.js';
+export type { RequestOptions, RequestSpec, Requester } from '../core/request.js';

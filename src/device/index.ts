@@ -1,0 +1,19 @@
+/**
+ * The constrained device's side: {@link runUpdate}, the update state machine
+ * (check, verify, download into the secondary slot with a resume journal,
+ * verify the image, request a test boot, report), and the boot model
+ * (A/B slots, test/confirm/revert as MCUboot does) on any `FlashBackend`.
+ *
+ * @example
+ * import { runUpdate, powerOn } from 'coapfw/device';
+ * const status = await runUpdate({ flash, layout, request: client.request, runtime: client.runtime, manifestUri, trust });
+ * const after = await powerOn(flash, layout); // next boot: swap, test, confirm
+ */
+export { runUpdate, step as updateStep, UpdateSession } from './updater.js';
+export type { Candidate, UpdateEvent, UpdateOptions, UpdateState, UpdateStateName } from './states.js';
+export { encodeStatus, postStatus, type BootStatus, type UpdateResultKind, type UpdateStatus } from './report.js';
+export { bootStatus, powerOn, provisionDevice, type PowerOnOptions, type PowerOnOutcome, type PowerOnResult } from './device.js';
+export { boot, confirm, installFactoryImage, readBootState, requestTestBoot, type BootAction, type BootMode, type BootResult, type TestBootRequest } from './boot.js';
+export type { BootState, PrimaryMode, SlotImage, SwapProgress } from './boot-state.js';
+export { FACTORY_IMAGE, openFileDevice, simulatedLayout, type FileDevice, type FileDeviceOptions } from './file-device.js';
+export { imageRequestOptions, resolveImageUri } from './image-uri.js';
