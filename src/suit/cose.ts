@@ -1,19 +1,17 @@
 /**
  * COSE_Sign1 with a detached payload (RFC 9052 §4.2, §4.4) as SUIT uses it
  * (draft-ietf-suit-manifest-37 §8.3): the payload is the encoded SUIT_Digest.
- * Ed25519 on @noble/ed25519, ECDSA P-256 on @noble/curves.
+ * Ed25519 and ECDSA P-256 on @noble/curves. Its ed25519 carries its own
+ * SHA-512, so nothing here touches another library's module state: a host
+ * process that also uses @noble/ed25519 keeps whatever it configured there.
  */
-import * as ed from '@noble/ed25519';
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { p256 } from '@noble/curves/nist.js';
-import { sha512 } from '@noble/hashes/sha2.js';
 import { CoapfwError } from '../errors.js';
 import { bstr, encodeCbor, tagged } from './cbor.js';
 import { ALG, HEADER, TAG_COSE_SIGN1 } from './constants.js';
 import type { SuitPrivateKey, SuitPublicKey } from './keys.js';
 import type { CoseSign1 } from './types.js';
-
-// @noble/ed25519 v3 needs a synchronous SHA-512 for sign/verify; same function for every caller.
-if (ed.hashes.sha512 === undefined) ed.hashes.sha512 = sha512;
 
 /** Which key type an algorithm needs, or undefined for an algorithm we do not support. */
 export function keyTypeOfAlg(alg: number): SuitPublicKey['type'] | undefined {
@@ -44,8 +42,10 @@ export function verifySign1(sig: CoseSign1, payload: Uint8Array, key: SuitPublic
   if (type !== key.type) return false;
   const msg = sigStructure(sig.protectedBytes, payload, externalAad);
   try {
-    if (type === 'ed25519') return ed.verify(sig.signature, msg, key.bytes);
-    // ES256 signatures from other tools may have a high S (DESIGN.md traps); prehash = SHA-256.
+    // RFC 8032 §5.1.7 verification with the ZIP-215 acceptance rules (the library's default).
+    if (type === 'ed25519') return ed25519.verify(sig.signature, msg, key.bytes);
+    // RFC 9053 §2.1: ECDSA signatures carry no low-S rule, and other SUIT tools (the WG's
+    // examples among them) write high-S ones, so accept both; prehash = SHA-256 (ES256).
     return p256.verify(sig.signature, msg, key.bytes, { lowS: false, prehash: true });
   } catch {
     return false; // malformed signature or point encoding
@@ -74,7 +74,7 @@ export function signSign1(payload: Uint8Array, key: SuitPrivateKey, opts: SignOp
   if (opts.contentType !== undefined) prot.set(HEADER.contentType, opts.contentType);
   const protectedBytes = encodeCbor(prot);
   const msg = sigStructure(protectedBytes, payload, opts.externalAad);
-  const signature = key.type === 'ed25519' ? ed.sign(msg, key.secret) : p256.sign(msg, key.secret, { prehash: true });
+  const signature = key.type === 'ed25519' ? ed25519.sign(msg, key.secret) : p256.sign(msg, key.secret, { prehash: true });
   const kid = opts.kid ?? key.kid;
   const unprotected = kid ? new Map([[HEADER.kid, bstr(kid)]]) : new Map();
   return encodeCbor(tagged(TAG_COSE_SIGN1, [bstr(protectedBytes), unprotected, null, bstr(signature)]));

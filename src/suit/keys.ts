@@ -11,13 +11,12 @@
  * - Hex: 32 bytes is an Ed25519 public key when parsed as public, an Ed25519
  *   seed when parsed as private; 33 or 65 bytes is a P-256 public point.
  */
-import * as ed from '@noble/ed25519';
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { p256 } from '@noble/curves/nist.js';
 import { CoapfwError } from '../errors.js';
 import { bstr, decodeCbor, encodeCbor } from './cbor.js';
 import { DEFAULT_SUIT_LIMITS } from './limits.js';
 import { bytesEqual, fromHex, intKeyed } from './values.js';
-import './cose.js'; // sets the SHA-512 that @noble/ed25519 needs
 
 /** A public key: Ed25519 (32 raw bytes) or P-256 (SEC 1 point, 33 or 65 bytes). */
 export interface SuitPublicKey {
@@ -67,7 +66,7 @@ export function publicKeyFromBytes(type: SuitPublicKey['type'], bytes: Uint8Arra
   try {
     if (type === 'ed25519') {
       if (bytes.length !== 32) throw new Error(`expected 32 bytes, got ${bytes.length}`);
-      ed.Point.fromBytes(bytes);
+      ed25519.Point.fromBytes(bytes);
     } else {
       p256.Point.fromBytes(bytes);
     }
@@ -82,7 +81,7 @@ export function privateKeyFromSecret(type: SuitPrivateKey['type'], secret: Uint8
   if (secret.length !== 32) throw keyError(`${type} private key: expected 32 bytes, got ${secret.length}`);
   let pub: Uint8Array;
   try {
-    pub = type === 'ed25519' ? ed.getPublicKey(secret) : p256.getPublicKey(secret, false);
+    pub = type === 'ed25519' ? ed25519.getPublicKey(secret) : p256.getPublicKey(secret, false);
   } catch (e) {
     throw keyError(`${type} private key: invalid (${(e as Error).message})`);
   }
