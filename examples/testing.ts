@@ -8,7 +8,7 @@
 import { Code, pathOptions } from 'coapfw/codec';
 import { RecordLog } from 'coapfw/flash';
 import { FakeRuntime, MemNetwork, MemoryFlash, flush, mulberry32, powerCutSweep } from 'coapfw/testing';
-import { CoapEndpoint } from 'coapfw/transport';
+import { CoapEndpoint } from 'coapfw/messaging';
 
 const rt = new FakeRuntime();
 const net = new MemNetwork();

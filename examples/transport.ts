@@ -4,7 +4,8 @@
  * UDP socket, node-dtls-client on the other side, the message layer on each.
  */
 import { Code, pathOptions } from 'coapfw/codec';
-import { CoapEndpoint, PskStore, ReconnectingDtlsClient, UdpTransport, createDtlsServer, systemRuntime } from 'coapfw/transport';
+import { CoapEndpoint } from 'coapfw/messaging';
+import { PskStore, ReconnectingDtlsClient, UdpTransport, createDtlsServer, systemRuntime } from 'coapfw/transport';
 
 const identity = 'sensor-17';
 const key = new TextEncoder().encode('a lab secret, 16+ bytes');

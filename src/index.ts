@@ -11,7 +11,8 @@
  * | `coapfw/client` | open a client, fetch block-wise, download with resume |
  * | `coapfw/device` | the device's update client and boot model |
  * | `coapfw/flash` | flash backends, layout, the resume journal |
- * | `coapfw/transport` | the message-layer endpoint, UDP, DTLS 1.2 PSK |
+ * | `coapfw/messaging` | the CoAP endpoint (RFC 7252 §4), retry and Echo wrappers |
+ * | `coapfw/transport` | UDP and DTLS 1.2 PSK transports |
  * | `coapfw/node-coap` | mount our resources on a node-coap server |
  * | `coapfw/testing` | fake runtime, in-memory network, lossy transport, flash with power cuts |
  *

@@ -2,8 +2,8 @@
  * The client side: open a coap:// or coaps:// client (DTLS 1.2 PSK), fetch a
  * resource block by block (RFC 7959 §2.4) from any block with the ETag
  * checked on each, and download it into a file or any sink, resuming where
- * an earlier run stopped. Requests are small wrappers you can stack: Echo
- * (RFC 9175), retry with back-off, DTLS re-handshake.
+ * an earlier run stopped. A client's `request` already answers RFC 9175
+ * Echo challenges and re-handshakes DTLS after a server restart.
  *
  * @example
  * import { openClient, downloadToFile } from 'coapfw/client';
@@ -28,6 +28,5 @@ export {
   type ResumeState,
 } from '../blockwise/download.js';
 export { fetchAll, fetchBlocks, isRetryLater, isTransient, retryAfterMs, type FetchedBlock, type FetchOptions, type FetchProgress } from '../blockwise/fetch.js';
-export { withEcho } from '../messaging/echo.js';
-export { backoffDelay, sleep, withRetry, type RetryPolicy } from '../messaging/retry.js';
+export type { RetryPolicy } from '../messaging/retry.js';
 export type { RequestOptions, RequestSpec, Requester } from '../core/request.js';

@@ -6,7 +6,7 @@
  *
  * @example
  * import { FakeRuntime, MemNetwork } from 'coapfw/testing';
- * import { CoapEndpoint } from 'coapfw/transport';
+ * import { CoapEndpoint } from 'coapfw/messaging';
  * const rt = new FakeRuntime();
  * const net = new MemNetwork();
  * const a = new CoapEndpoint(net.endpoint('10.0.0.1', 5683), { runtime: rt });
