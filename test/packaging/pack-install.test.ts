@@ -1,0 +1,86 @@
+/**
+ * The package as a user gets it: `npm pack`, install the tarball into an
+ * empty project (from the registry, as a user's machine would), run the CLI
+ * and import every subpath. Checks that the tarball ships what the bin and
+ * the subpaths need and nothing else, and that the install pulls no native
+ * code we do not use (cbor-x is bundled without its native extractor).
+ * Needs the npm registry; one test, bounded by its timeout.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const ROOT = join(import.meta.dirname, '../..');
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; exports: Record<string, unknown> };
+let work: string | undefined;
+
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+async function files(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const d of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, d.name);
+    if (d.isDirectory()) out.push(...(await files(p)));
+    else out.push(p);
+  }
+  return out;
+}
+
+describe('npm pack, then install into an empty project', () => {
+  it('installs, runs `npx coapfw --version` and imports every subpath', { timeout: 240_000 }, async () => {
+    expect(existsSync(join(ROOT, 'dist/src/cli/bin.js')), 'run `npm run build` first (npm test does)').toBe(true);
+    work = await mkdtemp(join(tmpdir(), 'coapfw-pack-'));
+    const npm = (args: string[], cwd: string) => run('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], { cwd, timeout: 180_000, maxBuffer: 16 << 20 });
+
+    // dist/ is fresh from `npm test`'s build (which cleans first): pack it as is.
+    const packed = JSON.parse((await npm(['pack', '--json', '--ignore-scripts', '--pack-destination', work], ROOT)).stdout) as Array<{ filename: string; files: Array<{ path: string }>; bundled: string[] }>;
+    const paths = packed[0]!.files.map((f) => f.path);
+    expect(packed[0]!.bundled).toEqual(['cbor-x']);
+    const own = paths.filter((p) => !p.startsWith('node_modules/'));
+    expect(own.filter((p) => !p.startsWith('dist/src/')).sort()).toEqual(['LICENSE', 'README.md', 'package.json']);
+    expect(own.filter((p) => !/\.(js|d\.ts)$/.test(p) && p.startsWith('dist/'))).toEqual([]); // no source maps into sources we do not ship
+    const stale = own.filter((p) => p.endsWith('.js') && !existsSync(join(ROOT, p.replace(/^dist\//, '').replace(/\.js$/, '.ts'))));
+    expect(stale, 'built files without a source: run `npm run build`').toEqual([]);
+    expect(paths.filter((p) => p.startsWith('node_modules/') && !p.startsWith('node_modules/cbor-x/'))).toEqual([]);
+    expect(paths.some((p) => p.endsWith('.node'))).toBe(false);
+
+    const app = join(work, 'app');
+    await mkdir(app);
+    await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true, type: 'module' }));
+    await npm(['install', join(work, packed[0]!.filename)], app);
+
+    const version = await run('npx', ['--no-install', 'coapfw', '--version'], { cwd: app, timeout: 30_000 });
+    expect(version.stdout.trim()).toBe(`coapfw ${pkg.version}`);
+
+    const subpaths = Object.keys(pkg.exports).filter((k) => k !== './package.json').map((k) => (k === '.' ? 'coapfw' : `coapfw/${k.slice(2)}`));
+    await writeFile(
+      join(app, 'check.mjs'),
+      `const out = {};
+for (const s of ${JSON.stringify(subpaths)}) out[s] = Object.keys(await import(s)).length;
+const { VERSION, isCoapfwError } = await import('coapfw');
+const { createEnvelope, privateKeyFromSecret, verifyEnvelope } = await import('coapfw/suit');
+const { decodeMessage } = await import('coapfw/codec');
+const key = privateKeyFromSecret('ed25519', new Uint8Array(32).fill(7));
+const env = createEnvelope({ sequence: 3, vendorId: new Uint8Array(16), classId: new Uint8Array(16), uri: '/fw/x', digest: new Uint8Array(32), size: 1 }, [key]);
+out.verified = String(verifyEnvelope(env, { trust: { anchors: [{ name: 'k', publicKey: key.publicKey }] } }).sequenceNumber);
+try { decodeMessage(new Uint8Array([0x49, 1, 0, 1])); } catch (e) { out.malformed = isCoapfwError(e, 'MALFORMED_MESSAGE'); }
+out.version = VERSION;
+console.log(JSON.stringify(out));`,
+    );
+    const checked = JSON.parse((await run(process.execPath, ['check.mjs'], { cwd: app, timeout: 30_000 })).stdout) as Record<string, unknown>;
+    for (const s of subpaths) expect(checked[s], s).toBeGreaterThan(0);
+    expect(checked).toMatchObject({ verified: '3', malformed: true, version: pkg.version });
+
+    // Nothing native from cbor-x's side, and only the stand-in for its optional extractor.
+    const installed = (await files(join(app, 'node_modules'))).map((p) => relative(app, p));
+    expect(installed.filter((p) => p.includes('cbor-extract') && !p.startsWith('node_modules/coapfw/node_modules/cbor-x/node_modules/cbor-extract/'))).toEqual([]);
+    expect(installed.filter((p) => p.endsWith('.node') && !p.includes('node-aead-crypto'))).toEqual([]);
+  });
+});
