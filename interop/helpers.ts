@@ -27,6 +27,24 @@ export function describeWithBinaries(name: string, missing: string | undefined, 
 }
 
 
+/**
+ * How long to let `coap-client -B` wait for a block-wise GET of `size` bytes
+ * at `blockSize`, in seconds. libcoap's -B is a deadline for the whole
+ * transfer, not per response, and a client cut off by it still exits 0 with
+ * a short file. So the bound must hold on the slowest machine that runs the
+ * tests, a loaded 2-core CI box: 50 ms per round trip (about 30 times what
+ * one takes through node-coap on an idle development machine, 1.5 ms, and 15
+ * times what four parallel transfers took there at a load average of 12),
+ * plus 30 s for start-up and scheduling. Correctness is judged by the
+ * SHA-256 of the output, never by the time taken; speed is for bench/.
+ * (A transfer that stops dead is another matter: libcoap 4.3.1 stalls on a
+ * separate response to a Block2 request, see libcoap-adapter.test.ts.)
+ */
+export function blockwiseWaitSeconds(size: number, blockSize: number): number {
+  const roundTrips = Math.max(1, Math.ceil(size / blockSize));
+  return 30 + Math.ceil(roundTrips * 0.05);
+}
+
 /** What node-coap's Agent got: code, the whole (reassembled) payload, and the options of the last response. */
 export interface NodeCoapGetResult {
   readonly code: string;

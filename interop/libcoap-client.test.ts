@@ -14,6 +14,7 @@ import {
   describeWithBinaries,
   fixtureBytes,
   fixtureName,
+  blockwiseWaitSeconds,
   inBatches,
   killAll,
   libcoapMissing,
@@ -54,11 +55,13 @@ describeWithBinaries('coap-client-notls fetches from coapfw serve', libcoapMissi
     if (out) await rm(out, { recursive: true, force: true });
   });
 
-  it(`fetches ${CASES.length} size/block-size combinations with the right SHA-256`, async () => {
+  it(`fetches ${CASES.length} size/block-size combinations with the right SHA-256`, { timeout: CASES.reduce((s, c) => s + blockwiseWaitSeconds(c.size, c.bs), 0) * 1000 }, async () => {
     const results = await inBatches(
       CASES.map(({ size, bs }) => async () => {
         const file = join(out, `${size}-${bs}.out`);
-        const r = await run(COAP_CLIENT, ['-m', 'get', '-B', '30', '-b', String(bs), `coap://127.0.0.1:${port}/files/${fixtureName(size)}`, '-o', file], 40_000);
+        // 1 MiB at 256-byte blocks is 4,096 round trips: the deadline follows the count (see blockwiseWaitSeconds).
+        const wait = blockwiseWaitSeconds(size, bs);
+        const r = await run(COAP_CLIENT, ['-m', 'get', '-B', String(wait), '-b', String(bs), `coap://127.0.0.1:${port}/files/${fixtureName(size)}`, '-o', file], (wait + 15) * 1000);
         // An error response (4.xx/5.xx) is printed by coap-client; a 0-byte file must come back as an empty 2.05.
         const errorShown = /\b[45]\.\d\d\b/.test(r.stdout + r.stderr);
         return { size, bs, code: r.code, timedOut: r.timedOut, errorShown, hash: await sha256File(file) };

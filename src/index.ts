@@ -7,6 +7,7 @@
  * |---|---|
  * | `coapfw/codec` | CoAP messages, options, Block values, URIs, link format |
  * | `coapfw/suit` | SUIT envelopes: decode, verify, plan, create, sign |
+ * | `coapfw/delta` | differential updates: make and apply CFD1 deltas |
  * | `coapfw/server` | the file server, embeddable with your own resources |
  * | `coapfw/client` | open a client, fetch block-wise, download with resume |
  * | `coapfw/device` | the device's update client and boot model |

@@ -120,10 +120,13 @@ export function nodeCoapHandler(resolve: Resolver, options: NodeCoapAdapterOptio
     }
     if (!known) return false;
     const peer = { address: req.rsinfo?.address ?? '', port: req.rsinfo?.port ?? 0 };
+    // Errors about this request name the client and the path it asked for.
+    const where = { peer, path: `/${path.join('/')}` };
+    const report = options.onError && ((e: CoapfwError) => options.onError!(new CoapfwError(e.code, e.message, { cause: e.cause, ...where })));
     Promise.resolve(route({ message, peer }))
       .catch((): ResponseSpec => ({ code: Code.INTERNAL_SERVER_ERROR }))
-      .then((spec) => sendNodeCoapResponse(res, spec ?? { code: Code.INTERNAL_SERVER_ERROR }, options))
-      .catch((e: unknown) => options.onError?.(new CoapfwError('NODE_COAP_UNSUPPORTED', `node-coap adapter: sending the response failed: ${String(e)}`, { cause: e })));
+      .then((spec) => sendNodeCoapResponse(res, spec ?? { code: Code.INTERNAL_SERVER_ERROR }, { onError: report }))
+      .catch((e: unknown) => report?.(new CoapfwError('NODE_COAP_UNSUPPORTED', `node-coap adapter: sending the response failed: ${String(e)}`, { cause: e })));
     return true;
   };
 }

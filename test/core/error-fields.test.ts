@@ -21,6 +21,8 @@ import { connectDtls } from '../../src/transport/dtls/client.js';
 import { openClient } from '../../src/client/open.js';
 import { FileSink } from '../../src/client/file-sink.js';
 import { toResponse } from '../../src/server/responses.js';
+import { nodeCoapHandler } from '../../src/server/node-coap-adapter.js';
+import { resourceTable } from '../../src/server/router.js';
 
 const SERVER = { address: '10.0.0.1', port: 5683 };
 let dir: string;
@@ -113,6 +115,18 @@ describe('error fields', () => {
     expect(await rejection(PskStore.fromFile(psk))).toMatchObject({ code: 'IO_ERROR', path: psk });
     await writeFile(psk, 'dev-1 zz\n');
     expect(await rejection(PskStore.fromFile(psk))).toMatchObject({ code: 'INVALID_ARGUMENT', path: psk });
+  });
+});
+
+describe('node-coap adapter', () => {
+  it('reports a response it could not send with the client and the path', async () => {
+    const errors: CoapfwError[] = [];
+    const listener = nodeCoapHandler(resourceTable({ 'fw/x': { methods: new Set([Code.GET]), handle: () => ({ code: Code.CONTENT }) } }), { onError: (e) => void errors.push(e) });
+    const res = { code: undefined as string | undefined, statusCode: undefined as string | undefined, setOption: () => res, end: () => undefined };
+    const req = { code: '0.01', options: [{ name: 'Uri-Path', value: Buffer.from('fw') }, { name: 'Uri-Path', value: Buffer.from('x') }], rsinfo: { address: '192.0.2.7', port: 40001 } };
+    expect(listener(req, res)).toBe(true);
+    for (let i = 0; i < 20 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(errors[0]).toMatchObject({ code: 'NODE_COAP_UNSUPPORTED', peer: { address: '192.0.2.7', port: 40001 }, path: '/fw/x' });
   });
 });
 

@@ -15,6 +15,7 @@ const BUILT = join(ROOT, 'dist/examples');
 const EXPECTED: Record<string, RegExp[]> = {
   codec: [/^encoded 36 bytes: 4201/m, /Block2:3\/0\/1024/, /^rejected: MALFORMED_MESSAGE/m],
   suit: [/^verified: sequence 5, 1 trusted signature/m, /^image: digest and size match/m, /sequence 5: refused, ROLLBACK/, /one byte flipped: refused, DIGEST_MISMATCH/, /^image with one byte flipped: refused, DIGEST_MISMATCH/m],
+  delta: [/^delta: \d+ bytes for a 207800-byte image/m, /identical to the new image: true/, /^another installed image: refused, DELTA_SOURCE_MISMATCH/m],
   server: [/^\/gateway\/health -> 2\.05 \{"ok":true/m, /lists the gateway resource: true, the file: true/, /^\/files\/nope -> 4\.04/m],
   client: [/^interrupted: ABORTED/m, /^resumed at byte [1-9]\d*, fetched \d+ more blocks, 204800 bytes in all/m, /^sha256 ok/m],
   device: [/^update: installed sequence 7 \(running 0 until the reboot\), 64 blocks fetched/m, /^reboot: mode test, confirmed, installed sequence 7/m, /running the new image: true/],
