@@ -6,6 +6,7 @@
 import { open, readFile, rename, rm, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { downloadToSink, type DownloadOptions, type DownloadResult, type DownloadSink, type DownloadTarget, type ResumePoint, type ResumeState } from '../blockwise/download.js';
+import { fileError } from '../bounded-read.js';
 import { CoapfwError } from '../errors.js';
 
 /** The resume record as stored in `FILE.part.json`. */
@@ -39,27 +40,27 @@ export class FileSink implements DownloadSink {
   async begin(offset: number): Promise<void> {
     await this.release();
     if (offset > 0) {
-      await io('truncate', this.part, truncate(this.part, offset));
-      this.handle = await io('open', this.part, open(this.part, 'r+'));
+      await io(this.part, truncate(this.part, offset));
+      this.handle = await io(this.part, open(this.part, 'r+'));
     } else {
-      this.handle = await io('create', this.part, open(this.part, 'w'));
+      this.handle = await io(this.part, open(this.part, 'w'));
     }
   }
 
   async save(state: ResumeState): Promise<void> {
     const meta: PartMeta = { uri: state.key, etag: bytesToHex(state.etag), szx: state.szx };
-    await io('write', this.metaFile, writeFile(this.metaFile, JSON.stringify(meta)));
+    await io(this.metaFile, writeFile(this.metaFile, JSON.stringify(meta)));
   }
 
   async write(data: Uint8Array, offset: number): Promise<void> {
     if (this.handle === undefined) throw new CoapfwError('INVALID_ARGUMENT', 'file sink: write before begin', { path: this.part });
-    await io('write', this.part, this.handle.write(data, 0, data.length, offset));
+    await io(this.part, this.handle.write(data, 0, data.length, offset));
   }
 
   async finish(): Promise<void> {
     await this.release();
-    await io('rename', this.file, rename(this.part, this.file));
-    await io('remove', this.metaFile, rm(this.metaFile, { force: true }));
+    await io(this.file, rename(this.part, this.file));
+    await io(this.metaFile, rm(this.metaFile, { force: true }));
   }
 
   abort(): Promise<void> {
@@ -69,7 +70,7 @@ export class FileSink implements DownloadSink {
   private async release(): Promise<void> {
     const h = this.handle;
     this.handle = undefined;
-    if (h !== undefined) await io('close', this.part, h.close());
+    if (h !== undefined) await io(this.part, h.close());
   }
 }
 
@@ -98,11 +99,11 @@ async function readMeta(path: string): Promise<ResumeState | undefined> {
   return { key: m.uri, etag: hexToBytes(m.etag), szx: m.szx };
 }
 
-/** File-system failures become IO_ERROR naming the file. */
-async function io<T>(what: string, path: string, p: Promise<T>): Promise<T> {
+/** File-system failures become IO_ERROR naming the file (`fw.bin.part: no space left on device`). */
+async function io<T>(path: string, p: Promise<T>): Promise<T> {
   try {
     return await p;
   } catch (e) {
-    throw new CoapfwError('IO_ERROR', `download: cannot ${what} '${path}': ${(e as Error).message}`, { cause: e, path });
+    throw fileError(e, path);
   }
 }
