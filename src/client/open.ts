@@ -93,14 +93,16 @@ export async function openClient(uri: string, options: ClientOptions = {}): Prom
   const endpoint = new CoapEndpoint(transport, { ...options, runtime });
   const target = peer;
   const send: Requester = (spec, ro) => endpoint.request(target, spec, ro);
+  // withEcho: a server guarding against amplification answers 4.01 + Echo once (RFC 9175 §2.4).
+  const chain = withEcho(reconnectOnTimeout(secure, options.unreachable === 'fail' ? failOnUnreachable(inflight, send) : send));
   return {
     uri: parsed,
     peer: target,
     endpoint,
     runtime,
     options: uriOptions(parsed),
-    // withEcho: a server guarding against amplification answers 4.01 + Echo once (RFC 9175 §2.4).
-    request: withEcho(reconnectOnTimeout(secure, options.unreachable === 'fail' ? failOnUnreachable(inflight, send) : send)),
+    // Callers may leave out the per-call options; every wrapper below gets them.
+    request: (spec, ro = {}) => chain(spec, ro),
     close: () => endpoint.close(),
   };
 }
