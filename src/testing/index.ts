@@ -15,7 +15,7 @@
 export { FakeRuntime } from './fake-runtime.js';
 export { MemNetwork, MemTransport, flush } from './mem-transport.js';
 export { ImpairedTransport, type Impairment, type ImpairmentStats } from '../transport/impaired.js';
-export { MemoryFlash, type CutOptions, type FlashStats, type MemoryFlashOptions } from '../flash/memory.js';
+export { MemoryFlash, type CutOptions, type FlashOperation, type FlashStats, type MemoryFlashOptions } from '../flash/memory.js';
 export { powerCutSweep, runUntilDone, type PowerCutSweepOptions, type PowerCutSweepReport } from '../flash/power-cut.js';
 export { CrashingFlash } from '../device/crash-flash.js';
 export { mulberry32 } from '../core/prng.js';
