@@ -97,8 +97,9 @@ export interface HistoryEntry {
   readonly detail: string | undefined;
 }
 
-/** An image of a release (one per SUIT component). */
+/** An image of a release: one per image the manifest fetches (per component, and per slot for A/B manifests). */
 export interface ReleaseImage {
+  /** Position of the image in the release: component order, then slot order. */
   readonly component: number;
   readonly sha256: string;
   readonly size: number;

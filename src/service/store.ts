@@ -22,7 +22,8 @@
  *   (stateless Block2) and a release is stored in one transaction with its
  *   bytes: nothing half-uploaded is ever visible.
  * - `releases` (primary key class + sequence) and `release_images` (one row
- *   per SUIT component, so a multi-vendor envelope of issue 14 fits):
+ *   per image the manifest fetches: per SUIT component, and per slot of an
+ *   A/B manifest, so a multi-vendor envelope of issue 14 fits):
  *   urgency, envelope and image addresses and sizes, expected downtime,
  *   publisher, published-at. Two publishers racing for one (class,
  *   sequence): the primary key lets exactly one INSERT through; the other
