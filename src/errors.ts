@@ -88,6 +88,8 @@ export type CoapfwErrorCode =
   | 'ALREADY_EXISTS'
   | 'CONFLICT'
   | 'DB_SCHEMA'
+  | 'DRIVER_MISSING'
+  | 'BLOB_MISSING'
   // generic
   | 'INVALID_ARGUMENT'
   | 'IO_ERROR';
