@@ -297,7 +297,7 @@ export class DeviceAgent {
       return this.feed({ type: 'updated', target, outcome: { kind: 'busy' } });
     }
     // The draft's denial-of-service requirement: the device is told how long it will be gone before it starts.
-    if (target.downtime !== undefined) this.emit({ type: 'downtime', seq: target.seq, seconds: target.downtime });
+    if (target.downtime !== undefined && target.downtime > 0) this.emit({ type: 'downtime', seq: target.seq, seconds: target.downtime });
     this.emit({ type: 'update-start', target });
     const r = await runAgentUpdate(
       {
