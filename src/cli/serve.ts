@@ -5,16 +5,20 @@
 import { stat } from 'node:fs/promises';
 import { fileError } from '../bounded-read.js';
 import { CoapfwError, isCoapfwError } from '../errors.js';
-import { startFileServer, type FileServer } from '../server/serve.js';
+import { startFileServer, type FileServer, type FileServerOptions } from '../server/serve.js';
+import { startUpdateServer, type UpdateServer } from '../service/update-server.js';
 import { PskStore } from '../transport/dtls/psk-store.js';
 import { ipv6Available } from '../transport/udp.js';
 import { COMMON_OPTIONS, intOption, parse, str, verbosity } from './args.js';
 import { UsageError, type CliCommand } from './common.js';
 import { blockSizeOption } from './inputs.js';
 import { serveLog, url, type ServeLog } from './serve-log.js';
+import { dbName, logServiceEvent, openServiceStore, SERVICE_HELP, SERVICE_OPTIONS, serviceSettings, trustOf } from './serve-service.js';
 
 const HELP = `usage: coapfw serve DIR [--host H] [--port P] [--max-block-size N]
                     [--psk-file FILE [--dtls-port P] [--no-coap]] [--json] [-v]
+                    [--db URL] [--trust KEY.pub ...] [--publisher ID ...]
+                    [--open-registration | --no-open-registration]
 
 Serve every regular file under DIR over CoAP (RFC 7252) with block-wise
 transfer (RFC 7959), the way a TFTP server would, but resumable at any block:
@@ -23,6 +27,17 @@ transfer (RFC 7959), the way a TFTP server would, but resumable at any block:
   /.well-known/core          the list of both (RFC 6690)
   /status[/<device>]         device update reports (POST JSON/CBOR, GET lists)
 Files are observable (RFC 7641): a GET with Observe 0 is notified on change.
+
+The update service runs beside the files, on a database (--db; by default
+SQLite in DIR/.coapfw/fleet.db, a hidden directory that is never served):
+  /d, /d/<id>                devices register (POST CBOR/JSON)
+  /d/<id>/r                  status reports
+  /d/<id>/c                  the device's command (GET, Observe; POST answers)
+  /m/<class>[/<seq>]         the newest (or a given) envelope of a class (Observe)
+  /fw/sha256/<hex>           also every image and envelope of the database
+  /pub/blob/<hex>, /pub/release   publishing (coaps, publisher identities only)
+Several servers on one PostgreSQL database (--db postgres://...) serve one
+fleet: a release or command through one notifies observers of every other.
 With --echo, plain CoAP answers a large response to an address it has not yet
 verified with 4.01 and an Echo value (RFC 9175 amplification protection): use
 it on a server reachable from the Internet. libcoap's block-wise fetches and
@@ -36,6 +51,8 @@ file has one "identity hexkey" per line; blank lines and lines starting with
 '#' are ignored; identities have no white space, keys are 1..64 bytes:
   # identity   key (hex)
   dev-0001     00112233445566778899aabbccddeeff
+A third field 'publisher' lets an identity publish releases:
+  ci-release   0f0e0d0c0b0a09080706050403020100   publisher
 The file is re-read when it changes and on SIGHUP; if the new content is bad
 the old table stays in use and the error is printed.
 
@@ -51,7 +68,7 @@ options:
   --dtls-port P         UDP port for coaps:// (default 5684)
   --no-coap             serve coaps:// only (needs --psk-file)
   --echo                Echo amplification protection on plain CoAP
-  --json                the startup line and events as JSON lines on stdout
+${SERVICE_HELP}  --json                the startup line and events as JSON lines on stdout
   -v, --verbose         also log DTLS sessions and device status reports
   -h, --help            this text
 `;
@@ -65,6 +82,7 @@ const OPTIONS = {
   'dtls-port': { type: 'string' },
   'no-coap': { type: 'boolean' },
   echo: { type: 'boolean' },
+  ...SERVICE_OPTIONS,
 } as const;
 
 /** DIR must be a directory before anything binds: a clear message, and what to do. */
@@ -107,9 +125,13 @@ export const serveCommand: CliCommand = async (args, io) => {
   const host = str(values, 'host') ?? ((await ipv6Available()) ? '::' : '0.0.0.0');
   const psk = pskFile === undefined ? undefined : await PskStore.fromFile(pskFile);
   if (psk?.size === 0) log.warn(`${pskFile} has no identities; every coaps handshake will fail until it does`);
+  const service = serviceSettings(values, dir);
+  const trust = await trustOf(service.trust);
+  const store = await openServiceStore(service, log);
+  const verbose = verbosity(values);
   let server: FileServer;
   try {
-    server = await startFileServer({
+    const files: FileServerOptions = {
       dir,
       host,
       port,
@@ -120,13 +142,25 @@ export const serveCommand: CliCommand = async (args, io) => {
       onError: (e: unknown) => log.error(e),
       status: { onReport: (s) => log.report(s) },
       ...(psk ? { secure: { psk, host, port: dtlsPort, onEvent: (e) => log.dtls(e) } } : {}),
+    };
+    server = store === undefined ? await startFileServer(files) : await startUpdateServer({
+      ...files,
+      store,
+      ...(trust ? { trust } : {}),
+      publishers: service.publishers,
+      ...(service.openRegistration === undefined ? {} : { openRegistration: service.openRegistration }),
+      ...(service.pollS === undefined ? {} : { pollS: service.pollS }),
+      ...(service.normalWindowS === undefined ? {} : { modes: { normalWindowS: service.normalWindowS } }),
+      onEvent: (e) => logServiceEvent(log, verbose, e),
     });
   } catch (e) {
+    await store?.close();
     throw bindError(e, psk && dtlsPort !== port ? { port: dtlsPort } : undefined);
   }
   const stopReload = psk ? reloadPsk(psk, log) : () => {};
   const urls = [...(noCoap ? [] : [url('coap', server.address())]), ...(server.dtls ? [url('coaps', server.dtls.address())] : [])];
-  log.listening(server.repo.list().length, server.repo.root, urls);
+  const summary = store === undefined ? undefined : { db: dbName(service.db!), backend: store.backend, publishKeys: trust?.anchors.length ?? 0, openRegistration: (server as UpdateServer).openRegistration };
+  log.listening(server.repo.list().length, server.repo.root, urls, summary);
   server.repo.onChange((changed) => log.files(server.repo.list().length, changed));
   await new Promise<void>((resolve) => {
     const stop = (): void => {
@@ -139,6 +173,7 @@ export const serveCommand: CliCommand = async (args, io) => {
   });
   stopReload();
   await server.close();
+  await store?.close();
   log.stopped();
   return 0;
 };
