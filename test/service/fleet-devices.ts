@@ -96,6 +96,7 @@ export class Fleet {
       update: { blockRetry: { attempts: 6, baseMs: 300, maxMs: 2000 }, retry: { attempts: 4, baseMs: 500, maxMs: 3000 } },
       onEvent: (e) => {
         dev.events.push(e);
+        if (process.env.FLEET_DEBUG !== undefined && dev.id.endsWith(process.env.FLEET_DEBUG)) process.stderr.write(`${Date.now() % 100000} ${dev.id} ${JSON.stringify(e).slice(0, 160)}\n`);
         if (e.type === 'answered' && e.code !== undefined && e.code >> 5 === 2) dev.answers.push({ commandId: e.commandId, defer: e.answer.answer === 'now' ? 0 : e.answer.defer });
       },
     });
