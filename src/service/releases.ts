@@ -176,7 +176,8 @@ export function releaseResolver(cache: ReleaseCache, options: ReleaseResourceOpt
       const resource = manifestResource(cache, classId, options);
       return options.observe ? options.observe(`m/${classId}`, resource) : resource;
     }
-    const seq = /^\d{1,16}$/.test(path[2]!) ? Number(path[2]) : NaN;
+    if (!/^\d{1,16}$/.test(path[2]!)) return undefined;
+    const seq = Number(path[2]);
     return {
       methods: GET_ONLY,
       handle: async (req) => {

@@ -34,8 +34,10 @@ describe('coapfw serve', () => {
   it('prints the startup line, a line when the directory changes, and exits 0 on SIGTERM', { timeout: 30_000 }, async () => {
     const p = runCli(['serve', dir, '--host', '127.0.0.1', '--port', '0']);
     try {
-      await p.waitFor((o) => o.includes('serving 1 files'));
-      expect(p.out()).toMatch(/^coapfw: serving 1 files from \S+ on coap:\/\/127\.0\.0\.1:\d+\n$/);
+      await p.waitFor((o) => o.includes('update service on'));
+      expect(p.out()).toMatch(
+        /^coapfw: serving 1 files from \S+ on coap:\/\/127\.0\.0\.1:\d+\ncoapfw: update service on sqlite:\S+\/\.coapfw\/fleet\.db \(sqlite\); no --trust: publishing is off; devices over plain CoAP too \(open registration: unauthenticated\)\n$/,
+      );
       await writeFile(join(dir, 'b.bin'), 'second file\n');
       await p.waitFor((o) => o.includes('serving 2 files'));
       expect(p.out()).toMatch(/\ncoapfw: serving 2 files \(1 changed: b\.bin\)\n$/);
@@ -50,6 +52,7 @@ describe('coapfw serve', () => {
       await p.waitFor((o) => o.includes('"listening"'));
       const [start] = lines(p.out());
       expect(start).toMatchObject({ event: 'listening', files: 2, urls: [expect.stringMatching(/^coap:\/\/127\.0\.0\.1:\d+$/)] });
+      expect(start!.service).toEqual({ db: `sqlite:${join(dir, '.coapfw', 'fleet.db')}`, backend: 'sqlite', publishKeys: 0, openRegistration: true });
       expect(typeof start!.time).toBe('string');
       await rm(join(dir, 'b.bin'));
       await p.waitFor((o) => o.includes('"event":"files"'));

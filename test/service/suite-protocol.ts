@@ -117,6 +117,29 @@ export function protocolSuite(make: () => Harness): void {
       notes.close();
     });
 
+    it('legacy /status reports of a known device are recorded in the store (numbered by the server); unknown ones stay in memory', async () => {
+      const plain = await svc.plain();
+      await call(plain, Code.POST, '/d/old-1', reg('client', 1));
+      const post = (id: string, body: unknown) =>
+        plain.request({ code: Code.POST, options: [...pathOptions(`/status/${id}`), { number: OptionNumber.CONTENT_FORMAT, value: encodeUint(ContentFormat.JSON) }], payload: new TextEncoder().encode(JSON.stringify(body)) });
+      expect((await post('old-1', { result: 'installed', installedSequence: 1, candidateSequence: 2, blocksFetched: 5 })).code).toBe(Code.CREATED);
+      expect((await post('old-1', { result: 'confirmed', installedSequence: 2, running: 'ab'.repeat(32) })).code).toBe(Code.CHANGED);
+      const device = (await svc.server.store.getDevice('old-1'))!;
+      expect(device).toMatchObject({ state: 'confirmed', installedSeq: 2, runningDigest: 'ab'.repeat(32), reportSeq: 2 });
+      expect((await svc.server.store.listHistory('old-1')).map((e) => [e.transition, e.reportSeq])).toEqual([
+        ['confirmed', 2],
+        ['installed', 1],
+        ['registered', undefined],
+      ]);
+      expect((await post('stranger', { result: 'failed', error: 'TIMEOUT' })).code).toBe(Code.CREATED);
+      expect(svc.server.status.get('stranger')!.report).toMatchObject({ result: 'failed' });
+      expect(await svc.server.store.getDevice('stranger')).toBeUndefined();
+      // A report for a coaps device over plain CoAP is refused, in the store and in memory.
+      await call(await svc.secure('dev1'), Code.POST, '/d', reg('server'));
+      expect((await post('dev-1', { result: 'up-to-date', installedSequence: 1 })).code).toBe(Code.FORBIDDEN);
+      expect(svc.server.status.get('dev-1')).toBeUndefined();
+    });
+
     it('JSON clients get JSON; Accept picks the format; other formats are 4.15 / 4.06', async () => {
       const plain = await svc.plain();
       await call(plain, Code.POST, '/d/j-1', reg('client'), { json: true });
