@@ -55,7 +55,7 @@ export type AgentInput =
   | { readonly type: 'register-failed'; readonly error: string }
   | { readonly type: 'observed'; readonly value: Observed }
   /** The observation ended: `not-found` (4.04), `unreachable` (timeout, RST, other error codes). */
-  | { readonly type: 'lost'; readonly reason: 'not-found' | 'unreachable' }
+  | { readonly type: 'lost'; readonly reason: 'not-found' | 'unreachable'; readonly retryAfterMs?: number }
   | { readonly type: 'answered'; readonly commandId: number }
   /** `closed`: the server says the command is no longer open (4.09, 4.04). */
   | { readonly type: 'answer-failed'; readonly commandId: number; readonly closed: boolean }
@@ -155,7 +155,7 @@ export function agentStep(m: AgentModel, input: AgentInput, ctx: AgentContext): 
       if (m.state !== 'watching' && m.state !== 'waiting') return none(m);
       return consider(m, input.value);
     case 'lost':
-      return onLost(m, input.reason, ctx);
+      return onLost(m, input.reason, ctx, input.retryAfterMs);
     case 'answered':
       if (m.state !== 'negotiating') return none(m);
       return reconsider({ ...m, state: 'waiting', answered: remember(m.answered, input.commandId) });
@@ -200,13 +200,13 @@ function onTimer(m: AgentModel): AgentStep {
   }
 }
 
-function onLost(m: AgentModel, reason: 'not-found' | 'unreachable', ctx: AgentContext): AgentStep {
+function onLost(m: AgentModel, reason: 'not-found' | 'unreachable', ctx: AgentContext, retryAfterMs?: number): AgentStep {
   if (m.state === 'updating') return none({ ...m, lostWhileUpdating: true });
   if (m.state !== 'watching' && m.state !== 'waiting' && m.state !== 'negotiating' && !busyWait(m)) return none(m);
   // Client mode, 4.04 on the class manifest: no release yet. Look again after the poll interval.
   if (reason === 'not-found' && m.mode === 'client') return retry(m, ctx, 'observe', ctx.pollMs(m.answer));
-  // The server forgot the device (4.04), or is gone: register again.
-  return retry(m, ctx, 'register');
+  // The server forgot the device (4.04), or is gone, or busy (5.03: after its Max-Age): register again.
+  return retry(m, ctx, 'register', retryAfterMs);
 }
 
 /** Act on the newest value saved while busy, if any. */

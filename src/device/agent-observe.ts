@@ -19,7 +19,7 @@ import { getRequest } from './agent-wire.js';
 /** Why an observation ended. */
 export type ObserveLoss =
   /** The server answered an error code (4.04: it does not know the resource or the device). */
-  | { readonly kind: 'refused'; readonly code: number }
+  | { readonly kind: 'refused'; readonly code: number; readonly maxAge: number | undefined }
   /** No acknowledgement (TIMEOUT) or a RST (RESET) for our request. */
   | { readonly kind: 'unreachable'; readonly error: CoapfwError };
 
@@ -90,7 +90,7 @@ export class Observation {
 
   private onResponse(msg: CoapMessage): void {
     if (this.closed) return;
-    if (msg.code >> 5 !== 2) return this.lose({ kind: 'refused', code: msg.code });
+    if (msg.code >> 5 !== 2) return this.lose({ kind: 'refused', code: msg.code, maxAge: maxAgeOf(msg) });
     if (msg.code !== Code.CONTENT) return;
     const raw = getOption(msg, OptionNumber.OBSERVE);
     if (raw !== undefined && !this.fresh(raw)) return;
@@ -119,5 +119,16 @@ export class Observation {
     if (this.closed) return;
     this.close();
     this.o.onLost(loss);
+  }
+}
+
+/** Max-Age of an error answer (RFC 7252 §5.10.5: "try again after"), when it carries one. */
+function maxAgeOf(msg: CoapMessage): number | undefined {
+  const raw = getOption(msg, OptionNumber.MAX_AGE);
+  if (raw === undefined) return undefined;
+  try {
+    return decodeUint(raw);
+  } catch {
+    return undefined;
   }
 }

@@ -25,7 +25,7 @@ import { OptionNumber } from '../codec/numbers.js';
 import { getOption, pathOptions } from '../codec/options.js';
 import type { TimerHandle } from '../core/runtime.js';
 import { CoapfwError, isCoapfwError } from '../errors.js';
-import { backoffDelay } from '../messaging/retry.js';
+import { backoffDelay, retryAfterDelay } from '../messaging/retry.js';
 import { verifyEnvelope } from '../suit/verify.js';
 import { agentStep, initialModel, type AgentContext, type AgentEffect, type AgentInput, type AgentModel, type AgentStateName, type UpdateTarget } from './agent-machine.js';
 import { Observation, type ObserveLoss } from './agent-observe.js';
@@ -236,7 +236,9 @@ export class DeviceAgent {
     this.observation = undefined;
     const notFound = loss.kind === 'refused' && loss.code === 0x84; // 4.04
     this.emit({ type: 'observe-lost', reason: loss.kind === 'refused' ? `response ${loss.code >> 5}.${String(loss.code & 31).padStart(2, '0')}` : loss.error.code });
-    this.feed({ type: 'lost', reason: notFound ? 'not-found' : 'unreachable' });
+    // A "try again after" (5.03 + Max-Age) is waited out as the server asks, spread like a fetch's (retryAfterDelay).
+    const after = loss.kind === 'refused' && loss.maxAge !== undefined ? retryAfterDelay(loss.maxAge, this.o.backoff ?? {}, () => this.o.link.runtime.random()) : undefined;
+    this.feed({ type: 'lost', reason: notFound ? 'not-found' : 'unreachable', ...(after === undefined ? {} : { retryAfterMs: after }) });
   }
 
   private onNotification(obs: Observation, path: string, msg: CoapMessage): void {

@@ -67,6 +67,10 @@ describe('agent machine', () => {
     expect(back.model).toMatchObject({ state: 'watching', failures: 0 });
   });
 
+  it('a busy server (5.03 + Max-Age) is waited out for the time it asks, not the back-off', () => {
+    expect(run('server', [...up, { type: 'lost', reason: 'unreachable', retryAfterMs: 4500 }]).effects.slice(2)).toEqual(['wait 4500']);
+  });
+
   it('client mode, no release yet (4.04): looks again after the poll interval, without registering again', () => {
     expect(run('client', [...up, { type: 'lost', reason: 'not-found' }, { type: 'timer' }]).effects.slice(2)).toEqual(['wait 30000', 'observe /m/aa']);
   });
