@@ -67,7 +67,8 @@ describe('device agents against the update server (SQLite)', () => {
     await startAgent('cli-1', 'client');
     const secure = await startAgent(undefined, 'server', {}, 'dev1');
     await eventually(async () => ((await store.listDevices()).length === 4 ? true : undefined), 10_000, 'four registrations');
-    expect(secure.find((e) => e.type === 'registered')).toMatchObject({ id: PSK.dev1.identity });
+    // The server names a device that registered with POST /d over coaps by its PSK identity.
+    expect(await eventually(() => secure.find((e) => e.type === 'registered'), 10_000, 'the coaps registration')).toMatchObject({ id: PSK.dev1.identity });
 
     const publisher = await svc.secure('publisher');
     const { release } = await publishOver(publisher, signedRelease(1), { urgency: 'critical', downtime: 7 });
