@@ -119,6 +119,11 @@ export class ServiceDouble {
     return id;
   }
 
+  /** Show `body` as the device's command (notifying its observers). */
+  show(device: string, body: Body): void {
+    this.setCommand(device, body);
+  }
+
   private setCommand(device: string, body: Body): void {
     this.commands.set(device, body);
     this.observe.changed(`c:${device}`, this.commandResource(device));

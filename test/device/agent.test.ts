@@ -39,7 +39,21 @@ afterEach(async () => {
 async function agent(svc: ServiceDouble, dev: Device, opts: Partial<DeviceAgentOptions> = {}): Promise<{ agent: DeviceAgent; events: AgentEvent[] }> {
   const events: AgentEvent[] = [];
   const link = svc.link();
-  const a = new DeviceAgent({ ...dev, server: SERVICE_URI, link, trust: TRUST, vendorId: VENDOR, classId: CLASS, mode: 'server', deviceId: 'dev-1', onEvent: (e) => events.push(e), ...opts });
+  const a = new DeviceAgent({
+    ...dev,
+    server: SERVICE_URI,
+    link,
+    trust: TRUST,
+    vendorId: VENDOR,
+    classId: CLASS,
+    mode: 'server',
+    deviceId: 'dev-1',
+    ...opts,
+    onEvent: (e) => {
+      events.push(e);
+      opts.onEvent?.(e);
+    },
+  });
   cleanups.push(async () => {
     await a.stop();
     await link.close();
@@ -231,5 +245,63 @@ describe('device agent (service double, fake clock)', () => {
     await until(rt, () => svc.reports.length === 1);
     expect(svc.reports[0]!.body).toMatchObject({ state: 'confirmed', seq: 0, iseq: 0 });
     expect(svc.commands.get('dev-1')).toEqual({ op: 'none' });
+  });
+
+  it('a new image that fails its self-test is reverted and reported so, and not tried again in this run', async () => {
+    const rt = new FakeRuntime(10);
+    const svc = new ServiceDouble(rt);
+    const manifest = svc.release(image(8000, 11), 2);
+    const dev = await device();
+    const { agent: a, events } = await agent(svc, dev, { selfTest: () => false });
+    await until(rt, () => svc.observers === 1);
+    const cmd = svc.command('dev-1', 'update', 2, manifest);
+    await until(rt, () => states(svc).includes('reverted'));
+    await flush();
+    expect(svc.reports.at(-1)!.body).toMatchObject({ state: 'reverted', seq: 2, iseq: 0, detail: expect.stringMatching(/self-test/) });
+    expect(a.installedSequence).toBe(0);
+    // The same command shown again (say, before the server took the report) starts nothing.
+    svc.show('dev-1', { op: 'update', id: cmd, seq: 2, manifest });
+    rt.advance(1000);
+    await flush();
+    expect(events.filter((e) => e.type === 'update-start')).toHaveLength(1);
+  });
+
+  it('an envelope that does not verify is reported failed with the reason, and the running image stays', async () => {
+    const rt = new FakeRuntime(11);
+    const svc = new ServiceDouble(rt);
+    const forged = svc.release(image(4000, 12), 5, privateKeyFromSecret('ed25519', new Uint8Array(32).fill(9)));
+    const dev = await device();
+    const { agent: a } = await agent(svc, dev);
+    await until(rt, () => svc.observers === 1);
+    svc.command('dev-1', 'update', 5, forged);
+    await until(rt, () => states(svc).includes('failed'));
+    expect(svc.reports.at(-1)!.body).toMatchObject({ state: 'failed', seq: 5, detail: expect.stringMatching(/^(UNTRUSTED_KEY|SIGNATURE_INVALID): /) });
+    expect(a.installedSequence).toBe(0);
+    expect(states(svc)).not.toContain('downloading');
+  });
+
+  it('a server that goes silent mid-download is not told "failed": the agent waits, registers again, and the journal resumes', async () => {
+    const rt = new FakeRuntime(12);
+    const svc = new ServiceDouble(rt);
+    const manifest = svc.release(image(50_000, 13), 1);
+    const dev = await device();
+    let silenced = false;
+    const { events } = await agent(svc, dev, {
+      update: { blockRetry: { attempts: 2, baseMs: 100, maxMs: 200 }, retry: { attempts: 1 } },
+      onEvent: (e) => {
+        if (!silenced && e.type === 'update' && e.event.type === 'block' && e.event.num === 20) {
+          silenced = true;
+          svc.silent = true;
+          rt.setTimer(200_000, () => (svc.silent = false)); // longer than a request's retransmissions (RFC 7252 §4.8.2)
+        }
+      },
+    });
+    await until(rt, () => svc.observers === 1);
+    svc.command('dev-1', 'update', 1, manifest);
+    await until(rt, () => states(svc).includes('confirmed'));
+    expect(states(svc)).not.toContain('failed');
+    const ends = events.filter((e): e is Extract<AgentEvent, { type: 'update-end' }> => e.type === 'update-end');
+    expect(ends[0]!.outcome.kind).toBe('retry');
+    expect(ends.at(-1)!.status!.blocksResumed).toBeGreaterThan(0);
   });
 });
