@@ -5,6 +5,7 @@
  */
 import { writeSync } from 'node:fs';
 import { basename } from 'node:path';
+import { codeToString } from '../codec/numbers.js';
 import { parseCoapUri } from '../codec/uri.js';
 import { openClient } from '../client/open.js';
 import { DeviceAgent } from '../device/agent.js';
@@ -123,7 +124,7 @@ async function runArgs(values: Values) {
 }
 type RunArgs = Awaited<ReturnType<typeof runArgs>>;
 
-const code = (c: number | undefined): string => (c === undefined ? 'no answer' : `${c >> 5}.${String(c & 31).padStart(2, '0')}`);
+const code = (c: number | undefined): string => (c === undefined ? 'no answer' : codeToString(c));
 
 /** One line of text for an event, and the verbosity it needs; undefined for none. */
 function describe(e: AgentEvent): [number, string] | undefined {

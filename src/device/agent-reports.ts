@@ -12,7 +12,7 @@
  * a waiting one of the same release, and when the queue is full the oldest
  * progress report goes first (a transition is never dropped for progress).
  */
-import { Code, OptionNumber } from '../codec/numbers.js';
+import { Code, codeToString, OptionNumber } from '../codec/numbers.js';
 import { decodeUint, getOption } from '../codec/options.js';
 import type { Requester } from '../core/request.js';
 import type { Runtime } from '../core/runtime.js';
@@ -192,7 +192,7 @@ export class Reporter {
     if (res.code === Code.NOT_FOUND) return { kind: 'unknown-device' };
     if (res.code >> 5 === 5) {
       const maxAge = getOption(res, OptionNumber.MAX_AGE);
-      return { kind: 'unreachable', error: `${res.code >> 5}.${String(res.code & 31).padStart(2, '0')}${maxAge ? ` (Max-Age ${decodeUint(maxAge)})` : ''}` };
+      return { kind: 'unreachable', error: `${codeToString(res.code)}${maxAge ? ` (Max-Age ${decodeUint(maxAge)})` : ''}` };
     }
     return { kind: 'dropped', rseq, report: q.report, code: res.code };
   }

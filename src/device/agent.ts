@@ -16,23 +16,19 @@
  * // ... later
  * await agent.stop();
  */
-import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { fetchAll } from '../blockwise/fetch.js';
-import { decodeBlock } from '../codec/block.js';
 import type { CoapMessage } from '../codec/message.js';
-import { OptionNumber } from '../codec/numbers.js';
-import { getOption, pathOptions } from '../codec/options.js';
+import { codeToString } from '../codec/numbers.js';
 import type { TimerHandle } from '../core/runtime.js';
 import { CoapfwError, isCoapfwError } from '../errors.js';
 import { backoffDelay, retryAfterDelay } from '../messaging/retry.js';
-import { verifyEnvelope } from '../suit/verify.js';
 import { agentStep, initialModel, type AgentContext, type AgentEffect, type AgentInput, type AgentModel, type AgentStateName, type UpdateTarget } from './agent-machine.js';
 import { Observation, type ObserveLoss } from './agent-observe.js';
 import { checkAgentOptions, type AgentEvent, type DeviceAgentOptions } from './agent-options.js';
 import { Reporter, type ReportOutcome } from './agent-reports.js';
 import { runAgentUpdate } from './agent-update.js';
-import { answerBody, decodeCommand, decodeRegistrationAnswer, postCbor, registrationBody, type AgentCommand, type CommandOf } from './agent-wire.js';
+import { answerOffer, classManifest, errorText, register } from './agent-requests.js';
+import { decodeCommand, type AgentCommand, type CommandOf } from './agent-wire.js';
 import { powerOn } from './device.js';
 
 const hex = bytesToHex;
@@ -184,7 +180,7 @@ export class DeviceAgent {
     this.model = { ...this.model, state: 'stopped' };
     this.abort.abort();
     this.shutdown();
-    this.emit({ type: 'stopped', error: isCoapfwError(err) ? `${err.code}: ${err.message}` : String(err) });
+    this.emit({ type: 'stopped', error: errorText(err) });
     this.settle.reject(err);
   }
 
@@ -196,19 +192,13 @@ export class DeviceAgent {
   }
 
   private async register(): Promise<void> {
-    const o = this.o;
-    const body = registrationBody({ vendor: hex(o.vendorId), class: hex(o.classId), seq: this.model.installed, digest: this.running || undefined, mode: o.mode, group: o.group });
-    const path = o.deviceId === undefined ? '/d' : `/d/${encodeURIComponent(o.deviceId)}`;
     let answer;
     try {
-      const res = await o.link.request(postCbor(path, body), { signal: this.abort.signal });
-      if (res.code >> 5 !== 2) throw new Error(`registration refused: ${res.code >> 5}.${String(res.code & 31).padStart(2, '0')} ${new TextDecoder().decode(res.payload.slice(0, 120))}`);
-      answer = decodeRegistrationAnswer(res);
+      answer = await register(this.o, this.model.installed, this.running, this.abort.signal);
     } catch (e) {
       if (isCoapfwError(e, 'ABORTED')) return;
-      const error = isCoapfwError(e) ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e);
-      this.emit({ type: 'register-failed', error });
-      return this.feed({ type: 'register-failed', error });
+      this.emit({ type: 'register-failed', error: errorText(e) });
+      return this.feed({ type: 'register-failed', error: errorText(e) });
     }
     this.deviceIdSeen = answer.id;
     this.reporter.registered(answer.id, answer.rseq);
@@ -235,7 +225,7 @@ export class DeviceAgent {
     if (this.observation !== obs) return;
     this.observation = undefined;
     const notFound = loss.kind === 'refused' && loss.code === 0x84; // 4.04
-    this.emit({ type: 'observe-lost', reason: loss.kind === 'refused' ? `response ${loss.code >> 5}.${String(loss.code & 31).padStart(2, '0')}` : loss.error.code });
+    this.emit({ type: 'observe-lost', reason: loss.kind === 'refused' ? `response ${codeToString(loss.code)}` : loss.error.code });
     // A "try again after" (5.03 + Max-Age) is waited out as the server asks, spread like a fetch's (retryAfterDelay).
     const after = loss.kind === 'refused' && loss.maxAge !== undefined ? retryAfterDelay(loss.maxAge, this.o.backoff ?? {}, () => this.o.link.runtime.random()) : undefined;
     this.feed({ type: 'lost', reason: notFound ? 'not-found' : 'unreachable', ...(after === undefined ? {} : { retryAfterMs: after }) });
@@ -248,7 +238,7 @@ export class DeviceAgent {
       try {
         command = decodeCommand(msg);
       } catch (e) {
-        return this.emit({ type: 'ignored', path, error: isCoapfwError(e) ? e.message : String(e) });
+        return this.emit({ type: 'ignored', path, error: errorText(e) });
       }
       this.emit({ type: 'command', command });
       return this.feed({ type: 'observed', value: { kind: 'command', command } });
@@ -256,36 +246,26 @@ export class DeviceAgent {
     this.track(this.onManifest(obs, path, msg));
   }
 
-  /** Client mode: the class's newest envelope (fetched whole when it came block-wise), verified before it counts. */
   private async onManifest(obs: Observation, path: string, msg: CoapMessage): Promise<void> {
-    const o = this.o;
-    let envelope = msg.payload;
+    let m;
     try {
-      const block = getOption(msg, OptionNumber.BLOCK2);
-      if (block !== undefined && decodeBlock(block).more) {
-        envelope = (await fetchAll(o.link.request, { runtime: o.link.runtime, options: pathOptions(path), maxSize: o.update?.maxEnvelopeSize ?? 16384, signal: this.abort.signal })).data;
-      }
-      const v = verifyEnvelope(envelope, { trust: o.trust, vendorId: o.vendorId, classId: o.classId });
-      if (this.observation !== obs) return;
-      const manifest = `/fw/sha256/${hex(sha256(envelope))}`;
-      const seq = Number(v.sequenceNumber);
-      this.emit({ type: 'manifest', seq, manifest });
-      this.feed({ type: 'observed', value: { kind: 'manifest', seq, manifest } });
+      m = await classManifest(this.o, path, msg, this.abort.signal);
     } catch (e) {
       if (isCoapfwError(e, 'ABORTED')) return;
-      this.emit({ type: 'ignored', path, error: isCoapfwError(e) ? `${e.code}: ${e.message}` : String(e) });
+      return this.emit({ type: 'ignored', path, error: errorText(e) });
     }
+    if (this.observation !== obs) return;
+    this.emit({ type: 'manifest', ...m });
+    this.feed({ type: 'observed', value: { kind: 'manifest', ...m } });
   }
 
   private async negotiate(c: CommandOf<'offer'>): Promise<void> {
-    const o = this.o;
-    const answer = (await o.answerOffer?.({ id: c.id, seq: c.seq, urgency: c.urgency, downtime: c.downtime })) ?? { answer: 'now' as const };
-    const cmdPath = this.model.answer!.cmd;
+    const answer = (await this.o.answerOffer?.({ id: c.id, seq: c.seq, urgency: c.urgency, downtime: c.downtime })) ?? { answer: 'now' as const };
     let code: number | undefined;
     try {
-      code = (await o.link.request(postCbor(cmdPath, answerBody(c.id, answer)), { signal: this.abort.signal })).code;
-    } catch (e) {
-      if (isCoapfwError(e, 'ABORTED')) return;
+      code = await answerOffer(this.o, this.model.answer!.cmd, c.id, answer, this.abort.signal);
+    } catch {
+      return; // aborted: the agent is stopping
     }
     this.emit({ type: 'answered', commandId: c.id, answer, code });
     if (code !== undefined && code >> 5 === 2) return this.feed({ type: 'answered', commandId: c.id });
