@@ -9,6 +9,7 @@ import * as devices from './devices-sql.js';
 import type { Device, DeviceRegistration, DeviceState, HistoryEntry, NewRelease, NewTrustDocument, Release, StatusReport, TrustDocument, TrustKind, WallClock } from './model.js';
 import * as releases from './releases-sql.js';
 import * as rollouts from './rollouts-sql.js';
+import * as targets from './rollout-targets-sql.js';
 import { int } from './rows.js';
 import type { SqlDriver } from './sql.js';
 import type { DeviceFilter, ReportResult, Store, StoreChange, StoreOptions, Unsubscribe } from './store.js';
@@ -120,6 +121,27 @@ export class SqlStore implements Store {
   }
   rolloutCounts(rolloutId: number): Promise<WaveCounts[]> {
     return rollouts.rolloutCounts(this.driver, rolloutId);
+  }
+  rolloutCandidates(rolloutId: number, limit: number): Promise<string[]> {
+    return targets.rolloutCandidates(this.driver, rolloutId, limit, this.maxPage);
+  }
+  countRolloutCandidates(rolloutId: number): Promise<number> {
+    return targets.countRolloutCandidates(this.driver, rolloutId);
+  }
+  listRolloutTargets(rolloutId: number, filter: targets.TargetFilter = {}): Promise<targets.RolloutTarget[]> {
+    return targets.listRolloutTargets(this.driver, rolloutId, filter, this.maxPage);
+  }
+  rolloutConfirmations(rolloutId: number): Promise<number[]> {
+    return targets.rolloutConfirmations(this.driver, rolloutId);
+  }
+  moveRolloutTargets(rolloutId: number, which: targets.TargetSelector, from: readonly TargetState[], to: TargetState): Promise<number> {
+    return this.driver.transaction((tx) => targets.moveRolloutTargets(tx, rolloutId, which, from, to, this.now()));
+  }
+  rolloutOpenCommands(rolloutId: number): Promise<DeviceCommand[]> {
+    return targets.rolloutOpenCommands(this.driver, rolloutId, this.maxPage);
+  }
+  deviceRollouts(deviceId: string): Promise<targets.DeviceRollout[]> {
+    return targets.deviceRollouts(this.driver, deviceId, this.maxPage);
   }
 
   publishTrustDocument(doc: NewTrustDocument): Promise<TrustDocument> {
