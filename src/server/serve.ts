@@ -23,7 +23,7 @@ import { CoapfwError } from '../errors.js';
 import { systemRuntime } from '../transport/runtime.js';
 import type { Peer, Transport } from '../core/transport.js';
 import { UdpTransport } from '../transport/udp.js';
-import { fileResources } from './file-server.js';
+import { fileResources, type FileResourceStats } from './file-server.js';
 import { FileRepository, type FileRepositoryOptions } from './files.js';
 import { echoGuard, type EchoGuardOptions } from './echo-guard.js';
 import { ObserveRegistry, type ObserveOptions } from './observe.js';
@@ -103,6 +103,8 @@ export interface FileServer {
   /** Device reports received at `/status/<device>`. */
   readonly status: StatusTracker;
   readonly observe: ObserveRegistry;
+  /** Counters of the file resources (blocks served). */
+  readonly files: FileResourceStats;
   /**
    * The routing handler every endpoint serves (before the Echo guard): mount
    * it on an endpoint of your own with `endpoint.handle(server.handler)`.
@@ -154,6 +156,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     repo,
     status,
     observe,
+    files: files.stats,
     handler,
     address: () => endpoint.address(),
     async close() {
