@@ -88,6 +88,9 @@ export type CoapfwErrorCode =
   | 'ALREADY_EXISTS'
   | 'CONFLICT'
   | 'DB_SCHEMA'
+  // operators (src/http/, the config file)
+  | 'UNAUTHORIZED'
+  | 'CONFIG_INVALID'
   // generic
   | 'INVALID_ARGUMENT'
   | 'IO_ERROR';

@@ -102,6 +102,8 @@ export class CoapEndpoint {
    * 2.05): one typed-array increment per response, read by metrics at scrape time.
    */
   readonly responseCodes = new Uint32Array(256);
+  /** Requests received (duplicates not counted), by method code (1 GET, 2 POST, ...). */
+  readonly requestCodes = new Uint32Array(32);
   readonly params: TransmissionParams;
   private readonly runtime: Runtime;
   private readonly dedup: DedupCache;
@@ -394,6 +396,7 @@ export class CoapEndpoint {
       return;
     }
     const entry = this.dedup.add(key, now);
+    this.requestCodes[msg.code & 0x1f]!++;
     if (this.handler === undefined || this.inflight >= this.maxConcurrent) {
       this.stats.overloaded++;
       // RFC 7252 §5.9.3.4: Max-Age says when to try again; a second, not the 60 s default.

@@ -12,6 +12,7 @@ import * as rollouts from './rollouts-sql.js';
 import * as targets from './rollout-targets-sql.js';
 import { int } from './rows.js';
 import type { SqlDriver } from './sql.js';
+import { publish } from '../diagnostics.js';
 import type { DeviceFilter, ReportResult, Store, StoreChange, StoreOptions, Unsubscribe } from './store.js';
 import { checkInt } from './validate.js';
 
@@ -52,8 +53,10 @@ export class SqlStore implements Store {
   countDevicesByState(classId?: string): Promise<Partial<Record<DeviceState, number>>> {
     return devices.countDevicesByState(this.driver, classId);
   }
-  recordReport(deviceId: string, report: StatusReport): Promise<ReportResult> {
-    return this.driver.transaction((tx) => devices.recordReport(tx, deviceId, report, this.now()));
+  async recordReport(deviceId: string, report: StatusReport): Promise<ReportResult> {
+    const result = await this.driver.transaction((tx) => devices.recordReport(tx, deviceId, report, this.now()));
+    publish('report', () => ({ deviceId, state: result.device.state, sequence: report.sequence, reportSeq: report.reportSeq }));
+    return result;
   }
   listHistory(deviceId: string, options: { limit?: number; before?: number } = {}): Promise<HistoryEntry[]> {
     return devices.listHistory(this.driver, deviceId, options, this.maxPage);
@@ -63,8 +66,10 @@ export class SqlStore implements Store {
     return this.driver.transaction((tx) => devices.pruneHistory(tx, checkInt(before, 'before')));
   }
 
-  publishRelease(release: NewRelease): Promise<Release> {
-    return this.driver.transaction((tx) => releases.publishRelease(tx, release, this.now(), this.maxBlob));
+  async publishRelease(release: NewRelease): Promise<Release> {
+    const r = await this.driver.transaction((tx) => releases.publishRelease(tx, release, this.now(), this.maxBlob));
+    publish('publish', () => ({ classId: r.classId, sequence: r.sequence, publisher: r.publisher, urgency: r.urgency }));
+    return r;
   }
   getRelease(classId: string, sequence: number): Promise<Release | undefined> {
     return releases.getRelease(this.driver, classId, sequence);
