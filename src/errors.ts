@@ -88,6 +88,8 @@ export type CoapfwErrorCode =
   | 'ALREADY_EXISTS'
   | 'CONFLICT'
   | 'DB_SCHEMA'
+  | 'DRIVER_MISSING'
+  | 'BLOB_MISSING'
   // operators (src/http/, the config file)
   | 'UNAUTHORIZED'
   | 'CONFIG_INVALID'

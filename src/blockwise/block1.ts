@@ -80,11 +80,9 @@ export type BodyHandler = (req: CoapRequest) => ResponseSpec | Promise<ResponseS
 export type Block1Outcome = { readonly kind: 'respond'; readonly response: ResponseSpec } | { readonly kind: 'body'; readonly request: CoapRequest; readonly block?: BlockValue };
 
 const encoder = new TextEncoder();
-const respond = (code: number, diagnostic: string, options: ResponseSpec['options'] = []): Block1Outcome => ({
-  kind: 'respond',
-  // RFC 7252 §5.5.2: a short diagnostic payload for the human reading the log.
-  response: { code, options, payload: encoder.encode(diagnostic.slice(0, 120)) },
-});
+// RFC 7252 §5.5.2: a short diagnostic payload for the human reading the log.
+const diagnostic = (code: number, text: string, options: ResponseSpec['options'] = []): ResponseSpec => ({ code, options, payload: encoder.encode(text.slice(0, 120)) });
+const respond = (code: number, text: string, options: ResponseSpec['options'] = []): Block1Outcome => ({ kind: 'respond', response: diagnostic(code, text, options) });
 
 function positive(v: number | undefined, fallback: number, what: string, min = 1): number {
   const n = v ?? fallback;
@@ -131,25 +129,18 @@ export class Block1Receiver {
   receive(req: CoapRequest): Block1Outcome {
     this.expire();
     const msg = req.message;
-    const raw = getOption(msg, OptionNumber.BLOCK1);
-    if (raw === undefined) return msg.payload.length > this.maxBody ? this.tooLarge(undefined) : { kind: 'body', request: req };
-    let block: BlockValue;
-    let size1: number | undefined;
-    try {
-      block = decodeBlock(raw);
-      const s = getOption(msg, OptionNumber.SIZE1);
-      size1 = s === undefined ? undefined : decodeUint(s);
-    } catch (e) {
-      return respond(Code.BAD_OPTION, (e as Error).message);
-    }
+    const parsed = readBlock1(msg);
+    if ('response' in parsed) return { kind: 'respond', response: parsed.response };
+    const { block, size1 } = parsed;
+    if (block === undefined) return msg.payload.length > this.maxBody ? this.tooLarge(undefined) : { kind: 'body', request: req };
     const key = bodyKey(req);
     const size = 16 << block.szx;
     const offset = block.num * size;
     const data = msg.payload;
-    // §2.3: a block with M set carries exactly the block size; the last one at most that.
-    if ((block.more && data.length !== size) || data.length > size) {
+    const misfit = blockSizeError(block, data);
+    if (misfit !== undefined) {
       this.drop(key);
-      return respond(Code.BAD_REQUEST, `block1: block ${block.num} has ${data.length} bytes, expected ${block.more ? '' : 'at most '}${size}`);
+      return { kind: 'respond', response: misfit };
     }
     // §4: Size1 announces the whole body; refuse at once rather than after the first megabyte.
     if ((size1 !== undefined && size1 > this.maxBody) || offset + data.length > this.maxBody) return this.tooLarge(key);
@@ -205,15 +196,13 @@ export class Block1Receiver {
     this.bodies.delete(key); // re-insert: the map stays ordered by last use, for expire()
     this.bodies.set(key, assembly);
     this.stats.continued++;
-    const szx = Math.min(block.szx, this.preferredSzx);
-    const echo = encodeBlock({ num: offset / (16 << szx), more: true, szx });
-    return { kind: 'respond', response: { code: Code.CONTINUE, options: [{ number: OptionNumber.BLOCK1, value: echo }] } };
+    return { kind: 'respond', response: continueResponse(block, offset, this.preferredSzx) };
   }
 
   private tooLarge(key: string | undefined): Block1Outcome {
     if (key !== undefined) this.drop(key);
     this.stats.tooLarge++;
-    return respond(Code.REQUEST_ENTITY_TOO_LARGE, `block1: body larger than ${this.maxBody} bytes`, [{ number: OptionNumber.SIZE1, value: encodeUint(this.maxBody) }]);
+    return { kind: 'respond', response: tooLargeResponse(this.maxBody) };
   }
 
   private overloaded(why: string): Block1Outcome {
@@ -245,10 +234,55 @@ export class Block1Receiver {
 const KEY_OPTIONS: ReadonlySet<number> = new Set([OptionNumber.URI_HOST, OptionNumber.URI_PORT, OptionNumber.URI_PATH, OptionNumber.URI_QUERY, OptionNumber.REQUEST_TAG]);
 
 /** The key of the body a request's block belongs to: peer, method, target, Request-Tag (absent differs from empty). */
-function bodyKey(req: CoapRequest): string {
+export function bodyKey(req: CoapRequest): string {
   const parts = [peerKey(req.peer), String(req.message.code)];
   for (const o of req.message.options) if (KEY_OPTIONS.has(o.number)) parts.push(`${o.number}=${bytesToHex(o.value)}`);
   return parts.join('|');
+}
+
+/** A request's Block1 and Size1 (undefined when absent), or the 4.02 for a malformed one. */
+export function readBlock1(msg: CoapMessage): { readonly block: BlockValue | undefined; readonly size1: number | undefined } | { readonly response: ResponseSpec } {
+  try {
+    const raw = getOption(msg, OptionNumber.BLOCK1);
+    const s = getOption(msg, OptionNumber.SIZE1);
+    return { block: raw === undefined ? undefined : decodeBlock(raw), size1: s === undefined ? undefined : decodeUint(s) };
+  } catch (e) {
+    return { response: diagnostic(Code.BAD_OPTION, (e as Error).message) };
+  }
+}
+
+/** §2.3: a block with M set carries exactly the block size, the last one at most that; else the 4.00 to answer. */
+export function blockSizeError(block: BlockValue, data: Uint8Array): ResponseSpec | undefined {
+  const size = 16 << block.szx;
+  if ((block.more && data.length !== size) || data.length > size) {
+    return diagnostic(Code.BAD_REQUEST, `block1: block ${block.num} has ${data.length} bytes, expected ${block.more ? '' : 'at most '}${size}`);
+  }
+  return undefined;
+}
+
+/** 2.31 Continue for the block at `offset`, Block1 echoed at the preferred size when the client's is larger (§2.3, Figure 6). */
+export function continueResponse(block: BlockValue, offset: number, preferredSzx: number): ResponseSpec {
+  const szx = Math.min(block.szx, preferredSzx);
+  const echo = encodeBlock({ num: offset / (16 << szx), more: true, szx });
+  return { code: Code.CONTINUE, options: [{ number: OptionNumber.BLOCK1, value: echo }] };
+}
+
+/** 4.13 with Size1 = the limit (§4: the client learns how much the server takes). */
+export function tooLargeResponse(maxBody: number): ResponseSpec {
+  return diagnostic(Code.REQUEST_ENTITY_TOO_LARGE, `block1: body larger than ${maxBody} bytes`, [{ number: OptionNumber.SIZE1, value: encodeUint(maxBody) }]);
+}
+
+/** The final response with the final block's Block1 echoed (M = 0, §2.3), unless the handler set one. */
+export function echoFinalBlock(res: ResponseSpec, block: BlockValue): ResponseSpec {
+  if (res.options?.some((o) => o.number === OptionNumber.BLOCK1)) return res;
+  return { ...res, options: [...(res.options ?? []), { number: OptionNumber.BLOCK1, value: encodeBlock({ ...block, more: false }) }] };
+}
+
+/** The final block's request carrying the whole body, without the block-wise options. */
+export function wholeRequest(req: CoapRequest, body: Uint8Array): CoapRequest {
+  const strip = new Set<number>([OptionNumber.BLOCK1, OptionNumber.SIZE1, OptionNumber.REQUEST_TAG]);
+  const message: CoapMessage = { ...req.message, options: req.message.options.filter((o) => !strip.has(o.number)), payload: body };
+  return { ...req, message };
 }
 
 /** One body being assembled: the bytes so far in a buffer that grows by doubling (up to the limit). */
@@ -294,13 +328,6 @@ class Assembly {
   }
 }
 
-/** The final block's request carrying the whole body, without the block-wise options. */
-function wholeRequest(req: CoapRequest, body: Uint8Array): CoapRequest {
-  const strip = new Set<number>([OptionNumber.BLOCK1, OptionNumber.SIZE1, OptionNumber.REQUEST_TAG]);
-  const message: CoapMessage = { ...req.message, options: req.message.options.filter((o) => !strip.has(o.number)), payload: body };
-  return { ...req, message };
-}
-
 /**
  * Wrap a resource handler so that it receives whole Block1 bodies.
  *
@@ -314,11 +341,7 @@ export function withBlock1(handler: BodyHandler, receiver: Block1Receiver | Bloc
     if (outcome.kind === 'respond') return outcome.response;
     const block = outcome.block;
     if (block === undefined) return handler(outcome.request);
-    const echo = (res: ResponseSpec): ResponseSpec => {
-      if (res.options?.some((o) => o.number === OptionNumber.BLOCK1)) return res;
-      // §2.3: the response to the final block echoes its Block1 (M = 0).
-      return { ...res, options: [...(res.options ?? []), { number: OptionNumber.BLOCK1, value: encodeBlock({ ...block, more: false }) }] };
-    };
+    const echo = (res: ResponseSpec): ResponseSpec => echoFinalBlock(res, block);
     const res = handler(outcome.request);
     return res instanceof Promise ? res.then(echo) : echo(res);
   };

@@ -146,8 +146,8 @@ export async function* fetchBlocks(request: Requester, opts: FetchOptions): Asyn
   }
 }
 
-/** RESPONSE_CODE for a response other than 2.05, with its code, its Max-Age (for a 5.03 or 4.29) and the block asked for. */
-function responseError(res: CoapMessage, num: number): CoapfwError {
+/** RESPONSE_CODE for an unexpected response, with its code, its Max-Age (for a 5.03 or 4.29) and the block concerned; `what` labels the message. */
+export function responseError(res: CoapMessage, num: number, what = 'fetch'): CoapfwError {
   const diag = res.payload.length > 0 && res.payload.length < 200 ? `: ${new TextDecoder().decode(res.payload)}` : '';
   let maxAge: number | undefined;
   if (res.code === Code.SERVICE_UNAVAILABLE || res.code === Code.TOO_MANY_REQUESTS) {
@@ -159,7 +159,7 @@ function responseError(res: CoapMessage, num: number): CoapfwError {
     }
   }
   const after = maxAge === undefined ? '' : `, Max-Age ${maxAge} s`;
-  return new CoapfwError('RESPONSE_CODE', `fetch: server answered ${codeToString(res.code)}${diag} (block ${num}${after})`, { responseCode: res.code, maxAge, block: num });
+  return new CoapfwError('RESPONSE_CODE', `${what}: server answered ${codeToString(res.code)}${diag} (block ${num}${after})`, { responseCode: res.code, maxAge, block: num });
 }
 
 /** Validate one Block2 response against what was asked. */

@@ -28,5 +28,6 @@ export {
   type ResumeState,
 } from '../blockwise/download.js';
 export { fetchAll, fetchBlocks, isRetryLater, isTransient, retryAfterMs, type FetchedBlock, type FetchOptions, type FetchProgress } from '../blockwise/fetch.js';
+export { sendBlock1, type Block1Progress, type Block1Request, type Block1SendOptions } from '../blockwise/block1-send.js';
 export type { RetryPolicy } from '../messaging/retry.js';
 export type { RequestOptions, RequestSpec, Requester } from '../core/request.js';

@@ -15,7 +15,7 @@
  *   links: [{ target: '/hello', attributes: {} }],
  * });
  */
-export { startFileServer, bindDefault, listenDtls, type FileServer, type FileServerOptions, type SecureListenOptions } from './serve.js';
+export { startFileServer, bindDefault, listenDtls, type FileServer, type FileServerOptions, type PeerIdentity, type SecureListenOptions } from './serve.js';
 export { FileRepository, type FileEntry, type FileRepositoryOptions } from './files.js';
 export { directoryLinks, fileResources, type FileResolver, type FileResourceOptions } from './file-server.js';
 export { WellKnownCore, type WellKnownOptions, type WellKnownStats } from './well-known.js';
@@ -24,9 +24,12 @@ export { TokenBuckets, type RateLimit } from './rate-limit.js';
 export { isHiddenName, isTemporaryName, type ScanFilterOptions } from './scan-filter.js';
 export { SERVER_OPTIONS, firstResolver, resourceTable, routeRequests, type Resolver, type Resource } from './router.js';
 export { errorResponse, toResponse } from './responses.js';
+export { bodyFormat, bodyResponse, decodeBody, responseFormat, type BodyFormat, type DecodedBody } from './body.js';
 export { echoGuard, type EchoGuardOptions, type EchoGuardStats } from './echo-guard.js';
 export { ObserveRegistry, type ObserveOptions } from './observe.js';
 export { StatusTracker, type DeviceStatus, type StatusOptions } from './status.js';
 export { serveBlock2, type Block2ServeOptions } from '../blockwise/serve.js';
+export { Block1Receiver, withBlock1, type Block1Options, type Block1Stats, type BodyHandler } from '../blockwise/block1.js';
+export { Block1Stream, type Block1StreamOptions, type Block1StreamStats, type UploadOpener, type UploadSink } from '../blockwise/block1-stream.js';
 export { ETAG_LENGTH, bufferSource, type ByteSource } from '../blockwise/source.js';
 export type { CoapRequest, RequestHandler, ResponseSpec } from '../messaging/endpoint.js';

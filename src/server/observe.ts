@@ -115,6 +115,7 @@ export class ObserveRegistry {
   wrap(key: string, resource: Resource): Resource {
     return {
       methods: resource.methods,
+      ...(resource.options === undefined ? {} : { options: resource.options }),
       handle: (req) => {
         const raw = req.message.code === Code.GET ? getOption(req.message, OptionNumber.OBSERVE) : undefined;
         if (raw === undefined) return resource.handle(req);

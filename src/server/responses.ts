@@ -7,6 +7,9 @@ import { uintOption } from '../codec/options.js';
 import { CoapfwError, type CoapfwErrorCode } from '../errors.js';
 import type { ResponseSpec } from '../messaging/endpoint.js';
 
+// Every error code a resource may throw, with the response it becomes: the one
+// place where that mapping lives (RFC 7252 §5.9; 4.09 from RFC 8132 §3.3, for a
+// state conflict such as a replayed report or a sequence number already taken).
 const CODE_FOR: Partial<Record<CoapfwErrorCode, number>> = {
   NOT_FOUND: Code.NOT_FOUND,
   FORBIDDEN: Code.FORBIDDEN,
@@ -17,6 +20,26 @@ const CODE_FOR: Partial<Record<CoapfwErrorCode, number>> = {
   TOO_LARGE: Code.REQUEST_ENTITY_TOO_LARGE,
   LIMIT_EXCEEDED: Code.SERVICE_UNAVAILABLE,
   CONTENT_CHANGED: Code.SERVICE_UNAVAILABLE,
+  // The update service's state conflicts.
+  REPORT_REPLAY: Code.CONFLICT,
+  ALREADY_EXISTS: Code.CONFLICT,
+  CONFLICT: Code.CONFLICT,
+  BLOB_MISSING: Code.PRECONDITION_FAILED,
+  // A body that fails to decode or verify is the client's fault: 4.00 with the reason.
+  SUIT_MALFORMED: Code.BAD_REQUEST,
+  SUIT_LIMIT: Code.BAD_REQUEST,
+  SUIT_UNSUPPORTED: Code.BAD_REQUEST,
+  DIGEST_MISMATCH: Code.BAD_REQUEST,
+  SIGNATURE_INVALID: Code.BAD_REQUEST,
+  NO_SIGNATURE: Code.BAD_REQUEST,
+  UNTRUSTED_KEY: Code.BAD_REQUEST,
+  KEY_INVALID: Code.BAD_REQUEST,
+  KEY_REVOKED: Code.BAD_REQUEST,
+  ROLLBACK: Code.BAD_REQUEST,
+  VENDOR_MISMATCH: Code.BAD_REQUEST,
+  CLASS_MISMATCH: Code.BAD_REQUEST,
+  CONDITION_FAILED: Code.BAD_REQUEST,
+  DOCUMENT_TYPE: Code.BAD_REQUEST,
 };
 
 const encoder = new TextEncoder();

@@ -17,6 +17,13 @@ import { peerKey } from '../core/transport.js';
 export interface Resource {
   /** Methods this resource answers (request codes); others get 4.05. */
   readonly methods: ReadonlySet<number>;
+  /**
+   * Critical options this resource processes beyond the server's own
+   * ({@link SERVER_OPTIONS}): Block1 and Size1 on resources that take bodies
+   * (withBlock1), Accept on those that answer in several formats. Everywhere
+   * else such an option still draws 4.02 (RFC 7252 §5.4.1).
+   */
+  readonly options?: ReadonlySet<number>;
   /** The response; undefined for none (see RequestHandler), e.g. to an address that never proved it exists. */
   handle(req: CoapRequest): ResponseSpec | undefined | Promise<ResponseSpec | undefined>;
 }
@@ -88,22 +95,21 @@ function router(resolve: Resolver, known: ReadonlySet<number>): RequestHandler {
     if (hasOption(msg, OptionNumber.PROXY_URI) || hasOption(msg, OptionNumber.PROXY_SCHEME)) {
       return errorResponse(Code.PROXYING_NOT_SUPPORTED, 'this server is not a proxy');
     }
-    const bad = badCriticalOptions(msg, known);
+    let path: string[];
+    try {
+      path = uriPath(msg);
+    } catch (e) {
+      return msg.type === MessageType.NON ? undefined : toResponse(e);
+    }
+    // The resource is found first, so that the options it processes count as known.
+    const resource = path.some(unsafeSegment) ? undefined : resolve(path, msg);
+    const bad = badCriticalOptions(msg, resource?.options === undefined ? known : union(known, resource.options));
     if (bad !== undefined) {
       // §5.4.1: a NON carrying an unrecognised critical option is rejected
       // (§4.3: silently ignored; a Reset is optional and we save it); a CON gets 4.02.
       return msg.type === MessageType.NON ? undefined : bad;
     }
-    let path: string[];
-    try {
-      path = uriPath(msg);
-    } catch (e) {
-      return toResponse(e);
-    }
-    if (path.some((s) => s === '..' || s === '.' || s.includes('/') || s.includes('\0'))) {
-      return errorResponse(Code.BAD_REQUEST, 'path segments . and .. are not allowed');
-    }
-    const resource = resolve(path, msg);
+    if (path.some(unsafeSegment)) return errorResponse(Code.BAD_REQUEST, 'path segments . and .. are not allowed');
     if (resource === undefined) return errorResponse(Code.NOT_FOUND, 'not found');
     if (!resource.methods.has(msg.code)) return errorResponse(Code.METHOD_NOT_ALLOWED, 'method not allowed');
     try {
@@ -113,6 +119,18 @@ function router(resolve: Resolver, known: ReadonlySet<number>): RequestHandler {
       return failed(e, req);
     }
   };
+}
+
+const unsafeSegment = (s: string): boolean => s === '..' || s === '.' || s.includes('/') || s.includes('\0');
+
+/** Known options plus a resource's own, cached per resource option set. */
+const unions = new WeakMap<ReadonlySet<number>, WeakMap<ReadonlySet<number>, ReadonlySet<number>>>();
+function union(known: ReadonlySet<number>, extra: ReadonlySet<number>): ReadonlySet<number> {
+  let byKnown = unions.get(extra);
+  if (byKnown === undefined) unions.set(extra, (byKnown = new WeakMap()));
+  let u = byKnown.get(known);
+  if (u === undefined) byKnown.set(known, (u = new Set([...known, ...extra])));
+  return u;
 }
 
 /**

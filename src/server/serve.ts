@@ -16,7 +16,7 @@
 import { szxForSize } from '../codec/block.js';
 import type { Link } from '../codec/link-format.js';
 import type { Runtime } from '../core/runtime.js';
-import { CoapEndpoint, type EndpointOptions, type RequestHandler } from '../messaging/endpoint.js';
+import { CoapEndpoint, type CoapRequest, type EndpointOptions, type RequestHandler } from '../messaging/endpoint.js';
 import type { TransmissionParams } from '../messaging/params.js';
 import { createDtlsServer, DtlsServer, type DtlsServerOptions } from '../transport/dtls/server.js';
 import { CoapfwError } from '../errors.js';
@@ -77,6 +77,13 @@ export interface FileServerOptions extends FileRepositoryOptions {
    * with {@link resourceTable}, or write a resolver over any path scheme.
    */
   readonly resources?: Resolver;
+  /**
+   * Resources asked last, for paths neither `resources` nor the files know:
+   * the update service serves the blobs of its database under
+   * `/fw/sha256/<hex>` here, so that a file of the directory with the same
+   * content keeps being served from the directory.
+   */
+  readonly fallback?: Resolver;
   /** Links for your `resources` in `/.well-known/core` (RFC 6690), listed before the files. */
   readonly links?: readonly Link[];
   /** Clock, timers and randomness of every part of the server. Default {@link systemRuntime}. */
@@ -110,10 +117,21 @@ export interface FileServer {
    * it on an endpoint of your own with `endpoint.handle(server.handler)`.
    */
   readonly handler: RequestHandler;
+  /** Who sent a request: its DTLS PSK identity when it came over coaps. */
+  identify(req: CoapRequest): PeerIdentity;
   /** Local address of the first endpoint. */
   address(): Peer;
   close(): Promise<void>;
 }
+
+/**
+ * Who sent a request, as far as the transport can tell: over coaps the PSK
+ * identity its DTLS session authenticated (RFC 7925 §4.2), over plain CoAP
+ * nothing but an address anyone can forge.
+ */
+export type PeerIdentity = { readonly secure: false } | { readonly secure: true; readonly identity: string };
+
+const INSECURE: PeerIdentity = Object.freeze({ secure: false });
 
 /** Index `dir` and serve it over CoAP and/or coaps. */
 export async function startFileServer(options: FileServerOptions): Promise<FileServer> {
@@ -138,13 +156,16 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
   const status = new StatusTracker({ ...options.status, runtime });
   const observe = new ObserveRegistry({ runtime, ...options.observe });
   const files = fileResources(repo, { maxSzx, status, observe, wellKnown: options.wellKnown, runtime, links: options.links });
-  const handler = routeRequests(options.resources ? firstResolver(options.resources, files) : files);
+  const resolvers = [...(options.resources ? [options.resources] : []), files, ...(options.fallback ? [options.fallback] : [])];
+  const handler = routeRequests(resolvers.length === 1 ? files : firstResolver(...resolvers));
   const echo = options.echo ?? false;
+  const secureEndpoints = new Map<CoapEndpoint, DtlsServer>();
   const endpoints = transports.map((t) => {
     const secure = t instanceof DtlsServer;
     // DTLS proves every address (its cookie exchange, RFC 6347 §4.2.1): no amplification limit there.
     const endpoint = new CoapEndpoint(t, { ...options.endpoint, ...(secure ? { amplification: false } : {}), runtime, params: options.params });
     endpoint.handle(echo === false || secure ? handler : echoGuard(handler, { ...(echo === true ? {} : echo), runtime }));
+    if (secure) secureEndpoints.set(endpoint, t);
     return endpoint;
   });
   const endpoint = endpoints[0]!;
@@ -158,6 +179,11 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     observe,
     files: files.stats,
     handler,
+    identify(req: CoapRequest): PeerIdentity {
+      const dtls = req.endpoint === undefined ? undefined : secureEndpoints.get(req.endpoint);
+      const identity = dtls?.identityOf(req.peer);
+      return identity === undefined ? INSECURE : { secure: true, identity };
+    },
     address: () => endpoint.address(),
     async close() {
       stopRefresh();

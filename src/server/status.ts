@@ -12,10 +12,10 @@ import { Code, ContentFormat, OptionNumber } from '../codec/numbers.js';
 import { decodeUint, encodeUint, getOption } from '../codec/options.js';
 import type { CoapRequest, ResponseSpec } from '../messaging/endpoint.js';
 import type { Runtime } from '../core/runtime.js';
-import { decodeCbor, type CborLimits } from '../suit/cbor.js';
-import { CoapfwError } from '../errors.js';
+import { Block1Receiver, withBlock1 } from '../blockwise/block1.js';
 import { peerKey } from '../core/transport.js';
-import { errorResponse } from './responses.js';
+import { decodeCborBody } from './body.js';
+import { errorResponse, toResponse } from './responses.js';
 import type { Resource } from './router.js';
 
 /** What the tracker keeps per device. */
@@ -38,6 +38,13 @@ export interface StatusOptions {
   /** Called on every accepted report (logging, dashboards). */
   readonly onReport?: (s: DeviceStatus) => void;
   /**
+   * Also hand each report to this (the update service records it in its
+   * database when it knows the device). Its response, when it gives one,
+   * is the answer (an error such as 4.03 means the report is not recorded
+   * here either); undefined leaves the answer to the tracker.
+   */
+  readonly forward?: (device: string, report: Readonly<Record<string, unknown>>, req: CoapRequest) => Promise<ResponseSpec | undefined>;
+  /**
    * The `/status` list is encoded and hashed (its ETag) once, and rebuilt
    * after a report at most this often, and only for a request of its first
    * block, so a block-wise GET sees one ETag throughout. Default 1000 ms.
@@ -45,11 +52,8 @@ export interface StatusOptions {
   readonly listRebuildMs?: number;
 }
 
-/**
- * A report is a flat map of a few scalars; these bounds leave room for a
- * small nested value (dropped by sanitize) and nothing more.
- */
-const REPORT_CBOR_LIMITS: CborLimits = { maxDepth: 4, maxArrayLength: 32, maxItems: 128 };
+/** Options a report POST may carry beyond the server's: block-wise bodies (RFC 7959 §2.5). */
+const BODY_OPTIONS: ReadonlySet<number> = new Set([OptionNumber.BLOCK1, OptionNumber.SIZE1]);
 const textDecoder = new TextDecoder();
 const encoder = new TextEncoder();
 const DEVICE_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -62,8 +66,12 @@ export class StatusTracker {
   private listStale = true;
   /** Times the `/status` list was encoded (for tests and metrics). */
   listBuilds = 0;
+  /** Reports may arrive block-wise (libcoap's `coap-client -b N` adds Block1 to every POST). */
+  private readonly block1: Block1Receiver;
 
-  constructor(private readonly options: StatusOptions) {}
+  constructor(private readonly options: StatusOptions) {
+    this.block1 = new Block1Receiver({ runtime: options.runtime, maxBodySize: options.maxReportBytes ?? 512, maxAssemblies: 64 });
+  }
 
   get(device: string): DeviceStatus | undefined {
     return this.devices.get(device);
@@ -97,7 +105,8 @@ export class StatusTracker {
     }
     return {
       methods: new Set([Code.GET, Code.POST, Code.PUT]),
-      handle: (req) => this.handleDevice(device, req),
+      options: BODY_OPTIONS,
+      handle: withBlock1((req) => this.handleDevice(device, req), this.block1),
     };
   }
 
@@ -113,7 +122,7 @@ export class StatusTracker {
     return source;
   }
 
-  private handleDevice(device: string, req: CoapRequest): ResponseSpec {
+  private handleDevice(device: string, req: CoapRequest): ResponseSpec | Promise<ResponseSpec> {
     if (!DEVICE_ID.test(device)) return errorResponse(Code.BAD_REQUEST, 'device id: 1..64 of [A-Za-z0-9._:-]');
     if (req.message.code === Code.GET) {
       const s = this.devices.get(device);
@@ -126,39 +135,29 @@ export class StatusTracker {
     let report: unknown;
     try {
       if (cf === ContentFormat.JSON) report = JSON.parse(textDecoder.decode(payload));
-      else if (cf === ContentFormat.CBOR) report = decodeReportCbor(payload);
+      else if (cf === ContentFormat.CBOR) report = decodeCborBody(payload, 'report');
       else return errorResponse(Code.UNSUPPORTED_CONTENT_FORMAT, 'report: JSON (50) or CBOR (60)');
     } catch {
       return errorResponse(Code.BAD_REQUEST, 'report: not valid JSON/CBOR');
     }
     if (typeof report !== 'object' || report === null || Array.isArray(report)) return errorResponse(Code.BAD_REQUEST, 'report: expected a map');
-    const created = !this.devices.has(device);
-    this.record(device, sanitize(report as Record<string, unknown>), peerKey(req.peer));
-    return { code: created ? Code.CREATED : Code.CHANGED };
+    const clean = sanitize(report as Record<string, unknown>);
+    const keep = (): ResponseSpec => {
+      const created = !this.devices.has(device);
+      this.record(device, clean, peerKey(req.peer));
+      return { code: created ? Code.CREATED : Code.CHANGED };
+    };
+    const forward = this.options.forward;
+    if (forward === undefined) return keep();
+    return forward(device, clean, req).then(
+      (answer) => {
+        if (answer !== undefined && answer.code >> 5 !== 2) return answer;
+        const kept = keep();
+        return answer ?? kept;
+      },
+      (e: unknown) => toResponse(e),
+    );
   }
-}
-
-/**
- * Network CBOR goes through suit/cbor.ts's bounded scan first (depth, lengths,
- * item count, well-formedness, unique keys, valid UTF-8): cbor-x must never
- * see untrusted bytes before it. A report has no use for tags, and cbor-x
- * gives several of them meanings of its own (dates, sets, shared references,
- * records), so any tag is refused. Returns a plain object (text keys, integer
- * keys as their decimal string; other keys are dropped).
- */
-function decodeReportCbor(payload: Uint8Array): unknown {
-  const noTags = (_depth: number, start: number): void => {
-    if (payload[start]! >> 5 === 6) throw new CoapfwError('SUIT_MALFORMED', `report: CBOR tag at byte ${start} (tags are not accepted)`);
-  };
-  const value = decodeCbor(payload, REPORT_CBOR_LIMITS, 'report', noTags);
-  if (!(value instanceof Map)) return value;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of value) {
-    if (typeof k === 'string' || typeof k === 'number' || typeof k === 'bigint') {
-      Object.defineProperty(out, String(k), { value: v, enumerable: true, writable: true, configurable: true });
-    }
-  }
-  return out;
 }
 
 /** Keep only JSON-safe scalar fields (bigints as strings, bytes as hex). */

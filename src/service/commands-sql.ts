@@ -91,3 +91,27 @@ export async function dueCommands(sql: Sql, now: number, limit: number | undefin
   );
   return rows.map(toCommand);
 }
+
+/** A device's commands, newest first. */
+export async function listCommands(sql: Sql, deviceId: string, limit: number | undefined, maxPage: number): Promise<DeviceCommand[]> {
+  const rows = await sql.all<Row>(`SELECT ${COMMAND_COLUMNS} FROM device_commands WHERE device_id = ? ORDER BY id DESC LIMIT ?`, [
+    checkDeviceId(deviceId),
+    checkLimit(limit, maxPage),
+  ]);
+  return rows.map(toCommand);
+}
+
+/**
+ * Move a scheduled command's `notBefore` (a configuration update waiting for
+ * its device to be idle); compare-and-set on the state, CONFLICT when it is
+ * no longer scheduled.
+ */
+export async function postponeCommand(tx: Tx, id: number, notBefore: number): Promise<DeviceCommand> {
+  const commandId = checkInt(id, 'command id', 1);
+  const row = await tx.get<Row>(`UPDATE device_commands SET not_before = ? WHERE id = ? AND state = 'scheduled' RETURNING ${COMMAND_COLUMNS}`, [
+    checkInt(notBefore, 'notBefore'),
+    commandId,
+  ]);
+  if (row === undefined) throw new CoapfwError('CONFLICT', `command: ${commandId} is not scheduled`);
+  return toCommand(row);
+}

@@ -1,7 +1,20 @@
 /**
- * The update service's foundations: the {@link Store} (devices, releases,
- * status history, commands, rollouts, trust documents) on SQLite or
- * PostgreSQL, opened from a URL with {@link openStore}.
+ * The update service (`coapfw/service`): a device registry with status
+ * history, releases, the three update modes (client-initiated,
+ * server-initiated, negotiated) and publishing over Block1, on a
+ * {@link Store} in SQLite (one box) or PostgreSQL (a fleet of servers).
+ *
+ * @example
+ * import { startUpdateServer } from 'coapfw/service';
+ * import { parsePublicKey } from 'coapfw/suit';
+ * const server = await startUpdateServer({
+ *   dir: './images',                      // also served, as by startFileServer
+ *   db: 'sqlite:./fleet.db',              // or postgres://...; created and migrated
+ *   trust: { anchors: [{ name: 'oem', publicKey: parsePublicKey(pem) }] },
+ *   secure: { psk, port: 5684 },          // publishers and devices over coaps
+ * });
+ * // devices: POST /d, POST /d/<id>/r, GET+Observe /d/<id>/c, GET+Observe /m/<class>
+ * // publishers: PUT /pub/blob/<sha256>, POST /pub/release
  */
 export type * from './fleet.js';
 export { canMoveRollout, canMoveWave, OPEN_COMMAND_STATES, ROLLOUT_STATES, stepCommand, TARGET_STATES, WAVE_STATES } from './fleet.js';
@@ -12,3 +25,10 @@ export { openStore, parseStoreUrl, type OpenStoreOptions, type StoreLocation } f
 export { CHANGE_CHANNEL, type PgDriverOptions } from './postgres.js';
 export type { SqliteDriverOptions } from './sqlite.js';
 export type * from './store.js';
+export { startUpdateServer, type ServiceLimits, type UpdateServer, type UpdateServerOptions } from './update-server.js';
+export { ClassTargeting, CommandScheduler, IDLE_STATES, notBeforeFor, type SchedulerOptions, type Targeting, type UrgencyOptions } from './modes.js';
+export { publishEnvelope, releaseImages, type ImageSource, type Published, type PublishOptions, type ReleaseImageRef } from './publish.js';
+export { BlobStaging, type StagedBlob, type StagingOptions } from './staging.js';
+export { commandView, parseAnswer, parsePublish, parseRegister, parseReport, registerView, type AnswerBody, type PublishBody, type RegisterBody } from './protocol.js';
+export type { AccessPolicy } from './access.js';
+export type { ServiceEvent } from './device-resources.js';

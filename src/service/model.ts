@@ -127,11 +127,22 @@ export interface NewRelease {
   readonly sequence: number;
   readonly urgency: Urgency;
   readonly envelope: Uint8Array;
-  /** Images in component order (component index = position). */
-  readonly images: readonly Uint8Array[];
+  /**
+   * Images: bytes in component order (component index = position), or
+   * {@link NewReleaseImage}s naming their component and giving the bytes or
+   * the content address of a blob already stored.
+   */
+  readonly images: readonly (Uint8Array | NewReleaseImage)[];
   readonly downtimeS?: number;
   readonly publisher: string;
 }
+
+/**
+ * One image of a new release: its SUIT component index and either its bytes
+ * or the SHA-256 and size of a blob the store already holds (an image two
+ * releases share, or one a publisher uploaded earlier: no second copy).
+ */
+export type NewReleaseImage = { readonly component: number } & ({ readonly bytes: Uint8Array } | { readonly sha256: string; readonly size: number });
 
 /** A signed trust document of issue 14, served beside manifests. */
 export type TrustKind = 'rotation' | 'revocation' | 'transfer';

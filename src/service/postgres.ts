@@ -59,6 +59,15 @@ const retryable = (e: unknown): boolean => {
   return code === '40001' || code === '40P01';
 };
 
+/** The pg package, or DRIVER_MISSING naming it. */
+async function loadPg(): Promise<(typeof import('pg'))['default']> {
+  try {
+    return (await import('pg')).default;
+  } catch (e) {
+    throw new CoapfwError('DRIVER_MISSING', `store: PostgreSQL needs the pg package, which cannot be loaded (${(e as Error).message.split('\n')[0]}): npm install pg`, { cause: e });
+  }
+}
+
 /** A PostgreSQL database as a {@link SqlDriver}. */
 export class PgDriver implements SqlDriver {
   readonly dialect = 'postgres' as const;
@@ -82,7 +91,7 @@ export class PgDriver implements SqlDriver {
 
   /** Connect to `url` (postgres://...) and start listening for change events. */
   static async open(url: string, options: PgDriverOptions = {}): Promise<PgDriver> {
-    const pg = (await import('pg')).default;
+    const pg = await loadPg();
     const pool = new pg.Pool({ connectionString: url, max: options.maxConnections ?? 10, connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000 });
     const driver = new PgDriver(pg.Client, pool, url, options);
     try {

@@ -6,7 +6,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { CoapfwError } from '../errors.js';
-import { TRUST_KINDS, URGENCIES, type NewRelease, type NewTrustDocument, type Release, type TrustDocument, type TrustKind } from './model.js';
+import { TRUST_KINDS, URGENCIES, type NewRelease, type NewReleaseImage, type NewTrustDocument, type Release, type TrustDocument, type TrustKind } from './model.js';
 import { int, RELEASE_COLUMNS, toRelease, toTrust, type Row } from './rows.js';
 import type { Sql, SqlValue, Tx } from './sql.js';
 import { checkInt, checkLimit, checkName, checkOneOf, checkSha256, checkSuitId } from './validate.js';
@@ -39,6 +39,29 @@ async function putBlob(tx: Tx, bytes: Uint8Array, now: number): Promise<string> 
   return address;
 }
 
+/** The images of a new release, each with its component (distinct, in order). */
+function checkImages(input: NewRelease['images'], maxBlobBytes: number): NewReleaseImage[] {
+  const out = input.map((v, i): NewReleaseImage => {
+    if (v instanceof Uint8Array) return { component: i, bytes: checkBytes(v, `image ${i}`, maxBlobBytes) };
+    const component = checkInt(v?.component, `image ${i} component`, 0, MAX_RELEASE_IMAGES * 16);
+    if ('bytes' in v) return { component, bytes: checkBytes(v.bytes, `image ${i}`, maxBlobBytes) };
+    return { component, sha256: checkSha256(v?.sha256, `image ${i} sha256`), size: checkInt(v?.size, `image ${i} size`, 1, maxBlobBytes) };
+  });
+  out.sort((a, b) => a.component - b.component);
+  for (let i = 1; i < out.length; i++) {
+    if (out[i]!.component === out[i - 1]!.component) throw new CoapfwError('INVALID_ARGUMENT', `release: two images for component ${out[i]!.component}`);
+  }
+  return out;
+}
+
+/** A blob named by a new release: it must be stored, with the size the release says. */
+async function storedBlob(tx: Tx, sha256: string, size: number): Promise<{ address: string; size: number }> {
+  const row = await tx.get<Row>('SELECT size FROM blobs WHERE sha256 = ?', [sha256]);
+  if (row === undefined) throw new CoapfwError('BLOB_MISSING', `release: no stored blob ${sha256}`);
+  if (int(row.size) !== size) throw new CoapfwError('INVALID_ARGUMENT', `release: blob ${sha256} has ${int(row.size)} bytes, the release says ${size}`);
+  return { address: sha256, size };
+}
+
 /** Store a release with its envelope and images in the caller's transaction; ALREADY_EXISTS if (class, sequence) is taken. */
 export async function publishRelease(tx: Tx, input: NewRelease, now: number, maxBlobBytes: number): Promise<Release> {
   const classId = checkSuitId(input.classId, 'class id');
@@ -51,7 +74,7 @@ export async function publishRelease(tx: Tx, input: NewRelease, now: number, max
   if (!Array.isArray(input.images) || input.images.length > MAX_RELEASE_IMAGES) {
     throw new CoapfwError('INVALID_ARGUMENT', `release: expected 0..${MAX_RELEASE_IMAGES} images`);
   }
-  const images = input.images.map((b, i) => checkBytes(b, `image ${i}`, maxBlobBytes));
+  const images = checkImages(input.images, maxBlobBytes);
   const taken = (): CoapfwError => new CoapfwError('ALREADY_EXISTS', `release: sequence ${sequence} of class ${classId} is already published`);
   // Checked first only to skip writing the blobs in the common case; the INSERT below is what decides a race.
   if ((await tx.get<Row>('SELECT 1 AS x FROM releases WHERE class_id = ? AND sequence = ?', [classId, sequence])) !== undefined) throw taken();
@@ -63,10 +86,10 @@ export async function publishRelease(tx: Tx, input: NewRelease, now: number, max
   );
   if (row === undefined) throw taken(); // the other publisher won; our blobs roll back with this transaction
   const imageRows: Row[] = [];
-  for (const [component, bytes] of images.entries()) {
-    const address = await putBlob(tx, bytes, now);
-    await tx.run('INSERT INTO release_images (class_id, sequence, component, sha256, size) VALUES (?, ?, ?, ?, ?)', [classId, sequence, component, address, bytes.length]);
-    imageRows.push({ component, sha256: address, size: bytes.length });
+  for (const image of images) {
+    const { address, size } = 'bytes' in image ? { address: await putBlob(tx, image.bytes, now), size: image.bytes.length } : await storedBlob(tx, image.sha256, image.size);
+    await tx.run('INSERT INTO release_images (class_id, sequence, component, sha256, size) VALUES (?, ?, ?, ?, ?)', [classId, sequence, image.component, address, size]);
+    imageRows.push({ component: image.component, sha256: address, size });
   }
   tx.changed({ kind: 'release', classId, sequence });
   return toRelease(row, imageRows);

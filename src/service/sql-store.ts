@@ -102,6 +102,12 @@ export class SqlStore implements Store {
   dueCommands(limit?: number): Promise<DeviceCommand[]> {
     return commands.dueCommands(this.driver, this.now(), limit, this.maxPage);
   }
+  listCommands(deviceId: string, options: { limit?: number } = {}): Promise<DeviceCommand[]> {
+    return commands.listCommands(this.driver, deviceId, options.limit, this.maxPage);
+  }
+  postponeCommand(id: number, notBefore: number): Promise<DeviceCommand> {
+    return this.driver.transaction((tx) => commands.postponeCommand(tx, id, notBefore));
+  }
 
   createRollout(rollout: NewRollout): Promise<Rollout> {
     return this.driver.transaction((tx) => rollouts.createRollout(tx, rollout, this.now()));

@@ -44,6 +44,23 @@ function bind(params: readonly SqlValue[]): unknown[] {
   return params.map((p) => (p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p.buffer, p.byteOffset, p.byteLength) : p));
 }
 
+/**
+ * better-sqlite3, or DRIVER_MISSING naming the package: it is an optional
+ * dependency (a native addon whose build may fail on an install without a
+ * compiler), so its absence is a clear error, not a stack trace.
+ */
+function loadDriver(): typeof BetterSqlite3 {
+  let Database: typeof BetterSqlite3;
+  try {
+    Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
+  } catch (e) {
+    const missing = (e as NodeJS.ErrnoException)?.code === 'MODULE_NOT_FOUND';
+    const why = missing ? 'is not installed' : `cannot be loaded (${(e as Error).message.split('\n')[0]})`;
+    throw new CoapfwError('DRIVER_MISSING', `store: SQLite needs the better-sqlite3 package, which ${why}: npm install better-sqlite3@12`, { cause: e });
+  }
+  return Database;
+}
+
 /** A SQLite database file (or `:memory:`) as a {@link SqlDriver}. */
 export class SqliteDriver implements SqlDriver {
   readonly dialect = 'sqlite' as const;
@@ -60,7 +77,7 @@ export class SqliteDriver implements SqlDriver {
   /** Open (creating) the database at `path`. */
   static async open(path: string, options: SqliteDriverOptions = {}): Promise<SqliteDriver> {
     // Loaded on first use, so that a PostgreSQL-only deployment never loads the native addon.
-    const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
+    const Database = loadDriver();
     let db: BetterSqlite3.Database;
     try {
       db = new Database(path, { timeout: options.busyTimeoutMs ?? 5000 });

@@ -160,6 +160,10 @@ export interface Store {
   stepCommand(id: number, event: CommandEvent, detail?: string): Promise<DeviceCommand>;
   /** Scheduled commands whose `notBefore` has passed on the server's clock, oldest first. */
   dueCommands(limit?: number): Promise<DeviceCommand[]>;
+  /** A device's commands, newest first (open and finished). */
+  listCommands(deviceId: string, options?: { readonly limit?: number }): Promise<DeviceCommand[]>;
+  /** Move a scheduled command's `notBefore` (compare-and-set: CONFLICT when it is no longer scheduled). */
+  postponeCommand(id: number, notBefore: number): Promise<DeviceCommand>;
 
   /** Create a rollout (running, all waves pending); CONFLICT when the class/group has an active one. */
   createRollout(rollout: NewRollout): Promise<Rollout>;

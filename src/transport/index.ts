@@ -19,6 +19,7 @@ export {
   retransmitScheduleMs,
   DtlsClientTransport,
   DtlsServer,
+  PSK_ROLES,
   PskStore,
   ReconnectingDtlsClient,
   parsePskKey,
@@ -27,4 +28,6 @@ export {
   type DtlsServerOptions,
   type DtlsServerStats,
   type PskLookup,
+  type PskRole,
+  type PskRoles,
 } from './dtls/index.js';

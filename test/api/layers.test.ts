@@ -51,7 +51,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   flash: ['core', 'suit'],
   device: ['codec', 'core', 'suit', 'delta', 'messaging', 'blockwise', 'flash', 'bounded-read'],
   server: ['codec', 'core', 'suit', 'messaging', 'transport', 'blockwise', 'bounded-read'],
-  service: ['suit'],
+  service: ['codec', 'core', 'suit', 'messaging', 'transport', 'blockwise', 'server', 'bounded-read'],
   http: ['service'],
 };
 const PURE = ['codec', 'core', 'suit', 'delta', 'messaging', 'blockwise'];

@@ -28,11 +28,23 @@ describe('PskStore', () => {
   it('rejects bad lines with the line number', () => {
     expect(code(() => PskStore.parse('a 0011\nb xyz\n', 'psk.txt'))).toBe('INVALID_ARGUMENT: psk.txt:2: key must be 1..64 bytes of hex');
     expect(code(() => PskStore.parse('a 001\n'))).toMatch(/^INVALID_ARGUMENT: psk:1: key/);
-    expect(code(() => PskStore.parse('a\n'))).toMatch(/^INVALID_ARGUMENT: psk:1: expected "identity hexkey"/);
-    expect(code(() => PskStore.parse('a 00 11\n'))).toMatch(/got 3 fields/);
+    expect(code(() => PskStore.parse('a\n'))).toMatch(/^INVALID_ARGUMENT: psk:1: expected "identity hexkey \[roles\]"/);
+    expect(code(() => PskStore.parse('a 00 publisher x\n'))).toMatch(/got 4 fields/);
+    expect(code(() => PskStore.parse('a 00 11\n'))).toMatch(/psk:1: unknown role "11" \(known: publisher\)/);
+    expect(code(() => PskStore.parse('a 00 publisher,admin\n'))).toMatch(/unknown role "admin"/);
     expect(code(() => PskStore.parse('a 00\na 11\n'))).toMatch(/psk:2: duplicate identity "a"/);
     expect(code(() => PskStore.fromEntries([['', new Uint8Array(16)]]))).toMatch(/^INVALID_ARGUMENT: psk: identity/);
     expect(code(() => PskStore.fromEntries([['x', new Uint8Array(0)]]))).toMatch(/1\.\.64 bytes/);
+  });
+
+  it('reads roles: a third field names them (comma-separated); a line without one is a device', () => {
+    const s = PskStore.parse('dev-1 0011\nci 0022 publisher\n');
+    expect(s.hasRole('ci', 'publisher')).toBe(true);
+    expect(s.hasRole('dev-1', 'publisher')).toBe(false);
+    expect(s.hasRole('nobody', 'publisher')).toBe(false);
+    expect(hex(s.lookup('ci'))).toBe('0022');
+    const e = PskStore.fromEntries([['p', new Uint8Array(4), ['publisher']], ['d', new Uint8Array(4)]]);
+    expect([e.hasRole('p', 'publisher'), e.hasRole('d', 'publisher')]).toEqual([true, false]);
   });
 
   it('reads a file and reloads it without restart, keeping the old table on a bad file', async () => {

@@ -10,4 +10,4 @@
 export { createDtlsServer, DtlsServer, retransmitScheduleMs, type DtlsServerEvent, type DtlsServerOptions, type DtlsServerStats } from './server.js';
 export { connectDtls, DtlsClientTransport, type DtlsClientOptions } from './client.js';
 export { ReconnectingDtlsClient } from './reconnecting.js';
-export { PskStore, parsePskKey, type PskLookup } from './psk-store.js';
+export { PSK_ROLES, PskStore, parsePskKey, type PskLookup, type PskRole, type PskRoles } from './psk-store.js';

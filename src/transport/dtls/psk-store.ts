@@ -2,11 +2,15 @@
  * Pre-shared keys of the DTLS server (RFC 4279 §5: identities are UTF-8 strings,
  * keys opaque bytes; RFC 7925 §4.2 wants at least 128-bit keys in deployments).
  *
- * File format, one entry per line: `identity hexkey`. Blank lines and lines
- * starting with `#` are ignored. Identities contain no white space.
+ * File format, one entry per line: `identity hexkey [roles]`. Blank lines and
+ * lines starting with `#` are ignored. Identities contain no white space.
+ * Roles, comma-separated, say what an identity may do beyond being a device;
+ * the one role today is `publisher` (may upload releases to the update
+ * service). A line without roles is a device, as before roles existed.
  *
  *   # device PSKs
  *   dev-0001 00112233445566778899aabbccddeeff
+ *   ci-release 0f0e0d0c0b0a09080706050403020100 publisher
  */
 import { watchFile, unwatchFile } from 'node:fs';
 import { readFileBounded } from '../../bounded-read.js';
@@ -17,28 +21,45 @@ export interface PskLookup {
   lookup(identity: string): Uint8Array | undefined;
 }
 
+/** The roles an identity may have. */
+export type PskRole = 'publisher';
+/** Every role a PSK file may name. */
+export const PSK_ROLES: readonly PskRole[] = ['publisher'];
+
+/** A PSK table that also knows roles. */
+export interface PskRoles {
+  /** Whether `identity` has `role`. */
+  hasRole(identity: string, role: PskRole): boolean;
+}
+
+/** One identity: its key and roles. */
+interface PskEntry {
+  readonly key: Uint8Array;
+  readonly roles: ReadonlySet<PskRole>;
+}
+
 /** A table of PSKs, optionally backed by a file that can be reloaded without restart. */
-export class PskStore implements PskLookup {
-  private table: Map<string, Uint8Array>;
+export class PskStore implements PskLookup, PskRoles {
+  private table: Map<string, PskEntry>;
   private watching = false;
 
   private constructor(
-    table: Map<string, Uint8Array>,
+    table: Map<string, PskEntry>,
     /** The file this store was read from, if any. */
     readonly path?: string,
   ) {
     this.table = table;
   }
 
-  /** A store from `[identity, key]` pairs. */
-  static fromEntries(entries: Iterable<readonly [string, Uint8Array]>): PskStore {
-    const table = new Map<string, Uint8Array>();
-    for (const [id, key] of entries) {
+  /** A store from `[identity, key]` or `[identity, key, roles]` entries. */
+  static fromEntries(entries: Iterable<readonly [string, Uint8Array] | readonly [string, Uint8Array, readonly PskRole[]]>): PskStore {
+    const table = new Map<string, PskEntry>();
+    for (const [id, key, roles] of entries) {
       checkIdentity(id, 'psk');
       if (!(key instanceof Uint8Array) || key.length === 0 || key.length > 64) {
         throw new CoapfwError('INVALID_ARGUMENT', `psk: key of "${id}" must be 1..64 bytes`);
       }
-      table.set(id, Uint8Array.from(key));
+      table.set(id, { key: Uint8Array.from(key), roles: checkRoles(roles ?? [], `psk: roles of "${id}"`) });
     }
     return new PskStore(table);
   }
@@ -55,7 +76,11 @@ export class PskStore implements PskLookup {
 
   /** Key for `identity`, or undefined. */
   lookup(identity: string): Uint8Array | undefined {
-    return this.table.get(identity);
+    return this.table.get(identity)?.key;
+  }
+
+  hasRole(identity: string, role: PskRole): boolean {
+    return this.table.get(identity)?.roles.has(role) ?? false;
   }
 
   /** Number of identities. */
@@ -105,21 +130,30 @@ function checkIdentity(id: string, where: string, path?: string): void {
   }
 }
 
-/** Parses the `identity hexkey` lines; errors name `source:line` and carry `path` when read from a file. */
-function parseTable(text: string, source: string, path?: string): Map<string, Uint8Array> {
-  const table = new Map<string, Uint8Array>();
+function checkRoles(roles: readonly string[], where: string, path?: string): ReadonlySet<PskRole> {
+  for (const r of roles) {
+    if (!(PSK_ROLES as readonly string[]).includes(r)) {
+      throw new CoapfwError('INVALID_ARGUMENT', `${where}: unknown role "${r}" (known: ${PSK_ROLES.join(', ')})`, { path });
+    }
+  }
+  return new Set(roles as PskRole[]);
+}
+
+/** Parses the `identity hexkey [roles]` lines; errors name `source:line` and carry `path` when read from a file. */
+function parseTable(text: string, source: string, path?: string): Map<string, PskEntry> {
+  const table = new Map<string, PskEntry>();
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.trim();
     if (line === '' || line.startsWith('#')) continue;
     const where = `${source}:${i + 1}`;
     const parts = line.split(/\s+/);
-    if (parts.length !== 2) throw new CoapfwError('INVALID_ARGUMENT', `${where}: expected "identity hexkey", got ${parts.length} fields`, { path });
-    const [id, hex] = parts as [string, string];
+    if (parts.length !== 2 && parts.length !== 3) throw new CoapfwError('INVALID_ARGUMENT', `${where}: expected "identity hexkey [roles]", got ${parts.length} fields`, { path });
+    const [id, hex, roles] = parts as [string, string, string | undefined];
     checkIdentity(id, where, path);
     if (!/^([0-9a-fA-F]{2}){1,64}$/.test(hex)) throw new CoapfwError('INVALID_ARGUMENT', `${where}: key must be 1..64 bytes of hex`, { path });
     if (table.has(id)) throw new CoapfwError('INVALID_ARGUMENT', `${where}: duplicate identity "${id}"`, { path });
-    table.set(id, new Uint8Array(Buffer.from(hex, 'hex')));
+    table.set(id, { key: new Uint8Array(Buffer.from(hex, 'hex')), roles: checkRoles(roles === undefined ? [] : roles.split(','), where, path) });
   }
   return table;
 }

@@ -77,6 +77,15 @@ export class DtlsServer implements Transport {
     return this.table.get(peerKey(peer))?.established ?? false;
   }
 
+  /**
+   * The PSK identity `peer` authenticated with (its established session), or
+   * undefined: what a resource uses to tell who is asking (RFC 7925 §4.2).
+   */
+  identityOf(peer: Peer): string | undefined {
+    const s = this.table.get(peerKey(peer));
+    return s?.established ? s.handshake.identity : undefined;
+  }
+
   send(data: Uint8Array, peer: Peer): Promise<void> {
     if (this.closed) return Promise.reject(new CoapfwError('TRANSPORT_CLOSED', 'dtls: server is closed'));
     if (data.length > 16384) return Promise.reject(new CoapfwError('INVALID_ARGUMENT', `dtls: datagram of ${data.length} bytes exceeds 2^14`));
