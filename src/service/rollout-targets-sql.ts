@@ -37,12 +37,14 @@ async function scope(sql: Sql, rolloutId: number): Promise<{ id: number; classId
 // Devices of the rollout's class (and group) that run an older sequence and are not yet
 // targeted by it: the ones a wave may still take. Ordered by id, so that waves are
 // reproducible (the canary is the same devices on every server and after a restart).
+// The release's vendor too: a class id is only unique per vendor (SUIT's class-id condition checks both).
 const CANDIDATES = `FROM devices d WHERE d.class_id = ? {GROUP} AND d.installed_seq < ?
+  AND d.vendor_id = (SELECT vendor_id FROM releases WHERE class_id = d.class_id AND sequence = ?)
   AND NOT EXISTS (SELECT 1 FROM rollout_targets t WHERE t.rollout_id = ? AND t.device_id = d.id)`;
 
 function candidateParams(s: Awaited<ReturnType<typeof scope>>): { where: string; params: SqlValue[] } {
   const where = CANDIDATES.replace('{GROUP}', s.group === null ? '' : 'AND d.group_name = ?');
-  const params: SqlValue[] = s.group === null ? [s.classId, s.sequence, s.id] : [s.classId, s.group, s.sequence, s.id];
+  const params: SqlValue[] = s.group === null ? [s.classId, s.sequence, s.sequence, s.id] : [s.classId, s.group, s.sequence, s.sequence, s.id];
   return { where, params };
 }
 
