@@ -12,9 +12,12 @@ import { COMMON_OPTIONS, intOption, parse, str, verbosity } from './args.js';
 import { UsageError, type CliCommand } from './common.js';
 import { blockSizeOption } from './inputs.js';
 import { serveLog, url, type ServeLog } from './serve-log.js';
+import { withConfig } from './config.js';
+import { OPS_HELP, OPS_OPTIONS, startOps } from './serve-ops.js';
 
 const HELP = `usage: coapfw serve DIR [--host H] [--port P] [--max-block-size N]
                     [--psk-file FILE [--dtls-port P] [--no-coap]] [--json] [-v]
+                    [--http [HOST:]PORT] [--config FILE] [--log-json] [-vv]
 
 Serve every regular file under DIR over CoAP (RFC 7252) with block-wise
 transfer (RFC 7959), the way a TFTP server would, but resumable at any block:
@@ -52,8 +55,7 @@ options:
   --no-coap             serve coaps:// only (needs --psk-file)
   --echo                Echo amplification protection on plain CoAP
   --json                the startup line and events as JSON lines on stdout
-  -v, --verbose         also log DTLS sessions and device status reports
-  -h, --help            this text
+${OPS_HELP}  -h, --help            this text
 `;
 
 const OPTIONS = {
@@ -65,6 +67,7 @@ const OPTIONS = {
   'dtls-port': { type: 'string' },
   'no-coap': { type: 'boolean' },
   echo: { type: 'boolean' },
+  ...OPS_OPTIONS,
 } as const;
 
 /** DIR must be a directory before anything binds: a clear message, and what to do. */
@@ -85,7 +88,7 @@ function bindError(e: unknown, secure: { port: number } | undefined): unknown {
 
 /** `coapfw serve`. Runs until SIGINT/SIGTERM. */
 export const serveCommand: CliCommand = async (args, io) => {
-  const { values, positionals } = parse(args, OPTIONS);
+  const { values, positionals } = await withConfig(parse(args, OPTIONS), OPTIONS, 'dir');
   if (values.help) {
     io.stdout.write(HELP);
     return 0;
@@ -102,7 +105,7 @@ export const serveCommand: CliCommand = async (args, io) => {
   const dtlsPort = intOption('dtls-port', values['dtls-port'], 0, 65535) ?? 5684;
   const dir = positionals[0]!;
   await checkDir(dir);
-  const log = serveLog(io, { json: values.json === true, verbose: verbosity(values) });
+  const log = serveLog(io, { json: values.json === true || values['log-json'] === true, verbose: verbosity(values) });
   // Only a host without IPv6 falls back to IPv4; a port in use is reported as such.
   const host = str(values, 'host') ?? ((await ipv6Available()) ? '::' : '0.0.0.0');
   const psk = pskFile === undefined ? undefined : await PskStore.fromFile(pskFile);
@@ -125,6 +128,22 @@ export const serveCommand: CliCommand = async (args, io) => {
     throw bindError(e, psk && dtlsPort !== port ? { port: dtlsPort } : undefined);
   }
   const stopReload = psk ? reloadPsk(psk, log) : () => {};
+  const ops = await startOps({
+    values,
+    log,
+    verbose: verbosity(values),
+    metrics: {
+      // The coaps endpoint, when there is one, is the last (startFileServer's order).
+      endpoints: () => server.endpoints.map((endpoint, i, all) => ({ transport: server.dtls !== undefined && i === all.length - 1 ? 'coaps' : 'coap', endpoint })),
+      dtls: () => server.dtls,
+      observe: () => server.observe,
+      blocksServed: () => server.files.blocks,
+    },
+  }).catch(async (e: unknown) => {
+    stopReload();
+    await server.close();
+    throw e;
+  });
   const urls = [...(noCoap ? [] : [url('coap', server.address())]), ...(server.dtls ? [url('coaps', server.dtls.address())] : [])];
   log.listening(server.repo.list().length, server.repo.root, urls);
   server.repo.onChange((changed) => log.files(server.repo.list().length, changed));
@@ -138,6 +157,7 @@ export const serveCommand: CliCommand = async (args, io) => {
     process.on('SIGTERM', stop);
   });
   stopReload();
+  await ops.close();
   await server.close();
   log.stopped();
   return 0;
