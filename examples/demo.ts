@@ -1,152 +1,199 @@
 /**
- * `npm start`: the whole story on loopback, no arguments, about a second.
+ * `npm start`: the whole story of the update service on loopback, on the
+ * embedded default database (SQLite in a temporary file), in a few seconds.
  *
- * 1. An operator makes a signing key, signs a SUIT manifest for a 256 KiB
- *    image and serves both with the CoAP file server.
- * 2. A device (an in-memory NOR flash with a factory image) fetches the
- *    manifest, verifies it and downloads the image block by block straight
- *    into its secondary slot, and loses power in the middle.
- * 3. Powered on again, it resumes from its journal (skipping the blocks it
- *    already has), verifies the image, requests a test boot, reboots into
- *    the new image in test mode and confirms it.
- * Exit code 0 only if the device ends up running the new image, confirmed.
+ * 1. An operator starts an update server (coap and coaps) that trusts its
+ *    signing key and knows a publisher identity.
+ * 2. Four devices power on and register, each in its update mode: a sensor
+ *    that decides itself (client), a door lock the server commands (server),
+ *    an air handler that negotiates and asks for 2 s more (negotiated), and
+ *    a camera (server) whose power will fail mid-download.
+ * 3. The publisher signs a release and publishes it over coaps (the image
+ *    with Block1, then the envelope); the server checks it and tells the
+ *    devices, each the way its mode says, with the downtime to expect.
+ * 4. The devices download, install, reboot into the new image, confirm it
+ *    and report every step; the camera loses power half-way, powers on
+ *    again and resumes from its journal.
+ * 5. The status table comes from the server's database.
+ * Exit code 0 only if every device runs the release, confirmed.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { isCoapfwError } from 'coapfw';
-import { openClient } from 'coapfw/client';
-import { bootStatus, postStatus, powerOn, provisionDevice, runUpdate, type PowerOnResult, type UpdateEvent, type UpdateStatus } from 'coapfw/device';
-import { createLayout, hashArea, type FlashLayout } from 'coapfw/flash';
-import { startFileServer } from 'coapfw/server';
-import { createEnvelope, privateKeyFromSecret, type TrustPolicy } from 'coapfw/suit';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { openClient, sendBlock1, type CoapClient } from 'coapfw/client';
+import { Code, ContentFormat, OptionNumber, pathOptions, uintOption } from 'coapfw/codec';
+import { agentLink, DeviceAgent, provisionDevice, type AgentEvent, type AgentMode } from 'coapfw/device';
+import { createLayout } from 'coapfw/flash';
+import { startUpdateServer, type Store, type UpdateServer } from 'coapfw/service';
+import { createEnvelope, describeImage, privateKeyFromSecret } from 'coapfw/suit';
 import { MemoryFlash } from 'coapfw/testing';
+import { PskStore, systemRuntime } from 'coapfw/transport';
 
-const IMAGE_SIZE = 256 * 1024;
-const CUT_AFTER_BLOCKS = 150;
-const VENDOR = Uint8Array.from(Buffer.from('fa6b4a53d5ad5fdfbe9de663e4d41ffe', 'hex'));
-const CLASS = Uint8Array.from(Buffer.from('1492af1425695e48bf429b2d51f2ab45', 'hex'));
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+const VENDOR = Buffer.from('fa6b4a53d5ad5fdfbe9de663e4d41ffe', 'hex');
+const CLASS = Buffer.from('1492af1425695e48bf429b2d51f2ab45', 'hex');
+const IMAGE_SIZE = 96 * 1024;
+const CUT_AT_BLOCK = 40;
+const PUBLISHER = { identity: 'release-bot', key: new Uint8Array(randomBytes(16)) };
 const say = (s: string): void => void process.stdout.write(`${s}\n`);
 
-function progress(flash: MemoryFlash, cutAt: number | undefined): (e: UpdateEvent) => void {
-  let blocks = 0;
+interface Device {
+  readonly name: string;
+  readonly mode: AgentMode;
+  readonly defer: number;
+  readonly flash: MemoryFlash;
+  readonly layout: ReturnType<typeof createLayout>;
+  agent?: DeviceAgent;
+  client?: CoapClient;
+  /** Blocks the last update did not fetch again thanks to the journal. */
+  resumed: number;
+}
+
+/** What a device says, one line per step that matters. */
+function narrate(d: Device, cutAt?: number): (e: AgentEvent) => void {
+  const tell = (s: string): void => say(`  ${d.name.padEnd(12)} ${s}`);
+  let last = '';
   return (e) => {
-    if (e.type === 'envelope') say(`  manifest: ${e.bytes} bytes, sequence ${e.sequence}, image ${e.imageSize} bytes`);
-    else if (e.type === 'resume' && e.fromBlock > 0) say(`  journal: resuming at block ${e.fromBlock}: ${e.fromBlock} blocks (${(e.fromBlock * e.blockSize) / 1024} KiB) not fetched again`);
-    else if (e.type === 'state' && e.state !== 'download') say(`  state: ${e.state}`);
-    else if (e.type === 'block') {
-      blocks++;
-      const done = e.offset + e.bytes;
-      if (e.num % 32 === 31 || done === e.imageSize) say(`  download: block ${e.num}, ${Math.round((100 * done) / e.imageSize)}% (${done}/${e.imageSize} bytes)`);
-      if (cutAt !== undefined && blocks === cutAt) {
-        say(`  *** power cut after ${blocks} blocks ***`);
-        flash.cutAfter(0); // the next flash write or erase dies half-way
-      }
-    } else if (e.type === 'restart') say(`  restart: ${e.reason}`);
+    if (e.type === 'report' && e.outcome.kind === 'accepted') {
+      const r = e.outcome.report;
+      // Progress is reported every 25 %; the story needs only where each download starts.
+      if (r.state !== last) tell(r.state === 'downloading' ? `reported downloading (${r.done} of ${r.total} bytes)` : `reported ${r.state}`);
+      last = r.state;
+      return;
+    }
+    if (e.type === 'registered') tell(`registered (${d.mode} mode)`);
+    else if (e.type === 'observe-lost' && d.mode === 'client' && e.reason === 'response 4.04') tell('no release of its class yet: looks again after the poll interval');
+    else if (e.type === 'answered') tell(`offer ${e.commandId}: answers ${e.answer.answer === 'now' ? 'now' : `defer ${e.answer.defer} s`}`);
+    else if (e.type === 'manifest') tell(`sees release ${e.seq} of its class: verified, newer, device idle: updating`);
+    else if (e.type === 'downtime') tell(`will be unavailable for about ${e.seconds} s: told before it starts`);
+    else if (e.type === 'update' && e.event.type === 'resume' && e.event.fromBlock > 0) tell(`journal: resuming at block ${e.event.fromBlock}`);
+    else if (e.type === 'update-end' && e.status !== undefined) d.resumed = e.status.blocksResumed;
+    else if (e.type === 'update' && e.event.type === 'block' && e.event.num === cutAt) {
+      tell(`*** power cut after ${cutAt + 1} blocks ***`);
+      d.flash.cutAfter(0); // the next flash write or erase dies half-way
+    }
   };
 }
 
-async function update(manifestUri: string, flash: MemoryFlash, layout: FlashLayout, trust: TrustPolicy, cutAt?: number): Promise<UpdateStatus> {
-  const client = await openClient(manifestUri, { params: { ackTimeoutMs: 500 } });
+async function startDevice(d: Device, server: string, cutAt?: number): Promise<void> {
+  d.client = await openClient(`${server}/`, { params: { ackTimeoutMs: 500 } });
+  d.agent = new DeviceAgent({
+    flash: d.flash,
+    layout: d.layout,
+    server,
+    link: agentLink(d.client),
+    trust: { anchors: [{ name: 'oem', publicKey: KEY.publicKey }] },
+    vendorId: VENDOR,
+    classId: CLASS,
+    mode: d.mode,
+    deviceId: d.name,
+    answerOffer: () => (d.defer > 0 ? { answer: 'defer', defer: d.defer } : { answer: 'now' }),
+    progressStepPercent: 25,
+    backoff: { baseMs: 200, maxMs: 1000 },
+    onEvent: narrate(d, cutAt),
+  });
+  await d.agent.start();
+}
+
+const KEY = privateKeyFromSecret('ed25519', new Uint8Array(randomBytes(32)));
+
+/** The publisher's side of `coapfw publish`: the image over Block1, then the release. */
+async function publish(server: UpdateServer, image: Uint8Array, envelope: Uint8Array): Promise<number> {
+  const client = await openClient(`coaps://127.0.0.1:${server.dtls!.address().port}/`, { psk: PUBLISHER });
   try {
-    return await runUpdate({
-      flash,
-      layout,
-      request: client.request,
-      manifestUri,
-      runtime: client.runtime,
-      trust,
-      vendorId: VENDOR,
-      classId: CLASS,
-      blockRetry: { attempts: 5, baseMs: 200, maxMs: 2000 },
-      statusPath: '/status/demo-device',
-      onEvent: progress(flash, cutAt),
-    });
+    const request = client.request.bind(client);
+    await sendBlock1(request, { code: Code.PUT, options: pathOptions(`/pub/blob/${bytesToHex(sha256(image))}`), payload: image }, { runtime: systemRuntime, szx: 6 });
+    // JSON for readability (CBOR works the same); JSON has no byte strings, so the envelope goes as hex.
+    const body = new TextEncoder().encode(JSON.stringify({ envelope: bytesToHex(envelope), urgency: 'critical', downtime: 10 }));
+    const res = await sendBlock1(request, { code: Code.POST, options: [...pathOptions('/pub/release'), uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.JSON)], payload: body }, { runtime: systemRuntime, szx: 6 });
+    return res.code;
   } finally {
     await client.close();
   }
 }
 
-/** The device tells the status tracker how the test boot went (a new connection after the reboot). */
-async function reportAfterBoot(manifestUri: string, status: NonNullable<ReturnType<typeof bootStatus>>): Promise<void> {
-  const client = await openClient(manifestUri);
-  try {
-    await postStatus(client.request, '/status/demo-device', status);
-  } finally {
-    await client.close();
+async function waitForAll(store: Store, names: readonly string[], seq: number, ms: number): Promise<boolean> {
+  for (const until = Date.now() + ms; Date.now() < until; ) {
+    const all = await Promise.all(names.map((n) => store.getDevice(n)));
+    if (all.every((d) => d?.state === 'confirmed' && d.installedSeq === seq)) return true;
+    await new Promise((r) => setTimeout(r, 50));
   }
+  return false;
 }
 
-function showBoot(p: PowerOnResult): void {
-  const actions = p.boot.actions.length > 0 ? ` (${p.boot.actions.join(', ')})` : '';
-  say(`  boot: running ${hex(p.boot.image.digest).slice(0, 16)}… in mode ${p.boot.mode}${actions}; ${p.outcome === 'confirmed' ? 'self-test passed, confirmed; ' : ''}installed sequence ${p.installedSequence}`);
+async function table(store: Store, names: readonly string[]): Promise<void> {
+  say(`  ${'device'.padEnd(12)} ${'mode'.padEnd(11)} ${'state'.padEnd(10)} installed  reports  history`);
+  for (const name of names) {
+    const d = (await store.getDevice(name))!;
+    const history = await store.listHistory(name, { limit: 1000 });
+    say(`  ${d.id.padEnd(12)} ${d.mode.padEnd(11)} ${d.state.padEnd(10)} ${String(d.installedSeq).padStart(9)}  ${String(d.reportSeq).padStart(7)}  ${history.length} entries`);
+  }
 }
 
 async function main(): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'coapfw-demo-'));
+  const devices: Device[] = [];
+  let server: UpdateServer | undefined;
   try {
-    say('1. operator: key, image, signed manifest, server');
-    const key = privateKeyFromSecret('ed25519', new Uint8Array(randomBytes(32)));
-    const trust: TrustPolicy = { anchors: [{ name: 'demo', publicKey: key.publicKey }] };
-    const img = new Uint8Array(randomBytes(IMAGE_SIZE));
-    const digest = sha256(img);
-    await writeFile(join(dir, 'app-v1.bin'), img);
-    const envelope = createEnvelope({ sequence: 1, vendorId: VENDOR, classId: CLASS, uri: `/fw/sha256/${hex(digest)}`, digest, size: img.length }, [key]);
-    await writeFile(join(dir, 'app-v1.suit'), envelope);
-    const server = await startFileServer({ dir, host: '127.0.0.1', port: 0, refreshMs: 0 });
-    const manifestUri = `coap://127.0.0.1:${server.address().port}/files/app-v1.suit`;
-    say(`  image ${img.length} bytes, sha256 ${hex(digest).slice(0, 16)}…; manifest ${envelope.length} bytes at ${manifestUri}`);
-    try {
-      const flash = new MemoryFlash({ size: 1024 * 1024, eraseBlockSize: 4096 });
-      const layout = createLayout(flash, { slotSize: 480 * 1024 });
-      await provisionDevice(flash, layout, new TextEncoder().encode('factory image v0'.padEnd(64, '.')), 0);
+    say('1. operator: an update server on SQLite, trusting the signing key');
+    server = await startUpdateServer({
+      dir,
+      db: `sqlite:${join(dir, 'fleet.db')}`,
+      host: '127.0.0.1',
+      port: 0,
+      refreshMs: 0,
+      secure: { psk: PskStore.fromEntries([[PUBLISHER.identity, PUBLISHER.key, ['publisher']]]), host: '127.0.0.1', port: 0 },
+      openRegistration: true,
+      trust: { anchors: [{ name: 'oem', publicKey: KEY.publicKey }] },
+      pollS: 2,
+      modes: { tickMs: 100 },
+    });
+    const uri = `coap://127.0.0.1:${server.address().port}`;
+    say(`  serving devices on ${uri}, publishers on coaps; database ${server.store.backend}`);
 
-      say('2. device: power on, update ... and lose power half-way');
-      showBoot(await powerOn(flash, layout));
-      try {
-        await update(manifestUri, flash, layout, trust, CUT_AFTER_BLOCKS);
-        say('  the power cut did not happen?');
-        return 1;
-      } catch (e) {
-        if (!isCoapfwError(e, 'POWER_CUT')) throw e;
-      }
-
-      say('3. device: power back on, resume, verify, install');
-      flash.powerOn();
-      showBoot(await powerOn(flash, layout));
-      const status = await update(manifestUri, flash, layout, trust);
-      say(`  status: ${JSON.stringify(status)}`);
-      if (status.result !== 'installed') return 1;
-
-      say('4. device: reboot into the new image (test mode), self-test, confirm');
-      const p = await powerOn(flash, layout);
-      showBoot(p);
-      const after = bootStatus(p);
-      if (after) await reportAfterBoot(manifestUri, after);
-      say('5. device: reboot again (the confirmed image stays)');
-      const q = await powerOn(flash, layout);
-      showBoot(q);
-
-      const tracked = server.status.get('demo-device');
-      say(`  server status tracker: demo-device reported ${JSON.stringify(tracked?.report ?? null)}`);
-      const ok =
-        hex(q.boot.image.digest) === hex(digest) &&
-        q.boot.mode === 'confirmed' &&
-        q.installedSequence === 1 &&
-        hex(await hashArea(flash, layout.primary, img.length)) === hex(digest) &&
-        status.blocksResumed > 0 &&
-        tracked?.report.result === 'confirmed';
-      const w = flash.stats;
-      say(`  flash: ${w.writes} writes, ${w.erases} erases in all`);
-      say(ok ? `OK: resumed ${status.blocksResumed} blocks, fetched ${status.blocksFetched} after the cut; new image confirmed` : 'FAILED');
-      return ok ? 0 : 1;
-    } finally {
-      await server.close();
+    say('2. devices power on and register');
+    for (const [name, mode, defer] of [['sensor', 'client', 0], ['door-lock', 'server', 0], ['air-handler', 'negotiated', 2], ['camera', 'server', 0]] as const) {
+      const flash = new MemoryFlash({ size: 256 * 1024, eraseBlockSize: 4096 });
+      const layout = createLayout(flash, { slotSize: 112 * 1024 });
+      await provisionDevice(flash, layout, new TextEncoder().encode(`${name} factory image v0`.padEnd(64, '.')), 0);
+      const d: Device = { name, mode, defer, flash, layout, resumed: 0 };
+      devices.push(d);
+      await startDevice(d, uri, name === 'camera' ? CUT_AT_BLOCK : undefined);
     }
+    const names = devices.map((d) => d.name);
+    for (let i = 0; i < 250 && devices.some((x) => x.agent?.deviceId === undefined || x.agent.state === 'registering'); i++) await new Promise((r) => setTimeout(r, 20));
+
+    say('3. publisher: sign release 1 and publish it over coaps (critical, 10 s downtime)');
+    const image = new Uint8Array(randomBytes(IMAGE_SIZE));
+    const d = describeImage(image);
+    const envelope = createEnvelope({ sequence: 1, vendorId: VENDOR, classId: CLASS, uri: d.uri, digest: d.digest, size: d.size }, [KEY]);
+    const code = await publish(server, image, envelope);
+    say(`  image ${image.length} bytes at ${d.uri.slice(0, 24)}…, envelope ${envelope.length} bytes: ${code === Code.CREATED ? 'published (2.01)' : `refused (${code >> 5}.${String(code & 31).padStart(2, '0')})`}`);
+    if (code !== Code.CREATED) return 1;
+
+    say('4. devices update (the camera loses power half-way)');
+    const camera = devices.find((x) => x.name === 'camera')!;
+    const died = await camera.agent!.done.then(() => undefined, (e: unknown) => e);
+    await camera.client!.close();
+    say(`  camera       powered off (${died instanceof Error ? died.message : 'stopped'}); powering on again`);
+    camera.flash.powerOn();
+    await startDevice(camera, uri);
+    const ok = await waitForAll(server.store, names, 1, 30_000);
+    await Promise.all(devices.map((x) => x.agent!.reportsDelivered()));
+
+    say('5. status table (from the database)');
+    await table(server.store, names);
+    const resumed = camera.resumed > 0;
+    say(ok && resumed ? `OK: every device runs release 1, confirmed; the camera resumed ${camera.resumed} blocks after the power cut` : 'FAILED');
+    return ok && resumed ? 0 : 1;
   } finally {
+    for (const dev of devices) {
+      await dev.agent?.stop();
+      await dev.client?.close();
+    }
+    await server?.close();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -4,7 +4,6 @@
  * the test image, confirm); `boot`, `confirm` and `status` act on the file.
  * A thin shell over device/: everything here is callable from code.
  */
-import { writeSync } from 'node:fs';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { basename } from 'node:path';
 import { parseCoapUri } from '../codec/uri.js';
@@ -22,15 +21,20 @@ import { jsonLine, UsageError, type CliCommand, type CliIo } from './common.js';
 import { pskCredentials } from './credentials.js';
 import { blockSizeOption, readPublicKey, uuidOption } from './inputs.js';
 import { progressBar, type Progress } from './progress.js';
-import { stopOnSignals, watchParent, type StopSignal } from './signals.js';
+import { exitWhenNpmIsGone, deviceRunCommand } from './device-run.js';
+import { stopOnSignals, type StopSignal } from './signals.js';
 
 const HELP = `usage: coapfw device update MANIFEST_URI --flash FILE --trust PUBFILE [options]
+       coapfw device run --flash FILE --server URI --trust PUBFILE --mode MODE ... (see 'coapfw device run --help')
        coapfw device boot --flash FILE [--no-confirm]
        coapfw device confirm --flash FILE
        coapfw device status --flash FILE
 
 A simulated device whose flash chip is FILE (created and provisioned with a
 small factory image, sequence number 0, when missing).
+
+run: stay up and follow the update service (register, observe, update as
+the mode says, report every step); see 'coapfw device run --help'.
 
 update: power on (boot, confirm a pending test image), fetch the SUIT
 envelope at MANIFEST_URI, verify it (signature by PUBFILE, anti-rollback,
@@ -222,6 +226,7 @@ async function run(sub: string, values: Values, prepared: UpdateArgs | undefined
 /** `coapfw device`. */
 export const deviceCommand: CliCommand = async (args, io) => {
   const [sub, ...rest] = args;
+  if (sub === 'run') return deviceRunCommand(rest, io);
   const { values, positionals } = parse(rest, OPTIONS);
   if (sub === undefined || sub === '--help' || sub === '-h' || values.help) {
     (sub === undefined ? io.stderr : io.stdout).write(HELP);
@@ -231,21 +236,12 @@ export const deviceCommand: CliCommand = async (args, io) => {
   if (flashFile === undefined) throw new UsageError('--flash FILE is required');
   const size = intOption('flash-size', values['flash-size'], 7 * 4096, 2 ** 31);
   const expected = sub === 'update' ? 1 : 0;
-  if (!['update', 'boot', 'confirm', 'status'].includes(sub)) throw new UsageError(`unknown sub-command '${sub}' (update, boot, confirm, status)`);
+  if (!['update', 'boot', 'confirm', 'status'].includes(sub)) throw new UsageError(`unknown sub-command '${sub}' (run, update, boot, confirm, status)`);
   if (positionals.length !== expected) throw new UsageError(sub === 'update' ? 'update: expected exactly one MANIFEST_URI' : `${sub}: unexpected argument`);
   const prepared = sub === 'update' ? await updateArgs(positionals[0]!, values) : undefined;
   // From here on the flash file is open: a signal stops the work and closes it.
   const stop = stopOnSignals((sig) => io.stderr.write(`${io.stderr.isTTY ? "\n" : ""}coapfw device: ${sig}: stopping; the flash file is closed cleanly and the next update resumes from the journal\n`));
-  const unwatch = watchParent(() => {
-    // npm went away (killed): stop as a device losing power would, with no further flash write.
-    // Synchronously: no flash write may run after this point.
-    try {
-      writeSync(2, 'coapfw device: the npm process that started us is gone: stopping now, as a power cut would\n');
-    } catch {
-      // stderr may be gone with npm; stopping is what matters.
-    }
-    process.exit(129);
-  });
+  const unwatch = exitWhenNpmIsGone();
   let dev: FileDevice | undefined;
   try {
     dev = await openFileDevice(flashFile, { size, create: sub === 'update' || sub === 'boot' });

@@ -20,3 +20,23 @@ export { STREAM_ALIGN, candidateImages, setIdentity, type CandidateImage, type I
 export { fetchTargets, type FetchTarget } from './fetch-target.js';
 export { FACTORY_IMAGE, openFileDevice, simulatedLayout, type FileDevice, type FileDeviceOptions } from './file-device.js';
 export { imageRequestOptions, resolveImageUri } from './image-uri.js';
+export { DeviceAgent } from './agent.js';
+export { agentLink, type AgentEvent, type AgentLink, type DeviceAgentOptions, type Offer } from './agent-options.js';
+export { agentStep, initialModel, targetKey, type AgentContext, type AgentEffect, type AgentInput, type AgentModel, type AgentStateName, type Observed, type UpdateOutcome, type UpdateTarget } from './agent-machine.js';
+export { Observation, type ObservationOptions, type ObserveLoss } from './agent-observe.js';
+export { Reporter, type ReportOutcome, type ReporterOptions } from './agent-reports.js';
+export { UNREACHABLE_CODES, runAgentUpdate, targetUri, type AgentUpdateContext, type AgentUpdateResult } from './agent-update.js';
+export {
+  AGENT_MODES,
+  decodeCommand,
+  decodeRegistrationAnswer,
+  type AgentCommand,
+  type CommandOf,
+  type AgentMode,
+  type AgentReport,
+  type CommandUrgency,
+  type OfferAnswer,
+  type Registration,
+  type RegistrationAnswer,
+  type ReportState,
+} from './agent-wire.js';

@@ -31,6 +31,13 @@ export interface StreamListener {
 export interface ResponseStream {
   /** Send `spec` with a fresh token (CON unless `confirmable` is false); returns the token. */
   send(spec: RequestSpec): Uint8Array;
+  /**
+   * Send `spec` again with `token`, one this stream sent before and still
+   * remembers: an Observe re-registration keeps its token (RFC 7641 §3.3.1),
+   * so the server replaces its registration instead of adding one.
+   * INVALID_ARGUMENT for a token the stream does not hold.
+   */
+  resend(spec: RequestSpec, token: Uint8Array): void;
   /** Stop delivering; outstanding CONs are cancelled. Idempotent. */
   close(): void;
 }
@@ -74,6 +81,11 @@ export class ResponseStreams {
         if (s.tokens.length > maxTokens) this.byToken.delete(s.tokens.shift()!);
         this.transmit(peer, spec, token, s);
         return token;
+      },
+      resend: (spec, token) => {
+        if (s.closed) throw new CoapfwError('TRANSPORT_CLOSED', 'response stream: closed');
+        if (this.byToken.get(`${pk}|${bytesToHex(token)}`) !== s) throw new CoapfwError('INVALID_ARGUMENT', 'response stream: resend with a token this stream does not hold');
+        this.transmit(peer, spec, token, s);
       },
       close: () => {
         if (s.closed) return;

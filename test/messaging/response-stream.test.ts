@@ -46,4 +46,23 @@ describe('CoapEndpoint.openStream', () => {
     expect(errors).toEqual(['TIMEOUT']);
     await ep.close();
   });
+
+  it('resend: the same token again (an Observe re-registration, RFC 7641 §3.3.1), only for a token the stream holds', async () => {
+    const net = new MemNetwork();
+    net.endpoint(SERVER.address, SERVER.port);
+    const ep = new CoapEndpoint(net.endpoint('10.0.0.2', 40000), { runtime: new FakeRuntime() });
+    const stream = ep.openStream(SERVER, { onResponse: () => undefined });
+    const other = ep.openStream(SERVER, { onResponse: () => undefined });
+    const token = stream.send({ code: Code.GET, confirmable: false });
+    stream.resend({ code: Code.GET, confirmable: false }, token);
+    await flush();
+    const sent = net.log.filter((e) => e.to.port === 5683).map((e) => decodeMessage(e.data));
+    expect(sent).toHaveLength(2);
+    expect(sent[1]!.token).toEqual(token);
+    expect(sent[1]!.messageId).not.toBe(sent[0]!.messageId);
+    expect(() => other.resend({ code: Code.GET }, token)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    stream.close();
+    expect(() => stream.resend({ code: Code.GET }, token)).toThrow(expect.objectContaining({ code: 'TRANSPORT_CLOSED' }));
+    await ep.close();
+  });
 });
