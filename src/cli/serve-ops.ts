@@ -26,7 +26,26 @@ export const OPS_OPTIONS = {
   'log-json': { type: 'boolean' },
   'http-max-body': { type: 'string' },
   'http-max-streams': { type: 'string' },
+  'max-observers': { type: 'string' },
+  'max-requests': { type: 'string' },
+  'max-dtls-sessions': { type: 'string' },
 } as const;
+
+/** The CoAP server's limits from `--max-observers`, `--max-requests`, `--max-dtls-sessions` (each a safe default when absent). */
+export function serverLimits(values: Values): {
+  observe?: { maxObservers: number };
+  endpoint?: { maxConcurrentRequests: number };
+  dtls?: { maxSessions: number };
+} {
+  const observers = intOption('max-observers', values['max-observers'], 0, 1_000_000);
+  const requests = intOption('max-requests', values['max-requests'], 1, 1_000_000);
+  const sessions = intOption('max-dtls-sessions', values['max-dtls-sessions'], 1, 1_000_000);
+  return {
+    ...(observers === undefined ? {} : { observe: { maxObservers: observers } }),
+    ...(requests === undefined ? {} : { endpoint: { maxConcurrentRequests: requests } }),
+    ...(sessions === undefined ? {} : { dtls: { maxSessions: sessions } }),
+  };
+}
 
 /** The help text of those options. */
 export const OPS_HELP = `  --config FILE         options from a TOML (.toml) or JSON (.json) file, same
@@ -37,6 +56,10 @@ export const OPS_HELP = `  --config FILE         options from a TOML (.toml) or 
                         $XDG_STATE_HOME/coapfw or ~/.local/state/coapfw)
   --http-max-body N     largest HTTP request body in bytes (default 65536)
   --http-max-streams N  most open event streams of the page (default 64)
+  --max-observers N     Observe registrations held at once (default 1000)
+  --max-requests N      CoAP requests in progress at once, per endpoint; more
+                        get 5.03 (default 4096)
+  --max-dtls-sessions N DTLS sessions, handshakes included (default 1000)
   --log-json            log as JSON lines on stdout (same as --json)
   -v, -vv               -v: DTLS sessions, reports, publishing, rollout steps,
                         operator actions; -vv: every CoAP and HTTP request

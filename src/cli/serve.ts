@@ -13,7 +13,7 @@ import { UsageError, type CliCommand } from './common.js';
 import { blockSizeOption } from './inputs.js';
 import { serveLog, url, type ServeLog } from './serve-log.js';
 import { withConfig } from './config.js';
-import { OPS_HELP, OPS_OPTIONS, startOps } from './serve-ops.js';
+import { OPS_HELP, OPS_OPTIONS, serverLimits, startOps } from './serve-ops.js';
 
 const HELP = `usage: coapfw serve DIR [--host H] [--port P] [--max-block-size N]
                     [--psk-file FILE [--dtls-port P] [--no-coap]] [--json] [-v]
@@ -110,6 +110,7 @@ export const serveCommand: CliCommand = async (args, io) => {
   const host = str(values, 'host') ?? ((await ipv6Available()) ? '::' : '0.0.0.0');
   const psk = pskFile === undefined ? undefined : await PskStore.fromFile(pskFile);
   if (psk?.size === 0) log.warn(`${pskFile} has no identities; every coaps handshake will fail until it does`);
+  const limits = serverLimits(values);
   let server: FileServer;
   try {
     server = await startFileServer({
@@ -122,7 +123,9 @@ export const serveCommand: CliCommand = async (args, io) => {
       // A file that cannot be read is skipped and said once per occurrence, never fatal.
       onError: (e: unknown) => log.error(e),
       status: { onReport: (s) => log.report(s) },
-      ...(psk ? { secure: { psk, host, port: dtlsPort, onEvent: (e) => log.dtls(e) } } : {}),
+      ...(limits.observe ? { observe: limits.observe } : {}),
+      ...(limits.endpoint ? { endpoint: limits.endpoint } : {}),
+      ...(psk ? { secure: { psk, host, port: dtlsPort, onEvent: (e) => log.dtls(e), ...limits.dtls } } : {}),
     });
   } catch (e) {
     throw bindError(e, psk && dtlsPort !== port ? { port: dtlsPort } : undefined);
@@ -176,3 +179,6 @@ function reloadPsk(psk: PskStore, log: ServeLog): () => void {
     process.off('SIGHUP', onHup);
   };
 }
+
+/** serve's options: also the keys of its config file (README, 'The config file'). */
+export { OPTIONS as SERVE_OPTIONS };
