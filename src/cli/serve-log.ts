@@ -11,8 +11,16 @@ import type { Peer } from '../core/transport.js';
 import { errorJson, jsonLine, type CliIo } from './common.js';
 
 /** The serve command's log. */
+/** What the startup line says about the update service, when it runs. */
+export interface ServiceSummary {
+  readonly db: string;
+  readonly backend: string;
+  readonly publishKeys: number;
+  readonly openRegistration: boolean;
+}
+
 export interface ServeLog {
-  listening(files: number, root: string, urls: readonly string[]): void;
+  listening(files: number, root: string, urls: readonly string[], service?: ServiceSummary): void;
   files(count: number, changed: readonly string[]): void;
   dtls(e: DtlsServerEvent): void;
   report(s: DeviceStatus): void;
@@ -41,9 +49,13 @@ export function serveLog(io: CliIo, mode: { readonly json: boolean; readonly ver
   const out = (text: string): void => void io.stdout.write(`coapfw: ${text}\n`);
   const err = (text: string): void => void io.stderr.write(`coapfw serve: ${text}\n`);
   return {
-    listening(files, root, urls) {
-      if (mode.json) event({ event: 'listening', files, root, urls });
-      else out(`serving ${files} files from ${root} on ${urls.join(' and ')}`);
+    listening(files, root, urls, service) {
+      if (mode.json) return event({ event: 'listening', files, root, urls, ...(service ? { service } : {}) });
+      out(`serving ${files} files from ${root} on ${urls.join(' and ')}`);
+      if (service === undefined) return;
+      const publishing = service.publishKeys > 0 ? `${service.publishKeys} publish key(s)` : 'no --trust: publishing is off';
+      const devices = service.openRegistration ? 'plain CoAP too (open registration: unauthenticated)' : 'coaps only';
+      out(`update service on ${service.db} (${service.backend}); ${publishing}; devices over ${devices}`);
     },
     files(count, changed) {
       if (mode.json) return event({ event: 'files', files: count, changed });

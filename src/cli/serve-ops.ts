@@ -86,6 +86,8 @@ export interface OpsContext {
   readonly log: ServeLog;
   readonly verbose: number;
   readonly metrics: Omit<MetricSources, 'store'>;
+  /** Where the token lives without --state-dir (serve's: next to its default database). */
+  readonly stateDir?: string;
   readonly store?: Store;
   readonly engine?: RolloutEngine;
 }
@@ -96,7 +98,7 @@ export async function startOps(ctx: OpsContext): Promise<{ http: HttpServer | un
   const listen = str(ctx.values, 'http');
   if (listen === undefined) return { http: undefined, close: async () => stopLog() };
   const { host, port } = parseListen(listen);
-  const stateDir = str(ctx.values, 'state-dir') ?? defaultStateDir();
+  const stateDir = str(ctx.values, 'state-dir') ?? ctx.stateDir ?? defaultStateDir();
   const token = await loadOrCreateToken(stateDir);
   const http = await startHttpServer({
     host,

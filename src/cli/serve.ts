@@ -5,18 +5,25 @@
 import { stat } from 'node:fs/promises';
 import { fileError } from '../bounded-read.js';
 import { CoapfwError, isCoapfwError } from '../errors.js';
-import { startFileServer, type FileServer } from '../server/serve.js';
+import { startFileServer, type FileServer, type FileServerOptions } from '../server/serve.js';
+import { startUpdateServer, type UpdateServer } from '../service/update-server.js';
 import { PskStore } from '../transport/dtls/psk-store.js';
 import { ipv6Available } from '../transport/udp.js';
 import { COMMON_OPTIONS, intOption, parse, str, verbosity } from './args.js';
 import { UsageError, type CliCommand } from './common.js';
 import { blockSizeOption } from './inputs.js';
 import { serveLog, url, type ServeLog } from './serve-log.js';
+import { ClassTargeting } from '../service/modes.js';
+import { RolloutEngine } from '../service/rollout-engine.js';
+import { rolloutTargeting } from '../service/rollout-targeting.js';
 import { withConfig } from './config.js';
 import { OPS_HELP, OPS_OPTIONS, serverLimits, startOps } from './serve-ops.js';
+import { dbName, logServiceEvent, openServiceStore, SERVICE_HELP, SERVICE_OPTIONS, serviceSettings, trustOf } from './serve-service.js';
 
 const HELP = `usage: coapfw serve DIR [--host H] [--port P] [--max-block-size N]
                     [--psk-file FILE [--dtls-port P] [--no-coap]] [--json] [-v]
+                    [--db URL] [--trust KEY.pub ...] [--publisher ID ...]
+                    [--open-registration | --no-open-registration]
                     [--http [HOST:]PORT] [--config FILE] [--log-json] [-vv]
 
 Serve every regular file under DIR over CoAP (RFC 7252) with block-wise
@@ -26,6 +33,17 @@ transfer (RFC 7959), the way a TFTP server would, but resumable at any block:
   /.well-known/core          the list of both (RFC 6690)
   /status[/<device>]         device update reports (POST JSON/CBOR, GET lists)
 Files are observable (RFC 7641): a GET with Observe 0 is notified on change.
+
+The update service runs beside the files, on a database (--db; by default
+SQLite in DIR/.coapfw/fleet.db, a hidden directory that is never served):
+  /d, /d/<id>                devices register (POST CBOR/JSON)
+  /d/<id>/r                  status reports
+  /d/<id>/c                  the device's command (GET, Observe; POST answers)
+  /m/<class>[/<seq>]         the newest (or a given) envelope of a class (Observe)
+  /fw/sha256/<hex>           also every image and envelope of the database
+  /pub/blob/<hex>, /pub/release   publishing (coaps, publisher identities only)
+Several servers on one PostgreSQL database (--db postgres://...) serve one
+fleet: a release or command through one notifies observers of every other.
 With --echo, plain CoAP answers a large response to an address it has not yet
 verified with 4.01 and an Echo value (RFC 9175 amplification protection): use
 it on a server reachable from the Internet. libcoap's block-wise fetches and
@@ -39,6 +57,8 @@ file has one "identity hexkey" per line; blank lines and lines starting with
 '#' are ignored; identities have no white space, keys are 1..64 bytes:
   # identity   key (hex)
   dev-0001     00112233445566778899aabbccddeeff
+A third field 'publisher' lets an identity publish releases:
+  ci-release   0f0e0d0c0b0a09080706050403020100   publisher
 The file is re-read when it changes and on SIGHUP; if the new content is bad
 the old table stays in use and the error is printed.
 
@@ -54,7 +74,7 @@ options:
   --dtls-port P         UDP port for coaps:// (default 5684)
   --no-coap             serve coaps:// only (needs --psk-file)
   --echo                Echo amplification protection on plain CoAP
-  --json                the startup line and events as JSON lines on stdout
+${SERVICE_HELP}  --json                the startup line and events as JSON lines on stdout
 ${OPS_HELP}  -h, --help            this text
 `;
 
@@ -67,6 +87,7 @@ const OPTIONS = {
   'dtls-port': { type: 'string' },
   'no-coap': { type: 'boolean' },
   echo: { type: 'boolean' },
+  ...SERVICE_OPTIONS,
   ...OPS_OPTIONS,
 } as const;
 
@@ -111,9 +132,15 @@ export const serveCommand: CliCommand = async (args, io) => {
   const psk = pskFile === undefined ? undefined : await PskStore.fromFile(pskFile);
   if (psk?.size === 0) log.warn(`${pskFile} has no identities; every coaps handshake will fail until it does`);
   const limits = serverLimits(values);
+  const service = serviceSettings(values, dir);
+  const trust = await trustOf(service.trust);
+  const store = await openServiceStore(service, log);
+  const verbose = verbosity(values);
+  // Rollouts in waves behind the service's targeting seam (rollout-targeting.ts).
+  const engine = store === undefined ? undefined : new RolloutEngine({ store, onError: (e) => log.error(e) });
   let server: FileServer;
   try {
-    server = await startFileServer({
+    const files: FileServerOptions = {
       dir,
       host,
       port,
@@ -126,15 +153,30 @@ export const serveCommand: CliCommand = async (args, io) => {
       ...(limits.observe ? { observe: limits.observe } : {}),
       ...(limits.endpoint ? { endpoint: limits.endpoint } : {}),
       ...(psk ? { secure: { psk, host, port: dtlsPort, onEvent: (e) => log.dtls(e), ...limits.dtls } } : {}),
+    };
+    server = store === undefined ? await startFileServer(files) : await startUpdateServer({
+      ...files,
+      store,
+      ...(trust ? { trust } : {}),
+      publishers: service.publishers,
+      ...(service.openRegistration === undefined ? {} : { openRegistration: service.openRegistration }),
+      ...(service.pollS === undefined ? {} : { pollS: service.pollS }),
+      ...(service.normalWindowS === undefined ? {} : { modes: { normalWindowS: service.normalWindowS } }),
+      onEvent: (e) => logServiceEvent(log, verbose, e),
+      ...(engine === undefined ? {} : { targeting: (s) => rolloutTargeting(s, engine, new ClassTargeting(s, Date.now, Math.random, service.normalWindowS === undefined ? {} : { normalWindowS: service.normalWindowS })) }),
     });
   } catch (e) {
+    await store?.close();
     throw bindError(e, psk && dtlsPort !== port ? { port: dtlsPort } : undefined);
   }
   const stopReload = psk ? reloadPsk(psk, log) : () => {};
+  engine?.start();
   const ops = await startOps({
     values,
     log,
-    verbose: verbosity(values),
+    verbose,
+    stateDir: service.stateDir,
+    ...(store === undefined || engine === undefined ? {} : { store, engine }),
     metrics: {
       // The coaps endpoint, when there is one, is the last (startFileServer's order).
       endpoints: () => server.endpoints.map((endpoint, i, all) => ({ transport: server.dtls !== undefined && i === all.length - 1 ? 'coaps' : 'coap', endpoint })),
@@ -144,11 +186,14 @@ export const serveCommand: CliCommand = async (args, io) => {
     },
   }).catch(async (e: unknown) => {
     stopReload();
+    await engine?.stop();
     await server.close();
+    await store?.close();
     throw e;
   });
   const urls = [...(noCoap ? [] : [url('coap', server.address())]), ...(server.dtls ? [url('coaps', server.dtls.address())] : [])];
-  log.listening(server.repo.list().length, server.repo.root, urls);
+  const summary = store === undefined ? undefined : { db: dbName(service.db!), backend: store.backend, publishKeys: trust?.anchors.length ?? 0, openRegistration: (server as UpdateServer).openRegistration };
+  log.listening(server.repo.list().length, server.repo.root, urls, summary);
   server.repo.onChange((changed) => log.files(server.repo.list().length, changed));
   await new Promise<void>((resolve) => {
     const stop = (): void => {
@@ -161,7 +206,9 @@ export const serveCommand: CliCommand = async (args, io) => {
   });
   stopReload();
   await ops.close();
+  await engine?.stop();
   await server.close();
+  await store?.close();
   log.stopped();
   return 0;
 };

@@ -19,7 +19,7 @@
  */
 import type { Runtime, TimerHandle } from '../core/runtime.js';
 import { isCoapfwError } from '../errors.js';
-import type { DeviceCommand } from './fleet.js';
+import { OPEN_COMMAND_STATES, type DeviceCommand } from './fleet.js';
 import type { Device, DeviceState, Release, Urgency, WallClock } from './model.js';
 import type { Store } from './store.js';
 import { checkInt } from './validate.js';
@@ -81,18 +81,17 @@ export class ClassTargeting implements Targeting {
   }
 
   async registered(device: Device): Promise<void> {
-    const open = await this.store.openCommand(device.id);
     if (device.mode === 'client') {
+      const open = await this.store.openCommand(device.id);
       // Told to manage itself: a command it will never look at would only block the next one.
       if (open !== undefined) await ignoreConflict(this.store.stepCommand(open.id, { type: 'cancel' }, 'device switched to client-initiated mode'));
       return;
     }
     const latest = await this.store.latestRelease(device.classId);
     if (latest === undefined) return;
-    if (open !== undefined && open.sequence >= latest.sequence && open.kind === kindFor(device)) return;
     // Once per device and release: a failed or cancelled command is the operator's to retry, not a reboot's.
     const earlier = await this.store.listCommands(device.id, { limit: 20 });
-    if (earlier.some((c) => c.sequence === latest.sequence && c.state !== 'superseded' && c.id !== open?.id)) return;
+    if (earlier.some((c) => c.sequence === latest.sequence && !OPEN_COMMAND_STATES.includes(c.state) && c.state !== 'superseded')) return;
     await this.target(device, latest);
   }
 
@@ -100,6 +99,9 @@ export class ClassTargeting implements Targeting {
   private async target(device: Device, release: Release): Promise<void> {
     if (device.mode === 'client' || device.vendorId !== release.vendorId || device.installedSeq >= release.sequence) return;
     const kind = kindFor(device);
+    // Idempotent: a second targeting of the same release (a retry, another publisher's tool) keeps the open command.
+    const open = await this.store.openCommand(device.id);
+    if (open !== undefined && open.sequence >= release.sequence && open.kind === kind) return;
     const notBefore = kind === 'update' ? { notBefore: notBeforeFor(release.urgency, this.clock(), this.windowMs, this.random) } : {};
     // CONFLICT: another server opened one for this device at the same moment; theirs stands.
     await ignoreConflict(this.store.createCommand({ deviceId: device.id, sequence: release.sequence, kind, ...notBefore }));

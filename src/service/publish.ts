@@ -77,6 +77,28 @@ export function releaseImages(envelope: Uint8Array, limits?: Partial<SuitLimits>
   return out;
 }
 
+/** What a verified envelope publishes. */
+export interface CheckedRelease {
+  readonly vendorId: string;
+  readonly classId: string;
+  readonly sequence: number;
+  readonly images: readonly ReleaseImageRef[];
+}
+
+/**
+ * The checks of every publish path that need no database: the envelope
+ * verifies under `trust`, names exactly one vendor and class and checks both
+ * (verifyEnvelope with them), has a sequence number a JavaScript number
+ * holds, and every image it fetches has a SHA-256 digest and a size.
+ */
+export function checkRelease(envelope: Uint8Array, trust: TrustPolicy, limits?: Partial<SuitLimits>): CheckedRelease {
+  const summary = summarizeEnvelope(decodeEnvelope(envelope, limits), limits);
+  const { vendorId, classId } = identityOf(summary);
+  const verified = verifyEnvelope(envelope, { trust, vendorId: hexToBytes(vendorId), classId: hexToBytes(classId), limits });
+  if (verified.sequenceNumber > BigInt(Number.MAX_SAFE_INTEGER)) throw bad(`release: sequence number ${verified.sequenceNumber} is above 2^53-1`);
+  return { vendorId, classId, sequence: Number(verified.sequenceNumber), images: releaseImages(envelope, limits) };
+}
+
 /**
  * Verify `envelope` and store it as a release in one transaction. Errors:
  * the verification's own (SIGNATURE_INVALID, UNTRUSTED_KEY, SUIT_MALFORMED
@@ -86,11 +108,7 @@ export function releaseImages(envelope: Uint8Array, limits?: Partial<SuitLimits>
  * BLOB_MISSING (an image neither stored nor given: 4.12).
  */
 export async function publishEnvelope(store: Store, envelope: Uint8Array, options: PublishOptions): Promise<Published> {
-  const summary = summarizeEnvelope(decodeEnvelope(envelope, options.limits), options.limits);
-  const { vendorId, classId } = identityOf(summary);
-  const verified = verifyEnvelope(envelope, { trust: options.trust, vendorId: hexToBytes(vendorId), classId: hexToBytes(classId), limits: options.limits });
-  if (verified.sequenceNumber > BigInt(Number.MAX_SAFE_INTEGER)) throw bad(`release: sequence number ${verified.sequenceNumber} is above 2^53-1`);
-  const sequence = Number(verified.sequenceNumber);
+  const { vendorId, classId, sequence, images: refs } = checkRelease(envelope, options.trust, options.limits);
   const latest = await store.latestRelease(classId);
   if (latest !== undefined && sequence === latest.sequence) throw new CoapfwError('ALREADY_EXISTS', `release: sequence ${sequence} of class ${classId} is already published`);
   if (latest !== undefined && sequence < latest.sequence) {
@@ -98,7 +116,7 @@ export async function publishEnvelope(store: Store, envelope: Uint8Array, option
   }
   const images: NewReleaseImage[] = [];
   const uploaded: string[] = [];
-  for (const ref of releaseImages(envelope, options.limits)) {
+  for (const ref of refs) {
     const stored = await store.blobSize(ref.sha256);
     if (stored !== undefined) {
       if (stored !== ref.size) throw bad(`release: the stored blob ${ref.sha256} has ${stored} bytes, the manifest says ${ref.size}`);
