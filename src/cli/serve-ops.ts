@@ -139,8 +139,7 @@ const CHANNEL_LOG: Partial<Record<ChannelName, { level: (m: Record<string, unkno
   },
   retransmission: { level: () => 'debug', text: (m) => `retransmission ${String(m.attempt)} to ${String(m.peer)}` },
   observe: { level: () => 'debug', text: (m) => `observe ${String(m.type)} ${String(m.path)} by ${String(m.peer)}` },
-  report: { level: () => 'info', text: (m) => `report ${String(m.deviceId)}: ${String(m.state)}${m.sequence === undefined ? '' : ` (release ${String(m.sequence)})`}` },
-  publish: { level: () => 'info', text: (m) => `published release ${String(m.sequence)} of class ${String(m.classId)} by ${String(m.publisher)}` },
+  // coapfw:report and coapfw:publish: the service logs those itself (serve-service.ts logServiceEvent).
   rollout: { level: () => 'info', text: (m) => `rollout ${String(m.rolloutId)}: ${String(m.step ?? m.type)}${m.wave === undefined ? '' : ` wave ${String(m.wave)}`}${m.reason ? `: ${String(m.reason)}` : ''}${m.by ? ` by ${String(m.by)}` : ''}` },
 };
 
@@ -150,7 +149,7 @@ export function logDiagnostics(log: ServeLog, verbose: number): () => void {
   for (const [name, how] of Object.entries(CHANNEL_LOG) as Array<[ChannelName, NonNullable<(typeof CHANNEL_LOG)[ChannelName]>]>) {
     // A channel whose every line is above the verbosity gets no subscriber: the library then skips building its messages.
     if ((name === 'response' || name === 'retransmission' || name === 'observe') && verbose < 2) continue;
-    if ((name === 'report' || name === 'publish' || name === 'rollout') && verbose < 1) continue;
+    if (name === 'rollout' && verbose < 1) continue;
     const listener = (message: unknown): void => {
       const m = message as Record<string, unknown>;
       const level = how.level(m);

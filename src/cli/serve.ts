@@ -182,7 +182,7 @@ export const serveCommand: CliCommand = async (args, io) => {
       endpoints: () => server.endpoints.map((endpoint, i, all) => ({ transport: server.dtls !== undefined && i === all.length - 1 ? 'coaps' : 'coap', endpoint })),
       dtls: () => server.dtls,
       observe: () => server.observe,
-      blocksServed: () => server.files.blocks,
+      blocksServed: () => server.files.blocks + ((server as Partial<UpdateServer>).blobs?.blocks ?? 0),
     },
   }).catch(async (e: unknown) => {
     stopReload();
