@@ -90,6 +90,9 @@ export type CoapfwErrorCode =
   | 'DB_SCHEMA'
   | 'DRIVER_MISSING'
   | 'BLOB_MISSING'
+  // operators (src/http/, the config file)
+  | 'UNAUTHORIZED'
+  | 'CONFIG_INVALID'
   // generic
   | 'INVALID_ARGUMENT'
   | 'IO_ERROR';

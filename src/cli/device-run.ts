@@ -16,7 +16,8 @@ import { openFileDevice, type FileDevice } from '../device/file-device.js';
 import { CoapfwError } from '../errors.js';
 import { COMMON_OPTIONS, intOption, optionValue, parse, str, verbosity, type Values } from './args.js';
 import { jsonLine, UsageError, type CliCommand, type CliIo } from './common.js';
-import { blockSizeOption, pskOption, readPublicKey, uuidOption } from './inputs.js';
+import { pskCredentials } from './credentials.js';
+import { blockSizeOption, readPublicKey, uuidOption } from './inputs.js';
 import { stopOnSignals, watchParent } from './signals.js';
 
 const HELP = `usage: coapfw device run --flash FILE --server URI --trust PUBFILE --vendor-id UUID
@@ -53,7 +54,8 @@ options:
   --block-size N        Block2 size to ask for: 16..1024 (default 1024)
   --retries N           attempts per block (default 5)
   --psk-identity ID     PSK identity for coaps://
-  --psk-key KEY         PSK for coaps:// (0x<hex>, hex:<hex> or text)
+  --psk-key KEY         PSK for coaps:// (0x<hex>, hex:<hex> or text; visible in ps)
+  --credentials FILE    coaps identity and key from FILE ("identity key" lines, mode 0600)
   --no-confirm          the new image fails its self-test (it reverts)
   --crash-after-ops N   fault injection: a power cut at flash operation N of this
                         run (half of it lands, then the process SIGKILLs itself)
@@ -78,6 +80,7 @@ const OPTIONS = {
   retries: { type: 'string' },
   'psk-identity': { type: 'string' },
   'psk-key': { type: 'string' },
+  credentials: { type: 'string' },
   'no-confirm': { type: 'boolean' },
   'crash-after-ops': { type: 'string' },
   ...COMMON_OPTIONS,
@@ -99,7 +102,7 @@ async function runArgs(values: Values) {
   if (!AGENT_MODES.includes(mode as AgentMode)) throw new UsageError(`run: --mode must be one of ${AGENT_MODES.join(', ')}, got '${mode}'`);
   const defer = intOption('defer', values.defer, 0, 0x7fffffff);
   if (defer !== undefined && mode !== 'negotiated') throw new UsageError('run: --defer is for --mode negotiated');
-  const psk = pskOption(scheme, values['psk-identity'], values['psk-key']);
+  const psk = await pskCredentials(scheme, values);
   const deviceId = str(values, 'device-id') ?? (psk ? undefined : `sim-${basename(flash)}`.replace(/[^A-Za-z0-9._:-]/g, '_').slice(0, 64));
   return {
     flash,

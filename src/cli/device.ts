@@ -18,7 +18,8 @@ import { Journal } from '../flash/journal.js';
 import { openClient } from '../client/open.js';
 import { COMMON_OPTIONS, intOption, optionValue, parse, str, verbosity, type Values } from './args.js';
 import { jsonLine, UsageError, type CliCommand, type CliIo } from './common.js';
-import { blockSizeOption, pskOption, readPublicKey, uuidOption } from './inputs.js';
+import { pskCredentials } from './credentials.js';
+import { blockSizeOption, readPublicKey, uuidOption } from './inputs.js';
 import { progressBar, type Progress } from './progress.js';
 import { exitWhenNpmIsGone, deviceRunCommand } from './device-run.js';
 import { stopOnSignals, type StopSignal } from './signals.js';
@@ -61,7 +62,8 @@ options:
   --status-path PATH    where to POST the status (default /status/DEVICE_ID)
   --no-report           do not POST the status
   --psk-identity ID     PSK identity for coaps://
-  --psk-key KEY         PSK for coaps:// (0x<hex>, hex:<hex> or text)
+  --psk-key KEY         PSK for coaps:// (0x<hex>, hex:<hex> or text; visible in ps)
+  --credentials FILE    coaps identity and key from FILE ("identity key" lines, mode 0600)
   --no-reboot           stop after requesting the test boot
   --no-confirm          boot the test image without confirming it (it reverts on the next boot)
   --crash-after-ops N   fault injection (update): a power cut at flash operation N
@@ -88,6 +90,7 @@ const OPTIONS = {
   'no-report': { type: 'boolean' },
   'psk-identity': { type: 'string' },
   'psk-key': { type: 'string' },
+  credentials: { type: 'string' },
   'no-reboot': { type: 'boolean' },
   'no-confirm': { type: 'boolean' },
   'crash-after-ops': { type: 'string' },
@@ -114,7 +117,7 @@ async function updateArgs(uri: string, values: Values) {
     szx: blockSizeOption(values['block-size']),
     attempts: intOption('retries', values.retries, 1, 100) ?? 5,
     crashAt: intOption('crash-after-ops', values['crash-after-ops'], 0, Number.MAX_SAFE_INTEGER),
-    psk: pskOption(scheme, values['psk-identity'], values['psk-key']),
+    psk: await pskCredentials(scheme, values),
     statusPath: statusPath(values),
     reboot: values['no-reboot'] !== true,
     confirm: values['no-confirm'] !== true,

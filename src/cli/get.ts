@@ -13,13 +13,14 @@ import { peerKey } from '../core/transport.js';
 import { COMMON_OPTIONS, intOption, optionValue, parse, str, verbosity, type Values } from './args.js';
 import { errorJson, jsonLine, UsageError, type CliCommand, type CliIo } from './common.js';
 import { fetchToStream, partSzx, resolveOutput, tidyPart, type GetOutput } from './get-output.js';
-import { blockSizeOption, pskOption } from './inputs.js';
+import { pskCredentials } from './credentials.js';
+import { blockSizeOption } from './inputs.js';
 import { formatBytes, progressBar, type Progress } from './progress.js';
 import { stopOnSignals } from './signals.js';
 import { watchRequests } from './waiting.js';
 
 const HELP = `usage: coapfw get URI [-o FILE|DIR|-] [--block-size N] [--resume] [--timeout S]
-                  [--psk-identity ID --psk-key KEY] [--json] [-v]
+                  [--credentials FILE | --psk-identity ID --psk-key KEY] [--json] [-v]
 
 Fetch URI (coap://host[:port]/path, or coaps://host[:port]/path over DTLS 1.2
 with a pre-shared key) with block-wise transfer (RFC 7959) into FILE (default:
@@ -45,7 +46,10 @@ options:
   --retries N           attempts per block (default 8)
   --psk-identity ID     PSK identity for coaps://
   --psk-key KEY         PSK for coaps://: 0x<hex> or hex:<hex> for binary keys,
-                        anything else is used as text (like libcoap's -k)
+                        anything else is used as text (like libcoap's -k);
+                        visible to other users in ps: prefer --credentials
+  --credentials FILE    coaps identity and key from FILE ("identity key" lines,
+                        the key as for --psk-key; the file must be mode 0600)
   --dtls-retries N      extra DTLS handshake attempts, 2 s each (default 8)
   --json                one JSON line with the result on stdout
   -v, --verbose         say what happens (retries, resume) on stderr; -vv: every block
@@ -61,6 +65,7 @@ const OPTIONS = {
   retries: { type: 'string' },
   'psk-identity': { type: 'string' },
   'psk-key': { type: 'string' },
+  credentials: { type: 'string' },
   'dtls-retries': { type: 'string' },
 } as const;
 
@@ -73,7 +78,7 @@ interface GetArgs {
   readonly timeoutMs: number | undefined;
   readonly attempts: number;
   readonly dtlsRetries: number | undefined;
-  readonly psk: ReturnType<typeof pskOption>;
+  readonly psk: Awaited<ReturnType<typeof pskCredentials>>;
   readonly json: boolean;
   readonly verbose: number;
 }
@@ -92,7 +97,7 @@ async function getArgs(values: Values, positionals: string[]): Promise<GetArgs> 
     timeoutMs: timeout === undefined ? undefined : Number(timeout) * 1000,
     attempts: intOption('retries', values.retries, 1, 100) ?? 8,
     dtlsRetries: intOption('dtls-retries', values['dtls-retries'], 0, 100),
-    psk: pskOption(parsed.scheme, values['psk-identity'], values['psk-key']),
+    psk: await pskCredentials(parsed.scheme, values),
     json: values.json === true,
     verbose: verbosity(values),
   };

@@ -25,13 +25,14 @@ import type { TrustPolicy } from '../suit/trust.js';
 import { systemRuntime } from '../transport/runtime.js';
 import { COMMON_OPTIONS, intOption, optionValue, parse, str, strings, verbosity, type Values } from './args.js';
 import { errorJson, jsonLine, UsageError, type CliCommand, type CliIo } from './common.js';
-import { blockSizeOption, INPUT_LIMITS, pskOption, readPrivateKey, uuidOption } from './inputs.js';
+import { pskCredentials } from './credentials.js';
+import { blockSizeOption, INPUT_LIMITS, readPrivateKey, uuidOption } from './inputs.js';
 import { progressBar } from './progress.js';
 import { dbName, trustOf } from './serve-service.js';
 import { stopOnSignals } from './signals.js';
 
 const HELP = `usage: coapfw publish IMAGE --key KEY --vendor UUID --class UUID (--seq N | --bump)
-                      (--server URI [--psk-identity ID --psk-key KEY] | --db URL | --dir DIR)
+                      (--server URI [--credentials FILE | --psk-identity ID --psk-key KEY] | --db URL | --dir DIR)
                       [--urgency critical|normal|configuration] [--downtime S]
                       [--trust KEY.pub ...] [--block-size N] [--json] [-v]
 
@@ -63,7 +64,8 @@ options:
   --trust KEY.pub       for --db and --dir: keys the release must verify under
                         (default: the signing key's own)
   --psk-identity ID     PSK identity for coaps://
-  --psk-key KEY         PSK for coaps:// (0x<hex>, hex:<hex>, or text)
+  --psk-key KEY         PSK for coaps:// (0x<hex>, hex:<hex>, or text; visible in ps)
+  --credentials FILE    coaps identity and key from FILE ("identity key" lines, mode 0600)
   --block-size N        upload block size: 16..1024 (default 1024)
   --max-image-size N    largest image read (default 1 GiB)
   --json                one JSON line with the result on stdout
@@ -86,6 +88,7 @@ const OPTIONS = {
   trust: { type: 'string', multiple: true },
   'psk-identity': { type: 'string' },
   'psk-key': { type: 'string' },
+  credentials: { type: 'string' },
   'block-size': { type: 'string' },
   'max-image-size': { type: 'string' },
 } as const;
@@ -230,7 +233,7 @@ async function openTarget(values: Values, a: PublishArgs, image: Uint8Array, key
 
 async function serverTarget(uri: string, values: Values, a: PublishArgs, image: Uint8Array, io: CliIo, signal: AbortSignal): Promise<Target> {
   const parsed = optionValue(() => parseCoapUri(uri));
-  const psk = pskOption(parsed.scheme, values['psk-identity'], values['psk-key']);
+  const psk = await pskCredentials(parsed.scheme, values);
   const classHex = bytesToHex(a.classId);
   const client: CoapClient = await openClient(uri, { psk, dtls: { signal }, unreachable: 'fail' });
   const bar = progressBar(io, basename(a.image));

@@ -27,8 +27,13 @@ export interface ServeLog {
   info(text: string): void;
   warn(text: string): void;
   error(e: unknown): void;
+  /** Any other event at a level: one JSON line `{time, level, event, ...fields}`, or `text` on stderr. */
+  event(level: LogLevel, event: string, fields: Record<string, unknown>, text: string): void;
   stopped(): void;
 }
+
+/** Levels of {@link ServeLog.event}: `error` and `warn` always, `info` with -v, `debug` with -vv. */
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
 /** `scheme://host:port` with IPv6 literals in brackets. */
 export function url(scheme: string, a: Peer): string {
@@ -80,6 +85,10 @@ export function serveLog(io: CliIo, mode: { readonly json: boolean; readonly ver
     error(e) {
       err((e as Error)?.message ?? String(e));
       if (mode.json) event({ event: 'error', error: errorJson(e) });
+    },
+    event(level, name, fields, text) {
+      if (mode.json) event({ level, event: name, ...fields });
+      else err(level === 'error' || level === 'warn' ? `${level}: ${text}` : text);
     },
     stopped() {
       if (mode.json) event({ event: 'stopped' });

@@ -13,12 +13,18 @@ import { COMMON_OPTIONS, intOption, parse, str, verbosity } from './args.js';
 import { UsageError, type CliCommand } from './common.js';
 import { blockSizeOption } from './inputs.js';
 import { serveLog, url, type ServeLog } from './serve-log.js';
+import { ClassTargeting } from '../service/modes.js';
+import { RolloutEngine } from '../service/rollout-engine.js';
+import { rolloutTargeting } from '../service/rollout-targeting.js';
+import { withConfig } from './config.js';
+import { OPS_HELP, OPS_OPTIONS, serverLimits, startOps } from './serve-ops.js';
 import { dbName, logServiceEvent, openServiceStore, SERVICE_HELP, SERVICE_OPTIONS, serviceSettings, trustOf } from './serve-service.js';
 
 const HELP = `usage: coapfw serve DIR [--host H] [--port P] [--max-block-size N]
                     [--psk-file FILE [--dtls-port P] [--no-coap]] [--json] [-v]
                     [--db URL] [--trust KEY.pub ...] [--publisher ID ...]
                     [--open-registration | --no-open-registration]
+                    [--http [HOST:]PORT] [--config FILE] [--log-json] [-vv]
 
 Serve every regular file under DIR over CoAP (RFC 7252) with block-wise
 transfer (RFC 7959), the way a TFTP server would, but resumable at any block:
@@ -69,8 +75,7 @@ options:
   --no-coap             serve coaps:// only (needs --psk-file)
   --echo                Echo amplification protection on plain CoAP
 ${SERVICE_HELP}  --json                the startup line and events as JSON lines on stdout
-  -v, --verbose         also log DTLS sessions and device status reports
-  -h, --help            this text
+${OPS_HELP}  -h, --help            this text
 `;
 
 const OPTIONS = {
@@ -83,6 +88,7 @@ const OPTIONS = {
   'no-coap': { type: 'boolean' },
   echo: { type: 'boolean' },
   ...SERVICE_OPTIONS,
+  ...OPS_OPTIONS,
 } as const;
 
 /** DIR must be a directory before anything binds: a clear message, and what to do. */
@@ -103,7 +109,7 @@ function bindError(e: unknown, secure: { port: number } | undefined): unknown {
 
 /** `coapfw serve`. Runs until SIGINT/SIGTERM. */
 export const serveCommand: CliCommand = async (args, io) => {
-  const { values, positionals } = parse(args, OPTIONS);
+  const { values, positionals } = await withConfig(parse(args, OPTIONS), OPTIONS, 'dir');
   if (values.help) {
     io.stdout.write(HELP);
     return 0;
@@ -120,15 +126,18 @@ export const serveCommand: CliCommand = async (args, io) => {
   const dtlsPort = intOption('dtls-port', values['dtls-port'], 0, 65535) ?? 5684;
   const dir = positionals[0]!;
   await checkDir(dir);
-  const log = serveLog(io, { json: values.json === true, verbose: verbosity(values) });
+  const log = serveLog(io, { json: values.json === true || values['log-json'] === true, verbose: verbosity(values) });
   // Only a host without IPv6 falls back to IPv4; a port in use is reported as such.
   const host = str(values, 'host') ?? ((await ipv6Available()) ? '::' : '0.0.0.0');
   const psk = pskFile === undefined ? undefined : await PskStore.fromFile(pskFile);
   if (psk?.size === 0) log.warn(`${pskFile} has no identities; every coaps handshake will fail until it does`);
+  const limits = serverLimits(values);
   const service = serviceSettings(values, dir);
   const trust = await trustOf(service.trust);
   const store = await openServiceStore(service, log);
   const verbose = verbosity(values);
+  // Rollouts in waves behind the service's targeting seam (rollout-targeting.ts).
+  const engine = store === undefined ? undefined : new RolloutEngine({ store, onError: (e) => log.error(e) });
   let server: FileServer;
   try {
     const files: FileServerOptions = {
@@ -141,7 +150,9 @@ export const serveCommand: CliCommand = async (args, io) => {
       // A file that cannot be read is skipped and said once per occurrence, never fatal.
       onError: (e: unknown) => log.error(e),
       status: { onReport: (s) => log.report(s) },
-      ...(psk ? { secure: { psk, host, port: dtlsPort, onEvent: (e) => log.dtls(e) } } : {}),
+      ...(limits.observe ? { observe: limits.observe } : {}),
+      ...(limits.endpoint ? { endpoint: limits.endpoint } : {}),
+      ...(psk ? { secure: { psk, host, port: dtlsPort, onEvent: (e) => log.dtls(e), ...limits.dtls } } : {}),
     };
     server = store === undefined ? await startFileServer(files) : await startUpdateServer({
       ...files,
@@ -152,12 +163,34 @@ export const serveCommand: CliCommand = async (args, io) => {
       ...(service.pollS === undefined ? {} : { pollS: service.pollS }),
       ...(service.normalWindowS === undefined ? {} : { modes: { normalWindowS: service.normalWindowS } }),
       onEvent: (e) => logServiceEvent(log, verbose, e),
+      ...(engine === undefined ? {} : { targeting: (s) => rolloutTargeting(s, engine, new ClassTargeting(s, Date.now, Math.random, service.normalWindowS === undefined ? {} : { normalWindowS: service.normalWindowS })) }),
     });
   } catch (e) {
     await store?.close();
     throw bindError(e, psk && dtlsPort !== port ? { port: dtlsPort } : undefined);
   }
   const stopReload = psk ? reloadPsk(psk, log) : () => {};
+  engine?.start();
+  const ops = await startOps({
+    values,
+    log,
+    verbose,
+    stateDir: service.stateDir,
+    ...(store === undefined || engine === undefined ? {} : { store, engine }),
+    metrics: {
+      // The coaps endpoint, when there is one, is the last (startFileServer's order).
+      endpoints: () => server.endpoints.map((endpoint, i, all) => ({ transport: server.dtls !== undefined && i === all.length - 1 ? 'coaps' : 'coap', endpoint })),
+      dtls: () => server.dtls,
+      observe: () => server.observe,
+      blocksServed: () => server.files.blocks + ((server as Partial<UpdateServer>).blobs?.blocks ?? 0),
+    },
+  }).catch(async (e: unknown) => {
+    stopReload();
+    await engine?.stop();
+    await server.close();
+    await store?.close();
+    throw e;
+  });
   const urls = [...(noCoap ? [] : [url('coap', server.address())]), ...(server.dtls ? [url('coaps', server.dtls.address())] : [])];
   const summary = store === undefined ? undefined : { db: dbName(service.db!), backend: store.backend, publishKeys: trust?.anchors.length ?? 0, openRegistration: (server as UpdateServer).openRegistration };
   log.listening(server.repo.list().length, server.repo.root, urls, summary);
@@ -172,6 +205,8 @@ export const serveCommand: CliCommand = async (args, io) => {
     process.on('SIGTERM', stop);
   });
   stopReload();
+  await ops.close();
+  await engine?.stop();
   await server.close();
   await store?.close();
   log.stopped();
@@ -191,3 +226,6 @@ function reloadPsk(psk: PskStore, log: ServeLog): () => void {
     process.off('SIGHUP', onHup);
   };
 }
+
+/** serve's options: also the keys of its config file (README, 'The config file'). */
+export { OPTIONS as SERVE_OPTIONS };

@@ -24,6 +24,7 @@ import { resolveAmplification, retransmissionsWithin, VerifiedPeers, type Amplif
 import type { RequestOptions, RequestSpec } from '../core/request.js';
 import type { Runtime } from '../core/runtime.js';
 import { PendingRequests } from './requests.js';
+import { publish } from '../diagnostics.js';
 import { ResponseStreams, type ResponseStream, type StreamListener } from './response-stream.js';
 
 /** A request as a handler sees it. */
@@ -88,11 +89,21 @@ export interface EndpointStats {
   overloaded: number;
   /** CON retransmissions not made because the peer's address is not verified (RFC 9175 §2.4). */
   withheld: number;
+  /** Datagram bytes received and sent (retransmissions included). */
+  bytesIn: number;
+  bytesOut: number;
 }
 
 /** A CoAP endpoint bound to one transport. */
 export class CoapEndpoint {
-  readonly stats: EndpointStats = { received: 0, sent: 0, malformed: 0, duplicates: 0, resets: 0, overloaded: 0, withheld: 0 };
+  readonly stats: EndpointStats = { received: 0, sent: 0, malformed: 0, duplicates: 0, resets: 0, overloaded: 0, withheld: 0, bytesIn: 0, bytesOut: 0 };
+  /**
+   * Responses sent to requests, by code (index = the code byte, 0x45 for
+   * 2.05): one typed-array increment per response, read by metrics at scrape time.
+   */
+  readonly responseCodes = new Uint32Array(256);
+  /** Requests received (duplicates not counted), by method code (1 GET, 2 POST, ...). */
+  readonly requestCodes = new Uint32Array(32);
   readonly params: TransmissionParams;
   private readonly runtime: Runtime;
   private readonly dedup: DedupCache;
@@ -250,6 +261,11 @@ export class CoapEndpoint {
     return n;
   }
 
+  /** CON retransmissions made so far (RFC 7252 §4.2), requests, separate responses and notifications alike. */
+  get retransmissions(): number {
+    return this.retransmitter.retransmissions;
+  }
+
   /** Number of remembered exchanges (bounded by maxDedupEntries). */
   get dedupSize(): number {
     return this.dedup.size;
@@ -273,6 +289,7 @@ export class CoapEndpoint {
   private sendRaw(bytes: Uint8Array, peer: Peer): void {
     if (this.closed) return;
     this.stats.sent++;
+    this.stats.bytesOut += bytes.length;
     if (this.transport.post) this.transport.post(bytes, peer);
     else this.transport.send(bytes, peer).catch(() => {});
   }
@@ -286,6 +303,7 @@ export class CoapEndpoint {
   private onDatagram(data: Uint8Array, peer: Peer): void {
     if (this.closed) return;
     this.stats.received++;
+    this.stats.bytesIn += data.length;
     let msg: CoapMessage;
     try {
       msg = decodeMessage(data);
@@ -378,6 +396,7 @@ export class CoapEndpoint {
       return;
     }
     const entry = this.dedup.add(key, now);
+    this.requestCodes[msg.code & 0x1f]!++;
     if (this.handler === undefined || this.inflight >= this.maxConcurrent) {
       this.stats.overloaded++;
       // RFC 7252 §5.9.3.4: Max-Age says when to try again; a second, not the 60 s default.
@@ -387,7 +406,8 @@ export class CoapEndpoint {
     let result: ResponseSpec | undefined | Promise<ResponseSpec | undefined>;
     try {
       result = this.handler({ message: msg, peer, endpoint: this, size });
-    } catch {
+    } catch (e) {
+      handlerError(e, peer, 'handler threw');
       result = { code: Code.INTERNAL_SERVER_ERROR };
     }
     if (!(result instanceof Promise)) {
@@ -404,7 +424,10 @@ export class CoapEndpoint {
           })
         : undefined;
     result
-      .catch((): ResponseSpec => ({ code: Code.INTERNAL_SERVER_ERROR }))
+      .catch((e: unknown): ResponseSpec => {
+        handlerError(e, peer, 'handler rejected');
+        return { code: Code.INTERNAL_SERVER_ERROR };
+      })
       .then((spec) => {
         this.inflight--;
         if (timer !== undefined) this.runtime.clearTimer(timer);
@@ -421,7 +444,8 @@ export class CoapEndpoint {
     if (this.closed) return undefined;
     try {
       return this.sendResponse(req, peer, spec, separate, size);
-    } catch {
+    } catch (e) {
+      handlerError(e, peer, 'response could not be encoded');
       return this.sendResponse(req, peer, { code: Code.INTERNAL_SERVER_ERROR }, separate, size);
     }
   }
@@ -432,6 +456,7 @@ export class CoapEndpoint {
     if (spec === undefined) {
       return req.type === MessageType.CON && !separate ? this.sendMessage(emptyAck(req.messageId), peer) : undefined;
     }
+    this.responseCodes[spec.code & 0xff]!++;
     const base = { code: spec.code, token: req.token, options: spec.options ?? [], payload: spec.payload ?? EMPTY };
     if (req.type === MessageType.CON && !separate) {
       return this.sendMessage({ ...base, type: MessageType.ACK, messageId: req.messageId }, peer);
@@ -447,6 +472,11 @@ export class CoapEndpoint {
     this.sendMessage({ ...base, type: MessageType.NON, messageId: this.allocateMid() }, peer);
     return undefined;
   }
+}
+
+/** A handler's failure that became a 5.00: said on the coapfw:error channel, never swallowed silently. */
+function handlerError(error: unknown, peer: Peer, where: string): void {
+  publish('error', () => ({ where: `endpoint: ${where}`, error, peer: peerKey(peer) }));
 }
 
 /** An empty ACK (or ping, or RST) is its 4-byte header. */

@@ -7,6 +7,7 @@ import type { Peer } from '../core/transport.js';
 import { peerKey } from '../core/transport.js';
 import type { TransmissionParams } from './params.js';
 import type { Runtime, TimerHandle } from '../core/runtime.js';
+import { publish } from '../diagnostics.js';
 
 /** How an outgoing CON ended. */
 export type ConOutcome = { kind: 'ack'; data: Uint8Array } | { kind: 'reset' } | { kind: 'timeout' } | { kind: 'cancelled' };
@@ -72,6 +73,7 @@ export class Retransmitter {
     con.attempts++;
     con.timeoutMs *= 2;
     this.retransmissions++;
+    publish('retransmission', () => ({ peer: `${con.peer.address}:${con.peer.port}`, attempt: con.attempts }));
     con.timer = this.runtime.setTimer(con.timeoutMs, () => this.onTimer(key));
     this.send(con.bytes, con.peer);
   }

@@ -31,17 +31,27 @@ export interface FileResourceOptions extends Block2ServeOptions {
   readonly links?: readonly Link[];
 }
 
-/** A file repository's resolver, with its /.well-known/core for inspection. */
-export type FileResolver = Resolver & { readonly wellKnown: WellKnownCore };
+/** Counters of the file resources, read by metrics at scrape time. */
+export interface FileResourceStats {
+  /** Block2 (or whole-file) GETs answered from a file. */
+  blocks: number;
+}
+
+/** A file repository's resolver, with its /.well-known/core and counters for inspection. */
+export type FileResolver = Resolver & { readonly wellKnown: WellKnownCore; readonly stats: FileResourceStats };
 
 /** Resolver for a file repository's resources. */
 export function fileResources(repo: FileRepository, options: FileResourceOptions = {}): FileResolver {
   const { status, observe } = options;
+  const stats: FileResourceStats = { blocks: 0 };
   // A file replaced since it was indexed throws CONTENT_CHANGED: the router
   // answers 5.03 with Max-Age 1 rather than old metadata with new bytes.
   const plainFile = (entry: FileEntry): Resource => ({
     methods: GET_ONLY,
-    handle: (req: CoapRequest) => serveBlock2(req.message, entry, options),
+    handle: (req: CoapRequest) => {
+      stats.blocks++;
+      return serveBlock2(req.message, entry, options);
+    },
   });
   const fileResource = (entry: FileEntry): Resource => (observe ? observe.wrap(`files/${entry.path}`, plainFile(entry)) : plainFile(entry));
   // /.well-known/core is indexed once per repository change, on demand.
@@ -73,7 +83,7 @@ export function fileResources(repo: FileRepository, options: FileResourceOptions
     }
     return undefined;
   };
-  return Object.assign(resolve, { wellKnown: core });
+  return Object.assign(resolve, { wellKnown: core, stats });
 }
 
 /** The links of every file: by path and by digest, with size and content format. */

@@ -18,6 +18,7 @@
  * so a spoofed registration draws no response and no notifications beyond
  * the amplification budget of its request.
  */
+import { publish } from '../diagnostics.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { encodeMessage, type CoapMessage } from '../codec/message.js';
 import { Code, OptionNumber } from '../codec/numbers.js';
@@ -191,6 +192,7 @@ export class ObserveRegistry {
     set.add(o);
     this.count++;
     this.stats.registered++;
+    publish('observe', () => ({ type: 'register', peer: `${o.peer.address}:${o.peer.port}`, path: o.key }));
     this.arm(o);
   }
 
@@ -261,6 +263,7 @@ export class ObserveRegistry {
     this.runtime.clearTimer(o.timer);
     o.timer = undefined;
     this.count--;
+    publish('observe', () => ({ type: 'deregister', peer: `${o.peer.address}:${o.peer.port}`, path: key }));
   }
 }
 

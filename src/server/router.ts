@@ -10,6 +10,8 @@ import { hasOption, unknownCriticalOptions, uriPath, validateOptions } from '../
 import type { CoapRequest, RequestHandler, ResponseSpec } from '../messaging/endpoint.js';
 import { CoapfwError } from '../errors.js';
 import { errorResponse, toResponse } from './responses.js';
+import { diagnostics, publish } from '../diagnostics.js';
+import { peerKey } from '../core/transport.js';
 
 /** A resource: answers the methods it supports. */
 export interface Resource {
@@ -53,6 +55,39 @@ export const SERVER_OPTIONS: ReadonlySet<number> = new Set([
  * methods, maps thrown errors to responses in one place.
  */
 export function routeRequests(resolve: Resolver, known: ReadonlySet<number> = SERVER_OPTIONS): RequestHandler {
+  const route = router(resolve, known);
+  // Tracing costs two property reads per request while nobody subscribes (src/diagnostics.ts).
+  return (req) => (diagnostics.request.hasSubscribers || diagnostics.response.hasSubscribers ? traced(route, req) : route(req));
+}
+
+/** Run `route` publishing coapfw:request before and coapfw:response after. */
+function traced(route: RequestHandler, req: CoapRequest): ReturnType<RequestHandler> {
+  const started = performance.now();
+  const msg = req.message;
+  let path = '';
+  try {
+    path = `/${uriPath(msg).join('/')}`;
+  } catch {
+    path = '(bad path)';
+  }
+  const peer = peerKey(req.peer);
+  publish('request', () => ({ peer, method: msg.code, path }));
+  const done = (spec: ResponseSpec | undefined): ResponseSpec | undefined => {
+    publish('response', () => ({ peer, method: msg.code, path, code: spec?.code ?? 0, ms: performance.now() - started }));
+    return spec;
+  };
+  const r = route(req);
+  return r instanceof Promise ? r.then(done) : done(r);
+}
+
+/** A thrown error as a response; one that becomes a 5.xx is published on coapfw:error (a 4.xx is the client's, seen in its response). */
+function failed(e: unknown, req: CoapRequest): ResponseSpec {
+  const spec = toResponse(e);
+  if (spec.code >> 5 === 5) publish('error', () => ({ where: 'handler', error: e, peer: peerKey(req.peer), code: spec.code }));
+  return spec;
+}
+
+function router(resolve: Resolver, known: ReadonlySet<number>): RequestHandler {
   return (req) => {
     const msg = req.message;
     // §5.10.2: an endpoint unable or unwilling to act as a forward-proxy
@@ -79,9 +114,9 @@ export function routeRequests(resolve: Resolver, known: ReadonlySet<number> = SE
     if (!resource.methods.has(msg.code)) return errorResponse(Code.METHOD_NOT_ALLOWED, 'method not allowed');
     try {
       const r = resource.handle(req);
-      return r instanceof Promise ? r.catch(toResponse) : r;
+      return r instanceof Promise ? r.catch((e: unknown) => failed(e, req)) : r;
     } catch (e) {
-      return toResponse(e);
+      return failed(e, req);
     }
   };
 }

@@ -23,7 +23,7 @@ import { CoapfwError } from '../errors.js';
 import { systemRuntime } from '../transport/runtime.js';
 import type { Peer, Transport } from '../core/transport.js';
 import { UdpTransport } from '../transport/udp.js';
-import { fileResources } from './file-server.js';
+import { fileResources, type FileResourceStats } from './file-server.js';
 import { FileRepository, type FileRepositoryOptions } from './files.js';
 import { echoGuard, type EchoGuardOptions } from './echo-guard.js';
 import { ObserveRegistry, type ObserveOptions } from './observe.js';
@@ -110,6 +110,8 @@ export interface FileServer {
   /** Device reports received at `/status/<device>`. */
   readonly status: StatusTracker;
   readonly observe: ObserveRegistry;
+  /** Counters of the file resources (blocks served). */
+  readonly files: FileResourceStats;
   /**
    * The routing handler every endpoint serves (before the Echo guard): mount
    * it on an endpoint of your own with `endpoint.handle(server.handler)`.
@@ -175,6 +177,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     repo,
     status,
     observe,
+    files: files.stats,
     handler,
     identify(req: CoapRequest): PeerIdentity {
       const dtls = req.endpoint === undefined ? undefined : secureEndpoints.get(req.endpoint);

@@ -32,3 +32,8 @@ export { BlobStaging, type StagedBlob, type StagingOptions } from './staging.js'
 export { commandView, parseAnswer, parsePublish, parseRegister, parseReport, registerView, type AnswerBody, type PublishBody, type RegisterBody } from './protocol.js';
 export type { AccessPolicy } from './access.js';
 export type { ServiceEvent } from './device-resources.js';
+export { RolloutEngine, type EngineTimers, type RolloutEngineOptions, type RolloutProgress, type RolloutRequest } from './rollout-engine.js';
+export { commandDispatcher, type RolloutDispatcher } from './rollout-dispatch.js';
+export { confirmationCurve, defaultWaves, nextStep, timeliness, waveSize, type RolloutStep, type StepInput, type Timeliness } from './rollout-plan.js';
+export type { DeviceRollout, RolloutTarget, TargetFilter, TargetSelector } from './rollout-targets-sql.js';
+export { rolloutTargeting, type RolloutTargetingOptions } from './rollout-targeting.js';

@@ -148,6 +148,8 @@ export interface ReleaseResourceOptions {
   readonly maxSzx?: number;
   /** Make `/m/<class>` observable: wrap a resource under a key. */
   readonly observe?: (key: string, resource: Resource) => Resource;
+  /** Counts the blocks served from the store (read by metrics at scrape time). */
+  readonly stats?: { blocks: number };
 }
 
 /** `GET /m/<class>`: the newest envelope of the class; 4.04 until one is published. */
@@ -199,6 +201,7 @@ export function blobResolver(cache: ReleaseCache, options: ReleaseResourceOption
       handle: async (req) => {
         const source = await cache.blob(address);
         if (source === undefined) throw new CoapfwError('NOT_FOUND', `no blob ${address.toLowerCase()}`);
+        if (options.stats) options.stats.blocks++;
         return serveBlock2(req.message, source, { maxSzx: options.maxSzx });
       },
     };

@@ -9,8 +9,10 @@ import * as devices from './devices-sql.js';
 import type { Device, DeviceRegistration, DeviceState, HistoryEntry, NewRelease, NewTrustDocument, Release, StatusReport, TrustDocument, TrustKind, WallClock } from './model.js';
 import * as releases from './releases-sql.js';
 import * as rollouts from './rollouts-sql.js';
+import * as targets from './rollout-targets-sql.js';
 import { int } from './rows.js';
 import type { SqlDriver } from './sql.js';
+import { publish } from '../diagnostics.js';
 import type { DeviceFilter, ReportResult, Store, StoreChange, StoreOptions, Unsubscribe } from './store.js';
 import { checkInt } from './validate.js';
 
@@ -51,8 +53,10 @@ export class SqlStore implements Store {
   countDevicesByState(classId?: string): Promise<Partial<Record<DeviceState, number>>> {
     return devices.countDevicesByState(this.driver, classId);
   }
-  recordReport(deviceId: string, report: StatusReport): Promise<ReportResult> {
-    return this.driver.transaction((tx) => devices.recordReport(tx, deviceId, report, this.now()));
+  async recordReport(deviceId: string, report: StatusReport): Promise<ReportResult> {
+    const result = await this.driver.transaction((tx) => devices.recordReport(tx, deviceId, report, this.now()));
+    publish('report', () => ({ deviceId, state: result.device.state, sequence: report.sequence, reportSeq: report.reportSeq }));
+    return result;
   }
   listHistory(deviceId: string, options: { limit?: number; before?: number } = {}): Promise<HistoryEntry[]> {
     return devices.listHistory(this.driver, deviceId, options, this.maxPage);
@@ -62,8 +66,10 @@ export class SqlStore implements Store {
     return this.driver.transaction((tx) => devices.pruneHistory(tx, checkInt(before, 'before')));
   }
 
-  publishRelease(release: NewRelease): Promise<Release> {
-    return this.driver.transaction((tx) => releases.publishRelease(tx, release, this.now(), this.maxBlob));
+  async publishRelease(release: NewRelease): Promise<Release> {
+    const r = await this.driver.transaction((tx) => releases.publishRelease(tx, release, this.now(), this.maxBlob));
+    publish('publish', () => ({ classId: r.classId, sequence: r.sequence, publisher: r.publisher, urgency: r.urgency }));
+    return r;
   }
   getRelease(classId: string, sequence: number): Promise<Release | undefined> {
     return releases.getRelease(this.driver, classId, sequence);
@@ -126,6 +132,27 @@ export class SqlStore implements Store {
   }
   rolloutCounts(rolloutId: number): Promise<WaveCounts[]> {
     return rollouts.rolloutCounts(this.driver, rolloutId);
+  }
+  rolloutCandidates(rolloutId: number, limit: number): Promise<string[]> {
+    return targets.rolloutCandidates(this.driver, rolloutId, limit, this.maxPage);
+  }
+  countRolloutCandidates(rolloutId: number): Promise<number> {
+    return targets.countRolloutCandidates(this.driver, rolloutId);
+  }
+  listRolloutTargets(rolloutId: number, filter: targets.TargetFilter = {}): Promise<targets.RolloutTarget[]> {
+    return targets.listRolloutTargets(this.driver, rolloutId, filter, this.maxPage);
+  }
+  rolloutConfirmations(rolloutId: number): Promise<number[]> {
+    return targets.rolloutConfirmations(this.driver, rolloutId);
+  }
+  moveRolloutTargets(rolloutId: number, which: targets.TargetSelector, from: readonly TargetState[], to: TargetState): Promise<number> {
+    return this.driver.transaction((tx) => targets.moveRolloutTargets(tx, rolloutId, which, from, to, this.now()));
+  }
+  rolloutOpenCommands(rolloutId: number): Promise<DeviceCommand[]> {
+    return targets.rolloutOpenCommands(this.driver, rolloutId, this.maxPage);
+  }
+  deviceRollouts(deviceId: string): Promise<targets.DeviceRollout[]> {
+    return targets.deviceRollouts(this.driver, deviceId, this.maxPage);
   }
 
   publishTrustDocument(doc: NewTrustDocument): Promise<TrustDocument> {

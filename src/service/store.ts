@@ -60,6 +60,7 @@
  * On SQLite events stay in the process.
  */
 import type { DeviceCommand, CommandEvent, NewCommand, NewRollout, Rollout, RolloutPatch, RolloutState, TargetState, WaveCounts, WaveState } from './fleet.js';
+import type { DeviceRollout, RolloutTarget, TargetFilter, TargetSelector } from './rollout-targets-sql.js';
 import type { Device, DeviceRegistration, DeviceState, HistoryEntry, NewRelease, NewTrustDocument, Release, StatusReport, TrustDocument, TrustKind, WallClock } from './model.js';
 
 /** Something changed that other servers may have to act on (Observe notifications, schedulers). */
@@ -179,6 +180,20 @@ export interface Store {
   setTargetState(rolloutId: number, deviceId: string, state: TargetState): Promise<void>;
   /** Per-wave counts of targets by state. */
   rolloutCounts(rolloutId: number): Promise<WaveCounts[]>;
+  /** Up to `limit` devices a wave may still take: the class (and group), an older installed sequence, not yet targeted; by id. */
+  rolloutCandidates(rolloutId: number, limit: number): Promise<string[]>;
+  /** How many devices a wave may still take. */
+  countRolloutCandidates(rolloutId: number): Promise<number>;
+  /** A page of a rollout's targets, by device id. */
+  listRolloutTargets(rolloutId: number, filter?: TargetFilter): Promise<RolloutTarget[]>;
+  /** When targets confirmed (server wall clock), oldest first: the rollout's timeliness. */
+  rolloutConfirmations(rolloutId: number): Promise<number[]>;
+  /** Move the selected targets in one of `from` to `to` (compare-and-set on the state); returns how many moved. */
+  moveRolloutTargets(rolloutId: number, which: TargetSelector, from: readonly TargetState[], to: TargetState): Promise<number>;
+  /** Open commands that a rollout created. */
+  rolloutOpenCommands(rolloutId: number): Promise<DeviceCommand[]>;
+  /** Rollouts covering a device, newest release first, with its target state in each. */
+  deviceRollouts(deviceId: string): Promise<DeviceRollout[]>;
 
   /** Store a trust document; ALREADY_EXISTS when (kind, scope, version) is taken. */
   publishTrustDocument(doc: NewTrustDocument): Promise<TrustDocument>;

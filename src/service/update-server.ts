@@ -89,6 +89,8 @@ export interface UpdateServer extends FileServer {
   readonly targeting: Targeting;
   /** Whether devices are taken over plain CoAP. */
   readonly openRegistration: boolean;
+  /** Blocks served from the store's blobs (`/fw/sha256/...` of published images); `files` counts the directory's. */
+  readonly blobs: { readonly blocks: number };
 }
 
 /** The service's resources for `/.well-known/core`. */
@@ -150,8 +152,9 @@ export async function startUpdateServer(options: UpdateServerOptions): Promise<U
     publishResolver({ store, staging, policy, identify, trust: options.trust, targeting, uploads, releaseBodies, maxEnvelopeBytes, limits: limits.suit, ...(onEvent ? { onEvent } : {}) }),
   );
   const status: Omit<StatusOptions, 'runtime'> = { ...options.status, forward: legacyForward(store, policy, identify) };
+  const blobs = { blocks: 0 };
   try {
-    server = await startFileServer({ ...options, resources: service, fallback: blobResolver(releases, { maxSzx }), status, links: [...(options.links ?? []), ...SERVICE_LINKS] });
+    server = await startFileServer({ ...options, resources: service, fallback: blobResolver(releases, { maxSzx, stats: blobs }), status, links: [...(options.links ?? []), ...SERVICE_LINKS] });
   } catch (e) {
     await staging.close();
     if (owned) await store.close();
@@ -187,6 +190,7 @@ export async function startUpdateServer(options: UpdateServerOptions): Promise<U
   scheduler.start();
   return {
     ...fileServer,
+    blobs,
     store,
     staging,
     scheduler,

@@ -31,11 +31,12 @@ function imports(file: string): string[] {
 const layer = (file: string): string => relative(SRC, file).split('/')[0]!.replace(/\.ts$/, '');
 const all = files(SRC);
 
-/** Single-file helpers every layer may use: the error type, the version, "did you mean" suggestions. */
-const BASE = ['errors', 'version', 'suggest'];
+/** Single-file helpers every layer may use: the error type, the version, "did you mean" suggestions, the diagnostics channels. */
+const BASE = ['errors', 'version', 'suggest', 'diagnostics'];
 /** What each folder may import from src/ besides BASE (itself always). `bounded-read` reads files: not for pure layers. */
 const ALLOWED: Record<string, readonly string[]> = {
   errors: [],
+  diagnostics: [],
   version: [],
   suggest: [],
   'bounded-read': [],
@@ -51,6 +52,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   device: ['codec', 'core', 'suit', 'delta', 'messaging', 'blockwise', 'flash', 'bounded-read'],
   server: ['codec', 'core', 'suit', 'messaging', 'transport', 'blockwise', 'bounded-read'],
   service: ['codec', 'core', 'suit', 'messaging', 'transport', 'blockwise', 'server', 'bounded-read'],
+  http: ['service'],
 };
 const PURE = ['codec', 'core', 'suit', 'delta', 'messaging', 'blockwise'];
 

@@ -163,7 +163,7 @@ describe('coapfw device', () => {
       const noKey = await run(['update', uri, '--flash', flash, ...ids]);
       // Missing or bad credentials are usage errors (exit 2), as in `coapfw get`.
       expect(noKey.code).toBe(2);
-      expect(noKey.err).toMatch(/coaps:\/\/ needs --psk-identity ID and --psk-key KEY/);
+      expect(noKey.err).toMatch(/coaps:\/\/ needs --credentials FILE, or --psk-identity ID and --psk-key KEY/);
       const badKey = await run(['update', uri, '--flash', flash, ...ids, '--psk-identity', 'dev-4', '--psk-key', '0xzz']);
       expect(badKey.code, badKey.err).toBe(2);
       expect(badKey.err).toMatch(/^coapfw device: --psk-key: expected an even number of hex digits/);

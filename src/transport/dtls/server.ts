@@ -22,6 +22,7 @@ import { ServerHandshake, checkClientHello } from './handshake.js';
 import { DecodeError, HandshakeType, fullMessage, helloVerifyRequestBody, parseClientHello, parseFragments } from './messages.js';
 import { AlertLevel, ContentType, encodeRecord, parseRecords, type DtlsRecord } from './record.js';
 import { Session, type SessionEvent } from './session.js';
+import { publish } from '../../diagnostics.js';
 import { RecentHellos, SessionTable } from './session-table.js';
 import { resolveDtlsServerOptions, type DtlsServerOptions, type DtlsServerStats, type ResolvedDtlsServerOptions } from './server-options.js';
 
@@ -47,7 +48,13 @@ export class DtlsServer implements Transport {
     private readonly inner: Transport,
     options: DtlsServerOptions,
   ) {
-    const opts = resolveDtlsServerOptions(options);
+    const resolved = resolveDtlsServerOptions(options);
+    const onEvent = resolved.onEvent;
+    // Every session event also goes to the coapfw:dtls channel (src/diagnostics.ts).
+    const opts: ResolvedDtlsServerOptions = { ...resolved, onEvent: (e) => {
+      publish('dtls', () => ({ ...e, peer: `${e.peer.address}:${e.peer.port}` }));
+      onEvent?.(e);
+    } };
     this.opts = opts;
     this.table = new SessionTable(opts);
     const cookieLifetimeMs = opts.cookieLifetimeMs;
