@@ -13,7 +13,7 @@ import { peerKey } from '../core/transport.js';
 import { COMMON_OPTIONS, intOption, optionValue, parse, str, verbosity, type Values } from './args.js';
 import { errorJson, jsonLine, UsageError, type CliCommand, type CliIo } from './common.js';
 import { fetchToStream, partSzx, resolveOutput, tidyPart, type GetOutput } from './get-output.js';
-import { blockSizeOption, pskOption } from './inputs.js';
+import { blockSizeOption, pskOption } from './link-inputs.js';
 import { formatBytes, progressBar, type Progress } from './progress.js';
 import { stopOnSignals } from './signals.js';
 import { watchRequests } from './waiting.js';

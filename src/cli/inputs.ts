@@ -4,13 +4,9 @@
  * bound (readFileBounded); every error names the file or the option.
  */
 import { readFileBounded } from '../bounded-read.js';
-import { parseBlockSize } from '../codec/block.js';
 import { CoapfwError } from '../errors.js';
 import { DEFAULT_SUIT_LIMITS, parsePrivateKey, parsePublicKey, parseUuid, type SuitPrivateKey, type SuitPublicKey } from '../suit/index.js';
-import { parsePskKey } from '../transport/dtls/psk-store.js';
-import type { PskCredentials } from '../client/secure.js';
 import { optionValue } from './args.js';
-import { UsageError } from './common.js';
 
 /** Size bounds of the files the CLI reads whole. */
 export const INPUT_LIMITS = Object.freeze({
@@ -56,20 +52,5 @@ export function uuidOption(name: string, value: unknown): Uint8Array | undefined
   return value === undefined ? undefined : optionValue(() => parseUuid(String(value), `--${name}`));
 }
 
-/** `--block-size N` as SZX, or undefined when not given. */
-export function blockSizeOption(value: unknown, name = 'block-size'): number | undefined {
-  return value === undefined ? undefined : optionValue(() => parseBlockSize(String(value), `--${name}`));
-}
-
-/**
- * `--psk-identity ID --psk-key KEY`: both required for coaps://, refused for
- * coap:// (they would be silently unused). Every mistake is a usage error.
- */
-export function pskOption(scheme: string, identity: unknown, key: unknown): PskCredentials | undefined {
-  if (scheme !== 'coaps') {
-    if (identity !== undefined || key !== undefined) throw new UsageError('--psk-identity and --psk-key are for coaps:// URIs');
-    return undefined;
-  }
-  if (typeof identity !== 'string' || identity === '' || typeof key !== 'string') throw new UsageError('coaps:// needs --psk-identity ID and --psk-key KEY');
-  return { identity, key: optionValue(() => parsePskKey(key, '--psk-key')) };
-}
+// Re-exported for the commands that read keys as well; `get` and `serve` import link-inputs.ts alone.
+export { blockSizeOption, pskOption } from './link-inputs.js';

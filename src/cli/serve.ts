@@ -10,7 +10,7 @@ import { PskStore } from '../transport/dtls/psk-store.js';
 import { ipv6Available } from '../transport/udp.js';
 import { COMMON_OPTIONS, intOption, parse, str, verbosity } from './args.js';
 import { UsageError, type CliCommand } from './common.js';
-import { blockSizeOption } from './inputs.js';
+import { blockSizeOption } from './link-inputs.js';
 import { serveLog, url, type ServeLog } from './serve-log.js';
 
 const HELP = `usage: coapfw serve DIR [--host H] [--port P] [--max-block-size N]
