@@ -5,7 +5,7 @@
  * operator action without the token is refused; with it, the rollout pauses.
  */
 import { startHttpServer } from 'coapfw/http';
-import { openStore, RolloutEngine } from 'coapfw/service';
+import { openStore, RolloutEngine, type Rollout, type RolloutProgress } from 'coapfw/service';
 
 const CLASS = '1492af1425695e48bf429b2d51f2ab45';
 const VENDOR = 'fa6b4a53d5ad5fdfbe9de663e4d41ffe';
@@ -24,11 +24,11 @@ const rollout = await engine.create({
 });
 const token = 'example-operator-token-0123456789';
 const http = await startHttpServer({ port: 0, store, engine, token });
-const progress = await (await fetch(`${http.url}/api/rollouts/${rollout.id}`)).json();
+const progress = (await (await fetch(`${http.url}/api/rollouts/${rollout.id}`)).json()) as RolloutProgress;
 console.log(`rollout ${rollout.id}: wave 1 ${progress.rollout.waves[0].state}, ${progress.waves[0].byState.notified} devices told, ${progress.remaining} waiting`);
 const refused = await fetch(`${http.url}/api/rollouts/${rollout.id}/pause`, { method: 'POST' });
 console.log(`pause without the token: ${refused.status}`);
-const paused = await (await fetch(`${http.url}/api/rollouts/${rollout.id}/pause`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).json();
+const paused = (await (await fetch(`${http.url}/api/rollouts/${rollout.id}/pause`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).json()) as Rollout;
 console.log(`pause with the token: ${paused.state} (${paused.pauseReason})`);
 const metrics = await (await fetch(`${http.url}/metrics`)).text();
 console.log(metrics.split('\n').find((l) => l.startsWith('coapfw_rollouts{state="paused"}')));

@@ -60,12 +60,36 @@ function readWhole(req: CoapMessage, source: ByteSource): ResponseSpec | Promise
   return content(source, 0, source.size, undefined, getOption(req, OptionNumber.SIZE2) !== undefined);
 }
 
+/** The options every response from one source shares, encoded once: a source is immutable. */
+interface SourceOptions {
+  readonly etag: CoapOption;
+  readonly contentFormat: CoapOption | undefined;
+  readonly size2: CoapOption;
+}
+
+const sourceOptions = new WeakMap<ByteSource, SourceOptions>();
+
+function optionsOf(source: ByteSource): SourceOptions {
+  let o = sourceOptions.get(source);
+  if (o === undefined) {
+    const cf = source.contentFormat;
+    o = {
+      etag: { number: OptionNumber.ETAG, value: source.etag },
+      contentFormat: cf === undefined ? undefined : { number: OptionNumber.CONTENT_FORMAT, value: encodeUint(cf) },
+      size2: { number: OptionNumber.SIZE2, value: encodeUint(source.size) },
+    };
+    sourceOptions.set(source, o);
+  }
+  return o;
+}
+
 /** A 2.05 with ETag, Content-Format, Block2 and Size2 as given (options in ascending order). */
 function content(source: ByteSource, offset: number, length: number, block: Uint8Array | undefined, withSize2: boolean): ResponseSpec | Promise<ResponseSpec> {
-  const opts: CoapOption[] = [{ number: OptionNumber.ETAG, value: source.etag }];
-  if (source.contentFormat !== undefined) opts.push({ number: OptionNumber.CONTENT_FORMAT, value: encodeUint(source.contentFormat) });
+  const shared = optionsOf(source);
+  const opts: CoapOption[] = [shared.etag];
+  if (shared.contentFormat !== undefined) opts.push(shared.contentFormat);
   if (block !== undefined) opts.push({ number: OptionNumber.BLOCK2, value: block });
-  if (withSize2) opts.push({ number: OptionNumber.SIZE2, value: encodeUint(source.size) });
+  if (withSize2) opts.push(shared.size2);
   const data = length === 0 ? EMPTY : source.read(offset, length);
   if (data instanceof Promise) return data.then((payload): ResponseSpec => ({ code: Code.CONTENT, options: opts, payload }));
   return { code: Code.CONTENT, options: opts, payload: data };

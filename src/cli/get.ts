@@ -14,7 +14,7 @@ import { COMMON_OPTIONS, intOption, optionValue, parse, str, verbosity, type Val
 import { errorJson, jsonLine, UsageError, type CliCommand, type CliIo } from './common.js';
 import { fetchToStream, partSzx, resolveOutput, tidyPart, type GetOutput } from './get-output.js';
 import { pskCredentials } from './credentials.js';
-import { blockSizeOption } from './inputs.js';
+import { blockSizeOption } from './link-inputs.js';
 import { formatBytes, progressBar, type Progress } from './progress.js';
 import { stopOnSignals } from './signals.js';
 import { watchRequests } from './waiting.js';

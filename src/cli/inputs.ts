@@ -4,7 +4,6 @@
  * bound (readFileBounded); every error names the file or the option.
  */
 import { readFileBounded } from '../bounded-read.js';
-import { parseBlockSize } from '../codec/block.js';
 import { CoapfwError } from '../errors.js';
 import { DEFAULT_SUIT_LIMITS, parsePrivateKey, parsePublicKey, parseUuid, type SuitPrivateKey, type SuitPublicKey } from '../suit/index.js';
 import { optionValue } from './args.js';
@@ -53,7 +52,5 @@ export function uuidOption(name: string, value: unknown): Uint8Array | undefined
   return value === undefined ? undefined : optionValue(() => parseUuid(String(value), `--${name}`));
 }
 
-/** `--block-size N` as SZX, or undefined when not given. */
-export function blockSizeOption(value: unknown, name = 'block-size'): number | undefined {
-  return value === undefined ? undefined : optionValue(() => parseBlockSize(String(value), `--${name}`));
-}
+// Re-exported for the commands that read keys as well; `get` and `serve` import link-inputs.ts alone.
+export { blockSizeOption } from './link-inputs.js';

@@ -11,7 +11,7 @@ import { PskStore } from '../transport/dtls/psk-store.js';
 import { ipv6Available } from '../transport/udp.js';
 import { COMMON_OPTIONS, intOption, parse, str, verbosity } from './args.js';
 import { UsageError, type CliCommand } from './common.js';
-import { blockSizeOption } from './inputs.js';
+import { blockSizeOption } from './link-inputs.js';
 import { serveLog, url, type ServeLog } from './serve-log.js';
 import { ClassTargeting } from '../service/modes.js';
 import { RolloutEngine } from '../service/rollout-engine.js';

@@ -15,7 +15,8 @@ import { CoapEndpoint, type EndpointOptions } from '../messaging/endpoint.js';
 import type { Runtime } from '../core/runtime.js';
 import type { CoapMessage } from '../codec/message.js';
 import { systemRuntime } from '../transport/runtime.js';
-import { pskTransport, reconnectOnTimeout, type PskCredentials, type SecureClientOptions } from './secure.js';
+// secure.js (and DTLS behind it) is loaded only for a coaps:// URI: a plain get starts faster without it.
+import type { PskCredentials, SecureClientOptions } from './secure.js';
 import type { Peer, Transport } from '../core/transport.js';
 import { UdpTransport } from '../transport/udp.js';
 
@@ -78,7 +79,7 @@ export async function openClient(uri: string, options: ClientOptions = {}): Prom
   let secure: Transport | undefined;
   const inflight = new Set<AbortController>();
   if (parsed.scheme === 'coaps') {
-    const open = options.secureTransport ?? (options.psk ? pskTransport(options.psk, options.dtls) : undefined);
+    const open = options.secureTransport ?? (options.psk ? (await import('./secure.js')).pskTransport(options.psk, options.dtls) : undefined);
     if (!open) throw new CoapfwError('BAD_URI', 'coaps:// needs PSK credentials (identity and key)', { path: uri });
     transport = secure = await open(peer);
     // A DTLS client delivers responses as coming from its `remote`: requests must name the same peer.
@@ -94,7 +95,8 @@ export async function openClient(uri: string, options: ClientOptions = {}): Prom
   const target = peer;
   const send: Requester = (spec, ro) => endpoint.request(target, spec, ro);
   // withEcho: a server guarding against amplification answers 4.01 + Echo once (RFC 9175 §2.4).
-  const chain = withEcho(reconnectOnTimeout(secure, options.unreachable === 'fail' ? failOnUnreachable(inflight, send) : send));
+  const base = options.unreachable === 'fail' ? failOnUnreachable(inflight, send) : send;
+  const chain = withEcho(secure ? (await import('./secure.js')).reconnectOnTimeout(secure, base) : base);
   return {
     uri: parsed,
     peer: target,

@@ -6,7 +6,7 @@
  * validates its input once and writes into a single allocation.
  */
 import { CoapfwError } from '../errors.js';
-import { EMPTY } from './bytes.js';
+import { allocBytes, EMPTY } from './bytes.js';
 import type { MessageType } from './numbers.js';
 
 export type { MessageType } from './numbers.js';
@@ -99,7 +99,7 @@ export function decodeMessage(data: Uint8Array): CoapMessage {
   if (4 + tkl > len) throw malformed(`token of ${tkl} bytes runs past the end of the datagram`);
 
   // One copy: every value below is a view into it (RFC 7252 §3 layout).
-  const buf = new Uint8Array(len);
+  const buf = allocBytes(len);
   buf.set(data);
   const token = tkl === 0 ? EMPTY : buf.subarray(4, 4 + tkl);
   const options: CoapOption[] = [];
@@ -208,7 +208,7 @@ export function encodeMessage(msg: CoapMessage): Uint8Array {
   }
   if (msg.payload.length > 0) size += 1 + msg.payload.length;
 
-  const out = new Uint8Array(size);
+  const out = allocBytes(size);
   out[0] = 0x40 | (msg.type << 4) | tkl;
   out[1] = msg.code;
   out[2] = msg.messageId >> 8;

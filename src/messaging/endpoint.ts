@@ -386,16 +386,16 @@ export class CoapEndpoint {
 
   private onRequest(msg: CoapMessage, peer: Peer, size: number): void {
     if (msg.type === MessageType.ACK || msg.type === MessageType.RST) return; // not a valid request carrier
-    const key = `${peerKey(peer)}#${msg.messageId}`;
+    const key = cachedPeerKey(peer);
     const now = this.runtime.now();
-    const seen = this.dedup.get(key, now);
+    const seen = this.dedup.get(key, msg.messageId, now);
     if (seen !== undefined) {
       this.stats.duplicates++;
       // §4.5: a duplicate CON gets the same response; a NON duplicate is ignored.
       if (msg.type === MessageType.CON && seen.response !== undefined) this.sendRaw(seen.response, peer);
       return;
     }
-    const entry = this.dedup.add(key, now);
+    const entry = this.dedup.add(key, msg.messageId, now);
     this.requestCodes[msg.code & 0x1f]!++;
     if (this.handler === undefined || this.inflight >= this.maxConcurrent) {
       this.stats.overloaded++;
@@ -457,19 +457,21 @@ export class CoapEndpoint {
       return req.type === MessageType.CON && !separate ? this.sendMessage(emptyAck(req.messageId), peer) : undefined;
     }
     this.responseCodes[spec.code & 0xff]!++;
-    const base = { code: spec.code, token: req.token, options: spec.options ?? [], payload: spec.payload ?? EMPTY };
+    // Built field by field, not spread from a shared base: this runs once per block served.
+    const options = spec.options ?? NO_OPTIONS;
+    const payload = spec.payload ?? EMPTY;
     if (req.type === MessageType.CON && !separate) {
-      return this.sendMessage({ ...base, type: MessageType.ACK, messageId: req.messageId }, peer);
+      return this.sendMessage({ type: MessageType.ACK, code: spec.code, messageId: req.messageId, token: req.token, options, payload }, peer);
     }
     if (separate) {
       // §5.2.2: the separate response is itself a CON, retransmitted until ACKed;
       // to an unverified address only as the budget allows after the empty ACK and its first copy.
       const mid = this.allocateMid();
-      const bytes = encodeMessage({ ...base, type: MessageType.CON, messageId: mid });
+      const bytes = encodeMessage({ type: MessageType.CON, code: spec.code, messageId: mid, token: req.token, options, payload });
       this.retransmitter.start(bytes, peer, mid, () => {}, this.retransmitLimit(peer, size, EMPTY_ACK_SIZE + bytes.length, bytes.length));
       return undefined;
     }
-    this.sendMessage({ ...base, type: MessageType.NON, messageId: this.allocateMid() }, peer);
+    this.sendMessage({ type: MessageType.NON, code: spec.code, messageId: this.allocateMid(), token: req.token, options, payload }, peer);
     return undefined;
   }
 }
@@ -477,6 +479,20 @@ export class CoapEndpoint {
 /** A handler's failure that became a 5.00: said on the coapfw:error channel, never swallowed silently. */
 function handlerError(error: unknown, peer: Peer, where: string): void {
   publish('error', () => ({ where: `endpoint: ${where}`, error, peer: peerKey(peer) }));
+}
+
+const NO_OPTIONS: readonly CoapOption[] = [];
+
+// Transports that hand out one Peer object per remote address (udp.ts does) make this a lookup, not a string built per datagram.
+const peerKeys = new WeakMap<Peer, string>();
+
+function cachedPeerKey(peer: Peer): string {
+  let k = peerKeys.get(peer);
+  if (k === undefined) {
+    k = peerKey(peer);
+    peerKeys.set(peer, k);
+  }
+  return k;
 }
 
 /** An empty ACK (or ping, or RST) is its 4-byte header. */

@@ -2,7 +2,8 @@
  * UDP transport over node:dgram, IPv4 or IPv6. One socket per transport.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
+import { isIP, isIPv6 } from 'node:net';
 import { CoapfwError } from '../errors.js';
 import type { DatagramHandler, Peer, Transport } from '../core/transport.js';
 
@@ -46,10 +47,11 @@ export class UdpTransport implements Transport {
     private readonly connected?: Peer,
     onUnreachable?: (e: CoapfwError) => void,
   ) {
+    const peers = new PeerCache();
     socket.on('message', (msg, rinfo) => {
       // Port 0 cannot be answered (a send to it throws): such a datagram is spoofed or broken.
       if (rinfo.port === 0) return;
-      this.handler(msg, { address: normalizeAddress(rinfo.address), port: rinfo.port });
+      this.handler(msg, peers.get(rinfo.address, rinfo.port));
     });
     // A UDP socket reports ICMP errors of earlier sends here; they are not fatal for a server.
     socket.on('error', (err: NodeJS.ErrnoException) => {
@@ -62,7 +64,7 @@ export class UdpTransport implements Transport {
   /** Bind a socket and resolve once it is listening. */
   static bind(options: UdpOptions = {}): Promise<UdpTransport> {
     const host = options.host ?? '127.0.0.1';
-    const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', ipv6Only: options.ipv6Only ?? false });
+    const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', ipv6Only: options.ipv6Only ?? false, lookup: literalLookup });
     return new Promise((resolve, reject) => {
       const port = options.port ?? 0;
       const onError = (err: NodeJS.ErrnoException): void => {
@@ -133,6 +135,56 @@ export class UdpTransport implements Transport {
     this.closed = true;
     return new Promise((resolve) => this.socket.close(() => resolve()));
   }
+}
+
+/**
+ * One Peer object per remote address and port, so that the layers above can
+ * key their tables by the object (the endpoint caches each peer's key) rather
+ * than build a string per datagram. Bounded: past `max` peers it starts over.
+ */
+class PeerCache {
+  private readonly byAddress = new Map<string, Map<number, Peer>>();
+  private count = 0;
+
+  constructor(private readonly max = 4096) {}
+
+  get(address: string, port: number): Peer {
+    let ports = this.byAddress.get(address);
+    if (ports === undefined) {
+      if (this.count >= this.max) this.clear();
+      ports = new Map();
+      this.byAddress.set(address, ports);
+    }
+    let peer = ports.get(port);
+    if (peer === undefined) {
+      if (this.count >= this.max) {
+        this.clear();
+        this.byAddress.set(address, ports);
+      }
+      peer = { address: normalizeAddress(address), port };
+      ports.set(port, peer);
+      this.count++;
+    }
+    return peer;
+  }
+
+  private clear(): void {
+    for (const ports of this.byAddress.values()) ports.clear();
+    this.byAddress.clear();
+    this.count = 0;
+  }
+}
+
+/**
+ * dgram resolves the address of every send through `dns.lookup`, which for
+ * an IP literal answers on the next tick: a deferral and several closures
+ * per datagram. Our peers are always IP literals (they come from received
+ * datagrams or from a client's own resolution), so answer those at once.
+ */
+function literalLookup(host: string, opts: LookupOneOptions | number, cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  const family = isIP(host);
+  if (family !== 0) return cb(null, host, family);
+  dnsLookup(host, { family: typeof opts === 'number' ? opts : (opts.family ?? 0) }, cb);
 }
 
 function peerText(p: Peer): string {
