@@ -14,7 +14,7 @@
 import type { CoapOption } from '../codec/message.js';
 import { CoapfwError } from '../errors.js';
 import { alignUp } from '../flash/backend.js';
-import type { FlashLayout } from '../flash/layout.js';
+import { updateSlot, type FlashLayout } from '../flash/layout.js';
 import type { BlockDigestsInfo, ComponentId, DecodedEnvelope } from '../suit/types.js';
 import { equalBytes } from '@noble/curves/utils.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
@@ -91,7 +91,7 @@ export function candidateImages(targets: readonly FetchTarget[], layout: FlashLa
   const align = Math.max(STREAM_ALIGN, layout.eraseBlockSize);
   let start = 0;
   return placed.map(({ t, component }) => {
-    const slot = layout.components[component]!.secondary;
+    const slot = updateSlot(layout, component);
     if (t.size > slot.size) throw new CoapfwError('IMAGE_TOO_LARGE', `manifest: image of ${t.size} bytes exceeds the ${slot.size}-byte slot${layout.components.length > 1 ? ` of component ${component}` : ''}`);
     const src = source(manifestUri, envelope, t.uri);
     if (src.kind === 'integrated' && src.bytes.length > t.size) {
