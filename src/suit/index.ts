@@ -102,6 +102,7 @@ export {
   type DigestsLayout,
 } from './block-digests.js';
 export { encodeBlockDigests, decodeBlockDigests, blockDigestsParameter, blockDigestsOf } from './block-digests-param.js';
+export { withBlockDigests, type ImageBlockDigests } from './with-block-digests.js';
 export { BlockVerifier, type BlockVerifierOptions, type ByteRange } from './block-verifier.js';
 export { mergeParameters } from './parameters.js';
 export {
