@@ -138,6 +138,7 @@ export async function openDigests(opts: UpdateOptions, info: BlockDigestsInfo | 
 /** Throw SUIT_UNSUPPORTED unless this device can use `info` (see {@link openDigests}). */
 export function checkDigestsUsable(opts: Pick<UpdateOptions, 'blockAuth'>, info: BlockDigestsInfo, writeAlignment: number): void {
   const max = opts.blockAuth?.maxBlockSize ?? DEFAULT_MAX_BLOCK;
+  if (!Number.isSafeInteger(max) || max < 16) throw new CoapfwError('INVALID_ARGUMENT', `runUpdate: blockAuth.maxBlockSize must be an integer >= 16, got ${max}`);
   if (info.uri === undefined) throw new CoapfwError('SUIT_UNSUPPORTED', 'manifest: the block digests do not say where they are served (no uri)');
   if (info.blockSize > max) throw new CoapfwError('SUIT_UNSUPPORTED', `manifest: block digests over ${info.blockSize}-byte blocks; this device takes at most ${max}`);
   if (info.blockSize % writeAlignment !== 0) throw new CoapfwError('SUIT_UNSUPPORTED', `manifest: ${info.blockSize}-byte authenticated blocks cannot be programmed in ${writeAlignment}-byte units`);

@@ -44,9 +44,7 @@ import { digestsOf } from './image-writer.js';
 import { fetchingRecord, installRecord } from './progress.js';
 import { REJECT_CODES } from './recovery.js';
 import { endsTheRun, type UpdateSession } from './session.js';
-import type { Candidate, UpdateState } from './states.js';
-import type { ResumeRecord } from '../flash/journal.js';
-import { resumePoint } from './download.js';
+import type { UpdateState } from './states.js';
 import { VerifiedWriter } from './verified-writer.js';
 
 type DownloadState = Extract<UpdateState, { name: 'download' }>;
@@ -203,24 +201,4 @@ async function stream(run: Run, from: { frame: number; deltaOffset: number }, re
 /** The journal record after frame `cp.frame - 1`: phase `applying` (flash/journal.ts). */
 function applyingRecord(s: UpdateSession, st: DownloadState, cp: Pick<DeltaCheckpoint, 'frame' | 'deltaOffset'>, szx: number, etag: Uint8Array | undefined): ReturnType<typeof fetchingRecord> {
   return { ...fetchingRecord(s.installed, st.job, szx, cp.frame, etag), phase: 'applying', imageSize: cp.deltaOffset };
-}
-
-/**
- * Where a journal record of `job` resumes: an `applying` record continues
- * the delta at its frame; a `fetching` record of a job whose image is a
- * delta means the full image was being fetched (the delta fell back), so
- * that download continues; anything else is download.ts's resume point.
- */
-export function resumeJob(s: UpdateSession, job: Candidate, rec: ResumeRecord): DownloadState {
-  const img = job.images[0]!;
-  const src = img.source.kind === 'delta' ? img.source : undefined;
-  if (rec.phase === 'applying') {
-    const frame = rec.nextBlock;
-    const ok = src !== undefined && job.images.length === 1 && frame * src.frameSize < img.size && rec.imageSize >= DELTA_HEADER_BYTES && rec.imageSize < src.size;
-    if (!ok) return { name: 'download', job, image: 0, startBlock: 0, szx: s.opts.szx ?? 6, etag: undefined };
-    s.blocksResumed = Math.floor(rec.imageSize / blockSize(rec.szx));
-    s.emit({ type: 'resume', fromBlock: s.blocksResumed, blockSize: blockSize(rec.szx), phase: 'applying' });
-    return { name: 'download', job, image: 0, startBlock: 0, szx: rec.szx, etag: rec.etag.length > 0 ? rec.etag : undefined, delta: { frame, deltaOffset: rec.imageSize } };
-  }
-  return resumePoint(s, src?.fallback ? { ...job, images: [src.fallback] } : job, rec);
 }

@@ -11,6 +11,10 @@
  * block in memory, a journal record per completed erase block, so a power
  * cut costs at most one erase block of download); an integrated payload
  * (`#name`, draft-ietf-suit-manifest §7.5) comes from the envelope itself.
+ * With block digests in the manifest every block is checked before it is
+ * written (verified-writer.ts); an image offered as a delta is rebuilt from
+ * the installed one (delta-apply.ts); a single-bank device writes over its
+ * running image instead (inplace.ts, boot-inplace.ts).
  *
  * Boot-model rules (device/boot.ts): the secondary slots are written only
  * while the running set is confirmed, and the install is one
@@ -31,7 +35,7 @@ import { readBootState, requestTestBoot } from './boot.js';
 import { runningSetDigest } from './boot-state.js';
 import { equalBytes } from '@noble/curves/utils.js';
 import { setIdentity } from './candidate.js';
-import { resumeJob } from './delta-apply.js';
+import { resumeJob } from './resume.js';
 import { download } from './download.js';
 import { installInPlace } from './inplace.js';
 import { deviceIdentity, updateImages } from './update-plan.js';
