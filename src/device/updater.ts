@@ -216,7 +216,9 @@ async function openSession(opts: UpdateOptions): Promise<UpdateSession> {
  * refused before anything is fetched or written until the device is
  * re-provisioned) included, as `failed`. Throws only for misuse
  * (`INVALID_ARGUMENT`, `BAD_URI`), `POWER_CUT` from the flash, `ABORTED`,
- * and what `onStatus` throws.
+ * and what `onStatus` throws. `first` is where the state machine starts:
+ * `check` (fetch the envelope), or `verify` with an envelope the device
+ * kept (the single-bank recovery loader, inplace-device.ts).
  *
  * @example
  * const client = await openClient(manifestUri);
