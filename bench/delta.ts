@@ -6,7 +6,10 @@
  * without DEFLATE, the encode and apply times, and the decoder's working
  * memory (the RAM a device needs to apply it; matching time is the
  * publisher's, shared by the variants), plus the per-block digest
- * list a device fetches beside it. Prints one JSON object.
+ * list a device fetches beside it, and one simulated device update over
+ * loopback UDP from `coapfw serve` (bench/device-small.ts) as the delta
+ * against as the full image: time on the device, bytes received, the
+ * applier's RAM. Prints one JSON object.
  * Run: `npm run -s build && node dist/bench/delta.js [pair ...]`.
  */
 import { spawnSync } from 'node:child_process';
@@ -18,6 +21,7 @@ import { applyDelta } from '../src/delta/image.js';
 import { encodeDelta } from '../src/delta/encode.js';
 import { diffOps } from '../src/delta/match.js';
 import { buildBlockDigests } from '../src/suit/block-digests.js';
+import { deviceRun, digestsFor, releaseFiles, serveFiles } from './device-small.js';
 
 /** A pair: one npm package at two versions and the path of the executable inside. */
 interface Pair {
@@ -91,7 +95,32 @@ async function measure(p: Pair): Promise<Record<string, unknown>> {
   const digests = buildBlockDigests(b, { blockSize: 1024 });
   const deltaDigests = buildBlockDigests(first!, { blockSize: 1024 });
   out.blockDigests = { blockSize: 1024, imageDigestBytes: digests.resource.length, imageOverhead: ratio(digests.resource.length, b.length), deltaDigestBytes: deltaDigests.resource.length };
+  out.device = await onDevice(a, b, first!);
   return out;
+}
+
+/**
+ * The same update on a simulated A/B device (4 KiB erase blocks, 1 KiB CoAP
+ * blocks, every block checked): full image against the delta of 4 KiB frames.
+ * The delta path fetches the delta's digest list and the image's (each output
+ * block is checked before it is written).
+ */
+async function onDevice(a: Uint8Array, b: Uint8Array, delta: Uint8Array): Promise<Record<string, unknown>> {
+  const served = await serveFiles(releaseFiles(a, b, { bytes: delta, frameSize: 4096 }));
+  try {
+    const slot = Math.ceil(Math.max(a.length, b.length) / 4096) * 4096;
+    const imageDigests = digestsFor(b).resource.length;
+    const full = await deviceRun(served, served.uri('full.suit'), a, slot, 4096, imageDigests);
+    const viaDelta = await deviceRun(served, served.uri('delta.suit'), a, slot, 4096, imageDigests + digestsFor(delta).resource.length);
+    return {
+      full,
+      delta: viaDelta,
+      timeRatio: ratio(viaDelta.updateMs, full.updateMs),
+      receivedRatio: ratio(viaDelta.payloadBytes + viaDelta.digestBytes, full.payloadBytes + full.digestBytes),
+    };
+  } finally {
+    await served.close();
+  }
 }
 
 async function main(): Promise<void> {

@@ -2,7 +2,9 @@
  * Benchmark: one full device update of a 256 KiB image over loopback UDP
  * (file server on 127.0.0.1, 1024-byte blocks): time of the download +
  * verify + install run and of the reboot (swap, test boot, confirm), flash
- * operations per phase, and bytes written to the resume journal per update.
+ * operations per phase, and bytes written to the resume journal per update;
+ * and the flash wear of a 60 KiB update on 1 KiB erase blocks (the 96 KiB
+ * board of issue 13) in place on a single bank against A/B with its swap.
  * Prints one JSON object. Run: `npm run -s build && node dist/bench/update.js [runs]`.
  */
 import { randomBytes } from 'node:crypto';
@@ -20,6 +22,7 @@ import { startFileServer } from '../src/server/serve.js';
 import { createEnvelope } from '../src/suit/create.js';
 import { privateKeyFromSecret } from '../src/suit/keys.js';
 import { openClient } from '../src/client/open.js';
+import { deviceRun, digestsFor, releaseFiles, serveFiles } from './device-small.js';
 
 const SIZE = 256 * 1024;
 const VENDOR = new Uint8Array(16).fill(1);
@@ -140,6 +143,27 @@ async function resumed(manifestUri: string, key: ReturnType<typeof privateKeyFro
   return { cutAfterBlocks: cutAfter, resumedAtBlock: st.blocksResumed, blocksFetchedAgain: written + 1 - st.blocksResumed, resumedRunMs: Number(ms.toFixed(1)) };
 }
 
+/**
+ * One 60 KiB update (block digests at 1 KiB) on 1 KiB erase blocks: in place
+ * on a single bank, and A/B (download into the secondary, swap through the
+ * scratch block at the next boot). Flash wear: erases in all, the most
+ * erases of one erase block, bytes programmed.
+ */
+async function wear(): Promise<Record<string, unknown>> {
+  const a = new Uint8Array(randomBytes(58 * 1024));
+  const b = new Uint8Array(randomBytes(60 * 1024 - 100));
+  const served = await serveFiles(releaseFiles(a, b));
+  try {
+    const digests = digestsFor(b).resource.length;
+    const singleBank = await deviceRun(served, served.uri('full.suit'), a, 60 * 1024, 1024, digests, true);
+    const ab = await deviceRun(served, served.uri('full.suit'), a, 60 * 1024, 1024, digests);
+    const sum = (r: typeof ab): number => Object.values(r.flash.byArea).reduce((n, x) => n + x.erases, 0);
+    return { imageBytes: b.length, eraseBlockSize: 1024, singleBank, ab, blockErasesRatio: Number((sum(singleBank) / sum(ab)).toFixed(3)) };
+  } finally {
+    await served.close();
+  }
+}
+
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
@@ -173,6 +197,7 @@ async function main(): Promise<void> {
       };
     }
     out.resumeAfterPowerCut = await resumed(uri, key, 130);
+    out.singleBankVsAB = await wear();
   } finally {
     await server.close();
     await rm(dir, { recursive: true, force: true });

@@ -4,17 +4,21 @@
  * everything else is the library's src/suit/.
  */
 import { writeFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileError, readFileBounded } from '../bounded-read.js';
 import { CoapfwError } from '../errors.js';
 import {
   addSignatures,
+  buildBlockDigests,
   checkManifestJson,
   compileManifest,
   createSignedEnvelope,
+  describeImage,
   imageFiles,
   verifyEnvelope,
+  withBlockDigests,
   withImages,
+  type ImageBlockDigests,
   type JsonManifest,
   type SeverableMember,
   type SuitPrivateKey,
@@ -48,6 +52,13 @@ create   Compile INPUT.json (the input format of the SUIT WG's example*.json:
            --sever LIST       sever these members (install,payload-fetch,text),
                               overriding "severable" in the JSON
            --max-image-size N largest "file" read, in bytes (default 1 GiB)
+           --block-digests SIZE  per-block digests of every "file" image, over
+                              SIZE-byte blocks (the devices' CoAP block size,
+                              e.g. 1024): devices check each block before
+                              writing it; single-bank devices need them
+           --digests-dir DIR  where to write each digest list (default: the
+                              directory of -o); serve it: 'coapfw serve' finds
+                              it at its content address /fw/sha256/<hex>
            -o, --output FILE  where to write the envelope
 sign     Add a signature by each --key to an existing envelope (for example
          the operator countersigning what the OEM signed). Refuses (exit 1,
@@ -90,8 +101,8 @@ async function write(path: string, data: Uint8Array): Promise<void> {
   }
 }
 
-/** INPUT.json, checked against the schema, with every "file" read (bounded) and resolved. */
-async function readManifestJson(input: string, maxImage: number): Promise<JsonManifest> {
+/** INPUT.json, checked against the schema, with every "file" read (bounded) and resolved; and the images by file. */
+async function readManifestJson(input: string, maxImage: number): Promise<{ json: JsonManifest; images: Map<string, Uint8Array> }> {
   const text = new TextDecoder().decode(await readFileBounded(input, INPUT_LIMITS.manifestJson, 'manifest JSON input'));
   let json: JsonManifest;
   try {
@@ -103,7 +114,21 @@ async function readManifestJson(input: string, maxImage: number): Promise<JsonMa
   labelled(input, () => checkManifestJson(json));
   const images = new Map<string, Uint8Array>();
   for (const f of imageFiles(json)) images.set(f, await readFileBounded(resolve(dirname(input), f), maxImage, 'image'));
-  return labelled(input, () => withImages(json, (f) => images.get(f)));
+  return { json: labelled(input, () => withImages(json, (f) => images.get(f))), images };
+}
+
+/** Block digests of every image file, written to `dir` as `<hex>.digests` (hex: the SHA-256 of the list, its content address). */
+async function imageBlockDigests(images: ReadonlyMap<string, Uint8Array>, blockSize: number, dir: string, io: CliIo): Promise<ImageBlockDigests[]> {
+  const out: ImageBlockDigests[] = [];
+  for (const [file, bytes] of images) {
+    const { info, resource } = labelled(file, () => buildBlockDigests(bytes, { blockSize }));
+    const list = describeImage(resource);
+    const path = join(dir, `${list.uri.slice(list.uri.lastIndexOf('/') + 1)}.digests`);
+    await write(path, resource);
+    io.stdout.write(`wrote ${path}: ${resource.length} bytes, block digests of ${file} (${blockSize}-byte blocks)\n`);
+    out.push({ digest: describeImage(bytes).digest, info: { ...info, uri: list.uri } });
+  }
+  return out;
 }
 
 function severOption(raw: string): SeverableMember[] {
@@ -122,6 +147,8 @@ async function create(args: string[], io: CliIo): Promise<number> {
     unsigned: { type: 'boolean' },
     sever: { type: 'string' },
     'max-image-size': { type: 'string' },
+    'block-digests': { type: 'string' },
+    'digests-dir': { type: 'string' },
   });
   if (positionals.length !== 1) throw new UsageError('create: expected exactly one INPUT.json');
   const out = str(values, 'output');
@@ -131,10 +158,17 @@ async function create(args: string[], io: CliIo): Promise<number> {
   const maxImage = intOption('max-image-size', values['max-image-size'], 0, Number.MAX_SAFE_INTEGER) ?? INPUT_LIMITS.image;
   const sever = str(values, 'sever');
   const input = positionals[0]!;
-  const json = await readManifestJson(input, maxImage);
+  const blockSize = intOption('block-digests', values['block-digests'], 16, 1 << 20);
+  if (blockSize === undefined && values['digests-dir'] !== undefined) throw new UsageError('create: --digests-dir needs --block-digests SIZE');
+  const { json, images } = await readManifestJson(input, maxImage);
   const keys = await readKeys(keyFiles);
   const compiled = labelled(input, () => compileManifest(json));
-  const { manifest } = compiled;
+  let { manifest } = compiled;
+  if (blockSize !== undefined) {
+    if (images.size === 0) throw new UsageError('create: --block-digests needs components with a "file" (the image to cut into blocks)');
+    const digests = await imageBlockDigests(images, blockSize, str(values, 'digests-dir') ?? dirname(out), io);
+    manifest = labelled(input, () => withBlockDigests(manifest, digests));
+  }
   const env = createSignedEnvelope(manifest, keys, { sever: sever === undefined ? compiled.sever : severOption(sever) });
   await write(out, env);
   io.stdout.write(`wrote ${out}: ${env.length} bytes, sequence ${manifest.sequenceNumber}, ${keys.length} signature(s)\n`);

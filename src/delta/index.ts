@@ -17,3 +17,4 @@ export {
   type DeltaHeader,
   type DeltaLimits,
 } from './format.js';
+export { buildRelease, type Release, type ReleaseBlob, type ReleaseInput } from './release.js';

@@ -145,6 +145,7 @@ function requestedImages(layout: FlashLayout, request: TestBootRequest): { compo
  * fallback otherwise. One boot-log record.
  */
 export async function requestTestBoot(flash: FlashBackend, layout: FlashLayout, request: TestBootRequest): Promise<void> {
+  notSingleBank(layout, 'requestTestBoot');
   const wanted = requestedImages(layout, request);
   const log = await BootLog.open(flash, layout);
   const state = log.state();
@@ -177,6 +178,11 @@ export async function confirm(flash: FlashBackend, layout: FlashLayout): Promise
   return true;
 }
 
+/** A/B operations have nothing to swap with on a single-bank layout (boot-inplace.ts is its boot model). */
+function notSingleBank(layout: FlashLayout, what: string): void {
+  if (layout.recovery) throw new CoapfwError('BOOT_STATE', `${what}: the layout is single-bank (no secondary slot): use bootInPlace`);
+}
+
 /** Start a swap of `kind` of the whole set from `state` and run it to the end. */
 async function swap(flash: FlashBackend, layout: FlashLayout, log: BootLog, state: BootState, kind: 'install' | 'revert'): Promise<BootState> {
   const started = await log.commit({ ...state, pending: false, swap: startPart(state, kind, 0, flash.eraseBlockSize) });
@@ -191,6 +197,7 @@ async function swap(flash: FlashBackend, layout: FlashLayout, log: BootLog, stat
  * which calling `boot` again resumes.
  */
 export async function boot(flash: FlashBackend, layout: FlashLayout): Promise<BootResult> {
+  notSingleBank(layout, 'boot');
   const log = await BootLog.open(flash, layout);
   let state = log.state();
   if (state === undefined) throw new CoapfwError('NO_BOOTABLE_IMAGE', 'boot: no boot record (install a factory image)');

@@ -14,11 +14,12 @@
 import type { CoapOption } from '../codec/message.js';
 import { CoapfwError } from '../errors.js';
 import { alignUp } from '../flash/backend.js';
-import type { FlashLayout } from '../flash/layout.js';
-import type { ComponentId, DecodedEnvelope } from '../suit/types.js';
+import { updateSlot, type FlashLayout } from '../flash/layout.js';
+import type { BlockDigestsInfo, ComponentId, DecodedEnvelope } from '../suit/types.js';
 import { equalBytes } from '@noble/curves/utils.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { setDigest } from './boot-state.js';
+import type { DeltaSource } from './delta-source.js';
 import type { FetchTarget } from './fetch-target.js';
 import { imageRequestOptions } from './image-uri.js';
 
@@ -27,7 +28,9 @@ export type ImageSource =
   /** Block-wise from the manifest's server, with these Uri-Path / Uri-Query options. */
   | { readonly kind: 'fetch'; readonly options: readonly CoapOption[] }
   /** An integrated payload of the envelope (draft-ietf-suit-manifest §7.5: a `#name` URI). */
-  | { readonly kind: 'integrated'; readonly name: string; readonly bytes: Uint8Array };
+  | { readonly kind: 'integrated'; readonly name: string; readonly bytes: Uint8Array }
+  /** Rebuilt from a coapfw delta against the installed image (device/delta-apply.ts). */
+  | DeltaSource;
 
 /** One image of an update. */
 export interface CandidateImage {
@@ -39,6 +42,8 @@ export interface CandidateImage {
   readonly source: ImageSource;
   /** Where it starts in the download stream (see the file comment). */
   readonly start: number;
+  /** Its per-block digests (coapfw-block-digests): every block is checked before it is written. */
+  readonly auth?: BlockDigestsInfo;
 }
 
 /** Images of the stream are aligned to this or the erase block, whichever is larger (a multiple of every Block2 size). */
@@ -47,7 +52,7 @@ export const STREAM_ALIGN = 1024;
 const idHex = (id: ComponentId): string => `[${id.map((p) => `h'${bytesToHex(p)}'`).join(', ')}]`;
 
 /** The layout component a manifest component id names; `SUIT_UNSUPPORTED` when the device has none. */
-function layoutComponent(layout: FlashLayout, id: ComponentId): number {
+export function layoutComponent(layout: FlashLayout, id: ComponentId): number {
   const comps = layout.components;
   // A single-component layout without an id takes any one component (the single-image device).
   if (comps.length === 1 && comps[0]!.id === undefined) return 0;
@@ -86,7 +91,7 @@ export function candidateImages(targets: readonly FetchTarget[], layout: FlashLa
   const align = Math.max(STREAM_ALIGN, layout.eraseBlockSize);
   let start = 0;
   return placed.map(({ t, component }) => {
-    const slot = layout.components[component]!.secondary;
+    const slot = updateSlot(layout, component);
     if (t.size > slot.size) throw new CoapfwError('IMAGE_TOO_LARGE', `manifest: image of ${t.size} bytes exceeds the ${slot.size}-byte slot${layout.components.length > 1 ? ` of component ${component}` : ''}`);
     const src = source(manifestUri, envelope, t.uri);
     if (src.kind === 'integrated' && src.bytes.length > t.size) {

@@ -10,9 +10,12 @@
 import { fetchBlocks, type FetchedBlock } from '../blockwise/fetch.js';
 import { blockSize } from '../codec/block.js';
 import { CoapfwError } from '../errors.js';
-import { resumeOffset, writeImageChunk } from '../flash/image.js';
+import { resumeOffset } from '../flash/image.js';
 import type { ResumeRecord } from '../flash/journal.js';
 import { locate, type CandidateImage } from './candidate.js';
+import { downloadDelta } from './delta-apply.js';
+import { openImageWriter } from './image-writer.js';
+import { stageInPlace } from './inplace.js';
 import { fetchingRecord, installRecord } from './progress.js';
 import type { UpdateSession } from './session.js';
 import type { Candidate, UpdateState } from './states.js';
@@ -58,9 +61,8 @@ export function resumePoint(s: UpdateSession, job: Candidate, rec: ResumeRecord)
 /** Fetch (or copy from the envelope) image `k` from `st`'s position; returns the block size exponent it ended with. */
 async function downloadImage(s: UpdateSession, job: Candidate, k: number, startBlock: number, szx: number, etag: Uint8Array | undefined): Promise<number> {
   const { opts, journal } = s;
-  const { flash, layout } = opts;
+  const { flash } = opts;
   const img: CandidateImage = job.images[k]!;
-  const slot = layout.components[img.component]!.secondary;
   const ebs = flash.eraseBlockSize;
   let journaledAt = startBlock * blockSize(szx);
   let end = journaledAt;
@@ -80,10 +82,12 @@ async function downloadImage(s: UpdateSession, job: Candidate, k: number, startB
           signal: opts.signal,
           responseTimeoutMs: opts.responseTimeoutMs,
         });
+  // Every block goes through here to its slot, checked first when the image has block digests (verified-writer.ts).
+  const writer = await openImageWriter(s, img, journaledAt);
   for await (const b of blocks) {
-    await writeImageChunk(flash, slot, b.offset, b.data);
+    await writer.write(b.offset, b.data);
     if (img.source.kind === 'fetch') s.blocksFetched++;
-    end = b.offset + b.data.length;
+    end = writer.end;
     lastSzx = b.szx;
     s.emit({ type: 'block', image: k, num: b.num, offset: b.offset, bytes: b.data.length, imageSize: img.size });
     const bs = blockSize(b.szx);
@@ -104,7 +108,10 @@ async function downloadImage(s: UpdateSession, job: Candidate, k: number, startB
 /** The download state: image `st.image` from `st.startBlock`, then every image after it, then `fetched`. */
 export async function download(s: UpdateSession, st: DownloadState): Promise<UpdateState> {
   const { job } = st;
+  if (job.images[st.image]?.source.kind === 'delta') return downloadDelta(s, st);
   const fresh = st.image === 0 && st.startBlock === 0;
+  // A single-bank device keeps the manifest and the digests before it overwrites its image.
+  if (fresh) await stageInPlace(s, job);
   // A clean start: forget any older progress before a slot is touched.
   if (fresh) await s.journal.append(fetchingRecord(s.installed, job, st.szx, 0, undefined));
   for (let k = st.image; k < job.images.length; k++) {

@@ -2,7 +2,9 @@
  * The constrained device's side: {@link runUpdate}, the update state machine
  * (check, verify, download into the secondary slot with a resume journal,
  * verify the image, request a test boot, report), and the boot model
- * (A/B slots, test/confirm/revert as MCUboot does) on any `FlashBackend`.
+ * (A/B slots, test/confirm/revert as MCUboot does) on any `FlashBackend`;
+ * single-bank devices update in place (`createSingleBankLayout`,
+ * {@link bootInPlace}, {@link powerOnInPlace}), every block checked first.
  *
  * @example
  * import { runUpdate, powerOn } from 'coapfw/device';
@@ -40,3 +42,9 @@ export {
   type RegistrationAnswer,
   type ReportState,
 } from './agent-wire.js';
+export { DigestSource, openDigests, rangeFetcher, uriFetcher, type BlockAuthOptions, type RangeFetcher } from './block-auth.js';
+export { VerifiedWriter, type ImageSink, type VerifiedWriterOptions } from './verified-writer.js';
+export { deviceIdentity, updateImages } from './update-plan.js';
+export type { DeltaSource } from './delta-source.js';
+export { bootInPlace, commitInPlaceImage, type InPlaceBoot } from './boot-inplace.js';
+export { powerOnInPlace, runRecoveryLoader, type InPlacePowerOn } from './inplace-device.js';

@@ -11,6 +11,7 @@ import { isTransient, retryAfterMs } from '../blockwise/fetch.js';
 import { CoapfwError } from '../errors.js';
 import { backoffDelay, sleep } from '../messaging/retry.js';
 import { idleResumeRecord, matchesDigestPrefix } from '../flash/journal.js';
+import { overwriting } from './inplace.js';
 import { endsTheRun, type UpdateSession } from './session.js';
 import type { Candidate, UpdateState } from './states.js';
 
@@ -40,9 +41,11 @@ export function restart(s: UpdateSession, job: Candidate, reason: string): Updat
  * count that keeps a given-up image from being downloaded and tried again.
  */
 async function forgetDownload(s: UpdateSession): Promise<void> {
+  // Single bank: the journal is the only record of what the slot is becoming (device/inplace.ts).
+  if (s.opts.layout.recovery) return;
   const rec = s.record;
   const same = rec !== undefined && s.envelopeDigest !== undefined && matchesDigestPrefix(s.envelopeDigest, rec.envelopeDigestPrefix);
-  if (same && (rec.phase === 'fetching' || rec.phase === 'fetched')) await s.journal.append(idleResumeRecord(rec.installedSeq));
+  if (same && (rec.phase === 'fetching' || rec.phase === 'fetched' || rec.phase === 'applying')) await s.journal.append(idleResumeRecord(rec.installedSeq));
 }
 
 /**
@@ -79,7 +82,10 @@ async function next(s: UpdateSession, state: UpdateState, e: unknown): Promise<U
     return { name: 'check' };
   }
   if (REJECT_CODES.has(e.code)) {
-    await forgetDownload(s);
+    // A single-bank device overwriting its image cannot refuse the update any more: it must finish it, later.
+    if (overwriting(s)) return { name: 'report', status: s.status('failed', e) };
+    // A block refused before it was written: what is in the slot was verified block by block, so a retry resumes.
+    if (!(e.code === 'DIGEST_MISMATCH' && e.block !== undefined && state.name === 'download')) await forgetDownload(s);
     return { name: 'report', status: s.status('rejected', e) };
   }
   const retry = s.opts.retry ?? { attempts: 4, baseMs: 2000, maxMs: 60_000 };

@@ -45,6 +45,8 @@ export interface UpdateStatus {
   /** Error code when result is rejected or failed. */
   readonly error?: string;
   readonly message?: string;
+  /** The block the error names, when it names one (a block that failed its digest: nothing of it was written). */
+  readonly block?: number;
 }
 
 /**

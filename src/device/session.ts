@@ -17,6 +17,8 @@ export class UpdateSession {
   candidateSequence: number | undefined;
   /** SHA-256 of the envelope being processed, once fetched. */
   envelopeDigest: Uint8Array | undefined;
+  /** The envelope being processed (a single-bank device stages it before it overwrites its image). */
+  envelope: Uint8Array | undefined;
 
   constructor(
     readonly opts: UpdateOptions,
@@ -67,6 +69,7 @@ export function makeStatus(result: UpdateResultKind, counters: RunCounters = NOT
     blocksResumed: counters.blocksResumed,
     restarts: counters.restarts,
     ...(e ? { error: isCoapfwError(e) ? e.code : e.name, message: e.message } : {}),
+    ...(isCoapfwError(e) && e.block !== undefined ? { block: e.block } : {}),
   };
 }
 

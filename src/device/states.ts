@@ -4,12 +4,14 @@
  * verify it, install, report). The transition function lives in updater.ts.
  */
 import type { Requester } from '../core/request.js';
+import type { DeltaLimits } from '../delta/format.js';
 import type { FlashBackend } from '../flash/backend.js';
 import type { FlashLayout } from '../flash/layout.js';
 import type { RetryPolicy } from '../messaging/retry.js';
 import type { Runtime } from '../core/runtime.js';
 import type { TrustPolicy } from '../suit/trust.js';
 import type { CandidateImage } from './candidate.js';
+import type { BlockAuthOptions } from './block-auth.js';
 import type { UpdateJob } from './progress.js';
 import type { UpdateStatus } from './report.js';
 
@@ -48,6 +50,8 @@ export type UpdateState =
       readonly szx: number;
       /** ETag the resumed blocks must carry (RFC 7959 §2.4); undefined when starting at 0. */
       readonly etag: Uint8Array | undefined;
+      /** An image built from a delta, resumed: its next frame and where that frame starts in the delta (delta-apply.ts). */
+      readonly delta?: { readonly frame: number; readonly deltaOffset: number };
     }
   /**
    * SHA-256 over every slot written against the manifest. `fresh`: every image
@@ -68,10 +72,12 @@ export type UpdateEvent =
   | { readonly type: 'state'; readonly state: UpdateStateName }
   /** The envelope verified; `imageSize` is the total of its images, `images` how many. */
   | { readonly type: 'envelope'; readonly bytes: number; readonly sequence: number; readonly imageSize: number; readonly images: number }
-  | { readonly type: 'resume'; readonly fromBlock: number; readonly blockSize: number; readonly phase: 'fetching' | 'fetched' | 'installing' }
+  | { readonly type: 'resume'; readonly fromBlock: number; readonly blockSize: number; readonly phase: 'fetching' | 'fetched' | 'installing' | 'applying' }
   /** A block of image `image` (its index in the set), at `offset` in that image of `imageSize` bytes. */
   | { readonly type: 'block'; readonly image: number; readonly num: number; readonly offset: number; readonly bytes: number; readonly imageSize: number }
   | { readonly type: 'journal'; readonly nextBlock: number; readonly blockSize: number }
+  /** An image was built from a delta of `frames` frames; `workingMemory`: the applier's RAM in bytes. */
+  | { readonly type: 'delta'; readonly frames: number; readonly workingMemory: number }
   | { readonly type: 'restart'; readonly reason: string }
   | { readonly type: 'retry'; readonly attempt: number; readonly delayMs: number; readonly error: string }
   | { readonly type: 'status'; readonly status: UpdateStatus; readonly responseCode: number | undefined };
@@ -102,6 +108,10 @@ export interface UpdateOptions {
   readonly maxEnvelopeSize?: number;
   /** Test boots of one image that may be reverted before the manifest is given up. Default 3. */
   readonly maxInstallAttempts?: number;
+  /** Per-block authentication limits (block digests in the manifest). */
+  readonly blockAuth?: BlockAuthOptions;
+  /** Limits a delta's header must satisfy before it is applied (frame size, target size). */
+  readonly deltaLimits?: Partial<DeltaLimits>;
   /** Per-request response timeout (NON or after an empty ACK). */
   readonly responseTimeoutMs?: number;
   readonly signal?: AbortSignal;

@@ -11,6 +11,10 @@
  * block in memory, a journal record per completed erase block, so a power
  * cut costs at most one erase block of download); an integrated payload
  * (`#name`, draft-ietf-suit-manifest §7.5) comes from the envelope itself.
+ * With block digests in the manifest every block is checked before it is
+ * written (verified-writer.ts); an image offered as a delta is rebuilt from
+ * the installed one (delta-apply.ts); a single-bank device writes over its
+ * running image instead (inplace.ts, boot-inplace.ts).
  *
  * Boot-model rules (device/boot.ts): the secondary slots are written only
  * while the running set is confirmed, and the install is one
@@ -23,15 +27,18 @@ import { blockSize } from '../codec/block.js';
 import { parseCoapUri, uriOptions } from '../codec/uri.js';
 import { CoapfwError } from '../errors.js';
 import { hashArea } from '../flash/image.js';
+import { updateSlot } from '../flash/layout.js';
 import { Journal, matchesDigestPrefix } from '../flash/journal.js';
 import { planUpdate } from '../suit/plan.js';
 import { verifyEnvelope } from '../suit/verify.js';
 import { readBootState, requestTestBoot } from './boot.js';
 import { runningSetDigest } from './boot-state.js';
 import { equalBytes } from '@noble/curves/utils.js';
-import { candidateImages, setIdentity } from './candidate.js';
-import { download, resumePoint } from './download.js';
-import { fetchTargets } from './fetch-target.js';
+import { setIdentity } from './candidate.js';
+import { resumeJob } from './resume.js';
+import { download } from './download.js';
+import { installInPlace } from './inplace.js';
+import { deviceIdentity, updateImages } from './update-plan.js';
 import { installRecord, readInstalledSequence, reconcileJournal } from './progress.js';
 import { recover, restart } from './recovery.js';
 import { postStatus, type UpdateStatus } from './report.js';
@@ -95,9 +102,11 @@ async function verify(s: UpdateSession, envelope: Uint8Array): Promise<UpdateSta
     if (seq === s.installed) return { name: 'report', status: s.status('up-to-date') };
     throw new CoapfwError('ROLLBACK', `manifest: sequence ${seq} is not newer than the installed ${s.installed}`);
   }
-  const plan = planUpdate(v.manifest, { vendorId: opts.vendorId, classId: opts.classId, componentSlot: 1 });
+  s.envelope = envelope;
+  const identity = await deviceIdentity(opts);
+  const plan = planUpdate(v.manifest, identity);
   // Digests and sizes from the image-match checks after each fetch (§8.4.9.2), not the fetch-time parameters.
-  const images = candidateImages(fetchTargets(plan), opts.layout, opts.manifestUri, v.envelope);
+  const images = updateImages(plan, v.manifest, identity, opts, v.envelope, envelope.length);
   const set = setIdentity(images);
   const job: Candidate = { envelopeDigest, imageDigest: set.digest, size: set.size, sequence: seq, images };
   s.emit({ type: 'envelope', bytes: envelope.length, sequence: seq, imageSize: set.size, images: images.length });
@@ -113,7 +122,7 @@ async function verify(s: UpdateSession, envelope: Uint8Array): Promise<UpdateSta
   ) {
     return { name: 'download', job, image: 0, startBlock: 0, szx, etag: undefined };
   }
-  if (rec.phase === 'fetching') return resumePoint(s, job, rec);
+  if (rec.phase === 'fetching' || rec.phase === 'applying') return resumeJob(s, job, rec);
   // fetched / installing: the images are (or were) complete in the slots.
   s.blocksResumed = images.reduce((n, i) => n + Math.ceil(i.size / blockSize(szx)), 0);
   s.emit({ type: 'resume', fromBlock: s.blocksResumed, blockSize: blockSize(szx), phase: rec.phase });
@@ -125,7 +134,7 @@ type VerifyImageState = Extract<UpdateState, { name: 'verify-image' }>;
 async function verifyImage(s: UpdateSession, st: VerifyImageState): Promise<UpdateState> {
   const { flash, layout } = s.opts;
   for (const [k, img] of st.job.images.entries()) {
-    if (equalBytes(await hashArea(flash, layout.components[img.component]!.secondary, img.size), img.digest)) continue;
+    if (equalBytes(await hashArea(flash, updateSlot(layout, img.component), img.size), img.digest)) continue;
     const which = st.job.images.length > 1 ? ` ${k} (component ${img.component})` : '';
     if (st.fresh) throw new CoapfwError('DIGEST_MISMATCH', `image${which}: the downloaded image does not match the manifest digest`);
     // Resumed from the journal and a slot does not hold its image (reverted
@@ -142,6 +151,8 @@ async function install(s: UpdateSession, st: InstallState): Promise<UpdateState>
   if (st.attempts >= (maxInstallAttempts ?? 3)) {
     throw new CoapfwError('UPDATE_FAILED', `install: the image was reverted ${st.attempts} times; giving up on this manifest`);
   }
+  // A single-bank device wrote the image in place: naming it in the boot record installs it.
+  if (layout.recovery) return installInPlace(s, st.job);
   // Journal first: if power fails after the boot request, the next boot runs
   // the images and powerOn finds the candidate sequence to record.
   await s.journal.append(installRecord('installing', s.installed, st.job, st.attempts));
@@ -205,14 +216,16 @@ async function openSession(opts: UpdateOptions): Promise<UpdateSession> {
  * refused before anything is fetched or written until the device is
  * re-provisioned) included, as `failed`. Throws only for misuse
  * (`INVALID_ARGUMENT`, `BAD_URI`), `POWER_CUT` from the flash, `ABORTED`,
- * and what `onStatus` throws.
+ * and what `onStatus` throws. `first` is where the state machine starts:
+ * `check` (fetch the envelope), or `verify` with an envelope the device
+ * kept (the single-bank recovery loader, inplace-device.ts).
  *
  * @example
  * const client = await openClient(manifestUri);
  * const status = await runUpdate({ flash, layout, request: client.request, manifestUri, runtime: client.runtime, trust });
  * if (status.result === 'installed') await powerOn(flash, layout); // boots the test image and confirms it
  */
-export async function runUpdate(opts: UpdateOptions): Promise<UpdateStatus> {
+export async function runUpdate(opts: UpdateOptions, first: UpdateState = { name: 'check' }): Promise<UpdateStatus> {
   checkOptions(opts);
   let s: UpdateSession;
   try {
@@ -224,7 +237,8 @@ export async function runUpdate(opts: UpdateOptions): Promise<UpdateStatus> {
     opts.onEvent?.({ type: 'status', status, responseCode: code });
     return status;
   }
-  let state: UpdateState = { name: 'check' };
+  // `first`: where to start; the single-bank recovery loader starts at verify, with its staged envelope.
+  let state: UpdateState = first;
   while (state.name !== 'done') {
     s.emit({ type: 'state', state: state.name });
     try {

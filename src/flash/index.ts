@@ -13,7 +13,23 @@
 export { ERASED, alignDown, alignUp, isErased, type FlashBackend, type FlashGeometry } from './backend.js';
 export { FileFlash, type FileFlashOptions } from './file.js';
 export { FileLock, type LockOwner } from './file-lock.js';
-export { MAX_COMPONENTS, checkLayout, createLayout, layoutSize, type ComponentIdBytes, type ComponentOptions, type ComponentSlots, type FlashArea, type FlashLayout, type LayoutOptions } from './layout.js';
+export {
+  MAX_COMPONENTS,
+  checkLayout,
+  createLayout,
+  createSingleBankLayout,
+  layoutSize,
+  singleBankLayoutSize,
+  updateSlot,
+  type ComponentIdBytes,
+  type ComponentOptions,
+  type ComponentSlots,
+  type FlashArea,
+  type FlashLayout,
+  type LayoutOptions,
+  type RecoveryArea,
+  type SingleBankLayoutOptions,
+} from './layout.js';
 export { hashArea, sha256Bytes, writeImage, writeImageChunk, resumeOffset } from './image.js';
 export { RECORD_OVERHEAD, RecordLog, recordSize, type LogRecord, type RecordLogOptions, type RecordLogStats } from './record-log.js';
 export { Journal, type ResumePhase, type ResumeRecord } from './journal.js';

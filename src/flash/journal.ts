@@ -10,15 +10,16 @@
  * ```
  * offset size field
  *      0    1 format version (2; see below)
- *      1    1 phase (low nibble: 0 idle, 1 fetching, 2 fetched, 3 installing);
+ *      1    1 phase (low nibble: 0 idle, 1 fetching, 2 fetched, 3 installing,
+ *             4 applying: a delta is being applied, see below);
  *             high nibble reserved: written 0, read as 0 or 1 (records
  *             written before the always-secondary slot field was dropped)
  *      2    1 SZX of the Block2 transfer (low nibble, 0..6, RFC 7959 §2.2)
  *             | ETag length << 4 (0..8, RFC 7252 §5.10.6)
  *      3    1 reverts: test boots of the candidate the bootloader reverted (u8)
  *      4    8 ETag of the image resource, zero padded
- *     12    4 next Block2 NUM to fetch
- *     16    4 image size in bytes
+ *     12    4 next Block2 NUM to fetch (applying: the next delta frame)
+ *     16    4 image size in bytes (applying: the byte offset of that frame in the delta)
  *     20    8 installed manifest sequence number (<= 2^53 - 1)
  *     28    8 candidate manifest sequence number (<= 2^53 - 1; 0 when idle)
  *     36   16 first 16 bytes of the SHA-256 of the SUIT envelope
@@ -54,6 +55,13 @@
  * a power cut never locks a device out of updates. {@link Journal.reset}
  * (provisioning) erases the area.
  *
+ * Phase `applying` (device/delta-apply.ts): the image is being rebuilt from
+ * a delta (src/delta/) into the slot. Frame `nextBlock` of the delta starts
+ * at byte `imageSize` of it, every frame before it is written, and the ETag
+ * and SZX are those of the delta's transfer. The delta's frames end on
+ * erase-block multiples of the image, so this too is one record per erase
+ * block; the image size is the manifest's (the job names the image).
+ *
  * Journal about once per erase block of image data, not per CoAP block:
  * resume from the start of the erase block holding `nextBlock` (see
  * `resumeOffset` and `writeImageChunk` in image.ts), since that block may
@@ -67,8 +75,8 @@ import { checkLayout, type FlashLayout } from './layout.js';
 import { RECORD_OVERHEAD, RecordLog, recordSize, type RecordLogStats } from './record-log.js';
 
 /** Where a download stands. */
-export type ResumePhase = 'idle' | 'fetching' | 'fetched' | 'installing';
-const PHASES: readonly ResumePhase[] = ['idle', 'fetching', 'fetched', 'installing'];
+export type ResumePhase = 'idle' | 'fetching' | 'fetched' | 'installing' | 'applying';
+const PHASES: readonly ResumePhase[] = ['idle', 'fetching', 'fetched', 'installing', 'applying'];
 
 /** One journal entry: a complete snapshot of the update client's durable state. */
 export interface ResumeRecord {
@@ -77,9 +85,9 @@ export interface ResumeRecord {
   szx: number;
   /** ETag of the image resource (0..8 bytes); resume only while it matches. */
   etag: Uint8Array;
-  /** Next Block2 NUM to request. */
+  /** Next Block2 NUM to request (phase applying: the next delta frame). */
   nextBlock: number;
-  /** Image size in bytes. */
+  /** Image size in bytes (phase applying: the byte offset of frame `nextBlock` in the delta). */
   imageSize: number;
   /** Sequence number of the installed (running, confirmed) manifest. */
   installedSeq: number;

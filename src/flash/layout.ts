@@ -27,6 +27,20 @@
  * image of every component it names into that component's secondary, and
  * the boot model (device/boot.ts) swaps the whole set in and out as one. A
  * one-component layout is exactly the single-image layout above.
+ *
+ * Single bank ({@link createSingleBankLayout}, a board that cannot hold two
+ * images: 96 KiB of flash for a 60 KiB image): one slot, no secondary and no
+ * scratch (both empty areas), and a recovery area where the update client
+ * keeps the manifest and the digest top list of an update that overwrites
+ * the running image in place (device/inplace.ts):
+ * ```
+ * base
+ * +---------------------------+  primary    slotSize bytes  (the image, overwritten in place by an update)
+ * +---------------------------+  staging    stagingBlocks erase blocks (envelope + digest top list, flash/staging.ts)
+ * +---------------------------+  bootLog    bootLogBlocks erase blocks
+ * +---------------------------+  journal    journalBlocks erase blocks (progress of the overwrite, per erase block)
+ * +---------------------------+  base + singleBankLayoutSize()
+ * ```
  */
 import { CoapfwError } from '../errors.js';
 import { checkGeometry, type FlashGeometry } from './backend.js';
@@ -66,6 +80,19 @@ export interface FlashLayout {
   readonly scratch: FlashArea;
   readonly bootLog: FlashArea;
   readonly journal: FlashArea;
+  /**
+   * Single-bank layouts only ({@link createSingleBankLayout}): where an
+   * in-place update keeps its manifest and digest top list. Its presence
+   * means the secondary and scratch areas are empty and updates overwrite
+   * the primary slot.
+   */
+  readonly recovery?: RecoveryArea;
+}
+
+/** The recovery area of a single-bank layout (with the layout's journal and boot log). */
+export interface RecoveryArea {
+  /** The staged envelope and digest top list of an in-place update. */
+  readonly staging: FlashArea;
 }
 
 /** One component of {@link LayoutOptions.components}. */
@@ -166,6 +193,79 @@ export function createLayout(geometry: FlashGeometry, options: LayoutOptions): F
     bootLog: take(bootLogBlocks * ebs),
     journal: take(journalBlocks * ebs),
   };
+}
+
+/** Options of {@link createSingleBankLayout}. */
+export interface SingleBankLayoutOptions {
+  /** Size of the one image slot in bytes: a multiple of the erase block size. */
+  slotSize: number;
+  /**
+   * Bytes kept for the staged envelope and digest top list (rounded up to
+   * erase blocks, at least one). Default 4096: an envelope of about 3.9 KiB
+   * with the top list of a 60 KiB image at 1 KiB blocks.
+   */
+  stagingSize?: number;
+  /** Erase blocks of the boot record log (>= 2). Default 2. */
+  bootLogBlocks?: number;
+  /** Erase blocks of the journal (>= 2). Default 2. */
+  journalBlocks?: number;
+  /** Offset of the first area (erase-block aligned). Default 0. */
+  base?: number;
+}
+
+/** Bytes of flash (from `base`) a single-bank layout needs. */
+export function singleBankLayoutSize(geometry: FlashGeometry, options: SingleBankLayoutOptions): number {
+  const ebs = geometry.eraseBlockSize;
+  componentList(ebs, { slotSize: options.slotSize });
+  return options.slotSize + ebs * (stagingBlocks(ebs, options.stagingSize) + blocks(options.bootLogBlocks, 'bootLogBlocks') + blocks(options.journalBlocks, 'journalBlocks'));
+}
+
+function stagingBlocks(ebs: number, size: number | undefined): number {
+  const v = size ?? 4096;
+  if (!Number.isSafeInteger(v) || v < 1) throw new CoapfwError('INVALID_ARGUMENT', `layout: stagingSize must be a positive integer, got ${v}`);
+  return Math.ceil(v / ebs);
+}
+
+/**
+ * The layout of a single-bank device (see the file comment). Throws
+ * `INVALID_ARGUMENT` for sizes that are not erase-block aligned and
+ * `FLASH_RANGE` when it does not fit.
+ *
+ * @example
+ * const chip = new MemoryFlash({ size: 96 * 1024, eraseBlockSize: 1024 });
+ * const layout = createSingleBankLayout(chip, { slotSize: 60 * 1024 }); // 60 + 4 + 2 + 2 KiB
+ */
+export function createSingleBankLayout(geometry: FlashGeometry, options: SingleBankLayoutOptions): FlashLayout {
+  checkGeometry(geometry, 'layout');
+  const ebs = geometry.eraseBlockSize;
+  const base = options.base ?? 0;
+  if (!Number.isSafeInteger(base) || base < 0 || base % ebs !== 0) {
+    throw new CoapfwError('INVALID_ARGUMENT', `layout: base must be a multiple of ${ebs}, got ${base}`);
+  }
+  const total = singleBankLayoutSize(geometry, options);
+  if (base + total > geometry.size) throw new CoapfwError('FLASH_RANGE', `layout: needs ${total} bytes from ${base}, chip has ${geometry.size}`);
+  const primary = { offset: base, size: options.slotSize };
+  const empty = { offset: base + options.slotSize, size: 0 };
+  const staging = { offset: empty.offset, size: stagingBlocks(ebs, options.stagingSize) * ebs };
+  const bootLog = { offset: staging.offset + staging.size, size: blocks(options.bootLogBlocks, 'bootLogBlocks') * ebs };
+  const journal = { offset: bootLog.offset + bootLog.size, size: blocks(options.journalBlocks, 'journalBlocks') * ebs };
+  return {
+    eraseBlockSize: ebs,
+    writeAlignment: geometry.writeAlignment,
+    components: [{ id: undefined, primary, secondary: empty }],
+    primary,
+    secondary: empty,
+    scratch: empty,
+    bootLog,
+    journal,
+    recovery: { staging },
+  };
+}
+
+/** The slot an update writes for `component`: the secondary (A/B), or the primary itself (single bank). */
+export function updateSlot(layout: FlashLayout, component: number): FlashArea {
+  const c = layout.components[component]!;
+  return layout.recovery ? c.primary : c.secondary;
 }
 
 /** Throw `INVALID_ARGUMENT` unless `layout` was made for a chip with `flash`'s geometry. */

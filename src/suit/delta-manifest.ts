@@ -40,6 +40,7 @@ import { bstr, decodeCbor, encodeCbor } from './cbor.js';
 import { blockDigestsOf, blockDigestsParameter } from './block-digests-param.js';
 import { ALG, COAPFW_PARAM, CONDITION, DIRECTIVE } from './constants.js';
 import { DEFAULT_SUIT_LIMITS } from './limits.js';
+import { mergeParameters } from './parameters.js';
 import type { BlockDigestsInfo, ComponentId, SuitCommand, SuitDigest, SuitManifest, SuitParameters } from './types.js';
 import { asArray, asBytes, asUint, malformed } from './values.js';
 
@@ -140,19 +141,13 @@ export interface DeltaAlternative {
   readonly target: { readonly digest: SuitDigest | undefined; readonly size: number | undefined; readonly blockDigests: BlockDigestsInfo | undefined };
 }
 
-/** Parameters as override-parameters leaves them: later values win, key by key (`other` too). */
-function merge(a: SuitParameters | undefined, b: SuitParameters): SuitParameters {
-  const o = a?.other || b.other ? { other: new Map([...(a?.other ?? []), ...(b.other ?? [])]) } : {};
-  return { ...a, ...b, ...o };
-}
-
 /** Read one try-each branch; undefined unless it has the differential shape. */
 function readBranch(m: SuitManifest, branch: readonly SuitCommand[]): DeltaAlternative | undefined {
   const params = new Map<number, SuitParameters>();
   let current = [0];
   const select = (c: SuitCommand): boolean => {
     if (c.kind === 'set-component-index') current = c.index === true ? m.components.map((_, i) => i) : typeof c.index === 'number' ? [c.index] : [...c.index];
-    else if (c.kind === 'override-parameters') for (const i of current) params.set(i, merge(params.get(i), c.params));
+    else if (c.kind === 'override-parameters') for (const i of current) params.set(i, mergeParameters(params.get(i), c.params));
     else return false;
     return true;
   };

@@ -78,7 +78,7 @@ export { applyTrustUpdate, createTrustUpdate, decodeTrustUpdate, trustChange, ty
 export { applyRevocationList, createRevocationList, decodeRevocationList, type RevocationList, type RevocationResult } from './revocation.js';
 export { applyOwnerTransfer, createOwnerTransfer, decodeOwnerTransfer, type OwnerTransfer } from './owner.js';
 export { decodeTrustChain, encodeTrustChain, walkTrustChain, type ChainWalk } from './trust-chain.js';
-export { planUpdate, type DeviceIdentity, type ImageCheck, type PlannedImage, type PlanSequence, type UpdatePlan } from './plan.js';
+export { planUpdate, type DeviceIdentity, type ImageCheck, type InstalledImage, type PlannedImage, type PlanSequence, type UpdatePlan } from './plan.js';
 export { encodeManifest, createSignedEnvelope, addSignatures, assembleEnvelope, manifestDigest, type EnvelopeOptions, type ManifestInput } from './encode.js';
 export { compileManifest, type JsonManifest, type JsonComponent, type JsonDigest } from './compile.js';
 export { checkManifestJson, checkImageUri } from './json-input.js';
@@ -102,7 +102,9 @@ export {
   type DigestsLayout,
 } from './block-digests.js';
 export { encodeBlockDigests, decodeBlockDigests, blockDigestsParameter, blockDigestsOf } from './block-digests-param.js';
+export { withBlockDigests, type ImageBlockDigests } from './with-block-digests.js';
 export { BlockVerifier, type BlockVerifierOptions, type ByteRange } from './block-verifier.js';
+export { mergeParameters } from './parameters.js';
 export {
   DELTA_COMPONENT_ID,
   DELTA_FORMAT_CFD1,

@@ -4,12 +4,28 @@
  * download (vendor, class, device and slot conditions, try-each choices) and
  * turns fetch, copy and invoke into a plan whose image-match conditions become
  * checks the device runs on the bytes it fetched (`checkImage`).
+ *
+ * An image-match in payload-fetch or install before anything was fetched or
+ * copied into its component is a condition on the image the device already
+ * has (the source check of a differential update, src/suit/delta-manifest.ts):
+ * with `DeviceIdentity.installed` it is evaluated at planning time, and a
+ * mismatch is a soft failure (§8.4.10.2), so try-each goes on with the next
+ * alternative (the full image).
  */
 import { CoapfwError, type CoapfwErrorCode } from '../errors.js';
-import { CONDITION, DIRECTIVE, commandName } from './constants.js';
+import { blockDigestsOf } from './block-digests-param.js';
+import { COAPFW_PARAM, CONDITION, DIRECTIVE, commandName } from './constants.js';
+import { decodeDeltaParam, type DeltaParam } from './delta-manifest.js';
 import { suitLimits, type SuitLimits } from './limits.js';
-import type { ComponentId, SuitCommand, SuitDigest, SuitManifest, SuitParameters } from './types.js';
+import { mergeParameters } from './parameters.js';
+import type { BlockDigestsInfo, ComponentId, SuitCommand, SuitDigest, SuitManifest, SuitParameters } from './types.js';
 import { bytesEqual } from './values.js';
+
+/** The image a device holds for a component: what an image-match before a fetch compares with. */
+export interface InstalledImage {
+  readonly digest: SuitDigest;
+  readonly size: number;
+}
 
 /**
  * What the device knows about itself, for conditions (§8.4.9.1, §8.4.9.3).
@@ -28,6 +44,21 @@ export interface DeviceIdentity {
    * alternative is taken.
    */
   readonly componentSlot?: number | ((componentId: ComponentId, index: number) => number | undefined);
+  /**
+   * The image installed in a component (its digest and size), for an
+   * image-match in payload-fetch or install before the component was fetched
+   * or copied (the source check of a delta). `null`: the component holds no
+   * image (the condition fails); `undefined`, or no function: unknown (the
+   * condition is not evaluated: 'image-match' is listed in `unchecked`).
+   */
+  readonly installed?: (componentId: ComponentId, index: number) => InstalledImage | null | undefined;
+  /**
+   * Whether the device applies coapfw deltas (a copy with coapfw-delta,
+   * src/suit/delta-manifest.ts). When false such a copy is a failed
+   * condition, so try-each takes the full image. Default true: the plan
+   * carries the delta parameter for the updater.
+   */
+  readonly applyDeltas?: boolean;
 }
 
 /** Which sequence a plan step comes from. */
@@ -57,6 +88,10 @@ export interface PlannedImage {
   readonly sourceComponent?: number;
   /** Conditions to check on the image after this step: the manifest's image-match. */
   readonly checks: ImageCheck[];
+  /** Per-block digests of the image (coapfw-block-digests) in effect at this step, if any. */
+  readonly blockDigests?: BlockDigestsInfo;
+  /** For copy: the source component holds a coapfw delta to apply, not bytes to copy (coapfw-delta). */
+  readonly delta?: DeltaParam;
 }
 
 /** The plan an updater executes, in order: images (payload-fetch, install, load), then invoke. */
@@ -150,7 +185,7 @@ class Planner {
         return;
       }
       case 'override-parameters':
-        for (const i of this.current) this.params.set(i, { ...this.params.get(i), ...c.params });
+        for (const i of this.current) this.params.set(i, mergeParameters(this.params.get(i), c.params));
         return;
       case 'condition':
         for (const i of this.current) this.condition(c.code, i);
@@ -237,6 +272,9 @@ class Planner {
             return;
           }
         }
+        if (this.seqName === 'payload-fetch' || this.seqName === 'install') {
+          if (this.installedMatch(id, i, check)) return;
+        }
         this.grow();
         this.validate.push({ componentIndex: i, componentId: id, check });
         return;
@@ -246,6 +284,38 @@ class Planner {
       // falls through never: fail() throws
       default:
         this.fail('SUIT_UNSUPPORTED', `${commandName(code)}: not supported by this updater`);
+    }
+  }
+
+  /**
+   * An image-match on the image the device holds (nothing fetched into the
+   * component yet): true when evaluated and matching, CONDITION_FAILED when
+   * evaluated and not; false when the device does not say what it holds.
+   */
+  private installedMatch(id: ComponentId, i: number, check: ImageCheck): boolean {
+    const have = this.device.installed?.(id, i);
+    if (have === undefined) {
+      this.unchecked.add('image-match');
+      return false;
+    }
+    this.checked.add('image-match');
+    const want = check.digest!;
+    const same = have !== null && have.digest.alg === want.alg && bytesEqual(have.digest.bytes, want.bytes) && (check.size === undefined || check.size === have.size);
+    if (!same) this.fail('CONDITION_FAILED', `condition-image-match: component ${i} ${have === null ? 'holds no image' : 'holds another image than the manifest names'}`);
+    return true;
+  }
+
+  /** The coapfw-delta of a copy, or undefined; a device that cannot apply it fails the step softly. */
+  private deltaOf(p: SuitParameters, i: number): DeltaParam | undefined {
+    const raw = p.other?.get(COAPFW_PARAM.delta);
+    if (raw === undefined) return undefined;
+    if (this.device.applyDeltas === false) this.fail('CONDITION_FAILED', `directive-copy: component ${i} is a coapfw delta and this device does not apply deltas`);
+    try {
+      return decodeDeltaParam(raw);
+    } catch (e) {
+      // A format this processor does not know is a delta it cannot apply: take the next alternative.
+      if (e instanceof CoapfwError && e.code === 'SUIT_UNSUPPORTED') throw new CoapfwError('CONDITION_FAILED', e.message, { cause: e });
+      throw e;
     }
   }
 
@@ -259,6 +329,11 @@ class Planner {
     if (!bytesEqual(want, have)) this.fail(code, `condition-${name}: manifest is for a different ${name.replace('-identifier', '')}`);
   }
 
+  private digestsOf(p: SuitParameters): { blockDigests?: BlockDigestsInfo } {
+    const info = blockDigestsOf(p, this.limits);
+    return info ? { blockDigests: info } : {};
+  }
+
   private directive(code: number, i: number): void {
     const p = this.params.get(i) ?? {};
     const componentId = this.component(i);
@@ -266,13 +341,19 @@ class Planner {
       case DIRECTIVE.fetch:
         if (p.uri === undefined) this.fail('SUIT_MALFORMED', `directive-fetch: component ${i} has no URI parameter`);
         this.grow();
-        this.images.push({ sequence: this.seqName, action: 'fetch', componentIndex: i, componentId, slot: p.componentSlot, uri: p.uri, digest: p.imageDigest, size: p.imageSize, checks: [] });
+        this.images.push({ sequence: this.seqName, action: 'fetch', componentIndex: i, componentId, slot: p.componentSlot, uri: p.uri, digest: p.imageDigest, size: p.imageSize, checks: [], ...this.digestsOf(p) });
         return;
       case DIRECTIVE.copy:
         if (p.sourceComponent === undefined) this.fail('SUIT_MALFORMED', `directive-copy: component ${i} has no source-component parameter`);
         this.component(p.sourceComponent);
-        this.grow();
-        this.images.push({ sequence: this.seqName, action: 'copy', componentIndex: i, componentId, slot: p.componentSlot, uri: undefined, digest: p.imageDigest, size: p.imageSize, sourceComponent: p.sourceComponent, checks: [] });
+        {
+          const delta = this.deltaOf(p, i);
+          this.grow();
+          this.images.push({
+            sequence: this.seqName, action: 'copy', componentIndex: i, componentId, slot: p.componentSlot, uri: undefined, digest: p.imageDigest, size: p.imageSize,
+            sourceComponent: p.sourceComponent, checks: [], ...this.digestsOf(p), ...(delta ? { delta } : {}),
+          });
+        }
         return;
       case DIRECTIVE.invoke:
         this.grow();

@@ -18,6 +18,7 @@ const EXPECTED: Record<string, RegExp[]> = {
   delta: [/^delta: \d+ bytes for a 207800-byte image/m, /identical to the new image: true/, /^another installed image: refused, DELTA_SOURCE_MISMATCH/m],
   server: [/^\/gateway\/health -> 2\.05 \{"ok":true/m, /lists the gateway resource: true, the file: true/, /^\/files\/nope -> 4\.04/m],
   client: [/^interrupted: ABORTED/m, /^resumed at byte [1-9]\d*, fetched \d+ more blocks, 204800 bytes in all/m, /^sha256 ok/m],
+  'single-bank': [/^power cut after 25 blocks: boot recovery \(overwrite, journal at block 24\)/m, /^recovery loader: installed, 24 blocks resumed, 36 fetched/m, /^boot: run, the new image: true, installed sequence 2/m],
   device: [/^update: installed sequence 7 \(running 0 until the reboot\), 64 blocks fetched/m, /^reboot: mode test, confirmed, installed sequence 7/m, /running the new image: true/],
   flash: [/^layout: primary @0/m, /slot sha256 matches: true/, /programmed bytes: FLASH_NOT_ERASED/],
   testing: [/^answer "pong" after 3 transmissions of the request \(2 lost\)/m, /^power cuts: (\d+) flash operations, \1 runs with a cut, \1 cuts hit, every run counted to 40/m],

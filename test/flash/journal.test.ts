@@ -119,13 +119,19 @@ describe('resume record encoding', () => {
   it('decoding an impossible (CRC-valid) payload gives JOURNAL_CORRUPT', () => {
     const corrupt = { code: 'JOURNAL_CORRUPT' };
     const p = encodeResumeRecord(record(1));
-    for (const [at, value] of [[2, 7], [2, 0x90], [1, 4], [1, 0x21], [0, 1], [0, 3], [28, 0x00_20]] as const) {
+    // Phase 4 is `applying` (a delta being applied); 5 and above are impossible.
+    for (const [at, value] of [[2, 7], [2, 0x90], [1, 5], [1, 0x21], [0, 1], [0, 3], [28, 0x00_20]] as const) {
       const q = p.slice();
       q[at] = value;
       expect(() => decodeResumeRecord(q)).toThrow(expect.objectContaining(corrupt));
     }
     expect(() => decodeResumeRecord(p.subarray(0, 10))).toThrow(expect.objectContaining(corrupt));
     expect(() => decodeResumeRecord(new Uint8Array(92))).toThrow(expect.objectContaining(corrupt));
+  });
+
+  it('the applying phase (a delta: next frame, its offset in the delta) round-trips', () => {
+    const r = { ...record(1), phase: 'applying' as const, nextBlock: 7, imageSize: 12_345 };
+    expect(decodeResumeRecord(encodeResumeRecord(r))).toEqual(r);
   });
 });
 
