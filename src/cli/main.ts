@@ -13,6 +13,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CliCommand
   get: { summary: 'fetch a file over CoAP block-wise, with resume', load: async () => (await import('./get.js')).getCommand },
   keygen: { summary: 'make an Ed25519 key pair for signing SUIT manifests', load: async () => (await import('./keygen.js')).keygenCommand },
   manifest: { summary: 'create, sign, inspect and verify SUIT manifests', load: async () => (await import('./manifest.js')).manifestCommand },
+  trust: { summary: 'trust sets, rotations, revocation lists and owner transfers for devices', load: async () => (await import('./trust.js')).trustCommand },
   device: { summary: 'a simulated device on a flash file: update over CoAP, boot, confirm', load: async () => (await import('./device.js')).deviceCommand },
 };
 

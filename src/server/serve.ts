@@ -29,6 +29,9 @@ import { echoGuard, type EchoGuardOptions } from './echo-guard.js';
 import { ObserveRegistry, type ObserveOptions } from './observe.js';
 import { firstResolver, routeRequests, type Resolver } from './router.js';
 import { StatusTracker, type StatusOptions } from './status.js';
+import { startTrustResources, type TrustResources } from './trust-resources.js';
+import { directoryTrustSource, type TrustSource } from './trust-source.js';
+import { join } from 'node:path';
 import type { WellKnownOptions } from './well-known.js';
 
 /** Options of {@link startFileServer}. */
@@ -81,6 +84,12 @@ export interface FileServerOptions extends FileRepositoryOptions {
   readonly links?: readonly Link[];
   /** Clock, timers and randomness of every part of the server. Default {@link systemRuntime}. */
   readonly runtime?: Runtime;
+  /**
+   * The trust documents served at `/trust/...` (server/trust-resources.ts):
+   * default the files of `DIR/.trust/` (reloaded every `refreshMs`), or a
+   * source of your own (the update service's store: `storeTrustSource`); false: none.
+   */
+  readonly trust?: TrustSource | false;
 }
 
 /** Where and how to serve coaps. */
@@ -103,6 +112,8 @@ export interface FileServer {
   /** Device reports received at `/status/<device>`. */
   readonly status: StatusTracker;
   readonly observe: ObserveRegistry;
+  /** The trust resources, unless `trust: false`. */
+  readonly trust: TrustResources | undefined;
   /**
    * The routing handler every endpoint serves (before the Echo guard): mount
    * it on an endpoint of your own with `endpoint.handle(server.handler)`.
@@ -119,6 +130,18 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
   const refreshMs = options.refreshMs ?? 2000;
   if (!(refreshMs >= 0)) throw new CoapfwError('INVALID_ARGUMENT', `serve: refreshMs must be >= 0, got ${refreshMs}`);
   const repo = await FileRepository.open(options.dir, options);
+  const runtime = options.runtime ?? systemRuntime;
+  const observe = new ObserveRegistry({ runtime, ...options.observe });
+  // Requests over these endpoints came inside DTLS (the coaps-only trust resource asks).
+  const secureEndpoints = new Set<CoapEndpoint | undefined>();
+  let trust: TrustResources | undefined;
+  try {
+    const source = options.trust === false ? undefined : (options.trust ?? directoryTrustSource(join(options.dir, '.trust'), { onError: (e) => repo.report(e) }));
+    trust = source && (await startTrustResources({ source, runtime, observe, refreshMs, maxSzx, isSecure: (req) => secureEndpoints.has(req.endpoint), onError: (e) => repo.report(e) }));
+  } catch (e) {
+    await repo.close();
+    throw e;
+  }
   const transports: Transport[] = [];
   let dtls: DtlsServer | undefined;
   try {
@@ -129,20 +152,20 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     if (transports.length === 0) throw new CoapfwError('INVALID_ARGUMENT', 'serve: nothing to listen on (plain CoAP is off and no secure or other transport given)');
   } catch (e) {
     await Promise.all(transports.map((t) => t.close()));
+    trust?.close();
     await repo.close();
     throw e;
   }
-  const runtime = options.runtime ?? systemRuntime;
   const status = new StatusTracker({ ...options.status, runtime });
-  const observe = new ObserveRegistry({ runtime, ...options.observe });
-  const files = fileResources(repo, { maxSzx, status, observe, wellKnown: options.wellKnown, runtime, links: options.links });
-  const handler = routeRequests(options.resources ? firstResolver(options.resources, files) : files);
+  const files = fileResources(repo, { maxSzx, status, observe, wellKnown: options.wellKnown, runtime, links: [...(options.links ?? []), ...(trust?.links ?? [])] });
+  const handler = routeRequests(firstResolver(...[options.resources, trust?.resolve, files].filter((r): r is Resolver => r !== undefined)));
   const echo = options.echo ?? false;
   const endpoints = transports.map((t) => {
     const secure = t instanceof DtlsServer;
     // DTLS proves every address (its cookie exchange, RFC 6347 §4.2.1): no amplification limit there.
     const endpoint = new CoapEndpoint(t, { ...options.endpoint, ...(secure ? { amplification: false } : {}), runtime, params: options.params });
     endpoint.handle(echo === false || secure ? handler : echoGuard(handler, { ...(echo === true ? {} : echo), runtime }));
+    if (secure) secureEndpoints.add(endpoint);
     return endpoint;
   });
   const endpoint = endpoints[0]!;
@@ -154,10 +177,12 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     repo,
     status,
     observe,
+    trust,
     handler,
     address: () => endpoint.address(),
     async close() {
       stopRefresh();
+      trust?.close();
       observe.close();
       await Promise.all(endpoints.map((e) => e.close()));
       await repo.close();
