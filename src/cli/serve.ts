@@ -22,6 +22,9 @@ transfer (RFC 7959), the way a TFTP server would, but resumable at any block:
   /fw/sha256/<hex>           each file by content (immutable)
   /.well-known/core          the list of both (RFC 6690)
   /status[/<device>]         device update reports (POST JSON/CBOR, GET lists)
+  /trust/chain               the trust updates and owner transfers in DIR/.trust/
+  /trust/revocation          the newest revocation list in DIR/.trust/
+  /trust/revocation-seq      its sequence number (coaps only)
 Files are observable (RFC 7641): a GET with Observe 0 is notified on change.
 With --echo, plain CoAP answers a large response to an address it has not yet
 verified with 4.01 and an Echo value (RFC 9175 amplification protection): use

@@ -2,7 +2,9 @@
  * The constrained device's side: {@link runUpdate}, the update state machine
  * (check, verify, download into the secondary slot with a resume journal,
  * verify the image, request a test boot, report), and the boot model
- * (A/B slots, test/confirm/revert as MCUboot does) on any `FlashBackend`.
+ * (A/B slots, test/confirm/revert as MCUboot does) on any `FlashBackend`,
+ * and the device's trust store in the flow (provisioning, the refresh
+ * before each check, documents handed over directly) and its privacy rules.
  *
  * @example
  * import { runUpdate, powerOn } from 'coapfw/device';
@@ -20,3 +22,7 @@ export { STREAM_ALIGN, candidateImages, setIdentity, type CandidateImage, type I
 export { fetchTargets, type FetchTarget } from './fetch-target.js';
 export { FACTORY_IMAGE, openFileDevice, simulatedLayout, type FileDevice, type FileDeviceOptions } from './file-device.js';
 export { imageRequestOptions, resolveImageUri } from './image-uri.js';
+export { DEFAULT_TRUST_PATHS, refreshTrust, type TrustPaths, type TrustRefresh, type TrustRefreshOptions } from './trust-refresh.js';
+export { checkSource, deviceComponents, openDeviceTrust, provisionTrust, readDeviceTrust, trustStoreOptions, type DeviceTrust } from './trust-device.js';
+export { applyTrustDocument, applyTrustDocuments, type AppliedDocument } from './trust-apply.js';
+export { firstCheckDelay, isSecureUri, reportForChannel, reportPseudonym, statusPathFor } from './privacy.js';

@@ -9,7 +9,7 @@
  * trust update and owner transfer goes into the chain, and the revocation
  * list with the highest sequence number is the one served. Publishing is
  * dropping a file in (write it under a temporary name and rename it, as
- * for images: `*.tmp`, `*.part`, `*~` and hidden names are never read).
+ * for images: hidden and temporary names, scan-filter.ts, are never read).
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import { TRUST_KIND } from '../suit/constants.js';
 import { decodeRevocationList } from '../suit/revocation.js';
 import { decodeTrustDocument } from '../suit/trust-document.js';
 import { DEFAULT_TRUST_LIMITS } from '../suit/trust-set.js';
+import { isHiddenName, isTemporaryName } from './scan-filter.js';
 
 /** What a server serves about trust. */
 export interface TrustDocuments {
@@ -47,7 +48,6 @@ export interface DirectoryTrustSourceOptions {
   readonly onError?: (e: CoapfwError) => void;
 }
 
-const SKIPPED = /^\.|\.tmp$|\.part$|~$|^#.*#$|\.swp$/;
 
 /** The revocation list with the highest sequence number of `lists`. */
 export function newestRevocation(lists: readonly Uint8Array[]): Uint8Array | undefined {
@@ -69,7 +69,7 @@ export function directoryTrustSource(dir: string, options: DirectoryTrustSourceO
     async load(): Promise<TrustDocuments> {
       let names: string[];
       try {
-        names = (await readdir(dir, { withFileTypes: true })).filter((d) => d.isFile() && !SKIPPED.test(d.name)).map((d) => d.name).sort();
+        names = (await readdir(dir, { withFileTypes: true })).filter((d) => d.isFile() && !isHiddenName(d.name) && !isTemporaryName(d.name)).map((d) => d.name).sort();
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { chain: [] };
         throw new CoapfwError('IO_ERROR', `trust: cannot read ${dir}: ${(e as Error).message}`, { cause: e, path: dir });
