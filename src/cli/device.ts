@@ -5,7 +5,6 @@
  * A thin shell over device/: everything here is callable from code.
  */
 import { writeSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { basename } from 'node:path';
 import { parseCoapUri } from '../codec/uri.js';
@@ -15,18 +14,15 @@ import { powerOn } from '../device/device.js';
 import { updateDevice } from '../device/device-update.js';
 import { openFileDevice, type FileDevice } from '../device/file-device.js';
 import type { UpdateEvent } from '../device/states.js';
-import { CoapfwError, isCoapfwError } from '../errors.js';
+import { CoapfwError } from '../errors.js';
 import { Journal } from '../flash/journal.js';
 import { openClient } from '../client/open.js';
 import { COMMON_OPTIONS, intOption, optionValue, parse, str, verbosity, type Values } from './args.js';
 import { jsonLine, UsageError, type CliCommand, type CliIo } from './common.js';
-import { blockSizeOption, pskOption, readPublicKey, uuidOption } from './inputs.js';
+import { blockSizeOption, pskOption, uuidOption } from './inputs.js';
 import { randomInt } from 'node:crypto';
-import { equalBytes } from '@noble/curves/utils.js';
 import { statusPathFor } from '../device/privacy.js';
-import { readDeviceTrust } from '../device/trust-device.js';
-import { encodeTrustState, trustStateFromPolicy, type TrustState } from '../suit/index.js';
-import { readTrustStateFile } from './trust-input.js';
+import { isDeviceFile, noteUnusedTrust, provisioningTrust, trustSummary } from './device-trust.js';
 import { progressBar, type Progress } from './progress.js';
 import { stopOnSignals, watchParent, type StopSignal } from './signals.js';
 
@@ -123,16 +119,6 @@ function statusPath(uri: string, values: Record<string, unknown>): string | unde
   const id = typeof values['device-id'] === 'string' ? values['device-id'] : `sim-${basename(String(values.flash))}`;
   const clean = id.replace(/[^A-Za-z0-9._:-]/g, '_').slice(0, 64) || '_';
   return statusPathFor(uri, clean, () => randomInt(0x10000) / 0x10000);
-}
-
-/** The trust state to provision with, from --trust or --trust-state (never both). */
-async function provisioningTrust(values: Values): Promise<TrustState | undefined> {
-  const key = str(values, 'trust');
-  const file = str(values, 'trust-state');
-  if (key !== undefined && file !== undefined) throw new UsageError('give --trust or --trust-state, not both');
-  if (file !== undefined) return readTrustStateFile(file);
-  // The simple case: one key for every component, as a trust state (converted here, at provisioning only).
-  return key === undefined ? undefined : trustStateFromPolicy({ anchors: [{ name: 'trusted-key', publicKey: await readPublicKey(key) }] });
 }
 
 /** Everything `update` needs from its arguments, checked before the flash file is touched. */
@@ -252,35 +238,6 @@ async function run(sub: string, values: Values, prepared: UpdateArgs | undefined
       });
       return 0;
     }
-  }
-}
-
-/** Whether `path` holds a device (a non-empty chip file: a new one appears whole or not at all). */
-async function isDeviceFile(path: string): Promise<boolean> {
-  return ((await stat(path).catch(() => undefined))?.size ?? 0) > 0;
-}
-
-/** The trust store's version, revocation list and source for `status` (or why there is none). */
-async function trustSummary(dev: FileDevice): Promise<Record<string, unknown>> {
-  try {
-    const t = await readDeviceTrust(dev.flash, dev.layout);
-    return t === undefined ? { provisioned: false } : { provisioned: true, version: t.version, revocationSequence: t.revocation.sequence, source: t.source ?? null };
-  } catch (e) {
-    if (isCoapfwError(e, 'TRUST_STORE_CORRUPT')) return { provisioned: true, error: e.code };
-    throw e;
-  }
-}
-
-/** --trust/--trust-state on a provisioned device: never used; say so when it differs from the store. */
-async function noteUnusedTrust(dev: FileDevice, given: TrustState, io: CliIo): Promise<void> {
-  let held: TrustState | undefined;
-  try {
-    held = await readDeviceTrust(dev.flash, dev.layout);
-  } catch {
-    return; // damaged: the update reports TRUST_STORE_CORRUPT
-  }
-  if (held !== undefined && !equalBytes(encodeTrustState(held), encodeTrustState(given))) {
-    io.stderr.write(`coapfw device: note: the trust store is already provisioned (trust version ${held.version}); --trust/--trust-state count only when provisioning ('coapfw trust init --flash FILE --force' provisions again)\n`);
   }
 }
 

@@ -87,8 +87,9 @@ function roleOf(v: unknown, file: string, i: number): TrustRole {
 }
 
 /**
- * Read a trust set from JSON (see the file comment). `parts` picks what the
- * caller needs: a transfer may give anchors and roles without a version.
+ * Read a trust set from JSON (see the file comment). `versionRequired`
+ * false: a transfer may give anchors and roles and take its version from
+ * `--version`; `versionGiven` says whether the file had one.
  */
 export async function readTrustSetJson(file: string, versionRequired = true): Promise<TrustSet & { readonly versionGiven: boolean }> {
   const raw = new TextDecoder().decode(await readFileBounded(file, JSON_LIMIT, 'trust set JSON'));
