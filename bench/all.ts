@@ -7,6 +7,7 @@
  * `node dist/bench/delta.js` (differential updates of real binaries),
  * `node dist/bench/fastlinks.js [--quick]` (delay, loss and a shared bottleneck through bench/relay.ts),
  * `node dist/bench/trust.js [runs] [--quick]` (trust verification and the trust store),
+ * `node dist/bench/trust-device.js [runs]` (the trust store in the device's check: time, bytes, flash),
  * `node dist/bench/well-known.js` (filtered /.well-known/core queries over 10,000 files).
  */
 import { spawnSync } from 'node:child_process';
@@ -21,6 +22,7 @@ const parts: Record<string, string> = {
   delta: 'delta.js',
   fastlinks: 'fastlinks.js',
   trust: 'trust.js',
+  trustDevice: 'trust-device.js',
   wellKnown: 'well-known.js',
 };
 // `npm run bench -- --quick` passes --quick to every part (fastlinks shrinks its scenarios).

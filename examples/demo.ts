@@ -146,7 +146,7 @@ async function main(): Promise<number> {
       refreshMs: 0,
       secure: { psk: PskStore.fromEntries([[PUBLISHER.identity, PUBLISHER.key, ['publisher']]]), host: '127.0.0.1', port: 0 },
       openRegistration: true,
-      trust: { anchors: [{ name: 'oem', publicKey: KEY.publicKey }] },
+      releaseTrust: { anchors: [{ name: 'oem', publicKey: KEY.publicKey }] },
       pollS: 2,
       modes: { tickMs: 100 },
     });

@@ -68,6 +68,10 @@ export type CoapfwErrorCode =
   | 'BOOT_STATE'
   | 'NO_BOOTABLE_IMAGE'
   | 'TRUST_STORE_CORRUPT'
+  // device trust (src/device/trust-*.ts)
+  | 'TRUST_NOT_PROVISIONED'
+  | 'REVOCATION_STALE'
+  | 'SOURCE_MISMATCH'
   // dtls
   | 'DTLS_HANDSHAKE_FAILED'
   | 'DTLS_BAD_RECORD'

@@ -19,12 +19,15 @@ import { openClient } from '../client/open.js';
 import { COMMON_OPTIONS, intOption, optionValue, parse, str, verbosity, type Values } from './args.js';
 import { jsonLine, UsageError, type CliCommand, type CliIo } from './common.js';
 import { pskCredentials } from './credentials.js';
-import { blockSizeOption, readPublicKey, uuidOption } from './inputs.js';
+import { blockSizeOption, uuidOption } from './inputs.js';
+import { randomInt } from 'node:crypto';
+import { statusPathFor } from '../device/privacy.js';
+import { isDeviceFile, noteUnusedTrust, provisioningTrust, trustSummary } from './device-trust.js';
 import { progressBar, type Progress } from './progress.js';
 import { exitWhenNpmIsGone, deviceRunCommand } from './device-run.js';
 import { stopOnSignals, type StopSignal } from './signals.js';
 
-const HELP = `usage: coapfw device update MANIFEST_URI --flash FILE --trust PUBFILE [options]
+const HELP = `usage: coapfw device update MANIFEST_URI --flash FILE [--trust PUBFILE | --trust-state FILE] [options]
        coapfw device run --flash FILE --server URI --trust PUBFILE --mode MODE ... (see 'coapfw device run --help')
        coapfw device boot --flash FILE [--no-confirm]
        coapfw device confirm --flash FILE
@@ -35,6 +38,15 @@ small factory image, sequence number 0, when missing).
 
 run: stay up and follow the update service (register, observe, update as
 the mode says, report every step); see 'coapfw device run --help'.
+
+Trust lives on the device's flash, in its trust store: --trust or
+--trust-state provisions it when it was never written (a new file) and is
+ignored afterwards (a note says so when it differs): rotations, revocation
+lists and owner transfers change it from then on ('coapfw trust'). A device
+whose trust store was never provisioned refuses every update
+(TRUST_NOT_PROVISIONED). Before each manifest check the device fetches the
+server's trust chain and revocation list (and over coaps its newest
+revocation sequence number) and applies them.
 
 update: power on (boot, confirm a pending test image), fetch the SUIT
 envelope at MANIFEST_URI, verify it (signature by PUBFILE, anti-rollback,
@@ -48,18 +60,26 @@ update resumes from the journal. Started by npx/npm exec, it stops as a device
 losing power would when npm goes away (a SIGKILL of npm reaches only npm).
 The image is fetched from the manifest's server (absolute image URIs are
 resolved, but only their path is used). The JSON status is also POSTed to
-the server's status tracker at /status/DEVICE_ID (best effort).
+the server's status tracker (best effort): at /status/DEVICE_ID over coaps;
+over plain coap:// at /status/anon-<random, new each run> and without the
+message text, so nothing in the clear names the device.
 
 options:
   --flash FILE          the flash file (required)
-  -t, --trust PUBFILE   trusted public key: PEM, COSE_Key or hex (update)
+  -t, --trust PUBFILE   provisioning: trust this public key (PEM, COSE_Key or hex)
+                        for every component: the simple case, never rotated
+  --trust-state FILE    provisioning: the trust state 'coapfw trust init' wrote
+  --first-check-delay MS  wait a random 0..MS ms before the first request, so the
+                        traffic does not tell when the device was switched on
+                        (default 0: this command updates now)
   --flash-size N        size of a new flash file in bytes (default 1048576)
   --vendor-id UUID      device vendor UUID (8-4-4-4-12 hex digits, or 32)
   --class-id UUID       device class UUID
   --block-size N        Block2 size to ask for: 16..1024 (default 1024)
   --retries N           attempts per block (default 5)
-  --device-id ID        name in status reports (default: sim-<flash file name>)
-  --status-path PATH    where to POST the status (default /status/DEVICE_ID)
+  --device-id ID        name in status reports over coaps (default: sim-<flash file name>)
+  --status-path PATH    where to POST the status, as given, also in the clear
+                        (default: see above)
   --no-report           do not POST the status
   --psk-identity ID     PSK identity for coaps://
   --psk-key KEY         PSK for coaps:// (0x<hex>, hex:<hex> or text; visible in ps)
@@ -80,6 +100,8 @@ The result of every sub-command is one JSON line on stdout.
 const OPTIONS = {
   flash: { type: 'string' },
   trust: { type: 'string', short: 't' },
+  'trust-state': { type: 'string' },
+  'first-check-delay': { type: 'string' },
   'flash-size': { type: 'string' },
   'vendor-id': { type: 'string' },
   'class-id': { type: 'string' },
@@ -97,18 +119,17 @@ const OPTIONS = {
   ...COMMON_OPTIONS,
 } as const;
 
-function statusPath(values: Record<string, unknown>): string | undefined {
+/** Where reports go: identity only inside coaps (device/privacy.ts). */
+function statusPath(uri: string, values: Record<string, unknown>): string | undefined {
   if (values['no-report'] === true) return undefined;
   if (typeof values['status-path'] === 'string') return values['status-path'];
   const id = typeof values['device-id'] === 'string' ? values['device-id'] : `sim-${basename(String(values.flash))}`;
-  const clean = id.replace(/[^A-Za-z0-9._:-]/g, '_').slice(0, 64);
-  return `/status/${encodeURIComponent(clean)}`;
+  const clean = id.replace(/[^A-Za-z0-9._:-]/g, '_').slice(0, 64) || '_';
+  return statusPathFor(uri, clean, () => randomInt(0x10000) / 0x10000);
 }
 
 /** Everything `update` needs from its arguments, checked before the flash file is touched. */
 async function updateArgs(uri: string, values: Values) {
-  const trust = str(values, 'trust');
-  if (trust === undefined) throw new UsageError('update: --trust PUBFILE is required');
   const scheme = optionValue(() => parseCoapUri(uri)).scheme;
   return {
     uri,
@@ -118,12 +139,13 @@ async function updateArgs(uri: string, values: Values) {
     attempts: intOption('retries', values.retries, 1, 100) ?? 5,
     crashAt: intOption('crash-after-ops', values['crash-after-ops'], 0, Number.MAX_SAFE_INTEGER),
     psk: await pskCredentials(scheme, values),
-    statusPath: statusPath(values),
+    statusPath: statusPath(uri, values),
+    firstCheckDelayMs: intOption('first-check-delay', values['first-check-delay'], 0, 24 * 3600_000),
     reboot: values['no-reboot'] !== true,
     confirm: values['no-confirm'] !== true,
     json: values.json === true,
     verbose: verbosity(values),
-    trust: { anchors: [{ name: trust, publicKey: await readPublicKey(trust) }] },
+    trust: await provisioningTrust(values),
   };
 }
 type UpdateArgs = Awaited<ReturnType<typeof updateArgs>>;
@@ -168,12 +190,12 @@ async function update(a: UpdateArgs, dev: FileDevice, io: CliIo, stop: StopSigna
       request: client.request,
       manifestUri: uri,
       runtime: client.runtime,
-      trust: a.trust,
       vendorId,
       classId,
       szx,
       blockRetry: { attempts: a.attempts, baseMs: 1000, maxMs: 30_000 },
       statusPath: a.statusPath,
+      firstCheckDelayMs: a.firstCheckDelayMs,
       signal: stop.signal,
       onEvent: eventPrinter(a, io, bar),
       reboot: a.reboot,
@@ -190,6 +212,7 @@ async function update(a: UpdateArgs, dev: FileDevice, io: CliIo, stop: StopSigna
     boot: after?.outcome ?? null,
     running: after ? bytesToHex(after.boot.image.digest) : null,
     provisioned: dev.provisioned,
+    trustProvisioned: dev.trustProvisioned,
     flashOps: flash.ops,
   });
   return status.result === 'installed' || status.result === 'up-to-date' ? 0 : 1;
@@ -212,11 +235,13 @@ async function run(sub: string, values: Values, prepared: UpdateArgs | undefined
     default: {
       const state = await readBootState(dev.flash, dev.layout);
       const rec = (await Journal.open(dev.flash, dev.layout)).latest();
+      const trust = await trustSummary(dev);
       jsonLine(io, {
         primaryMode: state?.primaryMode,
         pending: state?.pending,
         running: state?.components[0]?.primary ? bytesToHex(state.components[0].primary.digest) : null,
         journal: rec ? { phase: rec.phase, installedSeq: rec.installedSeq, nextBlock: rec.nextBlock, imageSize: rec.imageSize } : null,
+        trust,
       });
       return 0;
     }
@@ -239,12 +264,17 @@ export const deviceCommand: CliCommand = async (args, io) => {
   if (!['update', 'boot', 'confirm', 'status'].includes(sub)) throw new UsageError(`unknown sub-command '${sub}' (run, update, boot, confirm, status)`);
   if (positionals.length !== expected) throw new UsageError(sub === 'update' ? 'update: expected exactly one MANIFEST_URI' : `${sub}: unexpected argument`);
   const prepared = sub === 'update' ? await updateArgs(positionals[0]!, values) : undefined;
+  // A device is given its trust when it is made, never later by a stray option (device/trust-device.ts).
+  if (prepared && prepared.trust === undefined && !(await isDeviceFile(flashFile))) {
+    throw new UsageError('update: a new device needs --trust PUBFILE or --trust-state FILE to be provisioned with');
+  }
   // From here on the flash file is open: a signal stops the work and closes it.
   const stop = stopOnSignals((sig) => io.stderr.write(`${io.stderr.isTTY ? "\n" : ""}coapfw device: ${sig}: stopping; the flash file is closed cleanly and the next update resumes from the journal\n`));
   const unwatch = exitWhenNpmIsGone();
   let dev: FileDevice | undefined;
   try {
-    dev = await openFileDevice(flashFile, { size, create: sub === 'update' || sub === 'boot' });
+    dev = await openFileDevice(flashFile, { size, create: sub === 'update' || sub === 'boot', trust: prepared?.trust });
+    if (prepared?.trust !== undefined && !dev.trustProvisioned) await noteUnusedTrust(dev, prepared.trust, io);
     return await run(sub, values, prepared, dev, io, stop);
   } catch (e) {
     stop.throwIfCaught();

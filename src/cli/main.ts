@@ -14,6 +14,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CliCommand
   keygen: { summary: 'make an Ed25519 key pair for signing SUIT manifests', load: async () => (await import('./keygen.js')).keygenCommand },
   manifest: { summary: 'create, sign, inspect and verify SUIT manifests', load: async () => (await import('./manifest.js')).manifestCommand },
   publish: { summary: 'sign a release and publish it to an update server, a database or a directory', load: async () => (await import('./publish.js')).publishCommand },
+  trust: { summary: 'trust sets, rotations, revocation lists and owner transfers for devices', load: async () => (await import('./trust.js')).trustCommand },
   device: { summary: 'a simulated device on a flash file: update over CoAP, boot, confirm', load: async () => (await import('./device.js')).deviceCommand },
 };
 

@@ -15,12 +15,14 @@ import {
   createSignedEnvelope,
   describeImage,
   imageFiles,
+  keyThumbprint,
   verifyEnvelope,
   withBlockDigests,
   withImages,
   type ImageBlockDigests,
   type JsonManifest,
   type SeverableMember,
+  type SignOptions,
   type SuitPrivateKey,
 } from '../suit/index.js';
 import { intOption, parse, str, strings } from './args.js';
@@ -41,7 +43,9 @@ create   Compile INPUT.json (the input format of the SUIT WG's example*.json:
          vendor-id, class-id, slot, ...; manifest-sequence-number) into an
          envelope signed by each --key (Ed25519 -> COSE alg -19, P-256 ->
          ES256 -7). Unknown keys are an error (a typo must not sign an
-         envelope without an image). A component may give "file": PATH
+         envelope without an image). Each signature's kid is the signer's
+         RFC 9679 key thumbprint (a COSE_Key file's own kid is kept). A
+         component may give "file": PATH
          (relative to INPUT.json) instead of install-digest/install-size;
          without "uri" it is then fetched from its content address
          /fw/sha256/<sha256 of the file>, where 'coapfw serve' serves it. A
@@ -86,6 +90,15 @@ verify   Check signatures, digest, anti-rollback and device identity. Exit 0
 Key files: PEM (PKCS#8 / SEC 1 private, SPKI public, as OpenSSL writes them),
 COSE_Key (CBOR), or hex (Ed25519: 32-byte public key or seed).
 `;
+
+/**
+ * Each signature's kid: the signer's RFC 9679 thumbprint (what trust sets
+ * and revocation lists name keys by), so a verifier with many anchors tries
+ * one key per signature; a COSE_Key file's own kid is kept.
+ */
+function kids(keys: readonly SuitPrivateKey[]): SignOptions[] {
+  return keys.map((k) => (k.kid ? {} : { kid: keyThumbprint(k.publicKey) }));
+}
 
 async function readKeys(files: readonly string[]): Promise<SuitPrivateKey[]> {
   const keys: SuitPrivateKey[] = [];
@@ -169,7 +182,7 @@ async function create(args: string[], io: CliIo): Promise<number> {
     const digests = await imageBlockDigests(images, blockSize, str(values, 'digests-dir') ?? dirname(out), io);
     manifest = labelled(input, () => withBlockDigests(manifest, digests));
   }
-  const env = createSignedEnvelope(manifest, keys, { sever: sever === undefined ? compiled.sever : severOption(sever) });
+  const env = createSignedEnvelope(manifest, keys, { sever: sever === undefined ? compiled.sever : severOption(sever), signOptions: kids(keys) });
   await write(out, env);
   io.stdout.write(`wrote ${out}: ${env.length} bytes, sequence ${manifest.sequenceNumber}, ${keys.length} signature(s)\n`);
   return 0;
@@ -194,7 +207,7 @@ async function sign(args: string[], io: CliIo): Promise<number> {
     const anchors = await readAnchors(trustFiles);
     labelled(file, () => verifyEnvelope(input, { trust: { anchors } }));
   }
-  const env = labelled(file, () => addSignatures(input, keys));
+  const env = labelled(file, () => addSignatures(input, keys, kids(keys)));
   await write(out, env);
   io.stdout.write(`wrote ${out}: ${env.length} bytes, ${keys.length} signature(s) added\n`);
   return 0;

@@ -32,6 +32,9 @@ transfer (RFC 7959), the way a TFTP server would, but resumable at any block:
   /fw/sha256/<hex>           each file by content (immutable)
   /.well-known/core          the list of both (RFC 6690)
   /status[/<device>]         device update reports (POST JSON/CBOR, GET lists)
+  /trust/chain               the trust updates and owner transfers in DIR/.trust/
+  /trust/revocation          the newest revocation list in DIR/.trust/
+  /trust/revocation-seq      its sequence number (coaps only)
 Files are observable (RFC 7641): a GET with Observe 0 is notified on change.
 
 The update service runs beside the files, on a database (--db; by default
@@ -157,7 +160,7 @@ export const serveCommand: CliCommand = async (args, io) => {
     server = store === undefined ? await startFileServer(files) : await startUpdateServer({
       ...files,
       store,
-      ...(trust ? { trust } : {}),
+      ...(trust ? { releaseTrust: trust } : {}),
       publishers: service.publishers,
       ...(service.openRegistration === undefined ? {} : { openRegistration: service.openRegistration }),
       ...(service.pollS === undefined ? {} : { pollS: service.pollS }),

@@ -48,7 +48,8 @@ export interface DeviceAgentOptions {
   /** The update server, `coap://host:port` or `coaps://...`: the paths it names are resolved against it. */
   readonly server: string;
   readonly link: AgentLink;
-  readonly trust: UpdateOptions['trust'];
+  /** Keys manifests must be signed by: the agent checks a class manifest itself before it starts an update (client mode). */
+  readonly trust: NonNullable<UpdateOptions['trust']>;
   /** Vendor and class UUIDs (16 bytes each). */
   readonly vendorId: Uint8Array;
   readonly classId: Uint8Array;

@@ -12,6 +12,8 @@ import { boot, confirm, installFactoryImage, type BootResult } from './boot.js';
 import { runningSetDigest } from './boot-state.js';
 import { installedSequence, reconcileJournal, revertedBootRecord } from './progress.js';
 import type { BootStatus } from './report.js';
+import type { TrustState } from '../suit/trust-set.js';
+import { provisionTrust } from './trust-device.js';
 
 /** What a power-on did about an update. */
 export type PowerOnOutcome =
@@ -43,9 +45,13 @@ export interface PowerOnOptions {
  * for one left empty) as the confirmed factory images, erase the resume
  * journal (whatever format it held) and record `sequence` (default 0) as the
  * installed manifest sequence number. Also the way out of a
- * `JOURNAL_CORRUPT` journal. A cut during provisioning: provision again.
+ * `JOURNAL_CORRUPT` journal. With `trust`, also write the initial trust state
+ * into the layout's trust area (device/trust-device.ts: `initialTrustState(set,
+ * ownerKey)`); without it the trust area is left as it is. A cut during
+ * provisioning: provision again.
  */
-export async function provisionDevice(flash: FlashBackend, layout: FlashLayout, image: Uint8Array | readonly (Uint8Array | null)[], sequence = 0): Promise<void> {
+export async function provisionDevice(flash: FlashBackend, layout: FlashLayout, image: Uint8Array | readonly (Uint8Array | null)[], sequence = 0, trust?: TrustState): Promise<void> {
+  if (trust !== undefined) await provisionTrust(flash, layout, trust);
   await installFactoryImage(flash, layout, image);
   const first = image instanceof Uint8Array ? image : image[0]!;
   const journal = await Journal.reset(flash, layout);

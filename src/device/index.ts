@@ -4,7 +4,9 @@
  * verify the image, request a test boot, report), and the boot model
  * (A/B slots, test/confirm/revert as MCUboot does) on any `FlashBackend`;
  * single-bank devices update in place (`createSingleBankLayout`,
- * {@link bootInPlace}, {@link powerOnInPlace}), every block checked first.
+ * {@link bootInPlace}, {@link powerOnInPlace}), every block checked first;
+ * the device's trust store in the flow (provisioning, the refresh before
+ * each check, documents handed over directly) and its privacy rules.
  *
  * @example
  * import { runUpdate, powerOn } from 'coapfw/device';
@@ -48,3 +50,7 @@ export { deviceIdentity, updateImages } from './update-plan.js';
 export type { DeltaSource } from './delta-source.js';
 export { bootInPlace, commitInPlaceImage, type InPlaceBoot } from './boot-inplace.js';
 export { powerOnInPlace, runRecoveryLoader, type InPlacePowerOn } from './inplace-device.js';
+export { DEFAULT_TRUST_PATHS, refreshTrust, type TrustPaths, type TrustRefresh, type TrustRefreshOptions } from './trust-refresh.js';
+export { checkSource, deviceComponents, openDeviceTrust, provisionTrust, readDeviceTrust, trustStoreOptions, type DeviceTrust } from './trust-device.js';
+export { applyTrustDocument, applyTrustDocuments, type AppliedDocument } from './trust-apply.js';
+export { firstCheckDelay, isSecureUri, reportForChannel, reportPseudonym, statusPathFor } from './privacy.js';

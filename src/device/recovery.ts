@@ -20,6 +20,8 @@ export const REJECT_CODES: ReadonlySet<string> = new Set([
   'SUIT_MALFORMED', 'SUIT_LIMIT', 'SUIT_UNSUPPORTED', 'DIGEST_MISMATCH', 'SIGNATURE_INVALID', 'NO_SIGNATURE',
   'UNTRUSTED_KEY', 'ROLLBACK', 'VENDOR_MISMATCH', 'CLASS_MISMATCH', 'CONDITION_FAILED', 'KEY_INVALID',
   'TOO_LARGE', 'IMAGE_TOO_LARGE', 'UPDATE_FAILED',
+  // Trust store devices (suit/trust-verify.ts): not signed as the trust set requires.
+  'DOCUMENT_TYPE', 'TRUST_NO_POLICY', 'KEY_NOT_AUTHORIZED', 'KEY_REVOKED', 'TRUST_THRESHOLD',
 ]);
 
 function maxRestarts(s: UpdateSession): number {

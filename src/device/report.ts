@@ -42,6 +42,9 @@ export interface UpdateStatus {
   readonly blocksResumed: number;
   /** Downloads started over (ETag changed, interrupted before the first journal record, ...). */
   readonly restarts: number;
+  /** Trust version and revocation list sequence held after the check (devices with a trust store). */
+  readonly trustVersion?: number;
+  readonly revocationSequence?: number;
   /** Error code when result is rejected or failed. */
   readonly error?: string;
   readonly message?: string;

@@ -7,6 +7,7 @@ import type { Journal, ResumeRecord } from '../flash/journal.js';
 import { installedSequence } from './progress.js';
 import type { UpdateResultKind, UpdateStatus } from './report.js';
 import type { UpdateEvent, UpdateOptions } from './states.js';
+import type { DeviceTrust } from './trust-device.js';
 
 /** One update run's working state (not durable: the journal is). */
 export class UpdateSession {
@@ -19,6 +20,8 @@ export class UpdateSession {
   envelopeDigest: Uint8Array | undefined;
   /** The envelope being processed (a single-bank device stages it before it overwrites its image). */
   envelope: Uint8Array | undefined;
+  /** The trust store and state, when the layout has a trust area (opened at power-on). */
+  trust: DeviceTrust | undefined;
 
   constructor(
     readonly opts: UpdateOptions,
@@ -27,6 +30,12 @@ export class UpdateSession {
 
   get record(): ResumeRecord | undefined {
     return this.journal.latest();
+  }
+  get trustVersion(): number | undefined {
+    return this.trust?.state.version;
+  }
+  get revocationSequence(): number | undefined {
+    return this.trust?.state.revocation.sequence;
   }
   get installed(): number {
     return installedSequence(this.record);
@@ -51,6 +60,8 @@ export interface RunCounters {
   readonly blocksFetched: number;
   readonly blocksResumed: number;
   readonly restarts: number;
+  readonly trustVersion?: number | undefined;
+  readonly revocationSequence?: number | undefined;
 }
 
 const NOTHING_DONE: RunCounters = { blocksFetched: 0, blocksResumed: 0, restarts: 0 };
@@ -68,6 +79,7 @@ export function makeStatus(result: UpdateResultKind, counters: RunCounters = NOT
     blocksFetched: counters.blocksFetched,
     blocksResumed: counters.blocksResumed,
     restarts: counters.restarts,
+    ...(counters.trustVersion !== undefined ? { trustVersion: counters.trustVersion, revocationSequence: counters.revocationSequence } : {}),
     ...(e ? { error: isCoapfwError(e) ? e.code : e.name, message: e.message } : {}),
     ...(isCoapfwError(e) && e.block !== undefined ? { block: e.block } : {}),
   };

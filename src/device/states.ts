@@ -10,10 +10,12 @@ import type { FlashLayout } from '../flash/layout.js';
 import type { RetryPolicy } from '../messaging/retry.js';
 import type { Runtime } from '../core/runtime.js';
 import type { TrustPolicy } from '../suit/trust.js';
+import type { DeviceComponent } from '../suit/trust-scope.js';
 import type { CandidateImage } from './candidate.js';
 import type { BlockAuthOptions } from './block-auth.js';
 import type { UpdateJob } from './progress.js';
 import type { UpdateStatus } from './report.js';
+import type { TrustPaths } from './trust-refresh.js';
 
 /**
  * An update the client has accepted: the journal's job (for a set of images,
@@ -80,7 +82,24 @@ export type UpdateEvent =
   | { readonly type: 'delta'; readonly frames: number; readonly workingMemory: number }
   | { readonly type: 'restart'; readonly reason: string }
   | { readonly type: 'retry'; readonly attempt: number; readonly delayMs: number; readonly error: string }
-  | { readonly type: 'status'; readonly status: UpdateStatus; readonly responseCode: number | undefined };
+  | { readonly type: 'status'; readonly status: UpdateStatus; readonly responseCode: number | undefined }
+  /**
+   * The trust store was brought up to date before the manifest check
+   * (device/trust-refresh.ts): the version and revocation list now held,
+   * trust versions `applied` from the chain, whether the store was written,
+   * and why a document offered was refused (error codes and messages).
+   */
+  | {
+      readonly type: 'trust';
+      readonly version: number;
+      readonly revocationSequence: number;
+      readonly applied: readonly number[];
+      readonly written: boolean;
+      readonly chainError?: string;
+      readonly chainMessage?: string;
+      readonly revocationError?: string;
+      readonly revocationMessage?: string;
+    };
 
 /** Options of `runUpdate`. Limits all have safe defaults. */
 export interface UpdateOptions {
@@ -92,7 +111,30 @@ export interface UpdateOptions {
   readonly manifestUri: string;
   /** Clock, timers and randomness: back-off uses nothing else (no wall clock). */
   readonly runtime: Runtime;
-  readonly trust: TrustPolicy;
+  /**
+   * The fixed trust policy, for a layout without a trust area. A layout with
+   * one (`createLayout(..., { trustAreaSize: TrustStore.areaSize(flash) })`) takes its trust from the
+   * trust store on flash, written at provisioning and changed only by signed
+   * trust documents; `trust` must then be absent (device/trust-device.ts).
+   */
+  readonly trust?: TrustPolicy;
+  /**
+   * The device's components with their vendor/class ids, for the trust
+   * store's per-component roles (suit/trust-verify.ts). Default: the
+   * layout's component ids.
+   */
+  readonly components?: readonly DeviceComponent[];
+  /** Where the update server serves the trust resources. Default `DEFAULT_TRUST_PATHS`. */
+  readonly trustPaths?: Partial<TrustPaths>;
+  /** Largest trust chain accepted, in bytes. Default 65536. */
+  readonly maxTrustChainBytes?: number;
+  /**
+   * Wait a random time in [0, firstCheckDelayMs) before the first request,
+   * on the runtime's timers, so update traffic does not tell when the device
+   * was switched on (device/privacy.ts). Default 0: a device agent that runs
+   * `runUpdate` right after power-on should set it (minutes, not seconds).
+   */
+  readonly firstCheckDelayMs?: number;
   /** Device vendor / class UUIDs (16 bytes); when given the manifest must check them. */
   readonly vendorId?: Uint8Array;
   readonly classId?: Uint8Array;

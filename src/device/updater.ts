@@ -30,7 +30,6 @@ import { hashArea } from '../flash/image.js';
 import { updateSlot } from '../flash/layout.js';
 import { Journal, matchesDigestPrefix } from '../flash/journal.js';
 import { planUpdate } from '../suit/plan.js';
-import { verifyEnvelope } from '../suit/verify.js';
 import { readBootState, requestTestBoot } from './boot.js';
 import { runningSetDigest } from './boot-state.js';
 import { equalBytes } from '@noble/curves/utils.js';
@@ -41,8 +40,11 @@ import { installInPlace } from './inplace.js';
 import { deviceIdentity, updateImages } from './update-plan.js';
 import { installRecord, readInstalledSequence, reconcileJournal } from './progress.js';
 import { recover, restart } from './recovery.js';
+import { firstCheckDelay, reportForChannel } from './privacy.js';
 import { postStatus, type UpdateStatus } from './report.js';
 import { UpdateSession, endsTheRun, makeStatus } from './session.js';
+import { verifyManifest } from './trust-check.js';
+import { openDeviceTrust } from './trust-device.js';
 import type { Candidate, UpdateOptions, UpdateState } from './states.js';
 
 export { UpdateSession };
@@ -91,7 +93,8 @@ function safeSequence(seq: bigint): number {
 
 async function verify(s: UpdateSession, envelope: Uint8Array): Promise<UpdateState> {
   const { opts } = s;
-  const v = verifyEnvelope(envelope, { trust: opts.trust, vendorId: opts.vendorId, classId: opts.classId });
+  // Trust store devices first bring their trust up to date (device/trust-refresh.ts).
+  const v = await verifyManifest(s, envelope);
   const seq = safeSequence(v.sequenceNumber);
   s.candidateSequence = seq;
   const envelopeDigest = sha256(envelope);
@@ -167,10 +170,13 @@ async function report(s: UpdateSession, status: UpdateStatus): Promise<UpdateSta
   return { name: 'done', status };
 }
 
-/** Hand `status` to onStatus and POST it to `statusPath` (best effort); the response code, if any. */
-export async function sendReport(opts: Pick<UpdateOptions, 'onStatus' | 'statusPath' | 'request' | 'signal'>, status: UpdateStatus): Promise<number | undefined> {
+/**
+ * Hand `status` to onStatus and POST it to `statusPath` (best effort; over
+ * plain CoAP without its free-text message: device/privacy.ts); the response code, if any.
+ */
+export async function sendReport(opts: Pick<UpdateOptions, 'onStatus' | 'statusPath' | 'request' | 'signal' | 'manifestUri'>, status: UpdateStatus): Promise<number | undefined> {
   await opts.onStatus?.(status);
-  return opts.statusPath === undefined ? undefined : await postStatus(opts.request, opts.statusPath, status, opts.signal);
+  return opts.statusPath === undefined ? undefined : await postStatus(opts.request, opts.statusPath, reportForChannel(opts.manifestUri, status), opts.signal);
 }
 
 function checkOptions(o: UpdateOptions): void {
@@ -185,6 +191,11 @@ function checkOptions(o: UpdateOptions): void {
   int(o.maxEnvelopeSize, 'maxEnvelopeSize', 1);
   // The journal counts reverted test boots in one byte.
   int(o.maxInstallAttempts, 'maxInstallAttempts', 1, 255);
+  int(o.maxTrustChainBytes, 'maxTrustChainBytes', 1);
+  int(o.firstCheckDelayMs, 'firstCheckDelayMs', 0, 24 * 3600_000);
+  // A device with a trust store never takes keys from its caller (device/trust-device.ts).
+  if (o.layout.trust !== undefined && o.trust !== undefined) throw bad('the layout has a trust area: trust comes from the trust store, pass no `trust` (provision the store instead)');
+  if (o.layout.trust === undefined && o.trust === undefined) throw bad('give `trust` (a TrustPolicy), or a layout with a trust area');
   for (const [name, id] of [['vendorId', o.vendorId], ['classId', o.classId]] as const) {
     if (id !== undefined && (!(id instanceof Uint8Array) || id.length !== 16)) throw bad(`${name} must be 16 bytes`);
   }
@@ -194,7 +205,10 @@ function checkOptions(o: UpdateOptions): void {
  * Open the journal and check the device can take an update: the running
  * image confirmed (`BOOT_STATE`), the journal readable (`JOURNAL_CORRUPT`:
  * anti-rollback needs the installed sequence number), a finished install
- * recorded. Nothing is fetched or written for the update before this passes.
+ * recorded; with a trust area, the trust store provisioned and readable
+ * (`TRUST_NOT_PROVISIONED`, `TRUST_STORE_CORRUPT`) and naming the
+ * manifest's server as the source (`SOURCE_MISMATCH`). Nothing is fetched
+ * or written for the update before this passes.
  */
 async function openSession(opts: UpdateOptions): Promise<UpdateSession> {
   const journal = await Journal.open(opts.flash, opts.layout);
@@ -204,7 +218,9 @@ async function openSession(opts: UpdateOptions): Promise<UpdateSession> {
     throw new CoapfwError('BOOT_STATE', 'update: boot and confirm the running image before updating');
   }
   await reconcileJournal(journal, runningSetDigest(bootState));
-  return new UpdateSession(opts, journal);
+  const session = new UpdateSession(opts, journal);
+  if (opts.layout.trust !== undefined) session.trust = await openDeviceTrust(opts.flash, opts.layout, opts.manifestUri);
+  return session;
 }
 
 /**
@@ -237,6 +253,8 @@ export async function runUpdate(opts: UpdateOptions, first: UpdateState = { name
     opts.onEvent?.({ type: 'status', status, responseCode: code });
     return status;
   }
+  // Privacy (device/privacy.ts): the first request does not tell when the device was switched on.
+  await firstCheckDelay(opts.runtime, opts.firstCheckDelayMs, opts.signal);
   // `first`: where to start; the single-bank recovery loader starts at verify, with its staged envelope.
   let state: UpdateState = first;
   while (state.name !== 'done') {

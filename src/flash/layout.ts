@@ -11,6 +11,7 @@
  * +---------------------------+  scratch    1 erase block   (swap buffer, shared)
  * +---------------------------+  bootLog    bootLogBlocks erase blocks (BootRecord log, device/boot.ts)
  * +---------------------------+  journal    journalBlocks erase blocks (ResumeRecord log, flash/journal.ts)
+ * +---------------------------+  trust      optional: trustAreaSize bytes (TrustStore.areaSize, flash/trust-store.ts)
  * +---------------------------+  base + layoutSize()
  * ```
  *
@@ -41,6 +42,11 @@
  * +---------------------------+  journal    journalBlocks erase blocks (progress of the overwrite, per erase block)
  * +---------------------------+  base + singleBankLayoutSize()
  * ```
+ *
+ * The trust area (`trustAreaSize` option) holds the device's trust state (anchors,
+ * roles, revocation list, owner key; issue 14) in a TrustStore. It comes
+ * last, so a layout without it keeps every other area where it was, and
+ * only the trust code (device/trust-device.ts) ever writes it.
  */
 import { CoapfwError } from '../errors.js';
 import { checkGeometry, type FlashGeometry } from './backend.js';
@@ -80,6 +86,8 @@ export interface FlashLayout {
   readonly scratch: FlashArea;
   readonly bootLog: FlashArea;
   readonly journal: FlashArea;
+  /** The trust store's area (flash/trust-store.ts), when the layout has one. */
+  readonly trust?: FlashArea;
   /**
    * Single-bank layouts only ({@link createSingleBankLayout}): where an
    * in-place update keeps its manifest and digest top list. Its presence
@@ -115,6 +123,11 @@ export interface LayoutOptions {
   journalBlocks?: number;
   /** Offset of the first area on the chip (erase-block aligned). Default 0. */
   base?: number;
+  /**
+   * Bytes of a trust area after the journal: `TrustStore.areaSize(geometry)`
+   * (flash/trust-store.ts; a multiple of the erase block size). Default: none.
+   */
+  trustAreaSize?: number;
 }
 
 function blocks(n: number | undefined, label: string): number {
@@ -146,11 +159,19 @@ function componentList(ebs: number, options: LayoutOptions): ComponentOptions[] 
   return list;
 }
 
+function trustBytes(ebs: number, options: LayoutOptions): number {
+  const size = options.trustAreaSize ?? 0;
+  if (!Number.isSafeInteger(size) || size < 0 || size % ebs !== 0 || (options.trustAreaSize !== undefined && size === 0)) {
+    throw new CoapfwError('INVALID_ARGUMENT', `layout: trustAreaSize must be a positive multiple of ${ebs} (TrustStore.areaSize), got ${size}`);
+  }
+  return size;
+}
+
 /** Bytes of flash (from `base`) the layout needs. */
 export function layoutSize(geometry: FlashGeometry, options: LayoutOptions): number {
   const ebs = geometry.eraseBlockSize;
   const slots = componentList(ebs, options).reduce((n, c) => n + 2 * c.slotSize, 0);
-  return slots + ebs * (1 + blocks(options.bootLogBlocks, 'bootLogBlocks') + blocks(options.journalBlocks, 'journalBlocks'));
+  return slots + ebs * (1 + blocks(options.bootLogBlocks, 'bootLogBlocks') + blocks(options.journalBlocks, 'journalBlocks')) + trustBytes(ebs, options);
 }
 
 /**
@@ -192,6 +213,7 @@ export function createLayout(geometry: FlashGeometry, options: LayoutOptions): F
     scratch: take(ebs),
     bootLog: take(bootLogBlocks * ebs),
     journal: take(journalBlocks * ebs),
+    ...(options.trustAreaSize === undefined ? {} : { trust: take(trustBytes(ebs, options)) }),
   };
 }
 
@@ -273,6 +295,7 @@ export function checkLayout(flash: FlashGeometry, layout: FlashLayout): void {
   if (layout.eraseBlockSize !== flash.eraseBlockSize || layout.writeAlignment !== flash.writeAlignment) {
     throw new CoapfwError('INVALID_ARGUMENT', 'layout: made for a chip with another erase block size or write alignment');
   }
-  const end = layout.journal.offset + layout.journal.size;
+  const last = layout.trust ?? layout.journal;
+  const end = Math.max(layout.journal.offset + layout.journal.size, last.offset + last.size);
   if (end > flash.size) throw new CoapfwError('FLASH_RANGE', `layout: ends at ${end}, chip has ${flash.size} bytes`);
 }

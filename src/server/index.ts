@@ -2,7 +2,8 @@
  * The CoAP firmware server: every file of a directory by name and by
  * content address (`/fw/sha256/<hex>`), stateless Block2 (RFC 7959 §2),
  * Observe (RFC 7641), device status reports, optional Echo amplification
- * protection (RFC 9175), coaps. Embeddable: bring your own resources,
+ * protection (RFC 9175), coaps, the trust resources of issue 14 (chain,
+ * revocation list, coaps-only revocation sequence). Embeddable: bring your own resources,
  * transports and runtime; or take the pieces (repository, resolver, router)
  * and mount them yourself.
  *
@@ -28,6 +29,8 @@ export { bodyFormat, bodyResponse, decodeBody, responseFormat, type BodyFormat, 
 export { echoGuard, type EchoGuardOptions, type EchoGuardStats } from './echo-guard.js';
 export { ObserveRegistry, type ObserveOptions } from './observe.js';
 export { StatusTracker, type DeviceStatus, type StatusOptions } from './status.js';
+export { startTrustResources, type TrustResourceOptions, type TrustResources, type TrustServed } from './trust-resources.js';
+export { directoryTrustSource, newestRevocation, storeTrustSource, type DirectoryTrustSourceOptions, type StoredTrustDocument, type TrustDocumentStore, type TrustDocuments, type TrustSource } from './trust-source.js';
 export { serveBlock2, type Block2ServeOptions } from '../blockwise/serve.js';
 export { Block1Receiver, withBlock1, type Block1Options, type Block1Stats, type BodyHandler } from '../blockwise/block1.js';
 export { Block1Stream, type Block1StreamOptions, type Block1StreamStats, type UploadOpener, type UploadSink } from '../blockwise/block1-stream.js';

@@ -29,6 +29,9 @@ import { echoGuard, type EchoGuardOptions } from './echo-guard.js';
 import { ObserveRegistry, type ObserveOptions } from './observe.js';
 import { firstResolver, routeRequests, type Resolver } from './router.js';
 import { StatusTracker, type StatusOptions } from './status.js';
+import { startTrustResources, type TrustResources } from './trust-resources.js';
+import { directoryTrustSource, type TrustSource } from './trust-source.js';
+import { join } from 'node:path';
 import type { WellKnownOptions } from './well-known.js';
 
 /** Options of {@link startFileServer}. */
@@ -88,6 +91,12 @@ export interface FileServerOptions extends FileRepositoryOptions {
   readonly links?: readonly Link[];
   /** Clock, timers and randomness of every part of the server. Default {@link systemRuntime}. */
   readonly runtime?: Runtime;
+  /**
+   * The trust documents served at `/trust/...` (server/trust-resources.ts):
+   * default the files of `DIR/.trust/` (reloaded every `refreshMs`), or a
+   * source of your own (the update service's store: `storeTrustSource`); false: none.
+   */
+  readonly trust?: TrustSource | false;
 }
 
 /** Where and how to serve coaps. */
@@ -112,6 +121,8 @@ export interface FileServer {
   readonly observe: ObserveRegistry;
   /** Counters of the file resources (blocks served). */
   readonly files: FileResourceStats;
+  /** The trust resources, unless `trust: false`. */
+  readonly trust: TrustResources | undefined;
   /**
    * The routing handler every endpoint serves (before the Echo guard): mount
    * it on an endpoint of your own with `endpoint.handle(server.handler)`.
@@ -139,6 +150,18 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
   const refreshMs = options.refreshMs ?? 2000;
   if (!(refreshMs >= 0)) throw new CoapfwError('INVALID_ARGUMENT', `serve: refreshMs must be >= 0, got ${refreshMs}`);
   const repo = await FileRepository.open(options.dir, options);
+  const runtime = options.runtime ?? systemRuntime;
+  const observe = new ObserveRegistry({ runtime, ...options.observe });
+  // Requests over these endpoints came inside DTLS (the coaps-only trust resource and the service's identities ask).
+  const secureEndpoints = new Map<CoapEndpoint, DtlsServer>();
+  let trust: TrustResources | undefined;
+  try {
+    const source = options.trust === false ? undefined : (options.trust ?? directoryTrustSource(join(options.dir, '.trust'), { onError: (e) => repo.report(e) }));
+    trust = source && (await startTrustResources({ source, runtime, observe, refreshMs, maxSzx, isSecure: (req) => req.endpoint !== undefined && secureEndpoints.has(req.endpoint), onError: (e) => repo.report(e) }));
+  } catch (e) {
+    await repo.close();
+    throw e;
+  }
   const transports: Transport[] = [];
   let dtls: DtlsServer | undefined;
   try {
@@ -149,17 +172,15 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     if (transports.length === 0) throw new CoapfwError('INVALID_ARGUMENT', 'serve: nothing to listen on (plain CoAP is off and no secure or other transport given)');
   } catch (e) {
     await Promise.all(transports.map((t) => t.close()));
+    trust?.close();
     await repo.close();
     throw e;
   }
-  const runtime = options.runtime ?? systemRuntime;
   const status = new StatusTracker({ ...options.status, runtime });
-  const observe = new ObserveRegistry({ runtime, ...options.observe });
-  const files = fileResources(repo, { maxSzx, status, observe, wellKnown: options.wellKnown, runtime, links: options.links });
-  const resolvers = [...(options.resources ? [options.resources] : []), files, ...(options.fallback ? [options.fallback] : [])];
+  const files = fileResources(repo, { maxSzx, status, observe, wellKnown: options.wellKnown, runtime, links: [...(options.links ?? []), ...(trust?.links ?? [])] });
+  const resolvers = [options.resources, trust?.resolve, files, options.fallback].filter((r): r is Resolver => r !== undefined);
   const handler = routeRequests(resolvers.length === 1 ? files : firstResolver(...resolvers));
   const echo = options.echo ?? false;
-  const secureEndpoints = new Map<CoapEndpoint, DtlsServer>();
   const endpoints = transports.map((t) => {
     const secure = t instanceof DtlsServer;
     // DTLS proves every address (its cookie exchange, RFC 6347 §4.2.1): no amplification limit there.
@@ -178,6 +199,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     status,
     observe,
     files: files.stats,
+    trust,
     handler,
     identify(req: CoapRequest): PeerIdentity {
       const dtls = req.endpoint === undefined ? undefined : secureEndpoints.get(req.endpoint);
@@ -187,6 +209,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     address: () => endpoint.address(),
     async close() {
       stopRefresh();
+      trust?.close();
       observe.close();
       await Promise.all(endpoints.map((e) => e.close()));
       await repo.close();

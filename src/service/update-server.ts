@@ -59,7 +59,7 @@ export interface UpdateServerOptions extends Omit<FileServerOptions, 'fallback'>
   /** The server's wall clock (ms since the epoch): history timestamps and command times. Default `Date.now`. */
   readonly clock?: WallClock;
   /** Keys releases must be signed by (`serve --trust`). Without: publishing is refused. */
-  readonly trust?: TrustPolicy;
+  readonly releaseTrust?: TrustPolicy;
   /** coaps identities that may publish, besides those with the `publisher` role in the PSK file. */
   readonly publishers?: readonly string[];
   /**
@@ -103,12 +103,12 @@ const SERVICE_LINKS: readonly Link[] = [
  * Start a file server with the update service on it.
  *
  * @example
- * const server = await startUpdateServer({ dir: './images', db: 'sqlite:./fleet.db', trust: { anchors: [{ name: 'oem', publicKey }] } });
+ * const server = await startUpdateServer({ dir: './images', db: 'sqlite:./fleet.db', releaseTrust: { anchors: [{ name: 'oem', publicKey }] } });
  */
 export async function startUpdateServer(options: UpdateServerOptions): Promise<UpdateServer> {
   const runtime = options.runtime ?? systemRuntime;
   const clock = options.clock ?? Date.now;
-  if (options.trust !== undefined) checkTrustPolicy(options.trust);
+  if (options.releaseTrust !== undefined) checkTrustPolicy(options.releaseTrust);
   const pollS = checkInt(options.pollS ?? 900, 'pollS', 1, 86_400);
   const limits = options.limits ?? {};
   const maxEnvelopeBytes = checkInt(limits.maxEnvelopeBytes ?? 256 * 1024, 'maxEnvelopeBytes', 64);
@@ -149,7 +149,7 @@ export async function startUpdateServer(options: UpdateServerOptions): Promise<U
     ...(options.resources ? [options.resources] : []),
     deviceResolver(devices),
     releaseResolver(releases, { maxSzx, observe: observeKey }),
-    publishResolver({ store, staging, policy, identify, trust: options.trust, targeting, uploads, releaseBodies, maxEnvelopeBytes, limits: limits.suit, ...(onEvent ? { onEvent } : {}) }),
+    publishResolver({ store, staging, policy, identify, trust: options.releaseTrust, targeting, uploads, releaseBodies, maxEnvelopeBytes, limits: limits.suit, ...(onEvent ? { onEvent } : {}) }),
   );
   const status: Omit<StatusOptions, 'runtime'> = { ...options.status, forward: legacyForward(store, policy, identify) };
   const blobs = { blocks: 0 };

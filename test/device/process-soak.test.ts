@@ -38,7 +38,8 @@ const BIN = join(import.meta.dirname, '../../dist/src/cli/bin.js');
 const MIB = 1024 * 1024;
 const IMAGE = image(4 * MIB, 21);
 const BLOCKS = IMAGE.length / 1024;
-const FLASH_SIZE = 2 * 4 * MIB + 5 * 4096;
+// Two 4 MiB slots, scratch, boot log and journal (5 erase blocks) and the trust area (4).
+const FLASH_SIZE = 2 * 4 * MIB + 9 * 4096;
 const KILLS = 50;
 
 /**

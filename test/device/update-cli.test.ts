@@ -61,7 +61,7 @@ describe('coapfw device', () => {
   it('prints help, and refuses bad usage with exit code 2 and one line', async () => {
     const help = await run(['--help']);
     expect(help.code).toBe(0);
-    expect(help.out).toMatch(/coapfw device update MANIFEST_URI --flash FILE --trust PUBFILE/);
+    expect(help.out).toMatch(/coapfw device update MANIFEST_URI --flash FILE \[--trust PUBFILE \| --trust-state FILE\]/);
     for (const args of [['update', `${base}/app.suit`], ['update', '--flash', join(dir, 'x.bin')], ['frob', '--flash', join(dir, 'x.bin')], ['update', `${base}/app.suit`, '--flash', join(dir, 'x.bin')]]) {
       const r = await run(args);
       expect(r.code, args.join(' ')).toBe(2);
@@ -95,8 +95,9 @@ describe('coapfw device', () => {
     const r = await run(['update', `${base}/app.suit`, '--flash', flash, ...ids, '--flash-size', String(256 * 1024)]);
     expect(r.code, r.err).toBe(0);
     expect(r.json).toMatchObject({ result: 'installed', installedSequence: 5, blocksFetched: 20, blocksResumed: 0, bootMode: 'test', boot: 'confirmed', running: hex(sha256(IMG)), provisioned: true });
-    // The last report is the one after the reboot: confirmed.
-    expect(server.status.get('sim-dev1.bin')?.report).toMatchObject({ result: 'confirmed', installedSequence: 5, running: hex(sha256(IMG)) });
+    // The last report is the one after the reboot: confirmed. Over plain coap:// under a fresh pseudonym, never the device id (device/privacy.ts).
+    expect(server.status.get('sim-dev1.bin')).toBeUndefined();
+    expect(server.status.list().filter((s) => s.device.startsWith('anon-')).map((s) => s.report)).toContainEqual(expect.objectContaining({ result: 'confirmed', installedSequence: 5, running: hex(sha256(IMG)) }));
     const st = await run(['status', '--flash', flash]);
     expect(st.json).toMatchObject({ primaryMode: 'confirmed', pending: false, running: hex(sha256(IMG)), journal: { phase: 'idle', installedSeq: 5 } });
     const again = await run(['update', `${base}/app.suit`, '--flash', flash, ...ids]);
@@ -111,7 +112,8 @@ describe('coapfw device', () => {
     const flash = join(dir, 'dev2.bin');
     const r = await run(['update', `${base}/evil.suit`, '--flash', flash, ...ids, '--no-report']);
     expect(r.code).toBe(1);
-    expect(r.json).toMatchObject({ result: 'rejected', error: 'SIGNATURE_INVALID', installedSequence: 0, bootMode: 'confirmed' });
+    // Under the trust store (verifyFirmware): no signature by a key of the device's trust set.
+    expect(r.json).toMatchObject({ result: 'rejected', error: 'UNTRUSTED_KEY', installedSequence: 0, bootMode: 'confirmed' });
     expect(server.status.get('sim-dev2.bin')).toBeUndefined();
   });
 
@@ -123,7 +125,7 @@ describe('coapfw device', () => {
     const f = await FileFlash.open(flash, { size: 1024 * 1024 });
     await f.erase(simulatedLayout(f).primary.offset, 4096);
     await f.close();
-    const r = await run(['update', `${base}/app.suit`, '--flash', flash, ...ids, '--device-id', 'dev-damaged']);
+    const r = await run(['update', `${base}/app.suit`, '--flash', flash, ...ids, '--status-path', '/status/dev-damaged']);
     expect(r.code).toBe(1);
     expect(r.json).toMatchObject({ result: 'failed', error: 'NO_BOOTABLE_IMAGE', installedSequence: 0, bootMode: null, running: null });
     expect(server.status.get('dev-damaged')?.report).toMatchObject({ result: 'failed', error: 'NO_BOOTABLE_IMAGE' });
@@ -131,7 +133,7 @@ describe('coapfw device', () => {
 
   it('boot --no-confirm leaves the test image unconfirmed; the next boot reverts it; update installs it again', async () => {
     const flash = join(dir, 'dev3.bin');
-    const r = await run(['update', `${base}/app.suit`, '--flash', flash, ...ids, '--no-reboot', '--device-id', 'dev-3']);
+    const r = await run(['update', `${base}/app.suit`, '--flash', flash, ...ids, '--no-reboot', '--status-path', '/status/dev-3']);
     expect(r.json).toMatchObject({ result: 'installed', installedSequence: 0, bootMode: 'confirmed' });
     expect(server.status.get('dev-3')?.report).toMatchObject({ result: 'installed' });
     expect((await run(['boot', '--flash', flash, '--no-confirm'])).json).toMatchObject({ mode: 'test', outcome: 'unconfirmed', installedSequence: 0 });

@@ -67,7 +67,7 @@ export async function startService(h: Harness, over: Partial<UpdateServerOptions
     refreshMs: 0,
     secure: { psk, host: '127.0.0.1', port: 0 },
     openRegistration: true,
-    trust: { anchors: [{ name: 'oem', publicKey: SIGNER.publicKey }] },
+    releaseTrust: { anchors: [{ name: 'oem', publicKey: SIGNER.publicKey }] },
     modes: { tickMs: 50, normalWindowS: 0 },
     ...over,
   });
