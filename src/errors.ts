@@ -88,6 +88,9 @@ export type CoapfwErrorCode =
   | 'ALREADY_EXISTS'
   | 'CONFLICT'
   | 'DB_SCHEMA'
+  // gateway (src/gateway/)
+  | 'QUEUE_CORRUPT'
+  | 'UPSTREAM'
   // generic
   | 'INVALID_ARGUMENT'
   | 'IO_ERROR';
