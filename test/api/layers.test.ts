@@ -51,6 +51,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   device: ['codec', 'core', 'suit', 'delta', 'messaging', 'blockwise', 'flash', 'bounded-read'],
   server: ['codec', 'core', 'suit', 'messaging', 'transport', 'blockwise', 'bounded-read'],
   service: ['suit'],
+  gateway: ['codec', 'core', 'suit', 'messaging', 'transport', 'blockwise', 'client', 'server', 'flash', 'bounded-read'],
 };
 const PURE = ['codec', 'core', 'suit', 'delta', 'messaging', 'blockwise'];
 
