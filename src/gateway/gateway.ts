@@ -111,6 +111,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const parts = { devices: undefined as DeviceRelay | undefined, dtlsEndpoint: undefined as CoapEndpoint | undefined };
   const forwarder = new ReportForwarder(queue, send, {
     runtime,
+    maxBackoffMs: options.maxForwardBackoffMs,
     registrationOf: (d) => parts.devices?.registrationOf(d),
     onAnswer: (item, res) => parts.devices?.noteAnswer(item, res),
     onOutcome: (item, outcome, code) => emit({ type: 'forwarded', device: item.device, kind: item.kind, outcome, code, seq: item.seq }),

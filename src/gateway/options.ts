@@ -40,6 +40,8 @@ export interface GatewayOptions {
   readonly verify?: EnvelopePolicy;
   /** Limits of the report queue. */
   readonly queue?: ReportQueueOptions;
+  /** Longest wait between forwarding attempts while the uplink is down. Default 30,000 ms. */
+  readonly maxForwardBackoffMs?: number;
   /** Accept `/d/<id>` over plain CoAP. Default true without `secure` (a lab), false with it. */
   readonly openRegistration?: boolean;
   /** Serve every other upstream path under the same path here (the mirror). Default true. */
