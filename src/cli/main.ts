@@ -14,6 +14,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CliCommand
   keygen: { summary: 'make an Ed25519 key pair for signing SUIT manifests', load: async () => (await import('./keygen.js')).keygenCommand },
   manifest: { summary: 'create, sign, inspect and verify SUIT manifests', load: async () => (await import('./manifest.js')).manifestCommand },
   device: { summary: 'a simulated device on a flash file: update over CoAP, boot, confirm', load: async () => (await import('./device.js')).deviceCommand },
+  gateway: { summary: 'a caching gateway for the devices of a site, in front of an update server', load: async () => (await import('./gateway.js')).gatewayCommand },
+  discover: { summary: 'find firmware servers and gateways on the local link (multicast)', load: async () => (await import('./discover.js')).discoverCommand },
 };
 
 function usage(): string {

@@ -30,3 +30,4 @@ export {
 export { fetchAll, fetchBlocks, isRetryLater, isTransient, retryAfterMs, type FetchedBlock, type FetchOptions, type FetchProgress } from '../blockwise/fetch.js';
 export type { RetryPolicy } from '../messaging/retry.js';
 export type { RequestOptions, RequestSpec, Requester } from '../core/request.js';
+export { discover, multicastInterfaces, type DiscoverOptions, type Discovered, type MulticastInterface } from './discover.js';

@@ -19,7 +19,7 @@
  * passes at once.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { networkInterfaces } from 'node:os';
+import { multicastInterfaces } from '../client/discover.js';
 import { MessageType } from '../codec/numbers.js';
 import { peekHeader } from '../codec/message.js';
 import type { DatagramHandler, Peer, Transport } from '../core/transport.js';
@@ -34,7 +34,7 @@ export interface MulticastOptions {
   readonly port: number;
   /** Groups to join. Default all three of {@link ALL_COAP_NODES}. */
   readonly groups?: readonly string[];
-  /** Interface names to join on. Default every interface that is up, not loopback, with an address of the family. */
+  /** Interface names to join on. Default every interface with an address that is not loopback. */
   readonly interfaces?: readonly string[];
   /** Told about socket errors (a vanished interface ...), which are never fatal. */
   readonly onError?: (e: CoapfwError) => void;
@@ -87,7 +87,7 @@ export class MulticastListener {
   static async open(unicast: Transport, options: MulticastOptions): Promise<MulticastListener> {
     const l = new MulticastListener(unicast);
     const groups = options.groups ?? [ALL_COAP_NODES.ipv4, ALL_COAP_NODES.linkLocal, ALL_COAP_NODES.siteLocal];
-    const ifaces = interfaceAddresses(options.interfaces);
+    const ifaces = multicastInterfaces(options.interfaces);
     const report = (e: unknown, what: string): void => options.onError?.(new CoapfwError('IO_ERROR', `multicast: ${what}: ${(e as Error).message}`, { cause: e }));
     for (const group of groups) {
       const v6 = group.includes(':');
@@ -160,16 +160,4 @@ function bindGroup(v6: boolean, host: string, port: number, onError: (e: unknown
       resolve(s);
     });
   });
-}
-
-/** Interfaces that can take part: up, not loopback, with their first IPv4 address and whether they have IPv6. */
-export function interfaceAddresses(only?: readonly string[]): Array<{ name: string; v4: string | undefined; v6: boolean }> {
-  const out: Array<{ name: string; v4: string | undefined; v6: boolean }> = [];
-  for (const [name, addrs] of Object.entries(networkInterfaces())) {
-    if (addrs === undefined || (only !== undefined && !only.includes(name))) continue;
-    const usable = addrs.filter((a) => !a.internal);
-    if (usable.length === 0) continue;
-    out.push({ name, v4: usable.find((a) => a.family === 'IPv4')?.address, v6: usable.some((a) => a.family === 'IPv6') });
-  }
-  return out;
 }
