@@ -13,6 +13,8 @@
  *   (which would name this gateway itself), 5.05.
  * - An unsafe option the proxy does not understand is 4.02 (§5.7.1); unknown
  *   safe-to-forward options are forwarded, critical or not.
+ * - Hop-Limit (RFC 8768, which libcoap's client adds with -P) is forwarded one
+ *   lower; a request arriving with 1 is 5.08 Hop Limit Reached.
  */
 import type { CoapMessage, CoapOption } from '../codec/message.js';
 import { Code, isUnsafe, OptionNumber } from '../codec/numbers.js';
@@ -28,6 +30,10 @@ import { targetOf, unsafeUnknown, type Target } from './relay.js';
 const N = OptionNumber;
 const TARGET_OPTIONS: ReadonlySet<number> = new Set([N.PROXY_URI, N.PROXY_SCHEME, N.URI_HOST, N.URI_PORT, N.URI_PATH, N.URI_QUERY]);
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** RFC 8768 Hop-Limit: elective, safe-to-forward, one byte. */
+const HOP_LIMIT = 16;
+/** 5.08 Hop Limit Reached (RFC 8768 §4). */
+const HOP_LIMIT_REACHED = (5 << 5) | 8;
 
 /** Options of {@link proxyHandler}. */
 export interface ProxyHandlerOptions {
@@ -52,7 +58,9 @@ export function proxyHandler(options: ProxyHandlerOptions): RequestHandler {
     if (!options.allow(target.origin)) return errorResponse(Code.PROXYING_NOT_SUPPORTED, `this gateway does not proxy to ${target.origin}`);
     const bad = unsafeUnknown(req.message);
     if (bad !== undefined) return bad;
-    const message = rewritten(req.message, target.uri);
+    const hops = hopLimit(req.message);
+    if (hops !== undefined && hops <= 1) return errorResponse(HOP_LIMIT_REACHED, 'Hop-Limit reached (RFC 8768): a proxy loop?');
+    const message = rewritten(req.message, target.uri, hops);
     // Safe-to-forward options unknown to us pass the router's critical-option check (§5.4.2, §5.7.1).
     const known = new Set(options.known);
     for (const o of message.options) if (!isUnsafe(o.number) && !OPTION_DEFINITIONS.has(o.number)) known.add(o.number);
@@ -90,9 +98,20 @@ export function proxyTarget(msg: CoapMessage): Target | ResponseSpec {
   return targetOf(uri);
 }
 
-/** The request as the target's resources see it: its own Uri-Path and Uri-Query, no proxy options. */
-function rewritten(msg: CoapMessage, uri: CoapUri): CoapMessage {
-  const options: CoapOption[] = msg.options.filter((o) => !TARGET_OPTIONS.has(o.number));
+/** The Hop-Limit of a request (RFC 8768 §3: 1..255, default 16 when a proxy adds it), if it carries one. */
+function hopLimit(msg: CoapMessage): number | undefined {
+  const raw = getOption(msg, HOP_LIMIT);
+  return raw === undefined ? undefined : raw.length === 1 ? raw[0]! : 0;
+}
+
+/**
+ * The request as the target's resources see it: its own Uri-Path and
+ * Uri-Query, no proxy options, the Hop-Limit one lower (RFC 8768 §3: every
+ * proxy decrements it, so that a loop of proxies ends in 5.08).
+ */
+function rewritten(msg: CoapMessage, uri: CoapUri, hops: number | undefined): CoapMessage {
+  const options: CoapOption[] = msg.options.filter((o) => !TARGET_OPTIONS.has(o.number) && o.number !== HOP_LIMIT);
+  if (hops !== undefined) options.push({ number: HOP_LIMIT, value: Uint8Array.of(hops - 1) });
   for (const s of uri.path) options.push(stringOption(N.URI_PATH, s));
   for (const q of uri.query) options.push(stringOption(N.URI_QUERY, q));
   return { ...msg, options: options.sort((a, b) => a.number - b.number) };
