@@ -23,6 +23,7 @@ const EXPECTED: Record<string, RegExp[]> = {
   testing: [/^answer "pong" after 3 transmissions of the request \(2 lost\)/m, /^power cuts: (\d+) flash operations, \1 runs with a cut, \1 cuts hit, every run counted to 40/m],
   messaging: [/^\/quick: 2\.05 "quick", piggybacked on the ACK/m, /^\/slow: 2\.05 "worth the wait", separate CON after an empty ACK/m, /^server sent 3 datagrams/m],
   transport: [/session with "sensor-17" established/, /^client: hello 127\.0\.0\.1 \(over coaps/m],
+  gateway: [/^device 3: 49152 bytes, sha256 ok/m, /^upstream sent 49152 bytes for 3 devices: the image once/m, /^uplink down: report answered 2\.04, 1 kept on disk/m, /^uplink back: 1 report forwarded, 0 waiting/m],
   'node-coap': [/^firmware through node-coap: 20000 bytes, ETag [0-9a-f]{16}, intact: true/m, /own route still answers: 21\.5/],
 };
 

@@ -79,7 +79,7 @@ function counting(inner: Transport, log: BlockLog): Transport {
   };
 }
 
-function serviceResources(state: ServiceState): Resolver {
+export function serviceResources(state: ServiceState): Resolver {
   return (path) => {
     const override = state.overrides.get(path.join('/'));
     if (override !== undefined) return { methods: new Set([Code.GET]), handle: override };
