@@ -97,6 +97,9 @@ export type CoapfwErrorCode =
   // operators (src/http/, the config file)
   | 'UNAUTHORIZED'
   | 'CONFIG_INVALID'
+  // gateway (src/gateway/)
+  | 'QUEUE_CORRUPT'
+  | 'UPSTREAM'
   // generic
   | 'INVALID_ARGUMENT'
   | 'IO_ERROR';

@@ -59,27 +59,30 @@ export async function readCredentials(path: string): Promise<Map<string, Uint8Ar
  * (optionally with `--psk-identity` to pick an entry), or
  * `--psk-identity ID --psk-key KEY`. Required for coaps://, refused for
  * coap:// (they would be silently unused); every mistake is a usage error.
+ * `prefix` names another set of the same options (`upstream-` for the
+ * gateway's own: `--upstream-credentials`, `--upstream-psk-identity`, ...).
  */
-export async function pskCredentials(scheme: string, values: Values): Promise<PskCredentials | undefined> {
-  const identity = str(values, 'psk-identity');
-  const key = str(values, 'psk-key');
-  const file = str(values, 'credentials');
+export async function pskCredentials(scheme: string, values: Values, prefix = ''): Promise<PskCredentials | undefined> {
+  const [idOpt, keyOpt, fileOpt] = ['psk-identity', 'psk-key', 'credentials'].map((n) => `--${prefix}${n}`) as [string, string, string];
+  const identity = str(values, idOpt.slice(2));
+  const key = str(values, keyOpt.slice(2));
+  const file = str(values, fileOpt.slice(2));
   if (scheme !== 'coaps') {
-    if (identity !== undefined || key !== undefined || file !== undefined) throw new UsageError('--credentials, --psk-identity and --psk-key are for coaps:// URIs');
+    if (identity !== undefined || key !== undefined || file !== undefined) throw new UsageError(`${fileOpt}, ${idOpt} and ${keyOpt} are for coaps:// URIs`);
     return undefined;
   }
   if (file !== undefined) {
-    if (key !== undefined) throw new UsageError('--psk-key and --credentials: give the key one way');
+    if (key !== undefined) throw new UsageError(`${keyOpt} and ${fileOpt}: give the key one way`);
     const entries = await readCredentials(file);
     if (identity !== undefined) {
       const k = entries.get(identity);
-      if (k === undefined) throw new UsageError(`--psk-identity ${identity}: not in ${file}`);
+      if (k === undefined) throw new UsageError(`${idOpt} ${identity}: not in ${file}`);
       return { identity, key: k };
     }
-    if (entries.size > 1) throw new UsageError(`${file} holds ${entries.size} identities: pick one with --psk-identity`);
+    if (entries.size > 1) throw new UsageError(`${file} holds ${entries.size} identities: pick one with ${idOpt}`);
     const [only] = entries;
     return { identity: only![0], key: only![1] };
   }
-  if (identity === undefined || identity === '' || key === undefined) throw new UsageError('coaps:// needs --credentials FILE, or --psk-identity ID and --psk-key KEY');
-  return { identity, key: optionValue(() => parsePskKey(key, '--psk-key')) };
+  if (identity === undefined || identity === '' || key === undefined) throw new UsageError(`coaps:// needs ${fileOpt} FILE, or ${idOpt} ID and ${keyOpt} KEY`);
+  return { identity, key: optionValue(() => parsePskKey(key, keyOpt)) };
 }

@@ -16,6 +16,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CliCommand
   publish: { summary: 'sign a release and publish it to an update server, a database or a directory', load: async () => (await import('./publish.js')).publishCommand },
   trust: { summary: 'trust sets, rotations, revocation lists and owner transfers for devices', load: async () => (await import('./trust.js')).trustCommand },
   device: { summary: 'a simulated device on a flash file: update over CoAP, boot, confirm', load: async () => (await import('./device.js')).deviceCommand },
+  gateway: { summary: 'a caching gateway for the devices of a site, in front of an update server', load: async () => (await import('./gateway.js')).gatewayCommand },
+  discover: { summary: 'find firmware servers and gateways on the local link (multicast)', load: async () => (await import('./discover.js')).discoverCommand },
 };
 
 function usage(): string {

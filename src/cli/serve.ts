@@ -216,8 +216,8 @@ export const serveCommand: CliCommand = async (args, io) => {
   return 0;
 };
 
-/** Re-read the PSK file when it changes (polled) and on SIGHUP; a bad file keeps the old table. */
-function reloadPsk(psk: PskStore, log: ServeLog): () => void {
+/** Re-read the PSK file when it changes (polled) and on SIGHUP; a bad file keeps the old table. Returns stop. */
+export function reloadPsk(psk: PskStore, log: Pick<ServeLog, 'warn' | 'info'>): () => void {
   const report = (e: unknown): void => log.warn(`PSK file not reloaded, old keys stay in use: ${(e as Error).message}`);
   const unwatch = psk.watch(2000, report);
   const onHup = (): void => {

@@ -31,3 +31,4 @@ export { fetchAll, fetchBlocks, isRetryLater, isTransient, retryAfterMs, type Fe
 export { sendBlock1, type Block1Progress, type Block1Request, type Block1SendOptions } from '../blockwise/block1-send.js';
 export type { RetryPolicy } from '../messaging/retry.js';
 export type { RequestOptions, RequestSpec, Requester } from '../core/request.js';
+export { discover, multicastInterfaces, type DiscoverOptions, type Discovered, type MulticastInterface } from './discover.js';

@@ -18,6 +18,12 @@ export interface UdpOptions {
   /** For an IPv6 socket bound to `::`, refuse IPv4-mapped peers. Default false (dual stack). */
   readonly ipv6Only?: boolean;
   /**
+   * SO_REUSEADDR, so that sockets bound to multicast groups can share the
+   * port (the gateway's discovery). Default false: a second server on the
+   * port must fail with ADDRESS_IN_USE.
+   */
+  readonly reuseAddr?: boolean;
+  /**
    * A client talking to one server: connect(2) the socket to it. The kernel
    * then drops datagrams from anyone else, and reports the ICMP errors our
    * sends draw (port or host unreachable), which an unconnected UDP socket
@@ -64,7 +70,7 @@ export class UdpTransport implements Transport {
   /** Bind a socket and resolve once it is listening. */
   static bind(options: UdpOptions = {}): Promise<UdpTransport> {
     const host = options.host ?? '127.0.0.1';
-    const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', ipv6Only: options.ipv6Only ?? false, lookup: literalLookup });
+    const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', ipv6Only: options.ipv6Only ?? false, reuseAddr: options.reuseAddr ?? false, lookup: literalLookup });
     return new Promise((resolve, reject) => {
       const port = options.port ?? 0;
       const onError = (err: NodeJS.ErrnoException): void => {

@@ -53,6 +53,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   server: ['codec', 'core', 'suit', 'messaging', 'transport', 'blockwise', 'bounded-read'],
   service: ['codec', 'core', 'suit', 'messaging', 'transport', 'blockwise', 'server', 'bounded-read'],
   http: ['service'],
+  gateway: ['codec', 'core', 'suit', 'messaging', 'transport', 'blockwise', 'client', 'server', 'flash', 'bounded-read'],
 };
 const PURE = ['codec', 'core', 'suit', 'delta', 'messaging', 'blockwise'];
 

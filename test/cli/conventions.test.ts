@@ -30,7 +30,7 @@ afterAll(async () => {
 });
 
 describe('help and version', () => {
-  it.each(['serve', 'get', 'keygen', 'manifest', 'device'])('`coapfw help %s` prints the usage that `--help` prints', async (cmd) => {
+  it.each(['serve', 'get', 'keygen', 'manifest', 'device', 'gateway', 'discover'])('`coapfw help %s` prints the usage that `--help` prints', async (cmd) => {
     const viaHelp = await run('help', cmd);
     const viaFlag = await run(cmd, '--help');
     expect(viaHelp.code).toBe(0);

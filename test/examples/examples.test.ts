@@ -25,6 +25,7 @@ const EXPECTED: Record<string, RegExp[]> = {
   messaging: [/^\/quick: 2\.05 "quick", piggybacked on the ACK/m, /^\/slow: 2\.05 "worth the wait", separate CON after an empty ACK/m, /^server sent 3 datagrams/m],
   transport: [/session with "sensor-17" established/, /^client: hello 127\.0\.0\.1 \(over coaps/m],
   http: [/^rollout 1: wave 1 running, 2 devices told, 18 waiting/m, /^pause without the token: 401/m, /^pause with the token: paused \(paused by operator\)/m, /^coapfw_rollouts\{state="paused"\} 1$/m],
+  gateway: [/^device 3: 49152 bytes, sha256 ok/m, /^upstream sent 49152 bytes for 3 devices: the image once/m, /^uplink down: report answered 2\.04, 1 kept on disk/m, /^uplink back: 1 report forwarded, 0 waiting/m],
   'node-coap': [/^firmware through node-coap: 20000 bytes, ETag [0-9a-f]{16}, intact: true/m, /own route still answers: 21\.5/],
 };
 

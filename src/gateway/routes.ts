@@ -1,0 +1,142 @@
+/**
+ * What the gateway does with a request for a resource of some origin, the
+ * same whether the device named it with Proxy-Uri (the forward proxy) or by
+ * the gateway's own path (the mirror of the upstream):
+ *
+ * - `/fw/sha256/<hex>`: the block cache ({@link BlockCache}), whatever the origin.
+ * - `/m/...`: manifests, through the revalidating cache, each new one
+ *   verified against the gateway's trust anchors first ({@link EnvelopeGuard}).
+ * - `/d...`, `/status/<id>` at the upstream: registrations and reports,
+ *   store-and-forward ({@link DeviceRelay}).
+ * - anything else: GET through the revalidating cache (forwarded block by
+ *   block when too large for it), other methods forwarded as they are, with
+ *   bodies reassembled first (Block1, at most `maxBodyBytes`).
+ */
+import { blockSize, MAX_SZX } from '../codec/block.js';
+import { Block1Receiver, withBlock1 } from '../blockwise/block1.js';
+import { fetchBlocks } from '../blockwise/fetch.js';
+import type { CoapMessage } from '../codec/message.js';
+import { Code, OptionNumber } from '../codec/numbers.js';
+import { uriPath, uriQuery } from '../codec/options.js';
+import type { Runtime } from '../core/runtime.js';
+import { CoapfwError, isCoapfwError } from '../errors.js';
+import type { CoapRequest, ResponseSpec } from '../messaging/endpoint.js';
+import { errorResponse } from '../server/responses.js';
+import type { Resolver, Resource } from '../server/router.js';
+import type { BlockCache } from './content-cache.js';
+import type { DeviceRelay } from './devices.js';
+import type { BlockFetcher } from './fill.js';
+import { forwardAsIs, relayed, requesterFor, targetOptions, upstreamFailure, type RelayContext, type Target } from './relay.js';
+import type { Loaded, ValidatedCache } from './validated-cache.js';
+import type { EnvelopeGuard } from './verify.js';
+import { isUplinkFailure } from './upstream.js';
+
+/** Everything the routes use. */
+export interface RoutesContext {
+  readonly relay: RelayContext;
+  readonly cache: BlockCache;
+  readonly validated: ValidatedCache;
+  readonly guard: EnvelopeGuard | undefined;
+  readonly devices: DeviceRelay;
+  /** The configured upstream (path empty). */
+  readonly upstream: Target;
+  readonly runtime: Runtime;
+  /** Largest image fetched into the cache. */
+  readonly maxImageBytes: number;
+  /** Largest request body forwarded. Default 1024. */
+  readonly maxBodyBytes?: number;
+}
+
+const GET_ONLY: ReadonlySet<number> = new Set([Code.GET]);
+const ANY: ReadonlySet<number> = new Set([Code.GET, Code.POST, Code.PUT, Code.DELETE, Code.FETCH, Code.PATCH, Code.IPATCH]);
+const HEX = /^[0-9a-fA-F]{64}$/;
+
+/** The resolver for `origin`'s resources; `generic` false leaves every other path to the next resolver (4.04). */
+export function originResolver(ctx: RoutesContext, origin: Target, generic: boolean): Resolver {
+  const block1 = new Block1Receiver({ runtime: ctx.runtime, maxBodySize: ctx.maxBodyBytes ?? 1024 });
+  const isUpstream = origin.origin === ctx.upstream.origin;
+  return (path, msg) => {
+    if (path.length === 3 && path[0] === 'fw' && path[1] === 'sha256' && HEX.test(path[2]!)) {
+      return { methods: GET_ONLY, handle: (req) => ctx.cache.serve(req.message, path[2]!.toLowerCase(), imageFetcher(ctx, at(origin, req.message))) };
+    }
+    if (path[0] === 'm' && path.length >= 2) return { methods: GET_ONLY, handle: (req) => manifest(ctx, at(origin, req.message), path, req.message) };
+    if (isUpstream) {
+      const device = ctx.devices.resolve(path, msg);
+      if (device !== undefined) return device;
+    }
+    if (!generic) return undefined;
+    return genericResource(ctx, origin, block1);
+  };
+}
+
+/** `origin` with the request's Uri-Path and Uri-Query. */
+function at(origin: Target, msg: CoapMessage): Target {
+  return { origin: origin.origin, uri: { ...origin.uri, path: uriPath(msg), query: uriQuery(msg) } };
+}
+
+/** Blocks of an image from `t`'s server, with Q-Block2 when the fetcher offers it (src/blockwise/fetch.ts). */
+function imageFetcher(ctx: RoutesContext, t: Target): BlockFetcher {
+  return (from, onBlock) =>
+    requesterFor(ctx.relay, t, async (request) => {
+      const szx = from.szx ?? MAX_SZX;
+      const blocks = fetchBlocks(request, {
+        runtime: ctx.runtime,
+        options: targetOptions(t),
+        startBlock: Math.floor(from.startOffset / blockSize(szx)),
+        szx,
+        etag: from.etag,
+        maxSize: ctx.maxImageBytes,
+        retry: { attempts: 4, baseMs: 500, maxMs: 4000, maxRetryAfterMs: 10_000 },
+      });
+      for await (const b of blocks) await onBlock(b);
+    });
+}
+
+/** A manifest: fresh from the cache, else loaded (and verified when new). */
+function manifest(ctx: RoutesContext, t: Target, path: readonly string[], req: CoapMessage): Promise<ResponseSpec> {
+  const classHex = path.length >= 2 && /^[0-9a-fA-F]{32}$/.test(path[1]!) ? path[1]!.toLowerCase() : undefined;
+  const guard = ctx.guard;
+  const check = guard === undefined ? undefined : async (bytes: Uint8Array): Promise<void> => void (await guard.check(bytes, `${t.origin}/${path.join('/')}`, classHex));
+  return cachedGet(ctx, t, req, check);
+}
+
+function genericResource(ctx: RoutesContext, origin: Target, block1: Block1Receiver): Resource {
+  return {
+    methods: ANY,
+    handle: withBlock1((req: CoapRequest) => {
+      const t = at(origin, req.message);
+      if (req.message.code === Code.GET) return cachedGet(ctx, t, req.message);
+      return forwardAsIs(ctx.relay, t, req.message);
+    }, block1),
+  };
+}
+
+/**
+ * GET through the revalidating cache. Failures to reach the server are
+ * 5.04/5.02; a refused representation (verification, an ETag that kept
+ * changing) is 5.02 with the reason.
+ */
+async function cachedGet(ctx: RoutesContext, t: Target, req: CoapMessage, check?: (bytes: Uint8Array) => Promise<void>): Promise<ResponseSpec> {
+  const accept = req.options.find((o) => o.number === OptionNumber.ACCEPT);
+  const key = `${t.origin}/${t.uri.path.join('/')}?${t.uri.query.join('&')}#${accept === undefined ? '' : Buffer.from(accept.value).toString('hex')}`;
+  if (ctx.validated.isLarge(key) && check === undefined) return forwardAsIs(ctx.relay, t, req);
+  const options = accept === undefined ? targetOptions(t) : [...targetOptions(t), accept];
+  try {
+    const r = await ctx.validated.get(req, key, async (previous) => {
+      let loaded: Loaded | undefined;
+      await requesterFor(ctx.relay, t, async (request) => void (loaded = await ctx.validated.load(request, options, previous, check)));
+      return loaded!;
+    });
+    if (!('kind' in r)) return r;
+    if (r.kind === 'answer') return relayed(r.response);
+    if (r.kind === 'large') {
+      if (check !== undefined) return errorResponse(Code.BAD_GATEWAY, 'the upstream manifest is larger than the gateway caches');
+      return forwardAsIs(ctx.relay, t, req);
+    }
+    return errorResponse(Code.INTERNAL_SERVER_ERROR, 'gateway: nothing cached');
+  } catch (e) {
+    if (isUplinkFailure(e) || isCoapfwError(e, 'RESPONSE_CODE')) return upstreamFailure(e, t);
+    if (e instanceof CoapfwError) return errorResponse(Code.BAD_GATEWAY, `refused: ${e.message} [${e.code}]`);
+    throw e;
+  }
+}
