@@ -46,7 +46,7 @@ describeWithBinaries('update service with libcoap and node-coap', missing.length
       refreshMs: 0,
       secure: { psk, host: '127.0.0.1', port: 0 },
       openRegistration: true,
-      trust: { anchors: [{ name: 'oem', publicKey: SIGNER.publicKey }] },
+      releaseTrust: { anchors: [{ name: 'oem', publicKey: SIGNER.publicKey }] },
       modes: { tickMs: 100, normalWindowS: 0 },
     });
     coap = `coap://127.0.0.1:${server.address().port}`;

@@ -17,7 +17,8 @@ import { CoapfwError } from '../errors.js';
 import { COMMON_OPTIONS, intOption, optionValue, parse, str, verbosity, type Values } from './args.js';
 import { jsonLine, UsageError, type CliCommand, type CliIo } from './common.js';
 import { pskCredentials } from './credentials.js';
-import { blockSizeOption, readPublicKey, uuidOption } from './inputs.js';
+import { noteUnusedTrust, provisioningTrust } from './device-trust.js';
+import { blockSizeOption, uuidOption } from './inputs.js';
 import { stopOnSignals, watchParent } from './signals.js';
 
 const HELP = `usage: coapfw device run --flash FILE --server URI --trust PUBFILE --vendor-id UUID
@@ -97,7 +98,7 @@ async function runArgs(values: Values) {
   const flash = required(values, 'flash');
   const server = required(values, 'server');
   const scheme = optionValue(() => parseCoapUri(server)).scheme;
-  const trust = required(values, 'trust');
+  required(values, 'trust'); // read below, by provisioningTrust
   const mode = required(values, 'mode');
   if (!AGENT_MODES.includes(mode as AgentMode)) throw new UsageError(`run: --mode must be one of ${AGENT_MODES.join(', ')}, got '${mode}'`);
   const defer = intOption('defer', values.defer, 0, 0x7fffffff);
@@ -122,7 +123,8 @@ async function runArgs(values: Values) {
     confirm: values['no-confirm'] !== true,
     json: values.json === true,
     verbose: verbosity(values),
-    trust: { anchors: [{ name: trust, publicKey: await readPublicKey(trust) }] },
+    // The device's trust store is provisioned with it when the flash file is new (as for `device update`).
+    trust: await provisioningTrust(values),
   };
 }
 type RunArgs = Awaited<ReturnType<typeof runArgs>>;
@@ -200,7 +202,6 @@ async function run(a: RunArgs, dev: FileDevice, io: CliIo, signal: AbortSignal):
       layout: dev.layout,
       server: a.server,
       link: agentLink(client),
-      trust: a.trust,
       vendorId: a.vendorId,
       classId: a.classId,
       mode: a.mode,
@@ -250,7 +251,8 @@ export const deviceRunCommand: CliCommand = async (args, io) => {
   const unwatch = exitWhenNpmIsGone();
   let dev: FileDevice | undefined;
   try {
-    dev = await openFileDevice(a.flash, { size: a.size, create: true });
+    dev = await openFileDevice(a.flash, { size: a.size, create: true, trust: a.trust });
+    if (a.trust !== undefined && !dev.trustProvisioned) await noteUnusedTrust(dev, a.trust, io);
     await run(a, dev, io, stop.signal);
     stop.throwIfCaught();
     return 0;

@@ -48,8 +48,12 @@ export interface DeviceAgentOptions {
   /** The update server, `coap://host:port` or `coaps://...`: the paths it names are resolved against it. */
   readonly server: string;
   readonly link: AgentLink;
-  /** Keys manifests must be signed by: the agent checks a class manifest itself before it starts an update (client mode). */
-  readonly trust: NonNullable<UpdateOptions['trust']>;
+  /**
+   * Keys manifests must be signed by, for a layout without a trust area.
+   * With one the device's trust store decides (device/trust-device.ts) and
+   * `trust` must not be given, as for runUpdate.
+   */
+  readonly trust?: UpdateOptions['trust'];
   /** Vendor and class UUIDs (16 bytes each). */
   readonly vendorId: Uint8Array;
   readonly classId: Uint8Array;
@@ -105,6 +109,8 @@ export function checkAgentOptions(o: DeviceAgentOptions): void {
     throw bad('flash, layout and link (request, openStream, runtime) are required');
   }
   parseCoapUri(o.server);
+  if (o.layout.trust === undefined && o.trust === undefined) throw bad('give `trust` (a TrustPolicy), or a layout with a trust area');
+  if (o.layout.trust !== undefined && o.trust !== undefined) throw bad('the layout has a trust area: trust comes from the trust store, pass no `trust`');
   if (!AGENT_MODES.includes(o.mode)) throw bad(`mode must be one of ${AGENT_MODES.join(', ')}, got ${JSON.stringify(o.mode)}`);
   for (const [name, id] of [['vendorId', o.vendorId], ['classId', o.classId]] as const) {
     if (!(id instanceof Uint8Array) || id.length !== 16) throw bad(`${name} must be 16 bytes`);

@@ -11,7 +11,7 @@ import type { CoapMessage } from '../codec/message.js';
 import { codeToString, OptionNumber } from '../codec/numbers.js';
 import { getOption, pathOptions } from '../codec/options.js';
 import { CoapfwError, isCoapfwError } from '../errors.js';
-import { verifyEnvelope } from '../suit/verify.js';
+import { checkManifestConditions, checkManifestDigest, decodeSignedEnvelope, verifyEnvelope } from '../suit/verify.js';
 import type { DeviceAgentOptions } from './agent-options.js';
 import { answerBody, decodeRegistrationAnswer, postCbor, registrationBody, type OfferAnswer, type RegistrationAnswer } from './agent-wire.js';
 
@@ -43,8 +43,24 @@ export async function classManifest(o: DeviceAgentOptions, path: string, msg: Co
   if (block !== undefined && decodeBlock(block).more) {
     envelope = (await fetchAll(o.link.request, { runtime: o.link.runtime, options: pathOptions(path), maxSize: o.update?.maxEnvelopeSize ?? 16384, signal })).data;
   }
-  const v = verifyEnvelope(envelope, { trust: o.trust, vendorId: o.vendorId, classId: o.classId });
-  return { seq: Number(v.sequenceNumber), manifest: `/fw/sha256/${bytesToHex(sha256(envelope))}` };
+  return { seq: Number(classSequence(o, envelope)), manifest: `/fw/sha256/${bytesToHex(sha256(envelope))}` };
+}
+
+/**
+ * The sequence number of a class envelope once it passed what the agent can
+ * check before an update. With a fixed trust policy that is everything
+ * (signature, digest, vendor, class). With a trust store the signature waits
+ * for the update's verify state, which first brings the trust up to date
+ * (a rotation the server announces: the stored keys may not sign the new
+ * release yet, trust-check.ts); here the manifest's digest, vendor and class.
+ * A forged notification then costs one envelope fetch, refused at verify.
+ */
+function classSequence(o: DeviceAgentOptions, envelope: Uint8Array): bigint {
+  if (o.trust !== undefined) return verifyEnvelope(envelope, { trust: o.trust, vendorId: o.vendorId, classId: o.classId }).sequenceNumber;
+  const env = decodeSignedEnvelope(envelope);
+  checkManifestDigest(env);
+  checkManifestConditions(env.manifest, { vendorId: o.vendorId, classId: o.classId }, undefined);
+  return env.manifest.sequenceNumber;
 }
 
 /** Answer offer `id` on the command resource; the response code, or undefined when none came. */

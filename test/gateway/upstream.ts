@@ -55,7 +55,10 @@ export class ServiceState {
 /** Block2 requests per path (the NUM of each), counted at the transport. */
 export type BlockLog = Map<string, number[]>;
 
+// A CON retransmitted (same message ID, RFC 7252 §4.2) is the same request: counted once, so that
+// a gateway whose ACK came late on a loaded machine is not taken for one that asked twice.
 function counting(inner: Transport, log: BlockLog): Transport {
+  const seen = new Set<string>();
   return {
     send: (d, p) => inner.send(d, p),
     post: inner.post ? (d, p) => inner.post!(d, p) : undefined,
@@ -63,7 +66,9 @@ function counting(inner: Transport, log: BlockLog): Transport {
       inner.onMessage((data, peer) => {
         try {
           const m = decodeMessage(data);
-          if (m.code === Code.GET) {
+          const id = `${peer.address}:${peer.port}:${m.messageId}`;
+          if (m.code === Code.GET && !seen.has(id)) {
+            seen.add(id);
             const path = uriPath(m).join('/');
             const raw = getOption(m, OptionNumber.BLOCK2);
             const num = raw === undefined ? 0 : decodeBlock(raw).num;

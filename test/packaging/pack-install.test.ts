@@ -7,7 +7,7 @@
  * Needs the npm registry; one test, bounded by its timeout.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -45,8 +45,11 @@ describe('npm pack, then install into an empty project', () => {
     expect([...packed[0]!.bundled].sort()).toEqual(['cbor-extract', 'cbor-x']);
     const own = paths.filter((p) => !p.startsWith('node_modules/'));
     expect(own.filter((p) => !p.startsWith('dist/src/')).sort()).toEqual(['LICENSE', 'README.md', 'package.json']);
-    expect(own.filter((p) => !/\.(js|d\.ts)$/.test(p) && p.startsWith('dist/'))).toEqual([]); // no source maps into sources we do not ship
-    const stale = own.filter((p) => p.endsWith('.js') && !existsSync(join(ROOT, p.replace(/^dist\//, '').replace(/\.js$/, '.ts'))));
+    // No source maps into sources we do not ship; the fleet page's static files (src/http/public) are copied as they are.
+    const PUBLIC = 'dist/src/http/public/';
+    expect(own.filter((p) => !/\.(js|d\.ts)$/.test(p) && p.startsWith('dist/') && !p.startsWith(PUBLIC))).toEqual([]);
+    expect(own.filter((p) => p.startsWith(PUBLIC)).map((p) => p.slice(PUBLIC.length)).sort()).toEqual(readdirSync(join(ROOT, 'src/http/public')).sort());
+    const stale = own.filter((p) => p.endsWith('.js') && !p.startsWith(PUBLIC) && !existsSync(join(ROOT, p.replace(/^dist\//, '').replace(/\.js$/, '.ts'))));
     expect(stale, 'built files without a source: run `npm run build`').toEqual([]);
     expect(paths.filter((p) => p.startsWith('node_modules/') && !/^node_modules\/(cbor-x|cbor-extract)\//.test(p))).toEqual([]);
     // The bundled cbor-extract is our JavaScript stand-in, not the native package.
