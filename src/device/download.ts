@@ -11,7 +11,7 @@ import { fetchBlocks, type FetchedBlock } from '../blockwise/fetch.js';
 import { blockSize } from '../codec/block.js';
 import { CoapfwError } from '../errors.js';
 import { resumeOffset } from '../flash/image.js';
-import type { ResumeRecord } from '../flash/journal.js';
+import type { ResumeRecord } from '../flash/resume-record.js';
 import { locate, type CandidateImage } from './candidate.js';
 import { downloadDelta } from './delta-apply.js';
 import { openImageWriter } from './image-writer.js';

@@ -27,7 +27,7 @@
  */
 import { equalBytes } from '@noble/curves/utils.js';
 import { CoapfwError } from '../errors.js';
-import { matchesDigestPrefix } from '../flash/journal.js';
+import { matchesDigestPrefix } from '../flash/resume-record.js';
 import { readStaging, writeStaging } from '../flash/staging.js';
 import { commitInPlaceImage } from './boot-inplace.js';
 import { digestsOf } from './image-writer.js';

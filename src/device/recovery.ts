@@ -10,7 +10,7 @@
 import { isTransient, retryAfterMs } from '../blockwise/fetch.js';
 import { CoapfwError } from '../errors.js';
 import { backoffDelay, sleep } from '../messaging/retry.js';
-import { idleResumeRecord, matchesDigestPrefix } from '../flash/journal.js';
+import { idleResumeRecord, matchesDigestPrefix } from '../flash/resume-record.js';
 import { overwriting } from './inplace.js';
 import { endsTheRun, type UpdateSession } from './session.js';
 import type { Candidate, UpdateState } from './states.js';

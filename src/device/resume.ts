@@ -5,7 +5,7 @@
  */
 import { blockSize } from '../codec/block.js';
 import { DELTA_HEADER_BYTES } from '../delta/format.js';
-import type { ResumeRecord } from '../flash/journal.js';
+import type { ResumeRecord } from '../flash/resume-record.js';
 import { resumePoint } from './download.js';
 import type { UpdateSession } from './session.js';
 import type { Candidate, UpdateState } from './states.js';

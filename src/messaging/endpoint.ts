@@ -9,90 +9,28 @@
  * Client side: message IDs, random tokens (§5.3.1), CON retransmission with
  * exponential back-off (§4.2), token matching, NSTART (§4.7), RST for
  * unexpected CON responses, AbortSignal.
+ *
+ * The parts: request-server.ts answers requests, address-check.ts applies
+ * RFC 9175 §2.4, requests.ts and response-stream.ts match responses,
+ * reliability.ts retransmits; this file owns the transport and routes datagrams.
  */
 import { EMPTY } from '../codec/bytes.js';
-import { decodeMessage, encodeMessage, peekHeader, type CoapMessage, type CoapOption } from '../codec/message.js';
-import { Code, MessageType, OptionNumber } from '../codec/numbers.js';
-import { encodeUint } from '../codec/options.js';
+import { decodeMessage, encodeMessage, peekHeader, type CoapMessage } from '../codec/message.js';
+import { Code, MessageType } from '../codec/numbers.js';
 import { CoapfwError } from '../errors.js';
 import { peerKey, type Peer, type Transport } from '../core/transport.js';
 import { DedupCache } from './dedup.js';
-import { noResponseSuppresses } from './no-response.js';
+import type { EndpointOptions, EndpointStats, PeerCheck, RequestHandler, ResponseSpec } from './endpoint-types.js';
 import { exchangeLifetime, maxTransmitWait, resolveParams, type TransmissionParams } from './params.js';
 import { Retransmitter } from './reliability.js';
-import { resolveAmplification, retransmissionsWithin, VerifiedPeers, type AmplificationLimits, type AmplificationOptions } from './verified.js';
+import { RequestServer } from './request-server.js';
+import { AddressCheck } from './address-check.js';
 import type { RequestOptions, RequestSpec } from '../core/request.js';
 import type { Runtime } from '../core/runtime.js';
 import { PendingRequests } from './requests.js';
-import { publish } from '../diagnostics.js';
 import { ResponseStreams, type ResponseStream, type StreamListener } from './response-stream.js';
 
-/** A request as a handler sees it. */
-export interface CoapRequest {
-  readonly message: CoapMessage;
-  readonly peer: Peer;
-  /** The endpoint that received it, for later notifications (Observe). */
-  readonly endpoint?: CoapEndpoint;
-  /** Size of the request datagram in bytes (the base of the amplification budget, RFC 9175 §2.4). */
-  readonly size?: number;
-}
-
-/** What a handler answers; the endpoint fills in type, message ID and token. */
-export interface ResponseSpec {
-  readonly code: number;
-  readonly options?: readonly CoapOption[];
-  readonly payload?: Uint8Array;
-}
-
-/**
- * Serves one request. `undefined` means no response: nothing for a NON, an
- * empty ACK for a CON (the endpoint also drops responses a No-Response
- * option, RFC 7967, asks it not to send).
- */
-export type RequestHandler = (req: CoapRequest) => ResponseSpec | undefined | Promise<ResponseSpec | undefined>;
-
-/** Endpoint configuration; every limit has a safe default. */
-export interface EndpointOptions {
-  readonly runtime: Runtime;
-  readonly params?: Partial<TransmissionParams>;
-  /** Remembered exchanges for duplicate detection. Default 4096. */
-  readonly maxDedupEntries?: number;
-  /** Dedup lifetime; default EXCHANGE_LIFETIME (§4.8.2). */
-  readonly dedupLifetimeMs?: number;
-  /**
-   * Requests whose handler has not answered yet, at most; beyond this the
-   * endpoint answers 5.03 with Max-Age 1. A memory bound (each holds its
-   * request and a timer), not a bound on work: a server bounds its distinct
-   * work itself (FileRepository's maxConcurrentReads), so that a thousand
-   * devices waiting on one cold block are one read, not a thousand. Default 4096.
-   */
-  readonly maxConcurrentRequests?: number;
-  /** Send an empty ACK when a handler has not answered a CON within this time. Default 1000 ms. */
-  readonly separateResponseAfterMs?: number;
-  /** Token length in bytes for our requests, 1..8. Default 8. */
-  readonly tokenLength?: number;
-  /**
-   * RFC 9175 §2.4 limits for peers whose address is not verified (see
-   * verified.ts): on by default. `false` when the transport itself proves
-   * every address (DTLS: its cookie exchange does).
-   */
-  readonly amplification?: AmplificationOptions | false;
-}
-
-/** Counters, for tests, logs and benchmarks. */
-export interface EndpointStats {
-  received: number;
-  sent: number;
-  malformed: number;
-  duplicates: number;
-  resets: number;
-  overloaded: number;
-  /** CON retransmissions not made because the peer's address is not verified (RFC 9175 §2.4). */
-  withheld: number;
-  /** Datagram bytes received and sent (retransmissions included). */
-  bytesIn: number;
-  bytesOut: number;
-}
+export type { CoapRequest, EndpointOptions, EndpointStats, PeerCheck, RequestHandler, ResponseSpec } from './endpoint-types.js';
 
 /** A CoAP endpoint bound to one transport. */
 export class CoapEndpoint {
@@ -110,18 +48,11 @@ export class CoapEndpoint {
   private readonly retransmitter: Retransmitter;
   private readonly pending: PendingRequests;
   private readonly streams: ResponseStreams;
-  private handler: RequestHandler | undefined;
+  private readonly server: RequestServer;
   private nextMid: number;
-  private inflight = 0;
-  private readonly maxConcurrent: number;
-  private readonly separateAfterMs: number;
   private closed = false;
   private readonly ackedResponses = new Set<string>();
-  /** Undefined when every address counts as verified (amplification: false). */
-  private readonly amplification: AmplificationLimits | undefined;
-  private readonly verifiedPeers: VerifiedPeers | undefined;
-  /** Address checks in flight, by peer key. */
-  private readonly verifying = new Map<string, Promise<PeerCheck>>();
+  private readonly addresses: AddressCheck;
 
   constructor(
     private readonly transport: Transport,
@@ -130,15 +61,11 @@ export class CoapEndpoint {
     this.runtime = options.runtime;
     this.params = resolveParams(options.params);
     this.dedup = new DedupCache(options.maxDedupEntries ?? 4096, options.dedupLifetimeMs ?? exchangeLifetime(this.params));
-    this.maxConcurrent = options.maxConcurrentRequests ?? 4096;
-    this.separateAfterMs = options.separateResponseAfterMs ?? 1000;
-    if (options.amplification !== false) {
-      this.amplification = resolveAmplification(options.amplification);
-      this.verifiedPeers = new VerifiedPeers(this.runtime, this.amplification);
-    }
     this.nextMid = Math.floor(this.runtime.random() * 0x10000);
     const send = (bytes: Uint8Array, peer: Peer): void => this.sendRaw(bytes, peer);
     this.retransmitter = new Retransmitter(this.params, this.runtime, send);
+    const allocateMid = (): number => this.allocateMid();
+    this.addresses = new AddressCheck(options.amplification, { runtime: this.runtime, retransmitter: this.retransmitter, maxRetransmit: this.params.maxRetransmit, stats: this.stats, allocateMid });
     const tokenLength = options.tokenLength ?? 8;
     if (!Number.isInteger(tokenLength) || tokenLength < 1 || tokenLength > 8) {
       throw new CoapfwError('INVALID_ARGUMENT', `endpoint: tokenLength must be 1..8, got ${tokenLength}`);
@@ -149,10 +76,27 @@ export class CoapEndpoint {
       nstart: this.params.nstart,
       tokenLength,
       defaultResponseTimeoutMs: maxTransmitWait(this.params),
-      allocateMid: () => this.allocateMid(),
+      allocateMid,
       send,
     });
-    this.streams = new ResponseStreams({ runtime: this.runtime, tokenLength, allocateMid: () => this.allocateMid(), send, retransmitter: this.retransmitter });
+    this.streams = new ResponseStreams({ runtime: this.runtime, tokenLength, allocateMid, send, retransmitter: this.retransmitter });
+    this.server = new RequestServer({
+      endpoint: this,
+      runtime: this.runtime,
+      dedup: this.dedup,
+      stats: this.stats,
+      responseCodes: this.responseCodes,
+      requestCodes: this.requestCodes,
+      maxConcurrent: options.maxConcurrentRequests ?? 4096,
+      separateAfterMs: options.separateResponseAfterMs ?? 1000,
+      isClosed: () => this.closed,
+      sendRaw: send,
+      sendMessage: (msg, peer) => this.sendMessage(msg, peer),
+      allocateMid,
+      sendConfirmable: (bytes, peer, mid, requestBytes, spent) => {
+        this.retransmitter.start(bytes, peer, mid, () => {}, this.addresses.retransmitLimit(peer, requestBytes, spent, bytes.length));
+      },
+    });
     transport.onMessage((data, peer) => this.onDatagram(data, peer));
   }
 
@@ -168,7 +112,7 @@ export class CoapEndpoint {
 
   /** Install the request handler (server role). */
   handle(handler: RequestHandler): void {
-    this.handler = handler;
+    this.server.handler = handler;
   }
 
   /** Send a request and resolve with the response message. Rejects with TIMEOUT, RESET or ABORTED. */
@@ -185,12 +129,12 @@ export class CoapEndpoint {
 
   /** Whether `peer` has shown it receives at its address (always true with `amplification: false`). */
   isVerified(peer: Peer): boolean {
-    return this.verifiedPeers?.has(peer) ?? true;
+    return this.addresses.isVerified(peer);
   }
 
   /** Vouch for `peer`'s address, e.g. after a valid RFC 9175 Echo value. */
   markVerified(peer: Peer): void {
-    this.verifiedPeers?.add(peer);
+    this.addresses.markVerified(peer);
   }
 
   /**
@@ -203,21 +147,7 @@ export class CoapEndpoint {
    */
   verify(peer: Peer, requestBytes: number): Promise<PeerCheck> {
     if (this.closed) return Promise.resolve('unanswered');
-    if (this.isVerified(peer)) return Promise.resolve('verified');
-    const key = peerKey(peer);
-    const running = this.verifying.get(key);
-    if (running !== undefined) return running;
-    const limits = this.amplification!;
-    if (this.verifying.size >= limits.maxPendingVerifications) return Promise.resolve('busy');
-    const mid = this.allocateMid();
-    const ping = encodeMessage({ type: MessageType.CON, code: Code.EMPTY, messageId: mid, token: EMPTY, options: [], payload: EMPTY });
-    // Budget: the request's factor, less an empty ACK the endpoint may send meanwhile, less the first ping.
-    const n = retransmissionsWithin(limits.factor * requestBytes, EMPTY_ACK_SIZE + ping.length, ping.length, this.params.maxRetransmit);
-    const check = new Promise<PeerCheck>((resolve) => {
-      this.retransmitter.start(ping, peer, mid, (o) => resolve(o.kind === 'ack' || o.kind === 'reset' ? 'verified' : 'unanswered'), n);
-    }).finally(() => this.verifying.delete(key));
-    this.verifying.set(key, check);
-    return check;
+    return this.addresses.verify(peer, requestBytes);
   }
 
   /**
@@ -244,21 +174,8 @@ export class CoapEndpoint {
     }
     const bytes = encodeMessage(msg);
     return new Promise((resolve) => {
-      this.retransmitter.start(bytes, peer, mid, (o) => resolve(o.kind === 'ack' ? 'ack' : o.kind === 'reset' ? 'reset' : 'timeout'), this.retransmitLimit(peer, requestBytes, bytes.length, bytes.length));
+      this.retransmitter.start(bytes, peer, mid, (o) => resolve(o.kind === 'ack' ? 'ack' : o.kind === 'reset' ? 'reset' : 'timeout'), this.addresses.retransmitLimit(peer, requestBytes, bytes.length, bytes.length));
     });
-  }
-
-  /**
-   * Retransmissions allowed for a CON of `size` bytes to `peer`: all of them
-   * to a verified address; to an unverified one, those that fit in the
-   * budget of a `requestBytes` request after the `spent` bytes (RFC 9175 §2.4).
-   */
-  private retransmitLimit(peer: Peer, requestBytes: number, spent: number, size: number): number {
-    const max = this.params.maxRetransmit;
-    if (this.amplification === undefined || this.isVerified(peer)) return max;
-    const n = retransmissionsWithin(this.amplification.factor * requestBytes, spent, size, max);
-    this.stats.withheld += max - n;
-    return n;
   }
 
   /** CON retransmissions made so far (RFC 7252 §4.2), requests, separate responses and notifications alike. */
@@ -327,7 +244,7 @@ export class CoapEndpoint {
     if (msg.code === Code.EMPTY) {
       this.onEmpty(msg, peer);
     } else if (cls === 0) {
-      this.onRequest(msg, peer, size);
+      this.server.onRequest(msg, peer, size);
     } else if (cls === 2 || cls === 4 || cls === 5) {
       this.onResponse(msg, peer);
     } else if (msg.type === MessageType.CON) {
@@ -384,123 +301,4 @@ export class CoapEndpoint {
     }
   }
 
-  private onRequest(msg: CoapMessage, peer: Peer, size: number): void {
-    if (msg.type === MessageType.ACK || msg.type === MessageType.RST) return; // not a valid request carrier
-    const key = cachedPeerKey(peer);
-    const now = this.runtime.now();
-    const seen = this.dedup.get(key, msg.messageId, now);
-    if (seen !== undefined) {
-      this.stats.duplicates++;
-      // §4.5: a duplicate CON gets the same response; a NON duplicate is ignored.
-      if (msg.type === MessageType.CON && seen.response !== undefined) this.sendRaw(seen.response, peer);
-      return;
-    }
-    const entry = this.dedup.add(key, msg.messageId, now);
-    this.requestCodes[msg.code & 0x1f]!++;
-    if (this.handler === undefined || this.inflight >= this.maxConcurrent) {
-      this.stats.overloaded++;
-      // RFC 7252 §5.9.3.4: Max-Age says when to try again; a second, not the 60 s default.
-      entry.response = this.respond(msg, peer, { code: Code.SERVICE_UNAVAILABLE, options: [{ number: OptionNumber.MAX_AGE, value: encodeUint(1) }] }, false, size);
-      return;
-    }
-    let result: ResponseSpec | undefined | Promise<ResponseSpec | undefined>;
-    try {
-      result = this.handler({ message: msg, peer, endpoint: this, size });
-    } catch (e) {
-      handlerError(e, peer, 'handler threw');
-      result = { code: Code.INTERNAL_SERVER_ERROR };
-    }
-    if (!(result instanceof Promise)) {
-      entry.response = this.respond(msg, peer, result, false, size);
-      return;
-    }
-    this.inflight++;
-    let separate = false;
-    const timer =
-      msg.type === MessageType.CON
-        ? this.runtime.setTimer(this.separateAfterMs, () => {
-            separate = true;
-            entry.response = this.sendMessage(emptyAck(msg.messageId), peer);
-          })
-        : undefined;
-    result
-      .catch((e: unknown): ResponseSpec => {
-        handlerError(e, peer, 'handler rejected');
-        return { code: Code.INTERNAL_SERVER_ERROR };
-      })
-      .then((spec) => {
-        this.inflight--;
-        if (timer !== undefined) this.runtime.clearTimer(timer);
-        const bytes = this.respond(msg, peer, spec, separate, size);
-        if (!separate) entry.response = bytes;
-      });
-  }
-
-  /**
-   * Build and send the response to `req`; returns the bytes to replay for
-   * duplicates. A handler result that cannot be encoded becomes a 5.00.
-   */
-  private respond(req: CoapMessage, peer: Peer, spec: ResponseSpec | undefined, separate: boolean, size: number): Uint8Array | undefined {
-    if (this.closed) return undefined;
-    try {
-      return this.sendResponse(req, peer, spec, separate, size);
-    } catch (e) {
-      handlerError(e, peer, 'response could not be encoded');
-      return this.sendResponse(req, peer, { code: Code.INTERNAL_SERVER_ERROR }, separate, size);
-    }
-  }
-
-  private sendResponse(req: CoapMessage, peer: Peer, answer: ResponseSpec | undefined, separate: boolean, size: number): Uint8Array | undefined {
-    // RFC 7967: a response of a class the client said it does not want is not sent (a CON still gets its empty ACK).
-    const spec = answer !== undefined && noResponseSuppresses(req, answer.code) ? undefined : answer;
-    if (spec === undefined) {
-      return req.type === MessageType.CON && !separate ? this.sendMessage(emptyAck(req.messageId), peer) : undefined;
-    }
-    this.responseCodes[spec.code & 0xff]!++;
-    // Built field by field, not spread from a shared base: this runs once per block served.
-    const options = spec.options ?? NO_OPTIONS;
-    const payload = spec.payload ?? EMPTY;
-    if (req.type === MessageType.CON && !separate) {
-      return this.sendMessage({ type: MessageType.ACK, code: spec.code, messageId: req.messageId, token: req.token, options, payload }, peer);
-    }
-    if (separate) {
-      // §5.2.2: the separate response is itself a CON, retransmitted until ACKed;
-      // to an unverified address only as the budget allows after the empty ACK and its first copy.
-      const mid = this.allocateMid();
-      const bytes = encodeMessage({ type: MessageType.CON, code: spec.code, messageId: mid, token: req.token, options, payload });
-      this.retransmitter.start(bytes, peer, mid, () => {}, this.retransmitLimit(peer, size, EMPTY_ACK_SIZE + bytes.length, bytes.length));
-      return undefined;
-    }
-    this.sendMessage({ type: MessageType.NON, code: spec.code, messageId: this.allocateMid(), token: req.token, options, payload }, peer);
-    return undefined;
-  }
-}
-
-/** A handler's failure that became a 5.00: said on the coapfw:error channel, never swallowed silently. */
-function handlerError(error: unknown, peer: Peer, where: string): void {
-  publish('error', () => ({ where: `endpoint: ${where}`, error, peer: peerKey(peer) }));
-}
-
-const NO_OPTIONS: readonly CoapOption[] = [];
-
-// Transports that hand out one Peer object per remote address (udp.ts does) make this a lookup, not a string built per datagram.
-const peerKeys = new WeakMap<Peer, string>();
-
-function cachedPeerKey(peer: Peer): string {
-  let k = peerKeys.get(peer);
-  if (k === undefined) {
-    k = peerKey(peer);
-    peerKeys.set(peer, k);
-  }
-  return k;
-}
-
-/** An empty ACK (or ping, or RST) is its 4-byte header. */
-const EMPTY_ACK_SIZE = 4;
-
-/** Outcome of {@link CoapEndpoint.verify}. */
-export type PeerCheck = 'verified' | 'unanswered' | 'busy';
-
-function emptyAck(mid: number): CoapMessage {
-  return { type: MessageType.ACK, code: Code.EMPTY, messageId: mid, token: EMPTY, options: [], payload: EMPTY };
 }

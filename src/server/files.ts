@@ -18,19 +18,19 @@
  * the old ETag. What cannot be detected: bytes rewritten in place under a
  * handle that is already open (same inode, and the handle is not re-checked
  * on every read). Publish images by writing a new file and renaming it.
+ *
+ * The walk and the hash are in file-scan.ts, the serving reads in file-reader.ts;
+ * this file keeps the index and its refreshes.
  */
-import { open, lstat, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
-import { sha256 } from '@noble/hashes/sha2.js';
+import { realpath, stat } from 'node:fs/promises';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import type { ByteSource } from '../blockwise/source.js';
 import { ETAG_LENGTH } from '../blockwise/source.js';
 import { ContentFormat } from '../codec/numbers.js';
 import { CoapfwError } from '../errors.js';
-import { ChunkCache } from './chunk-cache.js';
-import { HandlePool } from './handle-pool.js';
-import { ReadLimiter } from './read-limiter.js';
-import { skipName, type ScanFilterOptions } from './scan-filter.js';
+import { FileReader, type Indexed } from './file-reader.js';
+import { DirectoryScanner, hashFile } from './file-scan.js';
+import type { ScanFilterOptions } from './scan-filter.js';
 
 /** One served file. */
 export interface FileEntry extends ByteSource {
@@ -73,51 +73,30 @@ export interface FileRepositoryOptions extends ScanFilterOptions {
   readonly maxQueuedReads?: number;
 }
 
-const CHUNK = 64 * 1024;
-
-/** One indexed version of a file: where it is and which inode it was. */
-interface Indexed {
-  readonly rel: string;
-  readonly abs: string;
-  /** Unique per indexed version: names its cached chunks and its open handle. */
-  readonly id: number;
-  readonly dev: number;
-  readonly ino: number;
-  readonly size: number;
-  readonly mtimeMs: number;
-}
-
 /** The files under one directory. Call {@link FileRepository.refresh} to pick up changes. */
 export class FileRepository {
   private byPath = new Map<string, FileEntry>();
   private byHash = new Map<string, FileEntry>();
-  /** By {@link Indexed.id}, least recently used first. */
-  private readonly handles: HandlePool;
-  /** Chunk loads in flight, by `id:offset`, so concurrent cold reads share one disk read. */
-  private readonly loading = new Map<string, Promise<Uint8Array>>();
   /** What each published entry was indexed from. */
   private readonly indexed = new WeakMap<FileEntry, Indexed>();
   /** Ids of the indexed versions currently published. */
   private live = new Set<number>();
-  private readonly cache: ChunkCache;
-  private readonly reads: ReadLimiter;
-  private diskReadCount = 0;
+  private readonly reader: FileReader;
+  private readonly scanner: DirectoryScanner;
   private nextId = 0;
   private readonly listeners: Array<(changed: string[]) => void> = [];
   private refreshQueue: Promise<unknown> = Promise.resolve();
   private errors = 0;
   private refreshQueued = false;
-  /** Subdirectories reported as unreadable, so that each refresh does not say it again. */
-  private readonly unreadable = new Set<string>();
 
   private constructor(
     readonly root: string,
     private readonly options: FileRepositoryOptions,
   ) {
-    this.cache = new ChunkCache(options.cacheBytes ?? 8 * 1024 * 1024);
-    this.handles = new HandlePool(Math.max(1, options.maxOpenFiles ?? 64));
-    this.reads = new ReadLimiter(options.maxConcurrentReads ?? 32, options.maxQueuedReads ?? 4096);
+    this.reader = new FileReader(options, (id) => this.live.has(id), () => this.refreshSoon());
+    this.scanner = new DirectoryScanner(root, options, (e) => this.report(e));
   }
+
 
   /**
    * Index `dir`, which must be a directory this process can read: anything
@@ -194,7 +173,7 @@ export class FileRepository {
   }
 
   private async refreshNow(): Promise<string[]> {
-    const found = await this.scan();
+    const found = await this.scanner.scan();
     const byPath = new Map<string, FileEntry>();
     const byHash = new Map<string, FileEntry>();
     for (const f of found) {
@@ -217,8 +196,7 @@ export class FileRepository {
     for (const e of byPath.values()) live.add(this.indexed.get(e)!.id);
     for (const id of this.live) {
       if (live.has(id)) continue;
-      this.cache.drop(id);
-      this.handles.drop(id);
+      this.reader.drop(id);
     }
     this.live = live;
     const changed = [...byPath.keys()].filter((p) => this.byPath.get(p) !== byPath.get(p));
@@ -231,199 +209,38 @@ export class FileRepository {
 
   /** Disk reads made for serving since the start (a chunk shared by many requests counts once). */
   get diskReads(): number {
-    return this.diskReadCount;
+    return this.reader.diskReads;
   }
 
   /** The most disk reads that were ever in flight at once (bounded by `maxConcurrentReads`). */
   get maxReadsSeen(): number {
-    return this.reads.maxSeen;
+    return this.reader.maxReadsSeen;
   }
 
   /** Number of file handles open (or being opened) for serving. */
   get openFiles(): number {
-    return this.handles.size;
+    return this.reader.openFiles;
   }
 
   /** Close every open file. */
   async close(): Promise<void> {
-    await this.handles.closeAll();
+    await this.reader.closeAll();
   }
 
-  private async scan(): Promise<Array<{ rel: string; abs: string; size: number; mtimeMs: number; dev: number; ino: number }>> {
-    const maxFiles = this.options.maxFiles ?? 10_000;
-    const maxSize = this.options.maxFileSize ?? 1024 ** 3;
-    const out: Array<{ rel: string; abs: string; size: number; mtimeMs: number; dev: number; ino: number }> = [];
-    const walk = async (dir: string, depth: number): Promise<void> => {
-      if (depth > 32) return;
-      const names = await this.readDir(dir);
-      for (const name of names.sort()) {
-        if (out.length >= maxFiles) return;
-        if (skipName(name, this.options)) continue;
-        const abs = join(dir, name);
-        const st = await lstat(abs).catch(() => undefined);
-        if (st === undefined) continue;
-        if (st.isDirectory()) {
-          await walk(abs, depth + 1);
-          continue;
-        }
-        // A symlink is served only if it resolves to a regular file inside the root.
-        const real = st.isSymbolicLink() ? await realpath(abs).catch(() => undefined) : abs;
-        if (real === undefined || !isInside(this.root, real)) continue;
-        const target = st.isSymbolicLink() ? await stat(real).catch(() => undefined) : st;
-        if (target === undefined || !target.isFile() || target.size > maxSize) continue;
-        out.push({ rel: relative(this.root, abs).split(sep).join('/'), abs: real, size: target.size, mtimeMs: target.mtimeMs, dev: target.dev, ino: target.ino });
-      }
-    };
-    await walk(this.root, 0);
-    return out;
-  }
-
-  /**
-   * The names in `dir`. The root must be readable (IO_ERROR otherwise: the
-   * refresh fails and the index stays as it was); a subdirectory that cannot
-   * be read is skipped and reported once until it can be read again.
-   */
-  private async readDir(dir: string): Promise<string[]> {
-    try {
-      const names = await readdir(dir);
-      this.unreadable.delete(dir);
-      return names;
-    } catch (e) {
-      const rel = relative(this.root, dir).split(sep).join('/');
-      const code = (e as NodeJS.ErrnoException).code ?? 'error';
-      if (dir === this.root) throw new CoapfwError('IO_ERROR', `serve: cannot read the directory '${this.root}' (${code})`, { cause: e, path: this.root });
-      if (code === 'ENOENT' || code === 'ENOTDIR') return []; // removed or replaced since it was listed: nothing to report
-      if (!this.unreadable.has(dir)) {
-        this.unreadable.add(dir);
-        this.report(new CoapfwError('IO_ERROR', `serve: cannot read the directory '${rel}' (${code}); its files are not served`, { cause: e, path: rel }));
-      }
-      return [];
-    }
-  }
-
-  /** Hash the file through one handle and take its identity from the same handle. */
+  /** Hash the file and publish it as an entry whose reads go through the chunk cache. */
   private async index(rel: string, abs: string): Promise<FileEntry> {
-    const handle = await open(abs, 'r');
-    let st;
-    const hash = sha256.create();
-    try {
-      st = await handle.stat();
-      if (!st.isFile()) throw new CoapfwError('IO_ERROR', `serve: '${rel}' is no longer a regular file`);
-      // The scan checked paths; a directory swapped for a symlink since could
-      // have led this open outside the root. Check what was actually opened.
-      if (!(await this.openedInside(handle, abs, st))) throw new CoapfwError('FORBIDDEN', `serve: '${rel}' resolves outside the served directory`);
-      const buf = new Uint8Array(CHUNK);
-      for (let pos = 0; pos < st.size; ) {
-        const { bytesRead } = await handle.read(buf, 0, Math.min(CHUNK, st.size - pos), pos);
-        if (bytesRead === 0) throw new CoapfwError('IO_ERROR', `serve: '${rel}' shrank while being hashed`);
-        hash.update(buf.subarray(0, bytesRead));
-        pos += bytesRead;
-      }
-    } finally {
-      await handle.close().catch(() => {});
-    }
-    const digest = hash.digest();
+    const st = await hashFile(this.root, rel, abs);
     const file: Indexed = { rel, abs, id: this.nextId++, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
     const entry: FileEntry = {
       path: rel,
-      sha256: bytesToHex(digest),
+      sha256: bytesToHex(st.digest),
       size: file.size,
       mtimeMs: file.mtimeMs,
-      etag: digest.slice(0, ETAG_LENGTH),
+      etag: st.digest.slice(0, ETAG_LENGTH),
       contentFormat: ContentFormat.OCTET_STREAM,
-      read: (offset, length) => this.read(file, offset, length),
+      read: (offset, length) => this.reader.read(file, offset, length),
     };
     this.indexed.set(entry, file);
     return entry;
   }
-
-  /**
-   * Whether the open file lies inside the root: by the kernel's name for the
-   * descriptor where there is one (Linux /proc), else by resolving the path
-   * again and requiring it to be the same inode.
-   */
-  private async openedInside(handle: FileHandle, abs: string, st: { dev: number; ino: number }): Promise<boolean> {
-    const byFd = await realpath(`/proc/self/fd/${handle.fd}`).catch(() => undefined);
-    if (byFd !== undefined && byFd.startsWith('/')) return isInside(this.root, byFd);
-    const real = await realpath(abs).catch(() => undefined);
-    if (real === undefined || !isInside(this.root, real)) return false;
-    const now = await stat(real).catch(() => undefined);
-    return now !== undefined && now.dev === st.dev && now.ino === st.ino;
-  }
-
-  /** Slice of a file from the chunk cache; synchronous when cached. */
-  private read(file: Indexed, offset: number, length: number): Uint8Array | Promise<Uint8Array> {
-    const end = Math.min(file.size, offset + length);
-    const chunkStart = offset - (offset % CHUNK);
-    if (end <= chunkStart + CHUNK) {
-      const cached = this.cache.get(file.id, chunkStart);
-      if (cached !== undefined) return cached.subarray(offset - chunkStart, end - chunkStart);
-      return this.loadChunk(file, chunkStart).then((c) => c.subarray(offset - chunkStart, end - chunkStart));
-    }
-    // Spans two chunks (only for unaligned reads): read directly.
-    return this.readRange(file, offset, end - offset);
-  }
-
-  private loadChunk(file: Indexed, start: number): Promise<Uint8Array> {
-    const key = `${file.id}:${start}`;
-    let p = this.loading.get(key);
-    if (p === undefined) {
-      p = this.readRange(file, start, Math.min(CHUNK, file.size - start))
-        .then((data) => {
-          // A version dropped by a refresh meanwhile leaves nothing behind in the cache.
-          if (this.live.has(file.id)) this.cache.set(file.id, start, data);
-          return data;
-        })
-        .finally(() => this.loading.delete(key));
-      this.loading.set(key, p);
-    }
-    return p;
-  }
-
-  private readRange(file: Indexed, offset: number, length: number): Promise<Uint8Array> {
-    return this.reads.run(() => {
-      this.diskReadCount++;
-      return this.readNow(file, offset, length);
-    });
-  }
-
-  private async readNow(file: Indexed, offset: number, length: number): Promise<Uint8Array> {
-    // A version a refresh has dropped (a reader still holds its old entry) gets a private handle.
-    const h = this.handles.acquire(file.id, () => this.openChecked(file), this.live.has(file.id));
-    try {
-      const handle = await h.handle;
-      const buf = new Uint8Array(length);
-      let done = 0;
-      while (done < length) {
-        const { bytesRead } = await handle.read(buf, done, length - done, offset + done);
-        if (bytesRead === 0) throw new CoapfwError('IO_ERROR', `serve: ${file.rel} shrank while being served`);
-        done += bytesRead;
-      }
-      return buf;
-    } finally {
-      this.handles.release(file.id, h);
-    }
-  }
-
-  /** Open by path and check it is still the indexed inode, else CONTENT_CHANGED and a refresh. */
-  private async openChecked(file: Indexed): Promise<FileHandle> {
-    const handle = await open(file.abs, 'r');
-    try {
-      const st = await handle.stat();
-      if (st.dev !== file.dev || st.ino !== file.ino || st.size !== file.size || st.mtimeMs !== file.mtimeMs) {
-        this.refreshSoon();
-        // 5.03 with Max-Age 1 (RFC 7252 §5.9.3.4): "try again in a second", by when the refresh has run.
-        throw new CoapfwError('CONTENT_CHANGED', `serve: ${file.rel} changed since it was indexed; try again`, { maxAge: 1, path: file.rel });
-      }
-      return handle;
-    } catch (e) {
-      await handle.close().catch(() => {});
-      throw e;
-    }
-  }
-}
-
-function isInside(root: string, p: string): boolean {
-  const r = relative(root, p);
-  return r !== '' && !r.startsWith('..') && !r.startsWith(sep) && !r.includes(`${sep}..${sep}`);
 }

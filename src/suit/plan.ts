@@ -11,107 +11,25 @@
  * with `DeviceIdentity.installed` it is evaluated at planning time, and a
  * mismatch is a soft failure (§8.4.10.2), so try-each goes on with the next
  * alternative (the full image).
+ *
+ * The plan's types are in plan-types.ts, the conditions on the device's
+ * identity and installed image in plan-conditions.ts.
  */
 import { CoapfwError, type CoapfwErrorCode } from '../errors.js';
 import { blockDigestsOf } from './block-digests-param.js';
-import { COAPFW_PARAM, CONDITION, DIRECTIVE, commandName } from './constants.js';
-import { decodeDeltaParam, type DeltaParam } from './delta-manifest.js';
+import { CONDITION, DIRECTIVE, commandName } from './constants.js';
 import { suitLimits, type SuitLimits } from './limits.js';
 import { mergeParameters } from './parameters.js';
-import type { BlockDigestsInfo, ComponentId, SuitCommand, SuitDigest, SuitManifest, SuitParameters } from './types.js';
-import { bytesEqual } from './values.js';
+import { checkIdentity, checkSlot, deltaOf, installedMatch, type ConditionLedger } from './plan-conditions.js';
+import type { DeviceIdentity, ImageCheck, PlannedImage, PlanSequence, UpdatePlan } from './plan-types.js';
+import type { BlockDigestsInfo, ComponentId, SuitCommand, SuitManifest, SuitParameters } from './types.js';
 
-/** The image a device holds for a component: what an image-match before a fetch compares with. */
-export interface InstalledImage {
-  readonly digest: SuitDigest;
-  readonly size: number;
-}
-
-/**
- * What the device knows about itself, for conditions (§8.4.9.1, §8.4.9.3).
- * A missing value means "not evaluated" (listed in `UpdatePlan.unchecked`),
- * not "matches": a device should pass its vendor and class ids.
- */
-export interface DeviceIdentity {
-  readonly vendorId?: Uint8Array;
-  readonly classId?: Uint8Array;
-  readonly deviceId?: Uint8Array;
-  /**
-   * Slot condition-component-slot compares with: the slot the device will
-   * write for A/B updates (WG example 3). A number applies to every component.
-   * When undefined, component-slot conditions are not evaluated: they pass,
-   * 'component-slot' is listed in `unchecked`, and so the first try-each
-   * alternative is taken.
-   */
-  readonly componentSlot?: number | ((componentId: ComponentId, index: number) => number | undefined);
-  /**
-   * The image installed in a component (its digest and size), for an
-   * image-match in payload-fetch or install before the component was fetched
-   * or copied (the source check of a delta). `null`: the component holds no
-   * image (the condition fails); `undefined`, or no function: unknown (the
-   * condition is not evaluated: 'image-match' is listed in `unchecked`).
-   */
-  readonly installed?: (componentId: ComponentId, index: number) => InstalledImage | null | undefined;
-  /**
-   * Whether the device applies coapfw deltas (a copy with coapfw-delta,
-   * src/suit/delta-manifest.ts). When false such a copy is a failed
-   * condition, so try-each takes the full image. Default true: the plan
-   * carries the delta parameter for the updater.
-   */
-  readonly applyDeltas?: boolean;
-}
-
-/** Which sequence a plan step comes from. */
-export type PlanSequence = 'payload-fetch' | 'install' | 'validate' | 'load' | 'invoke';
-
-/** A condition to check on an image's bytes after fetch or copy (image-match, §8.4.9.2). */
-export interface ImageCheck {
-  readonly kind: 'image-match';
-  readonly digest?: SuitDigest;
-  readonly size?: number;
-}
-
-/** One fetch or copy of an image into a component. */
-export interface PlannedImage {
-  readonly sequence: PlanSequence;
-  readonly action: 'fetch' | 'copy';
-  readonly componentIndex: number;
-  readonly componentId: ComponentId;
-  /** Slot chosen for the component (suit-parameter-component-slot), if the manifest sets one. */
-  readonly slot: number | undefined;
-  /** Where to fetch from (suit-parameter-uri); undefined for copy. */
-  readonly uri: string | undefined;
-  /** Expected digest and size (suit-parameter-image-digest / image-size) when the step runs. */
-  readonly digest: SuitDigest | undefined;
-  readonly size: number | undefined;
-  /** For copy: the source component's index. */
-  readonly sourceComponent?: number;
-  /** Conditions to check on the image after this step: the manifest's image-match. */
-  readonly checks: ImageCheck[];
-  /** Per-block digests of the image (coapfw-block-digests) in effect at this step, if any. */
-  readonly blockDigests?: BlockDigestsInfo;
-  /** For copy: the source component holds a coapfw delta to apply, not bytes to copy (coapfw-delta). */
-  readonly delta?: DeltaParam;
-}
-
-/** The plan an updater executes, in order: images (payload-fetch, install, load), then invoke. */
-export interface UpdatePlan {
-  readonly sequenceNumber: bigint;
-  readonly images: readonly PlannedImage[];
-  /** image-match checks of the validate sequence (secure boot), per component. */
-  readonly validate: readonly { readonly componentIndex: number; readonly componentId: ComponentId; readonly check: ImageCheck }[];
-  /** Components to invoke (boot), in order. */
-  readonly invoke: readonly { readonly componentIndex: number; readonly componentId: ComponentId; readonly args?: Uint8Array }[];
-  /** Conditions evaluated against the device identity, by name (for example 'vendor-identifier'). */
-  readonly conditionsChecked: readonly string[];
-  /** Conditions not evaluated because the identity lacked the value. */
-  readonly unchecked: readonly string[];
-}
+export type { DeviceIdentity, ImageCheck, InstalledImage, PlannedImage, PlanSequence, UpdatePlan } from './plan-types.js';
 
 /** Error codes under which a try-each alternative fails and the next one is tried. */
 const SOFT: ReadonlySet<CoapfwErrorCode> = new Set(['VENDOR_MISMATCH', 'CLASS_MISMATCH', 'CONDITION_FAILED']);
 
-class Planner {
+class Planner implements ConditionLedger {
   private params = new Map<number, SuitParameters>();
   private current: number[] = [0];
   private executed = 0;
@@ -243,23 +161,13 @@ class Planner {
     const id = this.component(i);
     switch (code) {
       case CONDITION.vendorId:
-        return this.identity('vendor-identifier', p.vendorId, this.device.vendorId, 'VENDOR_MISMATCH');
+        return checkIdentity(this, 'vendor-identifier', p.vendorId, this.device.vendorId, 'VENDOR_MISMATCH');
       case CONDITION.classId:
-        return this.identity('class-identifier', p.classId, this.device.classId, 'CLASS_MISMATCH');
+        return checkIdentity(this, 'class-identifier', p.classId, this.device.classId, 'CLASS_MISMATCH');
       case CONDITION.deviceId:
-        return this.identity('device-identifier', p.deviceId, this.device.deviceId, 'CONDITION_FAILED');
-      case CONDITION.componentSlot: {
-        if (p.componentSlot === undefined) this.fail('CONDITION_FAILED', 'condition-component-slot: no slot parameter set');
-        const ds = this.device.componentSlot;
-        const have = typeof ds === 'function' ? ds(id, i) : ds;
-        if (have === undefined) {
-          this.unchecked.add('component-slot');
-          return;
-        }
-        this.checked.add('component-slot');
-        if (have !== p.componentSlot) this.fail('CONDITION_FAILED', `condition-component-slot: manifest slot ${p.componentSlot}, device slot ${have}`);
-        return;
-      }
+        return checkIdentity(this, 'device-identifier', p.deviceId, this.device.deviceId, 'CONDITION_FAILED');
+      case CONDITION.componentSlot:
+        return checkSlot(this, this.device, p.componentSlot, id, i);
       case CONDITION.imageMatch: {
         const check: ImageCheck = { kind: 'image-match', digest: p.imageDigest, size: p.imageSize };
         if (!p.imageDigest) this.fail('CONDITION_FAILED', 'condition-image-match: no image digest parameter set');
@@ -273,7 +181,7 @@ class Planner {
           }
         }
         if (this.seqName === 'payload-fetch' || this.seqName === 'install') {
-          if (this.installedMatch(id, i, check)) return;
+          if (installedMatch(this, this.device, id, i, check)) return;
         }
         this.grow();
         this.validate.push({ componentIndex: i, componentId: id, check });
@@ -285,48 +193,6 @@ class Planner {
       default:
         this.fail('SUIT_UNSUPPORTED', `${commandName(code)}: not supported by this updater`);
     }
-  }
-
-  /**
-   * An image-match on the image the device holds (nothing fetched into the
-   * component yet): true when evaluated and matching, CONDITION_FAILED when
-   * evaluated and not; false when the device does not say what it holds.
-   */
-  private installedMatch(id: ComponentId, i: number, check: ImageCheck): boolean {
-    const have = this.device.installed?.(id, i);
-    if (have === undefined) {
-      this.unchecked.add('image-match');
-      return false;
-    }
-    this.checked.add('image-match');
-    const want = check.digest!;
-    const same = have !== null && have.digest.alg === want.alg && bytesEqual(have.digest.bytes, want.bytes) && (check.size === undefined || check.size === have.size);
-    if (!same) this.fail('CONDITION_FAILED', `condition-image-match: component ${i} ${have === null ? 'holds no image' : 'holds another image than the manifest names'}`);
-    return true;
-  }
-
-  /** The coapfw-delta of a copy, or undefined; a device that cannot apply it fails the step softly. */
-  private deltaOf(p: SuitParameters, i: number): DeltaParam | undefined {
-    const raw = p.other?.get(COAPFW_PARAM.delta);
-    if (raw === undefined) return undefined;
-    if (this.device.applyDeltas === false) this.fail('CONDITION_FAILED', `directive-copy: component ${i} is a coapfw delta and this device does not apply deltas`);
-    try {
-      return decodeDeltaParam(raw);
-    } catch (e) {
-      // A format this processor does not know is a delta it cannot apply: take the next alternative.
-      if (e instanceof CoapfwError && e.code === 'SUIT_UNSUPPORTED') throw new CoapfwError('CONDITION_FAILED', e.message, { cause: e });
-      throw e;
-    }
-  }
-
-  private identity(name: string, want: Uint8Array | undefined, have: Uint8Array | undefined, code: CoapfwErrorCode): void {
-    if (want === undefined) this.fail('CONDITION_FAILED', `condition-${name}: parameter not set`);
-    if (have === undefined) {
-      this.unchecked.add(name);
-      return;
-    }
-    this.checked.add(name);
-    if (!bytesEqual(want, have)) this.fail(code, `condition-${name}: manifest is for a different ${name.replace('-identifier', '')}`);
   }
 
   private digestsOf(p: SuitParameters): { blockDigests?: BlockDigestsInfo } {
@@ -347,7 +213,7 @@ class Planner {
         if (p.sourceComponent === undefined) this.fail('SUIT_MALFORMED', `directive-copy: component ${i} has no source-component parameter`);
         this.component(p.sourceComponent);
         {
-          const delta = this.deltaOf(p, i);
+          const delta = deltaOf(this.device, p, i);
           this.grow();
           this.images.push({
             sequence: this.seqName, action: 'copy', componentIndex: i, componentId, slot: p.componentSlot, uri: undefined, digest: p.imageDigest, size: p.imageSize,

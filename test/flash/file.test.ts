@@ -66,7 +66,7 @@ describe('FileFlash', () => {
   it('a journal in a file survives SIGKILL of the writing process', async () => {
     // Transpile the few modules the child needs into the temp dir (the child is plain node).
     const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
-    for (const rel of ['errors', 'flash/backend', 'flash/file', 'flash/file-lock', 'flash/crc32', 'flash/layout', 'flash/record-log', 'flash/journal']) {
+    for (const rel of ['errors', 'flash/backend', 'flash/file', 'flash/file-lock', 'flash/crc32', 'flash/layout', 'flash/record-log', 'flash/resume-record', 'flash/journal']) {
       const src = await readFile(join(root, 'src', `${rel}.ts`), 'utf8');
       const out = ts.transpileModule(src, {
         compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },

@@ -11,7 +11,8 @@
  * old session keeps working until then), unless the same (peer, client_random)
  * already started a handshake within two cookie lifetimes (a late or replayed
  * hello); everything else goes to the
- * peer's session, or is dropped. The session table is capped and swept.
+ * peer's session, or is dropped. The session table is capped and swept
+ * (server-sessions.ts: evictions, replacement, expiry).
  */
 import { randomBytes } from 'node:crypto';
 import { CoapfwError } from '../../errors.js';
@@ -23,7 +24,8 @@ import { DecodeError, HandshakeType, fullMessage, helloVerifyRequestBody, parseC
 import { AlertLevel, ContentType, encodeRecord, parseRecords, type DtlsRecord } from './record.js';
 import { Session, type SessionEvent } from './session.js';
 import { publish } from '../../diagnostics.js';
-import { RecentHellos, SessionTable } from './session-table.js';
+import type { RecentHellos, SessionTable } from './session-table.js';
+import { ServerSessions } from './server-sessions.js';
 import { resolveDtlsServerOptions, type DtlsServerOptions, type DtlsServerStats, type ResolvedDtlsServerOptions } from './server-options.js';
 
 export { retransmitScheduleMs, type DtlsServerEvent, type DtlsServerOptions, type DtlsServerStats } from './server-options.js';
@@ -35,6 +37,7 @@ export class DtlsServer implements Transport {
     sessionsReplaced: 0, staleHellosDropped: 0, sessionsRejected: 0, handshakesEvictedPerAddress: 0, sessionsClosedPerIdentity: 0, sessionsExpired: 0, recordsDropped: 0, replaysDropped: 0, badRecordsDropped: 0, internalErrors: 0,
   };
   private handler: DatagramHandler = () => {};
+  private readonly sessions: ServerSessions;
   private readonly table: SessionTable;
   private readonly cookies: CookieJar;
   private readonly recentHellos: RecentHellos;
@@ -56,13 +59,13 @@ export class DtlsServer implements Transport {
       onEvent?.(e);
     } };
     this.opts = opts;
-    this.table = new SessionTable(opts);
-    const cookieLifetimeMs = opts.cookieLifetimeMs;
-    this.cookies = new CookieJar({ lifetimeMs: cookieLifetimeMs, now: Date.now, random: rand });
-    this.recentHellos = new RecentHellos({ ttlMs: 2 * cookieLifetimeMs, capacity: Math.max(1024, 4 * opts.maxSessions) });
+    this.sessions = new ServerSessions(opts, this.stats);
+    this.table = this.sessions.table;
+    this.recentHellos = this.sessions.recentHellos;
+    this.cookies = new CookieJar({ lifetimeMs: opts.cookieLifetimeMs, now: Date.now, random: rand });
     this.hint = opts.hint === undefined ? undefined : new TextEncoder().encode(opts.hint);
     const every = Math.max(50, Math.min(1000, opts.idleTimeoutMs / 4, opts.handshakeTimeoutMs / 4));
-    this.sweeper = setInterval(() => this.sweep(), every);
+    this.sweeper = setInterval(() => this.sessions.sweep(), every);
     this.sweeper.unref();
     inner.onMessage((data, peer) => this.onDatagram(data, peer));
   }
@@ -200,45 +203,9 @@ export class DtlsServer implements Transport {
       this.stats.staleHellosDropped++;
       return void this.stats.recordsDropped++;
     }
-    if (replacing !== undefined) {
-      // A newer handshake supersedes an unfinished replacement.
-      replacing.dispose();
-      this.table.delete(replacing);
-      this.stats.handshakesFailed++;
-      this.opts.onEvent?.({ type: 'handshake-failed', peer, reason: 'superseded by a newer handshake' });
-    }
-    if (existing !== undefined && !existing.established) {
-      // A new handshake that proved its address replaces an unfinished one at once.
-      existing.dispose();
-      this.table.delete(existing);
-      this.stats.sessionsReplaced++;
-      this.opts.onEvent?.({ type: 'closed', peer, reason: 'replaced by a new handshake' });
-    }
-    // One address (many ports) may hold only so many half-open handshakes: its own oldest makes room.
-    const mine = this.table.handshakesOf(peer.address);
-    if (mine.length >= this.opts.maxHandshakesPerAddress) {
-      const oldest = mine.reduce((a, b) => (b.createdAt < a.createdAt ? b : a));
-      oldest.dispose();
-      this.table.delete(oldest);
-      this.forgetHello(oldest);
-      this.stats.handshakesFailed++;
-      this.stats.handshakesEvictedPerAddress++;
-      this.opts.onEvent?.({ type: 'handshake-failed', peer: oldest.peer, reason: `evicted: more than ${this.opts.maxHandshakesPerAddress} handshakes from ${peer.address}` });
-    }
-    if (this.table.full()) {
-      this.sweep();
-      // Make room by dropping an unfinished handshake (often a client that gave up
-      // and retried from another port), from the address holding most of them;
-      // established sessions stay.
-      const evicted = this.table.full() ? this.table.evictOldestHandshake() : undefined;
-      if (evicted !== undefined) {
-        evicted.dispose();
-        this.forgetHello(evicted);
-        this.stats.handshakesFailed++;
-        this.opts.onEvent?.({ type: 'handshake-failed', peer: evicted.peer, reason: 'evicted: session table full' });
-      }
-      if (this.table.full()) return void this.stats.sessionsRejected++;
-    }
+    if (replacing !== undefined) this.sessions.supersede(replacing, peer);
+    if (existing !== undefined && !existing.established) this.sessions.replaceUnfinished(existing, peer);
+    if (!this.sessions.makeRoom(peer)) return void this.stats.sessionsRejected++;
     this.stats.handshakesStarted++;
     this.recentHellos.add(key, hello.random, Date.now());
     const hs = new ServerHandshake(hello, fullMessage(HandshakeType.clientHello, frag.messageSeq, frag.body), frag.messageSeq, {
@@ -251,7 +218,7 @@ export class DtlsServer implements Transport {
       maxRetransmits: this.opts.maxRetransmits,
       mtu: this.opts.mtu,
       send: (d) => this.inner.send(d, peer).catch(() => {}),
-      onGiveUp: (s) => this.fail(s, `no answer to flight 4 (retransmissions exhausted)${s.pendingReason === undefined ? '' : `: ${s.pendingReason}`}`),
+      onGiveUp: (s) => this.sessions.fail(s, `no answer to flight 4 (retransmissions exhausted)${s.pendingReason === undefined ? '' : `: ${s.pendingReason}`}`),
     });
     // §4.2.8: an established session stays until the new handshake's Finished verified.
     if (existing?.established === true) this.table.setReplacing(session);
@@ -265,13 +232,13 @@ export class DtlsServer implements Transport {
           this.handler(e.data, s.peer);
           break;
         case 'established':
-          this.promote(s);
+          this.sessions.promote(s);
           this.stats.handshakesOk++;
           this.opts.onEvent?.({ type: 'established', peer: s.peer, identity: e.identity });
-          this.capIdentity(s, e.identity);
+          this.sessions.capIdentity(s, e.identity);
           break;
         case 'failed':
-          this.fail(s, e.reason);
+          this.sessions.fail(s, e.reason);
           break;
         case 'closed':
           this.table.delete(s);
@@ -288,60 +255,6 @@ export class DtlsServer implements Transport {
     }
   }
 
-  /** A replacing handshake completed: it takes the place of the peer's old session (§4.2.8). */
-  private promote(s: Session): void {
-    const old = this.table.promote(s);
-    if (old === undefined) return;
-    old.dispose(); // the peer no longer has its keys: no close_notify
-    this.stats.sessionsReplaced++;
-    this.opts.onEvent?.({ type: 'closed', peer: old.peer, reason: 'replaced by a new handshake' });
-  }
-
-  /** Keeps at most `maxSessionsPerIdentity` established sessions of `identity`: the oldest go. */
-  private capIdentity(newest: Session, identity: string): void {
-    const others = this.table.establishedOf(identity).filter((x) => x !== newest);
-    const excess = others.length + 1 - this.opts.maxSessionsPerIdentity;
-    if (excess <= 0) return;
-    others.sort((a, b) => a.createdAt - b.createdAt);
-    for (const old of others.slice(0, excess)) {
-      void old.close();
-      this.table.delete(old);
-      this.stats.sessionsClosedPerIdentity++;
-      this.opts.onEvent?.({ type: 'closed', peer: old.peer, reason: `more than ${this.opts.maxSessionsPerIdentity} sessions of identity ${JSON.stringify(identity)}` });
-    }
-  }
-
-  private fail(s: Session, reason: string): void {
-    s.dispose();
-    this.table.delete(s);
-    this.forgetHello(s);
-    this.stats.handshakesFailed++;
-    this.opts.onEvent?.({ type: 'handshake-failed', peer: s.peer, reason });
-  }
-
-  /**
-   * A handshake ended (evicted, timed out, failed) without being established:
-   * the client's retransmitted ClientHello (same random, cookie still valid)
-   * may start a new one instead of being dropped as stale. A handshake
-   * superseded by a newer hello of the same peer keeps its entry: the client
-   * moved on, and a replay of the old hello must not displace the new one.
-   */
-  private forgetHello(s: Session): void {
-    if (!s.established) this.recentHellos.delete(s.key, s.handshake.clientRandom);
-  }
-
-  private sweep(): void {
-    for (const { session, reason } of this.table.sweep(Date.now())) {
-      session.dispose();
-      this.stats.sessionsExpired++;
-      if (reason === 'handshake-timeout') {
-        this.stats.handshakesFailed++;
-        this.forgetHello(session);
-      }
-      const why = reason === 'handshake-timeout' && session.pendingReason !== undefined ? `${reason}: ${session.pendingReason}` : reason;
-      this.opts.onEvent?.({ type: reason === 'idle' ? 'closed' : 'handshake-failed', peer: session.peer, reason: why });
-    }
-  }
 }
 
 function rand(n: number): Uint8Array {

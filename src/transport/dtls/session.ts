@@ -25,12 +25,14 @@
  * - Plaintext (epoch 0) alerts during the handshake are unauthenticated, so a
  *   fatal one is ignored too (same reasoning); the handshake timeout ends it.
  * - Flight 4 is retransmitted on a timer with doubling timeout (§4.2.4.1); the
- *   final flight only when the client repeats its Finished (§4.2.4).
+ *   final flight only when the client repeats its Finished (§4.2.4); the
+ *   writing and retransmitting is session-writer.ts.
  */
 import type { Peer } from '../../core/transport.js';
-import { ServerHandshake, type FlightRecord } from './handshake.js';
+import type { ServerHandshake } from './handshake.js';
 import { DecodeError, Reassembler, parseFragments } from './messages.js';
-import { AlertDescription, AlertLevel, Ccm8Cipher, ContentType, ReplayWindow, encodeRecord, type DtlsRecord } from './record.js';
+import { AlertDescription, AlertLevel, Ccm8Cipher, ContentType, ReplayWindow, type DtlsRecord } from './record.js';
+import { SessionWriter } from './session-writer.js';
 
 /** What a session reports to the server after a datagram. */
 export type SessionEvent =
@@ -55,19 +57,15 @@ export interface SessionOptions {
 export class Session {
   lastActivity: number;
   readonly createdAt: number;
-  private readonly writeSeq = [0, 0];
   private readonly window1 = new ReplayWindow();
   private readCipher: Ccm8Cipher | undefined;
-  private writeCipher: Ccm8Cipher | undefined;
   /** Epoch-1 ciphers of each ClientKeyExchange candidate, until the Finished selects one. */
   private readonly candidates = new Map<number, { read: Ccm8Cipher; write: Ccm8Cipher }>();
   /** The candidate whose ClientKeyExchange came in the datagram being processed. */
   private datagramCandidate: number | undefined;
   private readEpoch = 0;
-  private lastFlight: readonly FlightRecord[];
   private readonly reassembler = new Reassembler();
-  private timer: NodeJS.Timeout | undefined;
-  private retransmits = 0;
+  private readonly writer: SessionWriter;
   private closed = false;
   /** Set while processing a datagram whose ChangeCipherSpec started epoch 1. */
   private ccsInDatagram = false;
@@ -82,14 +80,17 @@ export class Session {
     readonly handshake: ServerHandshake,
     firstRecordSeq: number,
     now: number,
-    private readonly opts: SessionOptions,
+    opts: SessionOptions,
   ) {
-    this.writeSeq[0] = firstRecordSeq;
     this.createdAt = now;
     this.lastActivity = now;
-    this.lastFlight = handshake.flight4;
-    this.sendFlight();
-    this.arm();
+    this.writer = new SessionWriter(firstRecordSeq, handshake.flight4, {
+      ...opts,
+      waiting: () => !(this.closed || this.flight5Seen || this.established),
+      giveUp: () => opts.onGiveUp(this),
+    });
+    this.writer.sendFlight();
+    this.writer.arm();
   }
 
   /** True once both Finished messages were exchanged. */
@@ -140,7 +141,7 @@ export class Session {
 
   /** Encrypts application data into one datagram (RFC 6347 §4.1: one record). */
   seal(data: Uint8Array): Uint8Array {
-    return this.record(ContentType.applicationData, 1, data);
+    return this.writer.record(ContentType.applicationData, 1, data);
   }
 
   /** Sends a close_notify (warning) or a fatal alert, then stops all timers. Resolves once sent. */
@@ -148,7 +149,7 @@ export class Session {
     if (this.closed) return Promise.resolve();
     const level = description === AlertDescription.closeNotify ? AlertLevel.warning : AlertLevel.fatal;
     // Our records are protected only after we sent ChangeCipherSpec (flight 6).
-    const sent = this.opts.send(this.record(ContentType.alert, this.established ? 1 : 0, new Uint8Array([level, description])));
+    const sent = this.writer.send(ContentType.alert, this.established ? 1 : 0, new Uint8Array([level, description]));
     this.dispose();
     return sent;
   }
@@ -156,8 +157,7 @@ export class Session {
   /** Stops timers; the session sends nothing more. */
   dispose(): void {
     this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.writer.stop();
   }
 
   private receivePlain(rec: DtlsRecord, events: SessionEvent[]): void {
@@ -179,7 +179,7 @@ export class Session {
           // flight 4. (A lone forged ClientKeyExchange or ChangeCipherSpec does not stop the timer.)
           if (this.datagramCandidate !== undefined) {
             this.flight5Seen = true;
-            this.stopTimer();
+            this.writer.stop();
           }
         }
         return;
@@ -265,10 +265,10 @@ export class Session {
         case 'none':
           break;
         case 'retransmit':
-          this.sendFlight();
+          this.writer.sendFlight();
           break;
         case 'refuse-renegotiation':
-          void this.opts.send(this.record(ContentType.alert, 1, new Uint8Array([AlertLevel.warning, AlertDescription.noRenegotiation])));
+          void this.writer.send(ContentType.alert, 1, new Uint8Array([AlertLevel.warning, AlertDescription.noRenegotiation]));
           break;
         case 'keys':
           if (!this.candidates.has(step.index)) {
@@ -282,11 +282,8 @@ export class Session {
         case 'established': {
           const chosen = this.candidates.get(step.index)!;
           this.readCipher = chosen.read;
-          this.writeCipher = chosen.write;
           this.candidates.clear();
-          this.stopTimer();
-          this.lastFlight = step.flight;
-          this.sendFlight();
+          this.writer.finish(chosen.write, step.flight);
           events.push({ kind: 'established', identity: this.handshake.identity ?? '' });
           break;
         }
@@ -298,53 +295,5 @@ export class Session {
           step satisfies never;
       }
     }
-  }
-
-  private record(type: number, epoch: 0 | 1, body: Uint8Array): Uint8Array {
-    const seq = this.writeSeq[epoch]!++;
-    if (epoch === 0) return encodeRecord(type, 0, seq, body);
-    return encodeRecord(type, 1, seq, this.writeCipher!.seal(type, 1, seq, body));
-  }
-
-  /** Sends the last flight, packing records into as few datagrams as the MTU allows. */
-  private sendFlight(): void {
-    let parts: Uint8Array[] = [];
-    let size = 0;
-    const flush = (): void => {
-      if (parts.length === 0) return;
-      const d = new Uint8Array(size);
-      let o = 0;
-      for (const p of parts) {
-        d.set(p, o);
-        o += p.length;
-      }
-      void this.opts.send(d);
-      parts = [];
-      size = 0;
-    };
-    for (const r of this.lastFlight) {
-      const rec = this.record(r.type as number, r.epoch, r.body);
-      if (size + rec.length > this.opts.mtu) flush();
-      parts.push(rec);
-      size += rec.length;
-    }
-    flush();
-  }
-
-  private arm(): void {
-    const delay = Math.min(this.opts.retransmitMs * 2 ** this.retransmits, 60_000);
-    this.timer = setTimeout(() => {
-      if (this.closed || this.flight5Seen || this.established) return;
-      if (this.retransmits >= this.opts.maxRetransmits) return this.opts.onGiveUp(this);
-      this.retransmits++;
-      this.sendFlight();
-      this.arm();
-    }, delay);
-    this.timer.unref();
-  }
-
-  private stopTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
   }
 }
