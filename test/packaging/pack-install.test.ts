@@ -77,15 +77,21 @@ const env = createEnvelope({ sequence: 3, vendorId: new Uint8Array(16), classId:
 out.verified = String(verifyEnvelope(env, { trust: { anchors: [{ name: 'k', publicKey: key.publicKey }] } }).sequenceNumber);
 try { decodeMessage(new Uint8Array([0x49, 1, 0, 1])); } catch (e) { out.malformed = isCoapfwError(e, 'MALFORMED_MESSAGE'); }
 out.version = VERSION;
+// The update service's default database: better-sqlite3, an optional dependency npm installs with coapfw.
+const { openStore } = await import('coapfw/service');
+const store = await openStore(':memory:');
+out.sqlite = (await store.listDevices()).length;
+await store.close();
 console.log(JSON.stringify(out));`,
     );
     const checked = JSON.parse((await run(process.execPath, ['check.mjs'], { cwd: app, timeout: 30_000 })).stdout) as Record<string, unknown>;
     for (const s of subpaths) expect(checked[s], s).toBeGreaterThan(0);
-    expect(checked).toMatchObject({ verified: '3', malformed: true, version: pkg.version });
+    expect(checked).toMatchObject({ verified: '3', malformed: true, version: pkg.version, sqlite: 0 });
 
-    // Nothing native from cbor-x's side, and only the stand-in for its optional extractor.
+    // Nothing native from cbor-x's side, and only the stand-in for its optional extractor; the one native
+    // addon is the SQLite driver (the stand-in for node-aead-crypto aside).
     const installed = (await files(join(app, 'node_modules'))).map((p) => relative(app, p));
     expect(installed.filter((p) => p.includes('cbor-extract')).sort()).toEqual(['node_modules/coapfw/node_modules/cbor-extract/index.js', 'node_modules/coapfw/node_modules/cbor-extract/package.json']);
-    expect(installed.filter((p) => p.endsWith('.node') && !p.includes('node-aead-crypto'))).toEqual([]);
+    expect(installed.filter((p) => p.endsWith('.node') && !p.includes('node-aead-crypto') && !p.startsWith('node_modules/better-sqlite3/'))).toEqual([]);
   });
 });
