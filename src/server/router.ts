@@ -15,6 +15,13 @@ import { errorResponse, toResponse } from './responses.js';
 export interface Resource {
   /** Methods this resource answers (request codes); others get 4.05. */
   readonly methods: ReadonlySet<number>;
+  /**
+   * Critical options this resource processes beyond {@link SERVER_OPTIONS}
+   * (e.g. Q-Block2, RFC 9177): a request carrying one to a resource that
+   * does not list it gets 4.02, which is how a client learns to fall back
+   * (RFC 9177 §4.1: 4.02 from a server, or a resource, without Q-Block2).
+   */
+  readonly options?: ReadonlySet<number>;
   /** The response; undefined for none (see RequestHandler), e.g. to an address that never proved it exists. */
   handle(req: CoapRequest): ResponseSpec | undefined | Promise<ResponseSpec | undefined>;
 }
@@ -41,6 +48,9 @@ export const SERVER_OPTIONS: ReadonlySet<number> = new Set([
   OptionNumber.REQUEST_TAG,
 ]);
 
+/** Critical options that some resources process and others refuse (with 4.02): Q-Block2 (RFC 9177). */
+const RESOURCE_OPTIONS: ReadonlySet<number> = new Set([OptionNumber.Q_BLOCK2]);
+
 /**
  * Build an endpoint handler from a resolver: checks critical options and
  * methods, maps thrown errors to responses in one place.
@@ -53,7 +63,8 @@ export function routeRequests(resolve: Resolver, known: ReadonlySet<number> = SE
     if (hasOption(msg, OptionNumber.PROXY_URI) || hasOption(msg, OptionNumber.PROXY_SCHEME)) {
       return errorResponse(Code.PROXYING_NOT_SUPPORTED, 'this server is not a proxy');
     }
-    const bad = badCriticalOptions(msg, known);
+    // Resources decide on the options only some of them process (Q-Block2): recognised here, checked below.
+    const bad = badCriticalOptions(msg, RESOURCE_OPTIONS.size === 0 ? known : new Set([...known, ...RESOURCE_OPTIONS]));
     if (bad !== undefined) {
       // §5.4.1: a NON carrying an unrecognised critical option is rejected
       // (§4.3: silently ignored; a Reset is optional and we save it); a CON gets 4.02.
@@ -71,6 +82,9 @@ export function routeRequests(resolve: Resolver, known: ReadonlySet<number> = SE
     const resource = resolve(path, msg);
     if (resource === undefined) return errorResponse(Code.NOT_FOUND, 'not found');
     if (!resource.methods.has(msg.code)) return errorResponse(Code.METHOD_NOT_ALLOWED, 'method not allowed');
+    const unserved = [...RESOURCE_OPTIONS].filter((n) => !known.has(n) && hasOption(msg, n) && !resource.options?.has(n));
+    // A CON and a NON alike: the option is recognised, this resource just cannot serve it.
+    if (unserved.length > 0) return errorResponse(Code.BAD_OPTION, `option ${unserved.join(', ')} is not supported by this resource`);
     try {
       const r = resource.handle(req);
       return r instanceof Promise ? r.catch(toResponse) : r;
