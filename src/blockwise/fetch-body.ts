@@ -25,6 +25,7 @@ import { BlockBitmap, blockCount } from './bitmap.js';
 import { fetchBlocks, isTransient, responseError, retryAfterMs, type FetchedBlock, type FetchProgress } from './fetch.js';
 import { receiveQBlock2 } from './qblock2-endpoint.js';
 import { probeRequest } from './qblock2-options.js';
+import type { QBlock2ClientStats } from './qblock2-client.js';
 import type { QBlockParams } from './qblock2-params.js';
 
 /** Where a body comes from: `CoapClient` is one; without `openStream` only Block2 is used. */
@@ -74,6 +75,8 @@ export interface BodyResult {
   readonly szx: number;
   /** New blocks fetched (not held before). */
   readonly blocks: number;
+  /** Q-Block2: the client's counters of the last attempt (requests, duplicates, losses, window, RTT). */
+  readonly stats?: QBlock2ClientStats;
 }
 
 /**
@@ -139,7 +142,7 @@ async function qblock2Attempts(target: BodyTarget, opts: FetchBodyOptions, st: P
       });
       if (outcome.kind === 'fallback') return undefined;
       opts.onMode?.('qblock2');
-      return { mode: 'qblock2', size: outcome.size, etag: outcome.etag, szx: outcome.szx, blocks: st.blocks };
+      return { mode: 'qblock2', size: outcome.size, etag: outcome.etag, szx: outcome.szx, blocks: st.blocks, stats: outcome.stats };
     } catch (e) {
       if (st.blocks > before) failures = 0;
       failures++;

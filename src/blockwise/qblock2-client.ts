@@ -57,6 +57,14 @@ export interface QBlock2ClientStats {
   duplicates: number;
   rerequested: number;
   continues: number;
+  /** Blocks dropped unrecorded because they lay `maxAhead` or more past the lowest missing one (asked for again later). */
+  beyond?: number;
+  /** 'paced': blocks declared lost, loss episodes (window cuts), probe timeouts; final window and smoothed RTT. */
+  lost?: number;
+  losses?: number;
+  timeouts?: number;
+  window?: number;
+  srttMs?: number;
 }
 
 /** Options of {@link QBlock2Client}. */
@@ -97,6 +105,8 @@ export interface PacerHost {
   readonly shape: BodyShape;
   readonly bitmap: BlockBitmap;
   readonly stats: QBlock2ClientStats;
+  /** Blocks handed to `onBlock` whose promise has not settled yet (a sink behind: ask for no new ones past `maxAhead`). */
+  readonly unsunk: number;
   send(spec: RequestSpec): void;
   armTimer(ms: number): void;
 }
@@ -111,6 +121,10 @@ export interface Pacer {
   onPayload(num: number): void;
   /** The timer armed through the host fired. */
   onTimer(): void;
+  /** A block's sink promise settled (`unsunk` went down): the mode may ask for more. */
+  onSunk?(): void;
+  /** Add what the mode knows to the client's counters. */
+  report?(stats: QBlock2ClientStats): void;
 }
 
 type State = 'idle' | 'probing' | 'receiving' | 'done';
@@ -132,6 +146,7 @@ export class QBlock2Client implements PacerHost {
   private pacer: Pacer | undefined;
   private timer: TimerHandle | undefined;
   private sink: Promise<void> = Promise.resolve();
+  private unsunkCount = 0;
   private settle!: { resolve: (o: QBlock2Outcome) => void; reject: (e: Error) => void };
   private readonly sent = new Map<string, RequestSpec>();
   private lastArrival: number;
@@ -157,6 +172,10 @@ export class QBlock2Client implements PacerHost {
 
   get bitmap(): BlockBitmap {
     return this.bitmapValue!;
+  }
+
+  get unsunk(): number {
+    return this.unsunkCount;
   }
 
   /**
@@ -239,7 +258,8 @@ export class QBlock2Client implements PacerHost {
     this.clearTimer();
     const paced = this.o.mode !== 'rfc';
     const idleLeft = paced ? this.lastArrival + this.partialLimitMs - this.o.runtime.now() : Infinity;
-    this.timer = this.o.runtime.setTimer(Math.max(0, Math.min(ms, idleLeft)), () => {
+    // Never 0: a deadline a hair away would otherwise fire again and again at one instant.
+    this.timer = this.o.runtime.setTimer(Math.max(0.5, Math.min(ms, idleLeft)), () => {
       this.timer = undefined;
       try {
         if (this.state === 'probing') throw new CoapfwError('TIMEOUT', 'q-block2: no answer to the first request');
@@ -286,24 +306,60 @@ export class QBlock2Client implements PacerHost {
   }
 
   private accept(p: QBlock2Payload): void {
-    if (this.shapeValue === undefined) {
+    const first = this.shapeValue === undefined;
+    if (first) {
       this.begin(p);
       if (this.state === 'done') return; // every block was already held
     }
     const bitmap = this.bitmap;
     const pacer = this.pacer!;
+    // A block the caller could not hold yet (a server bursting past what was
+    // asked) is dropped unrecorded: still missing, it is asked for in its turn.
+    const ahead = this.o.maxAhead;
+    if (ahead !== undefined && !bitmap.has(p.num) && p.num >= bitmap.nextMissing(0) + ahead) {
+      this.stats.beyond = (this.stats.beyond ?? 0) + 1;
+      return;
+    }
     if (!bitmap.set(p.num)) {
       // §4.4: a duplicate block with the same ETag is silently ignored.
       this.stats.duplicates++;
       pacer.onPayload(p.num);
+      // A resume probes a block it holds when its record ends there: the flow must still start.
+      if (first) pacer.onBlock(p.num);
       return;
     }
     this.stats.blocks++;
     const sink = this.o.onBlock(p);
-    if (sink instanceof Promise) this.sink = this.sink.then(() => sink);
+    if (sink instanceof Promise) this.track(sink);
     if (bitmap.complete) return this.complete();
     pacer.onPayload(p.num);
     pacer.onBlock(p.num);
+  }
+
+  /**
+   * Follow the sink's promise for a block: once it settles the pacer may
+   * ask for more (back-pressure through `unsunk`); a sink that fails ends the
+   * transfer at once with its error, not at completion.
+   */
+  private track(sink: Promise<void>): void {
+    this.unsunkCount++;
+    const settled = sink.then(
+      () => {
+        this.unsunkCount--;
+        if (this.state !== 'receiving') return;
+        try {
+          this.pacer?.onSunk?.();
+        } catch (e) {
+          this.fail(e as Error);
+        }
+      },
+      (e: unknown) => {
+        this.unsunkCount--;
+        this.fail(e as Error);
+        throw e;
+      },
+    );
+    this.sink = this.sink.then(() => settled);
   }
 
   /** The first payload fixes block size, Size2 and ETag (§4.4); held blocks are marked. */
@@ -339,6 +395,7 @@ export class QBlock2Client implements PacerHost {
     const shape = this.shape;
     this.state = 'done';
     this.clearTimer();
+    this.pacer?.report?.(this.stats);
     this.sink.then(
       () => this.settle.resolve({ kind: 'complete', size: shape.size, etag: shape.etag, szx: shape.szx, stats: this.stats }),
       (e: unknown) => this.settle.reject(e as Error),

@@ -10,7 +10,7 @@
  */
 import { CongestionController } from '../messaging/congestion.js';
 import { BlockBitmap } from './bitmap.js';
-import type { Pacer, PacerHost } from './qblock2-client.js';
+import type { Pacer, PacerHost, QBlock2ClientStats } from './qblock2-client.js';
 import { missingRequests, type QBlockItem } from './qblock2-options.js';
 import { pushRun } from './qblock2-rfc.js';
 
@@ -46,10 +46,19 @@ export class WindowPacer implements Pacer {
     this.fill();
   }
 
+  onSunk(): void {
+    if (this.h.o.maxAhead !== undefined) this.fill();
+  }
+
   onTimer(): void {
     this.addRetry(this.ctl.detectLost());
     this.addRetry(this.ctl.onProbeTimeout());
     this.fill();
+  }
+
+  report(stats: QBlock2ClientStats): void {
+    const c = this.ctl;
+    Object.assign(stats, { lost: c.stats.lost, losses: c.stats.losses, timeouts: c.stats.timeouts, window: c.window, srttMs: c.srtt === undefined ? undefined : Math.round(c.srtt * 100) / 100 });
   }
 
   private addRetry(lost: readonly number[]): void {
@@ -86,6 +95,7 @@ export class WindowPacer implements Pacer {
     const { bitmap, shape } = this.h;
     const ahead = this.h.o.maxAhead;
     if (ahead === undefined) return shape.total;
+    if (this.h.unsunk >= ahead) return 0; // the sink is behind: lost blocks only, no new ones
     const lowest = bitmap.nextMissing(0);
     return lowest < 0 ? shape.total : Math.min(shape.total, lowest + ahead);
   }

@@ -20,7 +20,8 @@
  *   timer granularity) after a later one arrived: recovery in about one RTT.
  * - Probe timeout (RFC 9002 §6.2): srtt + max(4 rttvar, granularity), doubled
  *   on each consecutive expiry up to maxRtoMs (exponential back-off, RFC 8085
- *   §3.1.3); three in a row with nothing delivered collapse the window.
+ *   §3.1.3); an expiry sends the two oldest packets again as probes; three in
+ *   a row with nothing delivered collapse the window.
  * - Before the first RTT sample no more than the initial window is in flight
  *   (RFC 8085 §3.1.3), and the first probe waits initialRtoMs (RFC 7252's
  *   ACK_TIMEOUT, 2 s).
@@ -51,6 +52,15 @@ export interface CongestionOptions {
    * stalls for milliseconds (GC, a busy peer), so 5 ms rather than 1. Default 5.
    */
   readonly granularityMs?: number;
+  /**
+   * Queueing delay (smoothed RTT above the smallest RTT seen) above which the
+   * window stops growing and shrinks by one packet per RTT instead (the
+   * delay-based half of the controller, as TCP Vegas and LEDBAT, RFC 6817).
+   * Many devices behind one bottleneck then share it with a short queue
+   * rather than filling it to its drop point, where the smallest windows
+   * lose everything and starve. Default 25 ms.
+   */
+  readonly targetDelayMs?: number;
 }
 
 interface Flight {
@@ -59,11 +69,13 @@ interface Flight {
   readonly retransmitted: boolean;
 }
 
-const DEFAULTS = { initialWindow: 10, minWindow: 2, maxWindow: 512, initialRtoMs: 2000, minRtoMs: 50, maxRtoMs: 60_000, reorderPackets: 3, granularityMs: 5 };
+const DEFAULTS = { initialWindow: 10, minWindow: 1, maxWindow: 512, initialRtoMs: 2000, minRtoMs: 50, maxRtoMs: 60_000, reorderPackets: 3, granularityMs: 5, targetDelayMs: 25 };
 /** RFC 9002 §6.1.2 kTimeThreshold. */
 const TIME_THRESHOLD = 9 / 8;
 /** RFC 9002 §7.7: pace at 1.25 x cwnd per RTT so that pacing never limits the window. */
 const PACING_GAIN = 1.25;
+/** RFC 9002 §6.2.4: packets sent again when the probe timer expires. */
+const PROBES = 2;
 /** RFC 9002 §7.6: consecutive probe timeouts that mean persistent congestion. */
 const PERSISTENT_PTOS = 3;
 /** RFC 9406 §4.3: N_RTT_SAMPLE, and the clamp of the RTT increase that ends slow start. */
@@ -189,8 +201,14 @@ export class CongestionController {
     this.ptoCount = 0;
     this.lastDeliveryAt = this.runtime.now();
     if (!grow) return; // RFC 9002 §7.3.2: no growth for packets sent before recovery began
-    for (let i = 0; i < n; i++) this.cwnd += this.cwnd < this.ssthresh ? 1 : 1 / this.cwnd;
-    if (this.cwnd > this.o.maxWindow) this.cwnd = this.o.maxWindow;
+    const queued = this.srttMs === undefined || this.minRttMs === Infinity ? 0 : this.srttMs - this.minRttMs;
+    const over = queued > this.o.targetDelayMs;
+    if (over && this.cwnd < this.ssthresh) this.ssthresh = this.cwnd; // the queue is building: slow start is over
+    for (let i = 0; i < n; i++) {
+      if (this.cwnd < this.ssthresh) this.cwnd += 1;
+      else this.cwnd += over ? -1 / this.cwnd : 1 / this.cwnd;
+    }
+    this.cwnd = Math.min(this.o.maxWindow, Math.max(this.o.minWindow, this.cwnd));
   }
 
   /** Feed one RTT measurement (RFC 6298 §2.2, §2.3). */
@@ -242,9 +260,14 @@ export class CongestionController {
   }
 
   /**
-   * The probe timer expired: every packet in flight for longer than the probe
-   * timeout is declared lost and returned; the timeout doubles (RFC 8085
-   * §3.1.3 exponential back-off); persistent congestion collapses the window.
+   * The probe timer expired (RFC 9002 §6.2): the oldest packets in flight
+   * for longer than the probe timeout (at most {@link PROBES}) are returned
+   * to be sent again as probes; the others stay in flight, since a late
+   * RTT (a stalled peer, a busy event loop) is no loss, and once a probe
+   * arrives the loss detection of later arrivals settles them. The timeout
+   * doubles (RFC 8085 §3.1.3 exponential back-off). Persistent congestion
+   * (three timeouts in a row, RFC 9002 §7.6) collapses the window and gives
+   * up every expired packet.
    */
   onProbeTimeout(): number[] {
     const now = this.runtime.now();
@@ -252,16 +275,18 @@ export class CongestionController {
     const expired: number[] = [];
     for (const [id, f] of this.flight) if (now - f.sentAt >= pto - EPSILON) expired.push(id);
     if (expired.length === 0) return this.detectLost();
-    for (const id of expired) this.flight.delete(id);
     this.stats.timeouts++;
-    this.stats.lost += expired.length;
     this.ptoCount = Math.min(this.ptoCount + 1, 30);
-    if (this.ptoCount >= PERSISTENT_PTOS) {
+    const persistent = this.ptoCount >= PERSISTENT_PTOS;
+    if (persistent) {
       this.ssthresh = Math.max(this.o.minWindow, this.cwnd / 2);
       this.cwnd = this.o.minWindow;
     }
+    const lost = persistent ? expired : expired.slice(0, PROBES);
+    for (const id of lost) this.flight.delete(id);
+    this.stats.lost += lost.length;
     this.recoveryStartOrder = this.nextOrder - 1;
-    return expired;
+    return lost;
   }
 
   /**
@@ -337,7 +362,7 @@ function resolve(o: CongestionOptions): typeof DEFAULTS {
   int('maxWindow', 1);
   int('reorderPackets', 1);
   if (r.minWindow > r.maxWindow || r.initialWindow > r.maxWindow) throw new CoapfwError('INVALID_ARGUMENT', 'congestion: minWindow and initialWindow must not exceed maxWindow');
-  for (const k of ['initialRtoMs', 'minRtoMs', 'maxRtoMs', 'granularityMs'] as const) {
+  for (const k of ['initialRtoMs', 'minRtoMs', 'maxRtoMs', 'granularityMs', 'targetDelayMs'] as const) {
     if (!(r[k] > 0)) throw new CoapfwError('INVALID_ARGUMENT', `congestion: ${k} must be > 0, got ${r[k]}`);
   }
   return r;

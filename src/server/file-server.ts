@@ -121,7 +121,7 @@ export function fileResources(repo: FileRepository, options: FileResourceOptions
   // a Q-Block2 request is served without registering (RFC 7641 §4.1 allows that).
   const observed = (entry: FileEntry): Resource => {
     const inner = observe!.wrap(`files/${entry.path}`, plainFile(entry));
-    return { ...inner, handle: (req) => (hasQBlock2(req.message) ? serve(req, entry) : inner.handle(req)) };
+    return { ...inner, options: served, handle: (req) => (hasQBlock2(req.message) ? serve(req, entry) : inner.handle(req)) };
   };
   const fileResource = (entry: FileEntry): Resource => (observe ? observed(entry) : plainFile(entry));
   // /.well-known/core is indexed once per repository change, on demand.
