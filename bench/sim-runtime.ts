@@ -51,7 +51,6 @@ export class SimRuntime implements Runtime {
   /** Run events in time order until none is left before `until`, or `stop()` says so. Returns the events run. */
   run(until: number, stop: () => boolean = () => false): number {
     let n = 0;
-    if (this.heap.length === 0) this.t = Math.max(this.t, until);
     while (this.heap.length > 0 && !stop()) {
       const e = this.pop();
       if (e.at > until) {
@@ -66,6 +65,8 @@ export class SimRuntime implements Runtime {
       fn();
       n++;
     }
+    // Nothing left before `until`: the clock still reaches it.
+    if (this.heap.length === 0 && !stop()) this.t = Math.max(this.t, until);
     return n;
   }
 

@@ -2,9 +2,9 @@
  * Q-Block2 between our client and server on a virtual clock, through the
  * path model of bench/relay.ts (delay, seeded loss each way, a shared
  * drop-tail bottleneck toward the clients): the algorithms alone, without
- * CPU or event-loop noise, in seconds for minutes of simulated transfer.
- * Tests use it to check the congestion controller's sharing; the tuning of
- * its parameters was done with it (`node dist/bench/sim.js --devices 50`).
+ * CPU or event-loop noise, in seconds for minutes of simulated transfer
+ * (`node dist/bench/sim.js --devices 50`: the issue's shared-bottleneck case,
+ * 50 x 256 KiB at 1 Mbit/s, 20 ms RTT, 5 % loss each way).
  */
 import { QBlock2Client, type QBlock2ClientOptions } from '../src/blockwise/qblock2-client.js';
 import { hasQBlock2, QBlock2Server, type QBlock2ServerOptions } from '../src/blockwise/qblock2-server.js';

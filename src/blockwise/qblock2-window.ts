@@ -16,6 +16,8 @@ import { pushRun } from './qblock2-rfc.js';
 
 /** Shortest timer, so that a deadline computed with rounding never spins. */
 const MIN_TIMER_MS = 0.5;
+/** RFC 9002 §6.2.4: packets sent at once when the probe timer expires. */
+const PROBES = 2;
 /** Most requests sent from one event (the rest wait for the pacing timer). */
 const MAX_BATCHES_AT_ONCE = 64;
 
@@ -52,8 +54,25 @@ export class WindowPacer implements Pacer {
 
   onTimer(): void {
     this.addRetry(this.ctl.detectLost());
-    this.addRetry(this.ctl.onProbeTimeout());
+    const timeouts = this.ctl.stats.timeouts;
+    const expired = this.ctl.onProbeTimeout();
+    if (this.ctl.stats.timeouts === timeouts) this.addRetry(expired); // no timeout: losses found from later arrivals
+    else this.probe(expired);
     this.fill();
+  }
+
+  /**
+   * RFC 9002 §6.2.4, §7.5: on a probe timeout up to two packets go out at
+   * once, whatever the window (a probe is never blocked by the congestion
+   * controller; else with a window of one the lost block would wait for
+   * the next, doubled, timeout). The rest are asked for again in turn.
+   */
+  private probe(expired: readonly number[]): void {
+    const { bitmap } = this.h;
+    const lost = expired.filter((n) => !bitmap.has(n));
+    const now = lost.slice(0, PROBES).sort((a, b) => a - b);
+    this.addRetry(lost.slice(PROBES));
+    if (now.length > 0) this.request(now);
   }
 
   report(stats: QBlock2ClientStats): void {

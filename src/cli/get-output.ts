@@ -16,6 +16,8 @@ import { basename, dirname, join } from 'node:path';
 import { fileError, readFileBounded } from '../bounded-read.js';
 import { fetchBody, type FetchBodyOptions } from '../blockwise/fetch-body.js';
 import { ReorderBuffer } from '../blockwise/reorder.js';
+import { FileSink } from '../client/file-sink.js';
+import { blockSize } from '../codec/block.js';
 import { CoapfwError } from '../errors.js';
 import type { CoapClient } from '../client/open.js';
 import { UsageError } from './common.js';
@@ -79,7 +81,10 @@ export async function tidyPart(file: string): Promise<number> {
   const part = `${file}.part`;
   const size = await sizeOf(part);
   if (size === 0) await Promise.all([rm(part, { force: true }), rm(`${part}.json`, { force: true }), rm(`${part}.map`, { force: true })]);
-  return Math.max(0, size);
+  if (size <= 0) return 0;
+  // Q-Block2 writes blocks where they belong, so the part's length is not what it holds: its block map says.
+  const point = await new FileSink(file).resumable();
+  return point?.blocks === undefined ? size : Math.min(size, point.blocks.count * blockSize(point.state.szx));
 }
 
 /**
