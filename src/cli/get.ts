@@ -147,8 +147,8 @@ export const getCommand: CliCommand = async (args, io) => {
     if (a.verbose > 0) io.stderr.write(`coapfw get: done in ${seconds.toFixed(2)} s${r.etag ? `, ETag ${r.etag}` : ', no ETag'}\n`);
     if (a.json) jsonLine(io, { result: 'ok', uri: a.uri, file: a.output.path, ...r, seconds: Number(seconds.toFixed(3)) });
     else {
-      const how = r.restarted ? ' (resource changed: started over)' : r.resumedFrom > 0 ? ` (resumed with ${r.resumedFrom} bytes held)` : '';
-      io.stderr.write(`${name}: ${r.bytes} bytes in ${r.blocks} blocks${r.mode === 'qblock2' ? ' (Q-Block2)' : ''}${how}\n`);
+      const notes = [r.mode === 'qblock2' ? 'Q-Block2' : '', r.restarted ? 'resource changed: started over' : r.resumedFrom > 0 ? `resumed with ${r.resumedFrom} bytes held` : ''].filter((x) => x !== '');
+      io.stderr.write(`${name}: ${r.bytes} bytes in ${r.blocks} blocks${notes.length > 0 ? ` (${notes.join('; ')})` : ''}\n`);
     }
     return 0;
   } catch (e) {

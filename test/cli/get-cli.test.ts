@@ -190,7 +190,7 @@ describe('coapfw get --resume', () => {
     const second = await run([uri, '-o', out, '--resume', '--block-size', '256']);
     expect(second.code, second.err).toBe(0);
     expect(second.err).toContain(`coapfw get: ${out}.part was started with 1024-byte blocks: continuing with those (--block-size 256 applies to a new download)\n`);
-    expect(second.err).toMatch(/\(resumed with \d+ bytes held\)\n$/);
+    expect(second.err).toMatch(/ \((Q-Block2; )?resumed with \d+ bytes held\)\n$/);
     expect(new Uint8Array(await readFile(out))).toEqual(big);
     expect(existsSync(`${out}.part`)).toBe(false);
   });
