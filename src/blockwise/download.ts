@@ -178,8 +178,6 @@ async function run(target: DownloadTarget, sink: DownloadSink, key: string, opti
     await saved;
     await sink.write(b.data, b.offset, b.num);
   };
-  let blocks = 0;
-  let mode: 'qblock2' | 'block2' = 'block2';
   try {
     const r = await fetchBody(target, {
       szx,
@@ -192,20 +190,17 @@ async function run(target: DownloadTarget, sink: DownloadSink, key: string, opti
       window: options.window,
       ...options.tuning,
       onBlock,
-      onMode: (m) => {
-        mode = m;
-        options.onMode?.(m);
-      },
+      onMode: options.onMode,
       // Told before the block is written: count it from what the fetch received, not from the sink.
       onProgress: (p) => options.onProgress?.({ ...p, offset: Math.min(p.total ?? Infinity, (held?.bytes ?? 0) + p.received) }),
     });
-    blocks = r.blocks;
-    mode = r.mode;
     if (begun === undefined) begun = sink.begin(held?.keepOffset ?? 0, held?.keepAll ?? false); // everything was already held
     await begun;
     await saved;
     await sink.finish();
-    return { bytes: r.size, resumedFrom: held?.bytes ?? 0, blocks, etag: tag && bytesToHex(tag), restarted, mode, ...(r.stats ? { stats: r.stats } : {}) };
+    // A held last block may be short: what was held is at most the body.
+    const resumedFrom = Math.min(r.size, held?.bytes ?? 0);
+    return { bytes: r.size, resumedFrom, blocks: r.blocks, etag: tag && bytesToHex(tag), restarted, mode: r.mode, ...(r.stats ? { stats: r.stats } : {}) };
   } catch (e) {
     // The transfer's error is the one the caller must see; a sink that also
     // fails to release its handle has nothing to add to it.
