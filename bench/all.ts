@@ -6,6 +6,7 @@
  * against plain coap), `node dist/bench/update.js` (one device update),
  * `node dist/bench/delta.js` (differential updates of real binaries),
  * `node dist/bench/fastlinks.js [--quick]` (delay, loss and a shared bottleneck through bench/relay.ts),
+ * `node dist/bench/sim.js [--devices N --size B --rtt MS --loss P --rate BPS]` (the Q-Block2 algorithms on a virtual clock),
  * `node dist/bench/trust.js [runs] [--quick]` (trust verification and the trust store),
  * `node dist/bench/trust-device.js [runs]` (the trust store in the device's check: time, bytes, flash),
  * `node dist/bench/well-known.js` (filtered /.well-known/core queries over 10,000 files).
@@ -21,6 +22,7 @@ const parts: Record<string, string> = {
   update: 'update.js',
   delta: 'delta.js',
   fastlinks: 'fastlinks.js',
+  sim: 'sim.js',
   trust: 'trust.js',
   trustDevice: 'trust-device.js',
   wellKnown: 'well-known.js',

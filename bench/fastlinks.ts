@@ -24,8 +24,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fetchBlocks } from '../src/blockwise/fetch.js';
-import { endpointSender, fetchQBlock2 } from '../src/blockwise/qblock2-endpoint.js';
-import { QBlock2Server } from '../src/blockwise/qblock2-server.js';
+import { endpointChannel, endpointSender, fetchQBlock2 } from '../src/blockwise/qblock2-endpoint.js';
+import { hasQBlock2, QBlock2Server } from '../src/blockwise/qblock2-server.js';
 import { serveBlock2 } from '../src/blockwise/serve.js';
 import { bufferSource } from '../src/blockwise/source.js';
 import { Code, OptionNumber } from '../src/codec/numbers.js';
@@ -91,7 +91,7 @@ async function startQBlock2Server(files: Map<string, Uint8Array>): Promise<{ por
     const name = req.message.options.filter((o) => o.number === OptionNumber.URI_PATH).map((o) => new TextDecoder().decode(o.value)).join('/');
     const src = sources.get(name);
     if (src === undefined) return { code: Code.NOT_FOUND };
-    return q.handle(req.message, req.peer, src) ?? serveBlock2(req.message, src);
+    return hasQBlock2(req.message) ? q.handle(req.message, req.peer, src, req.size) : serveBlock2(req.message, src);
   });
   return { port: endpoint.address().port, close: async () => (q.close(), endpoint.close()) };
 }
@@ -102,7 +102,7 @@ function qblock2Contender(): Contender {
       const endpoint = new CoapEndpoint(await UdpTransport.bind({ host: '127.0.0.1', recvBufferSize: 4 * 1024 * 1024 }), { runtime: systemRuntime });
       try {
         let buf = new Uint8Array(0);
-        const outcome = await fetchQBlock2(endpoint, { address: '127.0.0.1', port: relayPort }, {
+        const outcome = await fetchQBlock2(endpointChannel(endpoint, { address: '127.0.0.1', port: relayPort }), {
           runtime: systemRuntime,
           options: pathOptions(`/${name}`),
           maxSize: 64 * 1024 * 1024,

@@ -62,6 +62,12 @@ export interface FetchOptions {
   /** Wait for a response this long per attempt (NON, or after an empty ACK). */
   readonly responseTimeoutMs?: number;
   readonly confirmable?: boolean;
+  /**
+   * Block requests in flight at once (RFC 7252 §4.7: NSTART is per endpoint,
+   * so the endpoint must allow as many; 1 for servers not known to). Blocks
+   * are still yielded in order. Default 1.
+   */
+  readonly window?: number;
   readonly onProgress?: (p: FetchProgress) => void;
 }
 
@@ -93,57 +99,107 @@ export function retryAfterMs(e: unknown, policy: RetryPolicy, random: () => numb
  * for await (const b of fetchBlocks(req, { runtime, options: pathOptions('/fw/x') })) sink.write(b.data);
  */
 export async function* fetchBlocks(request: Requester, opts: FetchOptions): AsyncGenerator<FetchedBlock, void, void> {
-  let szx = opts.szx ?? MAX_SZX;
+  const szx = opts.szx ?? MAX_SZX;
   blockSize(szx); // validates
   const start = opts.startBlock ?? 0;
   if (!Number.isInteger(start) || start < 0) throw new CoapfwError('INVALID_ARGUMENT', `fetch: startBlock must be an integer >= 0, got ${start}`);
+  const window = opts.window ?? 1;
+  if (!Number.isInteger(window) || window < 1) throw new CoapfwError('INVALID_ARGUMENT', `fetch: window must be an integer >= 1, got ${window}`);
+  const st: Transfer = { szx, start, etag: opts.etag, received: 0, retries: 0, total: undefined };
   let offset = start * blockSize(szx);
-  let etag = opts.etag;
-  let received = 0;
-  let retries = 0;
-  let total: number | undefined;
-  for (;;) {
-    const num = offset / blockSize(szx);
-    const options: CoapOption[] = [...opts.options, { number: OptionNumber.BLOCK2, value: encodeBlock({ num, more: false, szx }) }];
-    if (offset === 0 || num === start) options.push({ number: OptionNumber.SIZE2, value: new Uint8Array(0) });
-    const res = await withRetry(
-      async () => {
-        const r = await request({ code: Code.GET, options, confirmable: opts.confirmable }, { signal: opts.signal, responseTimeoutMs: opts.responseTimeoutMs });
-        if (r.code === Code.SERVICE_UNAVAILABLE || r.code === Code.TOO_MANY_REQUESTS) throw responseError(r, num);
-        return r;
-      },
-      {
-        ...opts.retry,
-        runtime: opts.runtime,
-        signal: opts.signal,
-        isRetryable: isTransient,
-        retryAfterMs: (e) => retryAfterMs(e, opts.retry ?? {}, () => opts.runtime.random()),
-        onRetry: () => void retries++,
-      },
-    );
-    const block = checkResponse(res, offset, num, szx, etag);
-    if (block.total !== undefined) {
-      // Size2 names the whole representation: it must not change, and the last block must end there.
-      if (total !== undefined && block.total !== total) throw new CoapfwError('BLOCK_MISMATCH', `fetch: Size2 changed from ${total} to ${block.total}`);
-      total = block.total;
+  // The first block fixes the block size and, through Size2, how far a pipeline may run ahead.
+  let block = accept(st, await fetchOne(request, opts, st, offset / blockSize(szx)), opts);
+  yield block;
+  opts.onProgress?.({ received: st.received, total: st.total, block: block.num, retries: st.retries });
+  if (window === 1 || st.total === undefined) {
+    while (block.more) {
+      offset += block.data.length;
+      block = accept(st, await fetchOne(request, opts, st, offset / blockSize(st.szx)), opts);
+      yield block;
+      opts.onProgress?.({ received: st.received, total: st.total, block: block.num, retries: st.retries });
     }
-    if (!block.more && total !== undefined && block.offset + block.data.length !== total) {
-      throw new CoapfwError('BLOCK_MISMATCH', `fetch: the last block ends at ${block.offset + block.data.length}, the server announced ${total} bytes`);
-    }
-    if (received > 0 && etag === undefined && block.etag !== undefined) {
-      throw new CoapfwError('ETAG_MISMATCH', 'fetch: the server started sending an ETag mid-transfer');
-    }
-    etag = block.etag ?? etag;
-    if (opts.maxSize !== undefined && block.offset + block.data.length > opts.maxSize) {
-      throw new CoapfwError('TOO_LARGE', `fetch: representation exceeds the limit of ${opts.maxSize} bytes at block ${block.num}`);
-    }
-    szx = block.szx;
-    received += block.data.length;
-    yield block;
-    opts.onProgress?.({ received, total, block: block.num, retries });
-    if (!block.more) return;
-    offset += block.data.length;
+    return;
   }
+  yield* pipelined(request, opts, st, block, window);
+}
+
+/** What a transfer fixed so far. */
+interface Transfer {
+  szx: number;
+  readonly start: number;
+  etag: Uint8Array | undefined;
+  received: number;
+  retries: number;
+  total: number | undefined;
+}
+
+/** Blocks after `first`, `window` requests in flight, yielded in order. */
+async function* pipelined(request: Requester, opts: FetchOptions, st: Transfer, first: FetchedBlock, window: number): AsyncGenerator<FetchedBlock, void, void> {
+  const bs = blockSize(st.szx);
+  const last = Math.max(0, Math.ceil(st.total! / bs) - 1);
+  const inflight = new Map<number, Promise<FetchedBlock>>();
+  let next = first.num + 1;
+  const fill = (upTo: number): void => {
+    for (; next <= Math.min(last, upTo); next++) {
+      const p = fetchOne(request, opts, st, next);
+      p.catch(() => undefined); // awaited in order below; an early failure must not be unhandled meanwhile
+      inflight.set(next, p);
+    }
+  };
+  let block = first;
+  while (block.more) {
+    const num = block.num + 1;
+    fill(num + window - 1);
+    const res = inflight.get(num);
+    if (res === undefined) throw new CoapfwError('BLOCK_MISMATCH', `fetch: block ${block.num} says more follow, but Size2 ${st.total} ends there`);
+    inflight.delete(num);
+    block = accept(st, await res, opts);
+    yield block;
+    opts.onProgress?.({ received: st.received, total: st.total, block: block.num, retries: st.retries });
+  }
+}
+
+/** One block request, retried on its own (transient errors, "try again later"), checked against what it asked for. */
+function fetchOne(request: Requester, opts: FetchOptions, st: Transfer, num: number): Promise<FetchedBlock> {
+  const options: CoapOption[] = [...opts.options, { number: OptionNumber.BLOCK2, value: encodeBlock({ num, more: false, szx: st.szx }) }];
+  if (num === 0 || num === st.start) options.push({ number: OptionNumber.SIZE2, value: new Uint8Array(0) });
+  return withRetry(
+    async () => {
+      const r = await request({ code: Code.GET, options, confirmable: opts.confirmable }, { signal: opts.signal, responseTimeoutMs: opts.responseTimeoutMs });
+      if (r.code === Code.SERVICE_UNAVAILABLE || r.code === Code.TOO_MANY_REQUESTS) throw responseError(r, num);
+      return r;
+    },
+    {
+      ...opts.retry,
+      runtime: opts.runtime,
+      signal: opts.signal,
+      isRetryable: isTransient,
+      retryAfterMs: (e) => retryAfterMs(e, opts.retry ?? {}, () => opts.runtime.random()),
+      onRetry: () => void st.retries++,
+    },
+  ).then((r) => checkResponse(r, num * blockSize(st.szx), num, st.szx, st.etag));
+}
+
+/** Check `block` in order against what the transfer fixed, and fix what it tells. */
+function accept(st: Transfer, block: FetchedBlock, opts: FetchOptions): FetchedBlock {
+  if (block.total !== undefined) {
+    // Size2 names the whole representation: it must not change, and the last block must end there.
+    if (st.total !== undefined && block.total !== st.total) throw new CoapfwError('BLOCK_MISMATCH', `fetch: Size2 changed from ${st.total} to ${block.total}`);
+    st.total = block.total;
+  }
+  if (!block.more && st.total !== undefined && block.offset + block.data.length !== st.total) {
+    throw new CoapfwError('BLOCK_MISMATCH', `fetch: the last block ends at ${block.offset + block.data.length}, the server announced ${st.total} bytes`);
+  }
+  if (st.received > 0 && st.etag === undefined && block.etag !== undefined) {
+    throw new CoapfwError('ETAG_MISMATCH', 'fetch: the server started sending an ETag mid-transfer');
+  }
+  st.etag = block.etag ?? st.etag;
+  if (opts.maxSize !== undefined && block.offset + block.data.length > opts.maxSize) {
+    throw new CoapfwError('TOO_LARGE', `fetch: representation exceeds the limit of ${opts.maxSize} bytes at block ${block.num}`);
+  }
+  st.szx = block.szx;
+  st.received += block.data.length;
+  return block;
 }
 
 /** RESPONSE_CODE for an unexpected response, with its code, its Max-Age (for a 5.03 or 4.29) and the block concerned; `what` labels the message. */

@@ -1,37 +1,47 @@
 /**
- * Q-Block2 client (RFC 9177 §4.4, §7.2): receives a body as a burst of NON
- * responses into an exact bitmap, asks for what is missing, and reports when
- * the server does not do Q-Block2 (4.02, or a response without Q-Block2) so
- * the caller falls back to Block2.
+ * Q-Block2 client (RFC 9177 §4.4, §7.2): receives a body as NON responses
+ * into an exact bitmap, asks for what is missing, and reports when the
+ * server does not do Q-Block2 (4.02, or a response without Q-Block2) so the
+ * caller falls back to Block2.
  *
  * Two pacing modes, both sending only messages of RFC 9177's forms:
- * - 'rfc': exactly §7.2: a 'Continue' when a whole MAX_PAYLOADS_SET arrived;
- *   NON_RECEIVE_TIMEOUT after the last payload, one request listing the
- *   missing blocks (a run reaching the end of its set as one option with M
- *   set), the wait doubling per repeat, given up after NON_MAX_RETRANSMIT.
- * - 'paced' (default): a congestion controller (messaging/congestion.ts) keeps
- *   a window of blocks asked for and not yet arrived; they are asked for by
- *   missing-block requests (a block not yet received is missing), lost ones
- *   found from later arrivals and asked for again within about one RTT.
+ * - 'paced' (default): the first request (§4.1: Confirmable, to learn that
+ *   the server supports Q-Block2) asks for the lowest missing block alone;
+ *   then a congestion controller (messaging/congestion.ts) keeps a window of
+ *   blocks asked for and not yet arrived, asked for with NON requests for
+ *   missing blocks (a block not yet received is missing), at most
+ *   MAX_PAYLOADS per request; lost ones are found from later arrivals and
+ *   asked for again within about one RTT (qblock2-window.ts).
+ * - 'rfc': exactly §7.2: one request for the entire body, a 'Continue' when
+ *   a whole MAX_PAYLOADS_SET arrived; NON_RECEIVE_TIMEOUT after the last
+ *   payload one request listing the missing blocks, the wait doubling per
+ *   repeat, given up after NON_MAX_RETRANSMIT (qblock2-rfc.ts).
  *
- * The first request is Confirmable (§4.1: the only reliable way to learn that
- * a server supports Q-Block2); the message layer retransmits it.
+ * A partial body is kept for NON_PARTIAL_TIMEOUT or the body's Max-Age
+ * (60 s when absent), whichever is less (§4.4): nothing arriving for that
+ * long fails the fetch with TIMEOUT (the downloader resumes it).
  */
 import { equalBytes } from '@noble/curves/utils.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { blockSize, MAX_SZX } from '../codec/block.js';
 import type { CoapMessage, CoapOption } from '../codec/message.js';
+import { Code, OptionNumber } from '../codec/numbers.js';
+import { decodeUint, getOption } from '../codec/options.js';
 import { CoapfwError } from '../errors.js';
-import { CongestionController } from '../messaging/congestion.js';
+import type { CongestionOptions } from '../messaging/congestion.js';
 import type { RequestSpec } from '../core/request.js';
 import type { Runtime, TimerHandle } from '../core/runtime.js';
 import { BlockBitmap, blockCount } from './bitmap.js';
 import { checkPayload, classifyFirst, responseCodeError, type BodyShape, type QBlock2Payload } from './qblock2-check.js';
-import { bodyRequest, continueRequest, missingRequests, type MissingRequestLimits, type QBlockItem } from './qblock2-options.js';
-import { nonPartialTimeout, nonReceiveWait, resolveQBlockParams, type QBlockParams } from './qblock2-params.js';
+import { bodyRequest, probeRequest, type MissingRequestLimits } from './qblock2-options.js';
+import { nonPartialTimeout, resolveQBlockParams, type QBlockParams } from './qblock2-params.js';
+import { RfcPacer } from './qblock2-rfc.js';
+import { WindowPacer } from './qblock2-window.js';
 
 /** What the client needs from the message layer: send a request whose every response comes back to {@link QBlock2Client.onResponse}. */
 export interface QBlock2Link {
-  send(spec: RequestSpec): void;
+  /** Send `spec` with a fresh token; returns the token (used to repeat a request with an RFC 9175 Echo value). */
+  send(spec: RequestSpec): Uint8Array | void;
 }
 
 /** How a Q-Block2 fetch ended. */
@@ -47,6 +57,14 @@ export interface QBlock2ClientStats {
   duplicates: number;
   rerequested: number;
   continues: number;
+  /** Blocks dropped unrecorded because they lay `maxAhead` or more past the lowest missing one (asked for again later). */
+  beyond?: number;
+  /** 'paced': blocks declared lost, loss episodes (window cuts), probe timeouts; final window and smoothed RTT. */
+  lost?: number;
+  losses?: number;
+  timeouts?: number;
+  window?: number;
+  srttMs?: number;
 }
 
 /** Options of {@link QBlock2Client}. */
@@ -57,72 +75,138 @@ export interface QBlock2ClientOptions {
   readonly options: readonly CoapOption[];
   /** Block size exponent asked for (the server may pick smaller). Default 6. */
   readonly szx?: number;
-  /** Blocks below this (in units of `szx`) are already held (resume); they are not asked for. Default 0. */
-  readonly startBlock?: number;
+  /** Blocks already held (a resume), numbered at `szx`: they are not asked for again. */
+  readonly held?: BlockBitmap;
   /** ETag the body must have (resume); another one fails with ETAG_MISMATCH. */
   readonly etag?: Uint8Array;
   /** Refuse a larger body (TOO_LARGE). Default 16 MiB. */
   readonly maxSize?: number;
   readonly params?: Partial<QBlockParams>;
   readonly mode?: 'rfc' | 'paced';
-  /** Per-peer controller for 'paced' (share one per peer across transfers). */
-  readonly controller?: CongestionController;
+  /** Congestion controller settings for 'paced'. */
+  readonly congestion?: CongestionOptions;
+  /**
+   * 'paced': never ask for a block this far or further past the lowest
+   * missing one, which bounds what a receiver writing in order must buffer
+   * (a stream) or erase ahead (flash). Default: no bound.
+   */
+  readonly maxAhead?: number;
   readonly limits?: MissingRequestLimits;
-  /** Send the first request as CON (default; §4.1 REQUIRES it to learn whether the server supports Q-Block2). */
+  /** 'rfc': send the body request as CON (default; §4.1 REQUIRES it to learn whether the server supports Q-Block2). */
   readonly confirmableFirst?: boolean;
   /** Each new block, in arrival order; a returned promise is awaited before completion. */
   readonly onBlock: (block: QBlock2Payload) => void | Promise<void>;
 }
 
+/** What a pacing mode gets from the client. */
+export interface PacerHost {
+  readonly o: QBlock2ClientOptions;
+  readonly params: QBlockParams;
+  readonly shape: BodyShape;
+  readonly bitmap: BlockBitmap;
+  readonly stats: QBlock2ClientStats;
+  /** Blocks handed to `onBlock` whose promise has not settled yet (a sink behind: ask for no new ones past `maxAhead`). */
+  readonly unsunk: number;
+  send(spec: RequestSpec): void;
+  armTimer(ms: number): void;
+}
+
+/** A pacing mode: what to ask for, and when. */
+export interface Pacer {
+  /** The body's shape is known; `asked` blocks were asked for by the first request and not yet received. */
+  begin(asked: readonly number[]): void;
+  /** A new block arrived (not a duplicate) and the body is not complete. */
+  onBlock(num: number): void;
+  /** Any payload arrived (new or duplicate). */
+  onPayload(num: number): void;
+  /** The timer armed through the host fired. */
+  onTimer(): void;
+  /** A block's sink promise settled (`unsunk` went down): the mode may ask for more. */
+  onSunk?(): void;
+  /** Add what the mode knows to the client's counters. */
+  report?(stats: QBlock2ClientStats): void;
+}
+
 type State = 'idle' | 'probing' | 'receiving' | 'done';
 
+/** RFC 7252 §5.10.5: Max-Age when a response carries none. */
+const DEFAULT_MAX_AGE_MS = 60_000;
+/** Requests remembered for repeating with an Echo value. */
+const REMEMBERED_REQUESTS = 128;
+
 /** Receives one body with Q-Block2. */
-export class QBlock2Client {
+export class QBlock2Client implements PacerHost {
   readonly stats: QBlock2ClientStats = { requests: 0, blocks: 0, duplicates: 0, rerequested: 0, continues: 0 };
+  readonly params: QBlockParams;
+  readonly done: Promise<QBlock2Outcome>;
   private state: State = 'idle';
-  private readonly params: QBlockParams;
-  private readonly ctl: CongestionController;
   private readonly maxSize: number;
-  private shape: BodyShape | undefined;
-  private bitmap: BlockBitmap | undefined;
-  private asked: BlockBitmap | undefined;
+  private shapeValue: BodyShape | undefined;
+  private bitmapValue: BlockBitmap | undefined;
+  private pacer: Pacer | undefined;
   private timer: TimerHandle | undefined;
   private sink: Promise<void> = Promise.resolve();
+  private unsunkCount = 0;
   private settle!: { resolve: (o: QBlock2Outcome) => void; reject: (e: Error) => void };
-  readonly done: Promise<QBlock2Outcome>;
-  // 'paced'
-  private retry: number[] = [];
-  private nextNew = 0;
-  private nextRequestAt = 0;
-  // 'rfc'
-  private readonly continued = new Set<number>();
-  private highestSet = 0;
-  private rerequests = 0;
+  private readonly sent = new Map<string, RequestSpec>();
+  private lastArrival: number;
+  private partialLimitMs: number;
 
-  constructor(private readonly o: QBlock2ClientOptions) {
+  constructor(readonly o: QBlock2ClientOptions) {
     this.params = resolveQBlockParams(o.params);
-    this.ctl = o.controller ?? new CongestionController(o.runtime, { initialWindow: this.params.maxPayloads });
     this.maxSize = o.maxSize ?? 16 * 1024 * 1024;
     blockSize(o.szx ?? MAX_SZX); // validates
-    const start = o.startBlock ?? 0;
-    if (!Number.isInteger(start) || start < 0) throw new CoapfwError('INVALID_ARGUMENT', `q-block2: startBlock must be an integer >= 0, got ${start}`);
+    if (o.maxAhead !== undefined && !(Number.isInteger(o.maxAhead) && o.maxAhead >= 1)) {
+      throw new CoapfwError('INVALID_ARGUMENT', `q-block2: maxAhead must be an integer >= 1, got ${o.maxAhead}`);
+    }
+    this.lastArrival = o.runtime.now();
+    this.partialLimitMs = Math.min(nonPartialTimeout(this.params), DEFAULT_MAX_AGE_MS);
     this.done = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     // A failure nobody awaits yet must not become an unhandled rejection before the caller looks.
     this.done.catch(() => undefined);
   }
 
-  /** Send the first request (CON GET with Q-Block2 0/1, or from `startBlock` when resuming). */
+  get shape(): BodyShape {
+    return this.shapeValue!;
+  }
+
+  get bitmap(): BlockBitmap {
+    return this.bitmapValue!;
+  }
+
+  get unsunk(): number {
+    return this.unsunkCount;
+  }
+
+  /**
+   * Send the first request through the link and receive the body: 'rfc',
+   * the request for the entire body (Figure 8: GET QB2:0/1/1024); 'paced',
+   * the probe for the lowest block not held (see {@link startWith}).
+   */
   start(): Promise<QBlock2Outcome> {
     if (this.state !== 'idle') return this.done;
-    this.state = 'probing';
     const szx = this.o.szx ?? MAX_SZX;
-    const start = this.o.startBlock ?? 0;
-    const spec = bodyRequest(this.o.options, szx, this.o.confirmableFirst ?? true, start);
-    // The server answers with the rest of the first MAX_PAYLOADS_SET: count it as asked for.
-    const mp = this.params.maxPayloads;
-    for (let n = start; n < (Math.floor(start / mp) + 1) * mp; n++) this.ctl.onSent(n);
-    this.send(spec);
+    const held = this.o.held;
+    if (this.o.mode === 'rfc') {
+      if (held !== undefined && held.count > 0) throw new CoapfwError('INVALID_ARGUMENT', "q-block2: 'rfc' mode asks for the entire body; resume ('held') in 'paced' mode");
+      this.send(bodyRequest(this.o.options, szx, this.o.confirmableFirst ?? true));
+    } else {
+      this.send(probeRequest(this.o.options, held === undefined ? 0 : held.complete ? held.total - 1 : held.nextMissing(0), szx));
+    }
+    this.state = 'probing';
     this.armTimer(nonPartialTimeout(this.params));
+    return this.done;
+  }
+
+  /**
+   * 'paced': go on from the answer to a probe (qblock2-options.ts
+   * `probeRequest` for the lowest missing block), made by the caller through
+   * its request path (retransmission, Echo, reconnects).
+   */
+  startWith(response: CoapMessage): Promise<QBlock2Outcome> {
+    if (this.state !== 'idle') return this.done;
+    this.state = 'probing';
+    this.onResponse(response);
     return this.done;
   }
 
@@ -133,9 +217,13 @@ export class QBlock2Client {
       if (this.state === 'probing') {
         const kind = classifyFirst(msg);
         if (kind === 'bad-option' || kind === 'no-qblock2') return this.finish({ kind: 'fallback', reason: kind, response: msg });
-        if (kind === 'error') throw responseCodeError(msg);
+        if (kind === 'error' && !this.repeatWithEcho(msg)) throw responseCodeError(msg);
+        if (kind === 'error') return;
+      } else if (msg.code === Code.UNAUTHORIZED && this.repeatWithEcho(msg)) {
+        return;
       }
-      this.accept(checkPayload(msg, this.shape, this.maxSize));
+      this.notePartialLifetime(msg);
+      this.accept(checkPayload(msg, this.shapeValue, this.maxSize));
     } catch (e) {
       this.fail(e as Error);
     }
@@ -152,33 +240,129 @@ export class QBlock2Client {
     this.fail(new CoapfwError('ABORTED', 'q-block2: aborted', { cause: reason }));
   }
 
+  /** Send a request (a pacing mode calls this). */
+  send(spec: RequestSpec): void {
+    this.stats.requests++;
+    const token = this.o.link.send(spec);
+    if (token === undefined) return;
+    this.sent.set(bytesToHex(token), spec);
+    if (this.sent.size > REMEMBERED_REQUESTS) this.sent.delete(this.sent.keys().next().value!);
+  }
+
+  /**
+   * Arm the one timer (a pacing mode calls this). In 'paced' mode the
+   * partial-body lifetime caps it; 'rfc' mode gives up by its own schedule
+   * (NON_MAX_RETRANSMIT requests, §7.2).
+   */
+  armTimer(ms: number): void {
+    this.clearTimer();
+    const paced = this.o.mode !== 'rfc';
+    const idleLeft = paced ? this.lastArrival + this.partialLimitMs - this.o.runtime.now() : Infinity;
+    // Never 0: a deadline a hair away would otherwise fire again and again at one instant.
+    this.timer = this.o.runtime.setTimer(Math.max(0.5, Math.min(ms, idleLeft)), () => {
+      this.timer = undefined;
+      try {
+        if (this.state === 'probing') throw new CoapfwError('TIMEOUT', 'q-block2: no answer to the first request');
+        if (this.state !== 'receiving') return;
+        const idle = this.o.runtime.now() - this.lastArrival;
+        if (paced && idle >= this.partialLimitMs) {
+          throw new CoapfwError('TIMEOUT', `q-block2: nothing arrived for ${Math.round(idle)} ms (RFC 9177 §4.4: the partial body is given up)`);
+        }
+        this.pacer!.onTimer();
+      } catch (e) {
+        this.fail(e as Error);
+      }
+    });
+  }
+
+  /**
+   * RFC 9175 §2.4: a server guarding against amplification answers 4.01
+   * with an Echo value; repeat that request once with it. False when `msg`
+   * is not such an answer to a request we remember.
+   */
+  private repeatWithEcho(msg: CoapMessage): boolean {
+    const echo = getOption(msg, OptionNumber.ECHO);
+    const spec = this.sent.get(bytesToHex(msg.token));
+    if (msg.code !== Code.UNAUTHORIZED || echo === undefined || spec === undefined) return false;
+    if ((spec.options ?? []).some((opt) => opt.number === OptionNumber.ECHO)) return false;
+    this.send({ ...spec, options: [...(spec.options ?? []), { number: OptionNumber.ECHO, value: echo }] });
+    return true;
+  }
+
+  /** §4.4: the partial body is kept for NON_PARTIAL_TIMEOUT or Max-Age, whichever is less. */
+  private notePartialLifetime(msg: CoapMessage): void {
+    this.lastArrival = this.o.runtime.now();
+    const raw = getOption(msg, OptionNumber.MAX_AGE);
+    let maxAgeMs = DEFAULT_MAX_AGE_MS;
+    if (raw !== undefined) {
+      try {
+        maxAgeMs = decodeUint(raw) * 1000;
+      } catch {
+        // A malformed Max-Age counts as absent.
+      }
+    }
+    // Never below the time a lost block takes to be noticed and asked for again.
+    this.partialLimitMs = Math.max(this.params.nonReceiveTimeoutMs * 2, Math.min(nonPartialTimeout(this.params), maxAgeMs));
+  }
+
   private accept(p: QBlock2Payload): void {
-    if (this.shape === undefined) this.begin(p);
-    const bitmap = this.bitmap!;
-    this.ctl.onDelivered(p.num);
+    const first = this.shapeValue === undefined;
+    if (first) {
+      this.begin(p);
+      if (this.state === 'done') return; // every block was already held
+    }
+    const bitmap = this.bitmap;
+    const pacer = this.pacer!;
+    // A block the caller could not hold yet (a server bursting past what was
+    // asked) is dropped unrecorded: still missing, it is asked for in its turn.
+    const ahead = this.o.maxAhead;
+    if (ahead !== undefined && !bitmap.has(p.num) && p.num >= bitmap.nextMissing(0) + ahead) {
+      this.stats.beyond = (this.stats.beyond ?? 0) + 1;
+      return;
+    }
     if (!bitmap.set(p.num)) {
       // §4.4: a duplicate block with the same ETag is silently ignored.
       this.stats.duplicates++;
+      pacer.onPayload(p.num);
+      // A resume probes a block it holds when its record ends there: the flow must still start.
+      if (first) pacer.onBlock(p.num);
       return;
     }
     this.stats.blocks++;
     const sink = this.o.onBlock(p);
-    if (sink instanceof Promise) this.sink = this.sink.then(() => sink);
-    if (bitmap.complete) {
-      const shape = this.shape!;
-      this.sink.then(
-        () => this.finish({ kind: 'complete', size: shape.size, etag: shape.etag, szx: shape.szx, stats: this.stats }),
-        (e: unknown) => this.fail(e as Error),
-      );
-      this.state = 'done';
-      this.clearTimer();
-      return;
-    }
-    if (this.o.mode === 'rfc') this.afterArrivalRfc(p.num);
-    else this.fill();
+    if (sink instanceof Promise) this.track(sink);
+    if (bitmap.complete) return this.complete();
+    pacer.onPayload(p.num);
+    pacer.onBlock(p.num);
   }
 
-  /** The first payload fixes block size, Size2 and ETag (§4.6). */
+  /**
+   * Follow the sink's promise for a block: once it settles the pacer may
+   * ask for more (back-pressure through `unsunk`); a sink that fails ends the
+   * transfer at once with its error, not at completion.
+   */
+  private track(sink: Promise<void>): void {
+    this.unsunkCount++;
+    const settled = sink.then(
+      () => {
+        this.unsunkCount--;
+        if (this.state !== 'receiving') return;
+        try {
+          this.pacer?.onSunk?.();
+        } catch (e) {
+          this.fail(e as Error);
+        }
+      },
+      (e: unknown) => {
+        this.unsunkCount--;
+        this.fail(e as Error);
+        throw e;
+      },
+    );
+    this.sink = this.sink.then(() => settled);
+  }
+
+  /** The first payload fixes block size, Size2 and ETag (§4.4); held blocks are marked. */
   private begin(p: QBlock2Payload): void {
     const asked = this.o.szx ?? MAX_SZX;
     if (p.szx > asked) throw new CoapfwError('BLOCK_MISMATCH', `q-block2: server raised the block size to ${blockSize(p.szx)} (asked ${blockSize(asked)})`);
@@ -186,135 +370,36 @@ export class QBlock2Client {
       throw new CoapfwError('ETAG_MISMATCH', 'q-block2: the body changed since the transfer began (ETag differs)');
     }
     const total = blockCount(p.size, blockSize(p.szx));
-    this.shape = { szx: p.szx, size: p.size, total, etag: p.etag };
-    this.bitmap = new BlockBitmap(total);
-    this.asked = new BlockBitmap(total);
-    const held = Math.min(total, (this.o.startBlock ?? 0) << (asked - p.szx));
-    for (let n = 0; n < held; n++) this.bitmap.set(n);
-    const mp = this.params.maxPayloads;
-    const firstSetEnd = Math.min(total, (Math.floor(held / mp) + 1) * mp);
-    for (let n = held; n < firstSetEnd; n++) this.asked.set(n);
-    for (let n = firstSetEnd; n < firstSetEnd + mp; n++) this.ctl.forget(n);
-    this.nextNew = firstSetEnd;
-    this.highestSet = Math.floor(held / mp);
+    this.shapeValue = { szx: p.szx, size: p.size, total, etag: p.etag };
+    this.bitmapValue = new BlockBitmap(total);
+    const held = this.o.held;
+    const shift = asked - p.szx;
+    if (held !== undefined) for (let n = 0; n < total; n++) if (held.has(n >> shift)) this.bitmapValue.set(n);
     this.state = 'receiving';
-  }
-
-  // --- 'paced' -----------------------------------------------------------
-
-  /** Ask for as many blocks as the window allows: lost ones first, then new ones, in batches. */
-  private fill(): void {
-    const bitmap = this.bitmap!;
-    const shape = this.shape!;
-    const now = this.o.runtime.now();
-    const allowance = this.ctl.allowance();
-    const pending = this.retry.length + (shape.total - this.nextNew);
-    const batch = Math.min(this.o.limits?.maxPerRequest ?? 64, Math.max(1, Math.ceil(this.ctl.window / 4)), pending);
-    if (allowance > 0 && pending > 0 && (allowance >= batch || this.ctl.inFlight === 0)) {
-      if (now < this.nextRequestAt) return this.armPacedTimer(this.nextRequestAt - now);
-      const pick: number[] = [];
-      while (pick.length < allowance && this.retry.length > 0) {
-        const n = this.retry.shift()!;
-        if (!bitmap.has(n) && !this.ctl.isInFlight(n)) pick.push(n);
-      }
-      for (; pick.length < allowance && this.nextNew < shape.total; this.nextNew++) {
-        if (!bitmap.has(this.nextNew) && !this.ctl.isInFlight(this.nextNew)) pick.push(this.nextNew);
-      }
-      pick.sort((a, b) => a - b);
-      for (const n of pick) {
-        const again = this.asked!.has(n);
-        if (again) this.stats.rerequested++;
-        this.asked!.set(n);
-        this.ctl.onSent(n, again);
-      }
-      for (const spec of missingRequests(this.o.options, pick, shape.szx, this.o.limits)) this.send(spec);
-      this.nextRequestAt = now + pick.length * this.ctl.pacingIntervalMs();
-    }
-    this.armPacedTimer();
-  }
-
-  private armPacedTimer(after?: number): void {
-    const at = this.ctl.nextTimerAt();
-    const now = this.o.runtime.now();
-    const wait = Math.min(after ?? Infinity, at === undefined ? Infinity : Math.max(0.5, at - now));
-    this.armTimer(wait === Infinity ? nonPartialTimeout(this.params) : wait);
-  }
-
-  private onPacedTimer(): void {
-    if (this.ctl.idleMs() >= nonPartialTimeout(this.params)) {
-      throw new CoapfwError('TIMEOUT', `q-block2: nothing arrived for ${Math.round(this.ctl.idleMs())} ms (NON_PARTIAL_TIMEOUT)`);
-    }
-    const lost = [...this.ctl.detectLost(), ...this.ctl.onProbeTimeout()];
-    if (lost.length > 0) this.retry = [...new Set([...this.retry, ...lost])].sort((a, b) => a - b);
-    this.fill();
-  }
-
-  // --- 'rfc' -------------------------------------------------------------
-
-  private afterArrivalRfc(num: number): void {
-    const mp = this.params.maxPayloads;
-    const set = Math.floor(num / mp);
-    this.highestSet = Math.max(this.highestSet, set);
-    this.rerequests = 0;
-    this.maybeContinue(set);
-    // §4.4: wait NON_RECEIVE_TIMEOUT after the last received payload before asking for missing ones.
-    this.armTimer(nonReceiveWait(this.params, 1));
-  }
-
-  /** §7.2: on receipt of all of a MAX_PAYLOADS_SET, a 'Continue' for the next, once. */
-  private maybeContinue(set: number): void {
-    const mp = this.params.maxPayloads;
-    const { total, szx } = this.shape!;
-    const next = (set + 1) * mp;
-    if (next >= total || this.continued.has(next)) return;
-    const bitmap = this.bitmap!;
-    if (bitmap.missingIn(set * mp, next) > 0 || bitmap.missingIn(next, Math.min(total, next + mp)) < Math.min(mp, total - next)) return;
-    this.continued.add(next);
-    this.stats.continues++;
-    this.send(continueRequest(this.o.options, next, szx, mp));
-  }
-
-  private onReceiveTimeout(): void {
-    const mp = this.params.maxPayloads;
-    const { total, szx } = this.shape!;
-    this.rerequests++;
-    if (this.rerequests > this.params.nonMaxRetransmit) {
-      // §7.2: past NON_MAX_RETRANSMIT the client discards the partial body.
-      throw new CoapfwError('TIMEOUT', `q-block2: blocks still missing after ${this.params.nonMaxRetransmit} requests (NON_MAX_RETRANSMIT)`);
-    }
-    const end = Math.min(total, (this.highestSet + 1) * mp);
-    const items = compressRuns(this.bitmap!, end, mp);
-    if (items.length > 0) {
-      this.stats.rerequested += this.bitmap!.missingIn(0, end);
-      for (const spec of missingRequests(this.o.options, items, szx, this.o.limits)) this.send(spec);
+    if (this.o.mode === 'rfc') {
+      this.pacer = new RfcPacer(this);
+      // The body request (Figure 8) draws the rest of the first MAX_PAYLOADS_SET.
+      const mp = this.params.maxPayloads;
+      const asked1: number[] = [];
+      for (let n = 0; n < Math.min(total, mp); n++) asked1.push(n);
+      this.pacer.begin(asked1);
     } else {
-      // Every set seen is whole: the Continue (or the next set) was lost; continue again.
-      this.stats.continues++;
-      this.send(continueRequest(this.o.options, end, szx, mp));
+      this.pacer = new WindowPacer(this);
+      this.pacer.begin([]);
     }
-    this.armTimer(nonReceiveWait(this.params, this.rerequests + 1));
+    if (this.bitmapValue.complete) this.complete();
   }
 
-  // --- common ------------------------------------------------------------
-
-  private send(spec: RequestSpec): void {
-    this.stats.requests++;
-    this.o.link.send(spec);
-  }
-
-  private armTimer(ms: number): void {
+  private complete(): void {
+    if (this.state === 'done') return;
+    const shape = this.shape;
+    this.state = 'done';
     this.clearTimer();
-    this.timer = this.o.runtime.setTimer(ms, () => {
-      this.timer = undefined;
-      try {
-        if (this.state === 'probing') throw new CoapfwError('TIMEOUT', 'q-block2: no answer to the first request');
-        if (this.state !== 'receiving') return;
-        if (this.o.mode === 'rfc') this.onReceiveTimeout();
-        else this.onPacedTimer();
-      } catch (e) {
-        this.fail(e as Error);
-      }
-    });
+    this.pacer?.report?.(this.stats);
+    this.sink.then(
+      () => this.settle.resolve({ kind: 'complete', size: shape.size, etag: shape.etag, szx: shape.szx, stats: this.stats }),
+      (e: unknown) => this.settle.reject(e as Error),
+    );
   }
 
   private clearTimer(): void {
@@ -329,35 +414,13 @@ export class QBlock2Client {
   }
 
   private fail(e: Error): void {
-    if (this.state === 'done' && !(this.bitmap?.complete ?? false)) return;
+    if (this.state === 'done') return;
     this.state = 'done';
     this.clearTimer();
-    this.settle.reject(e);
+    // Whatever the sink still writes belongs to this run: let it settle before the caller moves on.
+    this.sink.then(
+      () => this.settle.reject(e),
+      () => this.settle.reject(e),
+    );
   }
-}
-
-/**
- * The missing blocks below `end` as Q-Block2 items: a run of missing blocks
- * that reaches the end of its MAX_PAYLOADS_SET becomes one item with M set
- * (Figure 11), other blocks one item each (Figure 10).
- */
-export function compressRuns(bitmap: BlockBitmap, end: number, maxPayloads: number): QBlockItem[] {
-  const items: QBlockItem[] = [];
-  for (const r of bitmap.missingRanges(Number.MAX_SAFE_INTEGER)) {
-    if (r.start >= end) break;
-    let n = r.start;
-    const stop = Math.min(r.end, end);
-    while (n < stop) {
-      const setEnd = Math.min(bitmap.total, (Math.floor(n / maxPayloads) + 1) * maxPayloads);
-      // NUM 0 or a multiple of MAX_PAYLOADS with M set means 'entire body' or 'Continue': list those blocks singly.
-      if (stop >= setEnd && setEnd - n > 1 && n % maxPayloads !== 0) {
-        items.push({ num: n, more: true });
-        n = setEnd;
-      } else {
-        items.push({ num: n, more: false });
-        n++;
-      }
-    }
-  }
-  return items;
 }

@@ -111,6 +111,22 @@ export function bodyRequest(options: readonly CoapOption[], szx: number = MAX_SZ
   };
 }
 
+/**
+ * The request that learns whether a server does Q-Block2 (§4.1: only a
+ * Confirmable request reliably draws a 4.02 from a server that does not):
+ * a CON GET for block `num` alone (M unset, §4.4) with Size2, so the answer
+ * also tells the body's size. One block, not the body: the rest is then
+ * asked for with NON requests whose answers are NON, so that no body is
+ * sent partly as CON and partly as NON (§7).
+ */
+export function probeRequest(options: readonly CoapOption[], num: number, szx: number = MAX_SZX): RequestSpec {
+  return {
+    code: Code.GET,
+    confirmable: true,
+    options: [...resourceOptions(options), qblock2Option(num, false, szx), { number: OptionNumber.SIZE2, value: new Uint8Array(0) }],
+  };
+}
+
 /** The 'Continue' for the MAX_PAYLOADS_SET starting at `num` (Figure 9: NON GET QB2:10/1/1024). */
 export function continueRequest(options: readonly CoapOption[], num: number, szx: number, maxPayloads = 10): RequestSpec {
   if (!Number.isInteger(num) || num <= 0 || num % maxPayloads !== 0) {

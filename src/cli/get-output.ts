@@ -14,7 +14,10 @@ import { createWriteStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fileError, readFileBounded } from '../bounded-read.js';
-import { fetchBlocks, type FetchOptions } from '../blockwise/fetch.js';
+import { fetchBody, type FetchBodyOptions } from '../blockwise/fetch-body.js';
+import { ReorderBuffer } from '../blockwise/reorder.js';
+import { FileSink } from '../client/file-sink.js';
+import { blockSize } from '../codec/block.js';
 import { CoapfwError } from '../errors.js';
 import type { CoapClient } from '../client/open.js';
 import { UsageError } from './common.js';
@@ -77,8 +80,11 @@ export function sizeOf(path: string): Promise<number> {
 export async function tidyPart(file: string): Promise<number> {
   const part = `${file}.part`;
   const size = await sizeOf(part);
-  if (size === 0) await Promise.all([rm(part, { force: true }), rm(`${part}.json`, { force: true })]);
-  return Math.max(0, size);
+  if (size === 0) await Promise.all([rm(part, { force: true }), rm(`${part}.json`, { force: true }), rm(`${part}.map`, { force: true })]);
+  if (size <= 0) return 0;
+  // Q-Block2 writes blocks where they belong, so the part's length is not what it holds: its block map says.
+  const point = await new FileSink(file).resumable();
+  return point?.blocks === undefined ? size : Math.min(size, point.blocks.count * blockSize(point.state.szx));
 }
 
 /**
@@ -98,30 +104,45 @@ export async function partSzx(file: string, uri: string): Promise<number | undef
 }
 
 /**
+ * Q-Block2 into a stream: blocks asked for at most this far past the lowest
+ * missing one, and no new ones while this many wait to be written (512 KiB
+ * at 1 KiB blocks each way).
+ */
+const STREAM_AHEAD = 512;
+/** Congestion window ceiling (messaging/congestion.ts `maxWindow` default): the blocks in flight when the gate closes. */
+const MAX_IN_FLIGHT = 512;
+
+/**
  * Fetch into a stream (`stdout`, or the device or FIFO `out.path`): no part
- * file, no resume, back-pressure honoured. Resolves with bytes and blocks.
+ * file, no resume, back-pressure honoured. Q-Block2 blocks arrive in any
+ * order; they go out in body order through a {@link ReorderBuffer}, whose
+ * bound holds because the fetch asks for nothing {@link STREAM_AHEAD} or more
+ * past the lowest missing block nor while that many wait for the stream.
+ * Resolves with bytes, blocks and the way the body came.
  */
 export async function fetchToStream(
   client: CoapClient,
   out: GetOutput & { kind: 'stream' },
   stdout: NodeJS.WritableStream,
-  opts: Omit<FetchOptions, 'runtime' | 'options'>,
-): Promise<{ bytes: number; blocks: number }> {
+  opts: Omit<FetchBodyOptions, 'onBlock' | 'held' | 'maxAhead'>,
+): Promise<{ bytes: number; blocks: number; mode: 'qblock2' | 'block2' }> {
   const stream: NodeJS.WritableStream = out.stdout ? stdout : createWriteStream(out.path, { flags: 'a' });
   let failed: Error | undefined;
   const onError = (e: Error): void => void (failed = fileError(e, out.stdout ? 'standard output' : out.path) as Error);
   stream.on('error', onError);
-  let bytes = 0;
-  let blocks = 0;
-  try {
-    for await (const b of fetchBlocks(client.request, { ...opts, runtime: client.runtime, options: client.options })) {
+  const buffer = new ReorderBuffer({
+    // Ahead of the hole, waiting for the stream, and what was in flight when the gate closed.
+    maxBlocks: 2 * STREAM_AHEAD + MAX_IN_FLIGHT,
+    write: async (data) => {
       if (failed) throw failed;
-      if (!stream.write(b.data)) await drained(stream);
-      bytes += b.data.length;
-      blocks++;
-    }
-    if (failed) throw failed;
-    return { bytes, blocks };
+      if (!stream.write(data)) await drained(stream);
+      if (failed) throw failed;
+    },
+  });
+  try {
+    const r = await fetchBody(client, { ...opts, maxAhead: STREAM_AHEAD, onBlock: (b) => buffer.push(b.offset, b.data) });
+    await buffer.finish(r.size);
+    return { bytes: buffer.written, blocks: r.blocks, mode: r.mode };
   } finally {
     stream.off('error', onError);
     if (!out.stdout) (stream as ReturnType<typeof createWriteStream>).end();

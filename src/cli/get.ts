@@ -20,12 +20,16 @@ import { stopOnSignals } from './signals.js';
 import { watchRequests } from './waiting.js';
 
 const HELP = `usage: coapfw get URI [-o FILE|DIR|-] [--block-size N] [--resume] [--timeout S]
-                  [--credentials FILE | --psk-identity ID --psk-key KEY] [--json] [-v]
+                  [--no-qblock2] [--nstart N] [--credentials FILE | --psk-identity ID --psk-key KEY] [--json] [-v]
 
 Fetch URI (coap://host[:port]/path, or coaps://host[:port]/path over DTLS 1.2
-with a pre-shared key) with block-wise transfer (RFC 7959) into FILE (default:
-the last path segment, in the current directory). Each block is retried with
-back-off; the transfer as a whole has no deadline unless --timeout gives one.
+with a pre-shared key) into FILE (default: the last path segment, in the
+current directory). By default with Q-Block2 (RFC 9177: the blocks come as a
+paced stream of NON responses, lost ones asked for again within a round trip)
+when the server does it, which a first Confirmable request tells; else with
+block-wise transfer (RFC 7959), one block request at a time unless --nstart
+allows more. Each request is retried with back-off; the transfer as a whole
+has no deadline unless --timeout gives one.
 On a terminal a progress bar shows, and while the server does not answer, what
 the transfer is waiting for. An ICMP "port unreachable" (nothing listens at
 that address) fails at once, as with libcoap's coap-client.
@@ -44,6 +48,10 @@ options:
                         different --block-size is noted and applies to new downloads)
   --timeout S           give up when the whole transfer takes longer than S seconds
   --retries N           attempts per block (default 8)
+  --qblock2             use Q-Block2 when the server does it (the default)
+  --no-qblock2          block-wise transfer (RFC 7959) only
+  --nstart N            block-wise requests in flight at once, 1..16 (default 1,
+                        RFC 7252 §4.7); more only for a server known to take them
   --psk-identity ID     PSK identity for coaps://
   --psk-key KEY         PSK for coaps://: 0x<hex> or hex:<hex> for binary keys,
                         anything else is used as text (like libcoap's -k);
@@ -67,6 +75,9 @@ const OPTIONS = {
   'psk-key': { type: 'string' },
   credentials: { type: 'string' },
   'dtls-retries': { type: 'string' },
+  qblock2: { type: 'boolean' },
+  'no-qblock2': { type: 'boolean' },
+  nstart: { type: 'string' },
 } as const;
 
 interface GetArgs {
@@ -77,6 +88,8 @@ interface GetArgs {
   readonly resume: boolean;
   readonly timeoutMs: number | undefined;
   readonly attempts: number;
+  readonly qblock2: boolean;
+  readonly nstart: number;
   readonly dtlsRetries: number | undefined;
   readonly psk: Awaited<ReturnType<typeof pskCredentials>>;
   readonly json: boolean;
@@ -87,6 +100,7 @@ async function getArgs(values: Values, positionals: string[]): Promise<GetArgs> 
   if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'expected a URI' : `expected one URI, got ${positionals.length} arguments`);
   const uri = positionals[0]!;
   const parsed = optionValue(() => parseCoapUri(uri));
+  if (values.qblock2 === true && values['no-qblock2'] === true) throw new UsageError('--qblock2 and --no-qblock2 contradict each other');
   const timeout = str(values, 'timeout');
   if (timeout !== undefined && !(/^\d+(\.\d+)?$/.test(timeout) && Number(timeout) > 0)) throw new UsageError(`--timeout: expected seconds > 0, got '${timeout}'`);
   const a = {
@@ -96,6 +110,8 @@ async function getArgs(values: Values, positionals: string[]): Promise<GetArgs> 
     resume: values.resume === true,
     timeoutMs: timeout === undefined ? undefined : Number(timeout) * 1000,
     attempts: intOption('retries', values.retries, 1, 100) ?? 8,
+    qblock2: values['no-qblock2'] !== true,
+    nstart: intOption('nstart', values.nstart, 1, 16) ?? 1,
     dtlsRetries: intOption('dtls-retries', values['dtls-retries'], 0, 100),
     psk: await pskCredentials(parsed.scheme, values),
     json: values.json === true,
@@ -123,7 +139,7 @@ export const getCommand: CliCommand = async (args, io) => {
   const started = performance.now();
   let client: CoapClient | undefined;
   try {
-    client = await openClient(a.uri, { psk: a.psk, dtls: { retries: a.dtlsRetries, signal }, unreachable: 'fail' });
+    client = await openClient(a.uri, { psk: a.psk, dtls: { retries: a.dtlsRetries, signal }, unreachable: 'fail', params: { nstart: a.nstart } });
     const note = (text: string, retry: boolean): void => {
       bar.note(text);
       if (retry && a.verbose > 0 && !io.stderr.isTTY) io.stderr.write(`coapfw get: ${text}\n`);
@@ -136,8 +152,8 @@ export const getCommand: CliCommand = async (args, io) => {
     if (a.verbose > 0) io.stderr.write(`coapfw get: done in ${seconds.toFixed(2)} s${r.etag ? `, ETag ${r.etag}` : ', no ETag'}\n`);
     if (a.json) jsonLine(io, { result: 'ok', uri: a.uri, file: a.output.path, ...r, seconds: Number(seconds.toFixed(3)) });
     else {
-      const how = r.restarted ? ' (resource changed: started over)' : r.resumedFrom > 0 ? ` (resumed at byte ${r.resumedFrom})` : '';
-      io.stderr.write(`${name}: ${r.bytes} bytes in ${r.blocks} blocks${how}\n`);
+      const notes = [r.mode === 'qblock2' ? 'Q-Block2' : '', r.restarted ? 'resource changed: started over' : r.resumedFrom > 0 ? `resumed with ${r.resumedFrom} bytes held` : ''].filter((x) => x !== '');
+      io.stderr.write(`${name}: ${r.bytes} bytes in ${r.blocks} blocks${notes.length > 0 ? ` (${notes.join('; ')})` : ''}\n`);
     }
     return 0;
   } catch (e) {
@@ -163,13 +179,17 @@ interface TransferContext {
   readonly signal: AbortSignal;
 }
 
-type TransferResult = Pick<DownloadResult, 'bytes' | 'blocks' | 'resumedFrom' | 'restarted'> & { etag?: string };
+type TransferResult = Pick<DownloadResult, 'bytes' | 'blocks' | 'resumedFrom' | 'restarted' | 'mode'> & { etag?: string };
 
 async function transfer(client: CoapClient, a: GetArgs, { io, bar, signal }: TransferContext): Promise<TransferResult> {
   const retry = { attempts: a.attempts, baseMs: 1000, maxMs: 30_000 };
   const perBlock = a.verbose > 1 ? (p: { block: number; offset: number }): void => void io.stderr.write(`coapfw get: block ${p.block}, ${p.offset} bytes so far\n`) : undefined;
+  const onMode = (mode: 'qblock2' | 'block2'): void => {
+    if (a.verbose > 0) io.stderr.write(`coapfw get: ${mode === 'qblock2' ? 'the server does Q-Block2 (RFC 9177)' : `block-wise transfer (RFC 7959), ${a.nstart} request${a.nstart > 1 ? 's' : ''} in flight`}\n`);
+  };
+  const how = { qblock2: a.qblock2, window: a.nstart, onMode };
   if (a.output.kind === 'stream') {
-    const r = await fetchToStream(client, a.output, io.stdout, { szx: a.szx, retry, signal, onProgress: (p) => (bar.update(p.received, p.total), perBlock?.({ block: p.block, offset: p.received })) });
+    const r = await fetchToStream(client, a.output, io.stdout, { ...how, szx: a.szx, retry, signal, onProgress: (p) => (bar.update(p.received, p.total), perBlock?.({ block: p.block, offset: p.received })) });
     return { ...r, resumedFrom: 0, restarted: false };
   }
   const file = a.output.path;
@@ -182,6 +202,7 @@ async function transfer(client: CoapClient, a: GetArgs, { io, bar, signal }: Tra
     szx = kept ?? szx;
   }
   return downloadToFile(client, a.uri, file, {
+    ...how,
     resume: a.resume,
     szx,
     retry,

@@ -12,6 +12,7 @@ import { CoapfwError } from '../errors.js';
 import { withEcho } from '../messaging/echo.js';
 import type { RequestOptions, RequestSpec, Requester } from '../core/request.js';
 import { CoapEndpoint, type EndpointOptions } from '../messaging/endpoint.js';
+import type { ResponseStream, StreamListener } from '../messaging/response-stream.js';
 import type { Runtime } from '../core/runtime.js';
 import type { CoapMessage } from '../codec/message.js';
 import { systemRuntime } from '../transport/runtime.js';
@@ -29,6 +30,12 @@ export interface CoapClient {
   /** Uri-Path and Uri-Query options of the URI. */
   readonly options: CoapOption[];
   request(spec: RequestSpec, options?: RequestOptions): Promise<CoapMessage>;
+  /**
+   * Requests to the server whose every response goes to `listener` (a
+   * Q-Block2 flow, RFC 9177). An ICMP "unreachable" is an `onError` when
+   * the client was opened with `unreachable: 'fail'`.
+   */
+  openStream(listener: StreamListener): ResponseStream;
   close(): Promise<void>;
 }
 
@@ -78,6 +85,7 @@ export async function openClient(uri: string, options: ClientOptions = {}): Prom
   let transport: Transport;
   let secure: Transport | undefined;
   const inflight = new Set<AbortController>();
+  const streams = new Set<StreamListener>();
   if (parsed.scheme === 'coaps') {
     const open = options.secureTransport ?? (options.psk ? (await import('./secure.js')).pskTransport(options.psk, options.dtls) : undefined);
     if (!open) throw new CoapfwError('BAD_URI', 'coaps:// needs PSK credentials (identity and key)', { path: uri });
@@ -86,8 +94,12 @@ export async function openClient(uri: string, options: ClientOptions = {}): Prom
     const remote = (transport as Partial<{ remote: Peer }>).remote;
     if (remote !== undefined) peer = { address: remote.address, port: remote.port };
   } else {
-    const onUnreachable = (e: CoapfwError): void => inflight.forEach((c) => c.abort(e));
-    transport = await UdpTransport.bind({ host: isIP(peer.address) === 6 ? '::' : '0.0.0.0', port: 0, connect: peer, onUnreachable: options.unreachable === 'fail' ? onUnreachable : undefined });
+    const onUnreachable = (e: CoapfwError): void => {
+      inflight.forEach((c) => c.abort(e));
+      streams.forEach((l) => l.onError?.(e));
+    };
+    // A Q-Block2 burst arrives faster than a small default socket buffer drains.
+    transport = await UdpTransport.bind({ host: isIP(peer.address) === 6 ? '::' : '0.0.0.0', port: 0, connect: peer, recvBufferSize: 4 * 1024 * 1024, onUnreachable: options.unreachable === 'fail' ? onUnreachable : undefined });
   }
   if (options.wrapTransport) transport = options.wrapTransport(transport);
   const runtime = options.runtime ?? systemRuntime;
@@ -105,6 +117,18 @@ export async function openClient(uri: string, options: ClientOptions = {}): Prom
     options: uriOptions(parsed),
     // Callers may leave out the per-call options; every wrapper below gets them.
     request: (spec, ro = {}) => chain(spec, ro),
+    openStream: (listener) => {
+      streams.add(listener);
+      const s = endpoint.openStream(target, listener);
+      return {
+        send: (spec) => s.send(spec),
+        resend: (spec, token) => s.resend(spec, token),
+        close: () => {
+          streams.delete(listener);
+          s.close();
+        },
+      };
+    },
     close: () => endpoint.close(),
   };
 }

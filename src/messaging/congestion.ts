@@ -1,26 +1,31 @@
 /**
  * Congestion control for block transfers over UDP (RFC 8085 §3.1), pure and
- * clocked by an injected Runtime. One controller per peer (RFC 8085 §3.1:
- * congestion state belongs to the destination), shared by every transfer to it.
+ * clocked by an injected Runtime: a TCP-friendly window (RFC 8085 §3.1.2
+ * "bulk transfer": a TCP-like window, paced) with the loss detection of
+ * RFC 9002, so that loss is recovered in about one round trip.
  *
- * - RTT: RFC 6298 §2 (SRTT, RTTVAR, alpha 1/8, beta 1/4), Karn's rule (§3): no
- *   sample from a block that was asked for twice. Every block answers a known
- *   request at a known time, so samples are unambiguous; CoCoA's weak
- *   estimator exists for the opposite case (CON retransmissions whose ACK
- *   could answer either copy) and is not needed here.
- * - Window: slow start from an initial window of 10 (RFC 6928, = MAX_PAYLOADS
- *   of RFC 9177), +1 per delivered packet; congestion avoidance +1/cwnd; one
- *   halving per loss episode (RFC 5681 §3, RFC 9002 §7.3.2).
- * - Loss detection from later arrivals (RFC 9002 §6.1, RACK): a packet is lost
- *   when 3 packets sent after it have arrived, or 9/8 RTT after a later one
- *   arrived: recovery in about one RTT, not after a 2-3 s timer.
- * - Probe timeout (RFC 9002 §6.2): srtt + 4 rttvar, doubled on each
- *   consecutive expiry up to maxRtoMs (exponential back-off, RFC 8085 §3.1.3);
- *   three in a row with nothing delivered collapse the window to its minimum.
+ * - RTT: RFC 6298 §2 (SRTT, RTTVAR, alpha 1/8, beta 1/4), Karn's rule (§3):
+ *   no sample from a block that was asked for twice. Every block answers a
+ *   known request sent at a known time, so samples are unambiguous; CoCoA's
+ *   weak estimator exists for the opposite case (CON retransmissions whose
+ *   ACK could answer either copy) and is not needed here.
+ * - Window, in packets: slow start from an initial window of 10 (RFC 6928, =
+ *   MAX_PAYLOADS of RFC 9177), +1 per delivered packet; left when the RTT of a
+ *   round rises by more than max(4 ms, minRTT/8) (HyStart++, RFC 9406 §4.2,
+ *   so a clean path is filled without first overflowing its queue) or on the
+ *   first loss; then congestion avoidance, +1/cwnd per delivered packet; one
+ *   multiplicative decrease (x 1/2) per loss episode (RFC 5681 §3, RFC 9002 §7.3.2).
+ * - Loss detection from later arrivals (RFC 9002 §6.1): a packet is lost
+ *   when 3 packets sent after it have arrived, or 9/8 RTT (at least the
+ *   timer granularity) after a later one arrived: recovery in about one RTT.
+ * - Probe timeout (RFC 9002 §6.2): srtt + max(4 rttvar, granularity), doubled
+ *   on each consecutive expiry up to maxRtoMs (exponential back-off, RFC 8085
+ *   §3.1.3); an expiry sends the two oldest packets again as probes; three in
+ *   a row with nothing delivered collapse the window.
  * - Before the first RTT sample no more than the initial window is in flight
  *   (RFC 8085 §3.1.3), and the first probe waits initialRtoMs (RFC 7252's
  *   ACK_TIMEOUT, 2 s).
- * - Pacing (RFC 9002 §7.7): srtt / (cwnd * 1.25) between packets.
+ * - Pacing (RFC 9002 §7.7): srtt / (1.25 cwnd) between packets.
  */
 import { CoapfwError } from '../errors.js';
 import type { Runtime } from '../core/runtime.js';
@@ -29,7 +34,7 @@ import type { Runtime } from '../core/runtime.js';
 export interface CongestionOptions {
   /** Packets in flight before any RTT sample, and the first window. Default 10 (RFC 6928). */
   readonly initialWindow?: number;
-  /** Smallest window. Default 2. */
+  /** Smallest window. Default 2 (RFC 9002 kMinimumWindow). */
   readonly minWindow?: number;
   /** Largest window, which also bounds the packets tracked in flight. Default 512. */
   readonly maxWindow?: number;
@@ -41,6 +46,21 @@ export interface CongestionOptions {
   readonly maxRtoMs?: number;
   /** Packets sent later that must arrive before one counts as lost (RFC 9002 kPacketThreshold). Default 3. */
   readonly reorderPackets?: number;
+  /**
+   * Timer granularity (RFC 9002 kGranularity): the least reordering delay
+   * tolerated before a packet is declared lost. A JavaScript event loop
+   * stalls for milliseconds (GC, a busy peer), so 5 ms rather than 1. Default 5.
+   */
+  readonly granularityMs?: number;
+  /**
+   * Queueing delay (smoothed RTT above the smallest RTT seen) above which the
+   * window stops growing and shrinks by one packet per RTT instead (the
+   * delay-based half of the controller, as TCP Vegas and LEDBAT, RFC 6817).
+   * Many devices behind one bottleneck then share it with a short queue
+   * rather than filling it to its drop point, where the smallest windows
+   * lose everything and starve. Default 25 ms.
+   */
+  readonly targetDelayMs?: number;
 }
 
 interface Flight {
@@ -49,13 +69,19 @@ interface Flight {
   readonly retransmitted: boolean;
 }
 
-const DEFAULTS = { initialWindow: 10, minWindow: 2, maxWindow: 512, initialRtoMs: 2000, minRtoMs: 50, maxRtoMs: 60_000, reorderPackets: 3 };
+const DEFAULTS = { initialWindow: 10, minWindow: 1, maxWindow: 512, initialRtoMs: 2000, minRtoMs: 50, maxRtoMs: 60_000, reorderPackets: 3, granularityMs: 5, targetDelayMs: 25 };
 /** RFC 9002 §6.1.2 kTimeThreshold. */
 const TIME_THRESHOLD = 9 / 8;
 /** RFC 9002 §7.7: pace at 1.25 x cwnd per RTT so that pacing never limits the window. */
 const PACING_GAIN = 1.25;
+/** RFC 9002 §6.2.4: packets sent again when the probe timer expires. */
+const PROBES = 2;
 /** RFC 9002 §7.6: consecutive probe timeouts that mean persistent congestion. */
 const PERSISTENT_PTOS = 3;
+/** RFC 9406 §4.3: N_RTT_SAMPLE, and the clamp of the RTT increase that ends slow start. */
+const HYSTART_SAMPLES = 8;
+const HYSTART_MIN_ETA = 4;
+const HYSTART_MAX_ETA = 16;
 /** Deadlines are computed as sentAt + delay; compare with slack for floating-point rounding. */
 const EPSILON = 1e-6;
 
@@ -67,14 +93,21 @@ export class CongestionController {
   private srttMs: number | undefined;
   private rttvarMs = 0;
   private latestRttMs = 0;
+  private minRttMs = Infinity;
   private readonly flight = new Map<number, Flight>();
   private nextOrder = 0;
   private largestDeliveredOrder = -1;
   private recoveryStartOrder = -1;
   private ptoCount = 0;
   private lastDeliveryAt: number;
+  private lastCut: number | undefined;
+  /** HyStart++ round: ends when a packet sent after `roundEnd` is delivered. */
+  private roundEnd = -1;
+  private roundMin = Infinity;
+  private lastRoundMin = Infinity;
+  private roundSamples = 0;
   /** Counters for tests and benchmarks. */
-  readonly stats = { delivered: 0, lost: 0, losses: 0, timeouts: 0, rttSamples: 0 };
+  readonly stats = { delivered: 0, lost: 0, losses: 0, timeouts: 0, rttSamples: 0, slowStartExits: 0 };
 
   constructor(
     private readonly runtime: Pick<Runtime, 'now'>,
@@ -90,6 +123,11 @@ export class CongestionController {
     return Math.floor(this.cwnd);
   }
 
+  /** True while the window still doubles every RTT. */
+  get inSlowStart(): boolean {
+    return this.cwnd < this.ssthresh;
+  }
+
   /** Packets sent and neither delivered nor declared lost. */
   get inFlight(): number {
     return this.flight.size;
@@ -98,6 +136,11 @@ export class CongestionController {
   /** Smoothed RTT, undefined before the first sample. */
   get srtt(): number | undefined {
     return this.srttMs;
+  }
+
+  /** Smallest RTT seen, undefined before the first sample. */
+  get minRtt(): number | undefined {
+    return this.minRttMs === Infinity ? undefined : this.minRttMs;
   }
 
   /** Whether `id` is in flight. */
@@ -118,7 +161,7 @@ export class CongestionController {
 
   /** Current probe timeout with back-off applied. */
   probeTimeoutMs(): number {
-    const base = this.srttMs === undefined ? this.o.initialRtoMs : Math.max(this.o.minRtoMs, this.srttMs + 4 * this.rttvarMs);
+    const base = this.srttMs === undefined ? this.o.initialRtoMs : Math.max(this.o.minRtoMs, this.srttMs + Math.max(4 * this.rttvarMs, this.o.granularityMs));
     return Math.min(this.o.maxRtoMs, base * 2 ** this.ptoCount);
   }
 
@@ -140,7 +183,10 @@ export class CongestionController {
     this.flight.delete(id);
     const now = this.runtime.now();
     // RFC 6298 §3 (Karn): a packet sent twice gives no RTT sample.
-    if (!f.retransmitted) this.rttSample(now - f.sentAt);
+    if (!f.retransmitted) {
+      this.rttSample(now - f.sentAt);
+      this.hystart(now - f.sentAt, f.order);
+    }
     if (f.order > this.largestDeliveredOrder) this.largestDeliveredOrder = f.order;
     this.onAcked(1, f.order > this.recoveryStartOrder);
     return true;
@@ -155,8 +201,14 @@ export class CongestionController {
     this.ptoCount = 0;
     this.lastDeliveryAt = this.runtime.now();
     if (!grow) return; // RFC 9002 §7.3.2: no growth for packets sent before recovery began
-    for (let i = 0; i < n; i++) this.cwnd += this.cwnd < this.ssthresh ? 1 : 1 / this.cwnd;
-    if (this.cwnd > this.o.maxWindow) this.cwnd = this.o.maxWindow;
+    const queued = this.srttMs === undefined || this.minRttMs === Infinity ? 0 : this.srttMs - this.minRttMs;
+    const over = queued > this.o.targetDelayMs;
+    if (over && this.cwnd < this.ssthresh) this.ssthresh = this.cwnd; // the queue is building: slow start is over
+    for (let i = 0; i < n; i++) {
+      if (this.cwnd < this.ssthresh) this.cwnd += 1;
+      else this.cwnd += over ? -1 / this.cwnd : 1 / this.cwnd;
+    }
+    this.cwnd = Math.min(this.o.maxWindow, Math.max(this.o.minWindow, this.cwnd));
   }
 
   /** Feed one RTT measurement (RFC 6298 §2.2, §2.3). */
@@ -164,6 +216,7 @@ export class CongestionController {
     if (!(ms >= 0)) return;
     this.stats.rttSamples++;
     this.latestRttMs = ms;
+    if (ms < this.minRttMs) this.minRttMs = ms;
     if (this.srttMs === undefined) {
       this.srttMs = ms;
       this.rttvarMs = ms / 2;
@@ -181,7 +234,7 @@ export class CongestionController {
   detectLost(): number[] {
     if (this.largestDeliveredOrder < 0) return [];
     const now = this.runtime.now();
-    const delay = Math.max(1, TIME_THRESHOLD * Math.max(this.srttMs ?? 0, this.latestRttMs));
+    const delay = this.lossDelay();
     const lost: number[] = [];
     let newestLostOrder = -1;
     for (const [id, f] of this.flight) {
@@ -198,21 +251,23 @@ export class CongestionController {
 
   /** When {@link detectLost} or {@link onProbeTimeout} next has something to do; undefined when nothing is in flight. */
   nextTimerAt(): number | undefined {
-    let at: number | undefined;
-    const delay = Math.max(1, TIME_THRESHOLD * Math.max(this.srttMs ?? 0, this.latestRttMs));
     for (const f of this.flight.values()) {
+      // The oldest packet has the earliest deadline of both kinds.
       const pto = f.sentAt + this.probeTimeoutMs();
-      const byTime = f.order < this.largestDeliveredOrder ? f.sentAt + delay : pto;
-      at = Math.min(at ?? Infinity, byTime, pto);
-      break; // the oldest packet is the earliest deadline of both kinds
+      return f.order < this.largestDeliveredOrder ? Math.min(pto, f.sentAt + this.lossDelay()) : pto;
     }
-    return at;
+    return undefined;
   }
 
   /**
-   * The probe timer expired: every packet in flight for longer than the probe
-   * timeout is declared lost and returned; the timeout doubles (RFC 8085
-   * §3.1.3 exponential back-off); persistent congestion collapses the window.
+   * The probe timer expired (RFC 9002 §6.2): the oldest packets in flight
+   * for longer than the probe timeout (at most {@link PROBES}) are returned
+   * to be sent again as probes; the others stay in flight, since a late
+   * RTT (a stalled peer, a busy event loop) is no loss, and once a probe
+   * arrives the loss detection of later arrivals settles them. The timeout
+   * doubles (RFC 8085 §3.1.3 exponential back-off). Persistent congestion
+   * (three timeouts in a row, RFC 9002 §7.6) collapses the window and gives
+   * up every expired packet.
    */
   onProbeTimeout(): number[] {
     const now = this.runtime.now();
@@ -220,16 +275,18 @@ export class CongestionController {
     const expired: number[] = [];
     for (const [id, f] of this.flight) if (now - f.sentAt >= pto - EPSILON) expired.push(id);
     if (expired.length === 0) return this.detectLost();
-    for (const id of expired) this.flight.delete(id);
     this.stats.timeouts++;
-    this.stats.lost += expired.length;
     this.ptoCount = Math.min(this.ptoCount + 1, 30);
-    if (this.ptoCount >= PERSISTENT_PTOS) {
+    const persistent = this.ptoCount >= PERSISTENT_PTOS;
+    if (persistent) {
       this.ssthresh = Math.max(this.o.minWindow, this.cwnd / 2);
       this.cwnd = this.o.minWindow;
     }
+    const lost = persistent ? expired : expired.slice(0, PROBES);
+    for (const id of lost) this.flight.delete(id);
+    this.stats.lost += lost.length;
     this.recoveryStartOrder = this.nextOrder - 1;
-    return expired;
+    return lost;
   }
 
   /**
@@ -253,7 +310,32 @@ export class CongestionController {
     return this.ptoCount;
   }
 
-  private lastCut: number | undefined;
+  /** RFC 9002 §6.1.2: 9/8 of the larger of SRTT and the latest RTT, at least the granularity. */
+  private lossDelay(): number {
+    return Math.max(this.o.granularityMs, TIME_THRESHOLD * Math.max(this.srttMs ?? 0, this.latestRttMs));
+  }
+
+  /**
+   * RFC 9406 §4.2: per round, the smallest RTT of its first samples; slow
+   * start ends when it exceeds the last round's by clamp(minRTT/8, 4, 16) ms.
+   */
+  private hystart(rtt: number, order: number): void {
+    if (!this.inSlowStart) return;
+    if (order > this.roundEnd) {
+      this.lastRoundMin = this.roundMin;
+      this.roundMin = Infinity;
+      this.roundSamples = 0;
+      this.roundEnd = this.nextOrder - 1;
+    }
+    this.roundSamples++;
+    if (rtt < this.roundMin) this.roundMin = rtt;
+    if (this.roundSamples < HYSTART_SAMPLES || this.lastRoundMin === Infinity) return;
+    const eta = Math.min(HYSTART_MAX_ETA, Math.max(HYSTART_MIN_ETA, this.lastRoundMin / 8));
+    if (this.roundMin >= this.lastRoundMin + eta) {
+      this.ssthresh = this.cwnd;
+      this.stats.slowStartExits++;
+    }
+  }
 
   private onLoss(count: number, newestLostOrder: number): void {
     this.stats.lost += count;
@@ -280,7 +362,7 @@ function resolve(o: CongestionOptions): typeof DEFAULTS {
   int('maxWindow', 1);
   int('reorderPackets', 1);
   if (r.minWindow > r.maxWindow || r.initialWindow > r.maxWindow) throw new CoapfwError('INVALID_ARGUMENT', 'congestion: minWindow and initialWindow must not exceed maxWindow');
-  for (const k of ['initialRtoMs', 'minRtoMs', 'maxRtoMs'] as const) {
+  for (const k of ['initialRtoMs', 'minRtoMs', 'maxRtoMs', 'granularityMs', 'targetDelayMs'] as const) {
     if (!(r[k] > 0)) throw new CoapfwError('INVALID_ARGUMENT', `congestion: ${k} must be > 0, got ${r[k]}`);
   }
   return r;

@@ -23,7 +23,7 @@ import { Code, OptionNumber } from '../codec/numbers.js';
 import { getOption } from '../codec/options.js';
 import type { RequestHandler, ResponseSpec } from '../messaging/endpoint.js';
 import type { Runtime } from '../core/runtime.js';
-import { peerKey } from '../core/transport.js';
+import { peerKey, type Peer } from '../core/transport.js';
 
 /** Echo guard settings. */
 export interface EchoGuardOptions {
@@ -48,7 +48,7 @@ export interface EchoGuardStats {
 const encoder = new TextEncoder();
 
 /** Wrap `handler` with the Echo amplification guard. */
-export function echoGuard(handler: RequestHandler, options: EchoGuardOptions): RequestHandler & { stats: EchoGuardStats } {
+export function echoGuard(handler: RequestHandler, options: EchoGuardOptions): RequestHandler & { stats: EchoGuardStats; isVerified(peer: Peer): boolean } {
   const rt = options.runtime;
   const factor = options.factor ?? 3;
   const echoLifetime = options.echoLifetimeMs ?? 60_000;
@@ -118,7 +118,8 @@ export function echoGuard(handler: RequestHandler, options: EchoGuardOptions): R
     };
     return result instanceof Promise ? result.then(decide) : decide(result);
   };
-  return Object.assign(guard, { stats });
+  // Whether `peer` showed a valid Echo value lately: a Q-Block2 burst goes only to such an address.
+  return Object.assign(guard, { stats, isVerified: (peer: Peer) => isVerified(peerKey(peer)) });
 }
 
 /** Upper bound of the encoded size of a response. */

@@ -20,8 +20,10 @@ export interface Resource {
   /**
    * Critical options this resource processes beyond the server's own
    * ({@link SERVER_OPTIONS}): Block1 and Size1 on resources that take bodies
-   * (withBlock1), Accept on those that answer in several formats. Everywhere
-   * else such an option still draws 4.02 (RFC 7252 §5.4.1).
+   * (withBlock1), Accept on those that answer in several formats, Q-Block2
+   * (RFC 9177) on those that serve it. Everywhere else such an option draws
+   * 4.02 (RFC 7252 §5.4.1), which for Q-Block2 is how a client learns to
+   * fall back (RFC 9177 §4.1).
    */
   readonly options?: ReadonlySet<number>;
   /** The response; undefined for none (see RequestHandler), e.g. to an address that never proved it exists. */
@@ -49,6 +51,9 @@ export const SERVER_OPTIONS: ReadonlySet<number> = new Set([
   OptionNumber.NO_RESPONSE,
   OptionNumber.REQUEST_TAG,
 ]);
+
+/** Critical options that some resources process and others refuse (with 4.02): Q-Block2 (RFC 9177). */
+const RESOURCE_OPTIONS: ReadonlySet<number> = new Set([OptionNumber.Q_BLOCK2]);
 
 /**
  * Build an endpoint handler from a resolver: checks critical options and
@@ -101,9 +106,10 @@ function router(resolve: Resolver, known: ReadonlySet<number>): RequestHandler {
     } catch (e) {
       return msg.type === MessageType.NON ? undefined : toResponse(e);
     }
-    // The resource is found first, so that the options it processes count as known.
+    // The resource is found first, so that the options it processes count as known; the options only
+    // some resources process (Q-Block2) are recognised here, and refused below by one that does not.
     const resource = path.some(unsafeSegment) ? undefined : resolve(path, msg);
-    const bad = badCriticalOptions(msg, resource?.options === undefined ? known : union(known, resource.options));
+    const bad = badCriticalOptions(msg, union(resource?.options === undefined ? known : union(known, resource.options), RESOURCE_OPTIONS));
     if (bad !== undefined) {
       // §5.4.1: a NON carrying an unrecognised critical option is rejected
       // (§4.3: silently ignored; a Reset is optional and we save it); a CON gets 4.02.
@@ -112,6 +118,9 @@ function router(resolve: Resolver, known: ReadonlySet<number>): RequestHandler {
     if (path.some(unsafeSegment)) return errorResponse(Code.BAD_REQUEST, 'path segments . and .. are not allowed');
     if (resource === undefined) return errorResponse(Code.NOT_FOUND, 'not found');
     if (!resource.methods.has(msg.code)) return errorResponse(Code.METHOD_NOT_ALLOWED, 'method not allowed');
+    const unserved = [...RESOURCE_OPTIONS].filter((n) => !known.has(n) && hasOption(msg, n) && !resource.options?.has(n));
+    // A CON and a NON alike: the option is recognised, this resource just cannot serve it.
+    if (unserved.length > 0) return errorResponse(Code.BAD_OPTION, `option ${unserved.join(', ')} is not supported by this resource`);
     try {
       const r = resource.handle(req);
       return r instanceof Promise ? r.catch((e: unknown) => failed(e, req)) : r;

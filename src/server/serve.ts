@@ -23,9 +23,10 @@ import { CoapfwError } from '../errors.js';
 import { systemRuntime } from '../transport/runtime.js';
 import type { Peer, Transport } from '../core/transport.js';
 import { UdpTransport } from '../transport/udp.js';
-import { fileResources, type FileResourceStats } from './file-server.js';
+import { fileResources, type FileResourceStats, type QBlock2ServeOptions } from './file-server.js';
 import { FileRepository, type FileRepositoryOptions } from './files.js';
 import { echoGuard, type EchoGuardOptions } from './echo-guard.js';
+import { verifiedGate } from '../blockwise/qblock2-endpoint.js';
 import { ObserveRegistry, type ObserveOptions } from './observe.js';
 import { firstResolver, routeRequests, type Resolver } from './router.js';
 import { StatusTracker, type StatusOptions } from './status.js';
@@ -89,6 +90,14 @@ export interface FileServerOptions extends FileRepositoryOptions {
   readonly fallback?: Resolver;
   /** Links for your `resources` in `/.well-known/core` (RFC 6690), listed before the files. */
   readonly links?: readonly Link[];
+  /**
+   * Q-Block2 (RFC 9177) for files, /fw/sha256 and /.well-known/core, on by
+   * default; `false`: such requests get 4.02 (the client falls back to
+   * Block2). Bursts go only to verified addresses: with `echo`, those that
+   * showed an Echo value; else those that answered a CON of ours (a ping
+   * within the amplification budget, if need be).
+   */
+  readonly qblock2?: QBlock2ServeOptions | false;
   /** Clock, timers and randomness of every part of the server. Default {@link systemRuntime}. */
   readonly runtime?: Runtime;
   /**
@@ -177,7 +186,8 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     throw e;
   }
   const status = new StatusTracker({ ...options.status, runtime });
-  const files = fileResources(repo, { maxSzx, status, observe, wellKnown: options.wellKnown, runtime, links: [...(options.links ?? []), ...(trust?.links ?? [])] });
+  const guards = new WeakMap<CoapEndpoint, ReturnType<typeof echoGuard>>();
+  const files = fileResources(repo, { maxSzx, status, observe, wellKnown: options.wellKnown, runtime, links: [...(options.links ?? []), ...(trust?.links ?? [])], qblock2: qblock2Options(options.qblock2, guards, runtime) });
   const resolvers = [options.resources, trust?.resolve, files, options.fallback].filter((r): r is Resolver => r !== undefined);
   const handler = routeRequests(resolvers.length === 1 ? files : firstResolver(...resolvers));
   const echo = options.echo ?? false;
@@ -185,7 +195,9 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     const secure = t instanceof DtlsServer;
     // DTLS proves every address (its cookie exchange, RFC 6347 §4.2.1): no amplification limit there.
     const endpoint = new CoapEndpoint(t, { ...options.endpoint, ...(secure ? { amplification: false } : {}), runtime, params: options.params });
-    endpoint.handle(echo === false || secure ? handler : echoGuard(handler, { ...(echo === true ? {} : echo), runtime }));
+    const guard = echo === false || secure ? undefined : echoGuard(handler, { ...(echo === true ? {} : echo), runtime });
+    if (guard) guards.set(endpoint, guard);
+    endpoint.handle(guard ?? handler);
     if (secure) secureEndpoints.set(endpoint, t);
     return endpoint;
   });
@@ -211,8 +223,29 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
       stopRefresh();
       trust?.close();
       observe.close();
+      files.qblock2?.close();
       await Promise.all(endpoints.map((e) => e.close()));
       await repo.close();
+    },
+  };
+}
+
+/**
+ * Q-Block2 as the server runs it: with an Echo guard on an endpoint, a burst
+ * goes only to an address that showed an Echo value (the guard's own check);
+ * the rest of a burst leaves on the next turn of the event loop after the
+ * first response (setImmediate: a 0 ms timer waits a millisecond), unless a
+ * runtime of the caller's drives the clock.
+ */
+function qblock2Options(o: QBlock2ServeOptions | false | undefined, guards: WeakMap<CoapEndpoint, ReturnType<typeof echoGuard>>, runtime: Runtime): QBlock2ServeOptions | false {
+  if (o === false) return false;
+  return {
+    ...(runtime === systemRuntime ? { defer: (fn: () => void) => void setImmediate(fn) } : {}),
+    ...o,
+    gate: (endpoint) => {
+      const guard = guards.get(endpoint);
+      if (guard !== undefined) return (peer) => guard.isVerified(peer);
+      return o?.gate?.(endpoint) ?? verifiedGate(endpoint);
     },
   };
 }

@@ -26,6 +26,9 @@ import { TokenBuckets, type RateLimit } from './rate-limit.js';
 import { errorResponse } from './responses.js';
 import type { Resource } from './router.js';
 
+/** Serves a body for a request (Block2, or Q-Block2 when asked). */
+export type ServeBody = (req: CoapRequest, source: ByteSource) => ResponseSpec | undefined | Promise<ResponseSpec | undefined>;
+
 /** Limits of the `/.well-known/core` resource; every one has a safe default. */
 export interface WellKnownOptions {
   /** Filtered results kept, least recently used dropped first. Default 64. */
@@ -92,12 +95,17 @@ export class WellKnownCore {
     this.cachedLinks = 0;
   }
 
-  /** The resource, serving blocks with `serve`. */
-  resource(serve: Block2ServeOptions = {}): Resource {
-    return { methods: GET_ONLY, handle: (req) => this.handle(req, serve) };
+  /**
+   * The resource, serving the link document with `serve` (Block2 options, or
+   * a function that serves a body, e.g. with Q-Block2 too); `options` are
+   * the critical options `serve` processes beyond the server's (router.ts).
+   */
+  resource(serve: Block2ServeOptions | ServeBody = {}, options?: ReadonlySet<number>): Resource {
+    const body: ServeBody = typeof serve === 'function' ? serve : (req, source) => serveBlock2(req.message, source, serve);
+    return { methods: GET_ONLY, options, handle: (req) => this.handle(req, body) };
   }
 
-  private handle(req: CoapRequest, serve: Block2ServeOptions): ResponseSpec | Promise<ResponseSpec> {
+  private handle(req: CoapRequest, serve: ServeBody): ReturnType<ServeBody> {
     this.stats.requests++;
     // RFC 6690 §4.1: one query argument filters; we use the first.
     const query = uriQuery(req.message)[0];
@@ -107,7 +115,7 @@ export class WellKnownCore {
     }
     const index = this.index;
     const filtered = query !== undefined && query.includes('=');
-    if (!filtered) return serveBlock2(req.message, index.all, serve);
+    if (!filtered) return serve(req, index.all);
     let hit = this.cache.get(query);
     if (hit !== undefined) {
       this.stats.cacheHits++;
@@ -125,7 +133,7 @@ export class WellKnownCore {
       this.overall.charge('*', extra);
       this.remember(query, hit);
     }
-    return serveBlock2(req.message, hit.source, serve);
+    return serve(req, hit.source);
   }
 
   /** Spend a token of the peer's address and of the overall budget; a 4.29/5.03 with Max-Age when either is empty. */

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { BlockBitmap } from '../../src/blockwise/bitmap.js';
 import { QBlock2Client } from '../../src/blockwise/qblock2-client.js';
 import { bufferSource } from '../../src/blockwise/source.js';
 import type { CoapMessage } from '../../src/codec/message.js';
@@ -96,9 +97,11 @@ describe('fallback and errors', () => {
     await expect(w.client.done).rejects.toMatchObject({ code: 'TOO_LARGE' });
   });
 
-  it('resumes: blocks below startBlock are not asked for', async () => {
+  it('resumes: blocks already held are not asked for', async () => {
     const body = bytes(40 * 1024, 5);
-    const w = new Wire(body, () => false, { client: { mode: 'paced', startBlock: 25 } });
+    const held = new BlockBitmap(40);
+    for (let n = 0; n < 25; n++) held.set(n);
+    const w = new Wire(body, () => false, { client: { mode: 'paced', held } });
     void w.client.start();
     w.rt.advance(5000);
     expect((await w.client.done).kind).toBe('complete');

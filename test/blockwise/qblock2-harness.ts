@@ -9,7 +9,7 @@ import type { CoapMessage } from '../../src/codec/message.js';
 import { getOption, getOptions, pathOptions } from '../../src/codec/options.js';
 import { MessageType, OptionNumber } from '../../src/codec/numbers.js';
 import { QBlock2Client, type QBlock2ClientOptions } from '../../src/blockwise/qblock2-client.js';
-import { QBlock2Server, type QBlock2ServerOptions } from '../../src/blockwise/qblock2-server.js';
+import { hasQBlock2, QBlock2Server, type QBlock2ServerOptions } from '../../src/blockwise/qblock2-server.js';
 import { bufferSource, type ByteSource } from '../../src/blockwise/source.js';
 import type { ResponseSpec } from '../../src/messaging/endpoint.js';
 import type { RequestSpec } from '../../src/core/request.js';
@@ -92,8 +92,9 @@ export class Wire {
     this.log.push({ at: this.rt.now(), dir: 'req', type: msg.type, token: hex(token), qb2: qb2Strings(msg), dropped });
     if (dropped) return;
     this.rt.setTimer(latency, () => {
+      if (!hasQBlock2(msg)) throw new Error('server did not see Q-Block2');
       const res = this.server.handle(msg, PEER, source);
-      if (res === undefined) throw new Error('server did not see Q-Block2');
+      if (res === undefined) return; // every block went through the sender
       if (res instanceof Promise) throw new Error('buffer sources answer synchronously');
       this.toClient(token, res, msg.type === MessageType.CON ? MessageType.ACK : MessageType.NON, latency);
     });

@@ -3,8 +3,8 @@
  * 10 % and 20 % loss each way through the impaired transport (seeded).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { endpointSender, fetchQBlock2 } from '../../src/blockwise/qblock2-endpoint.js';
-import { QBlock2Server } from '../../src/blockwise/qblock2-server.js';
+import { endpointChannel, endpointSender, fetchQBlock2 } from '../../src/blockwise/qblock2-endpoint.js';
+import { hasQBlock2, QBlock2Server } from '../../src/blockwise/qblock2-server.js';
 import { bufferSource } from '../../src/blockwise/source.js';
 import { serveBlock2 } from '../../src/blockwise/serve.js';
 import { pathOptions } from '../../src/codec/options.js';
@@ -25,7 +25,7 @@ async function pair(loss: number, qblock = true) {
   const source = bufferSource(body);
   const server = new CoapEndpoint(new ImpairedTransport(await UdpTransport.bind(), { loss, seed: 7 }), { runtime: systemRuntime });
   const q = new QBlock2Server({ runtime: systemRuntime, sender: endpointSender(server) });
-  server.handle((req) => (qblock ? q.handle(req.message, req.peer, source) : undefined) ?? (req.message.options.some((o) => o.number === 31) ? { code: Code.BAD_OPTION } : serveBlock2(req.message, source)));
+  server.handle((req) => (!hasQBlock2(req.message) ? serveBlock2(req.message, source) : qblock ? q.handle(req.message, req.peer, source, req.size) : { code: Code.BAD_OPTION }));
   const client = new CoapEndpoint(new ImpairedTransport(await UdpTransport.bind(), { loss, seed: 8 }), { runtime: systemRuntime, params: { ackTimeoutMs: 200 } });
   closers.push(async () => {
     q.close();
@@ -40,7 +40,7 @@ describe('Q-Block2 over loopback UDP through the impaired transport', () => {
     it(`fetches 200 KiB with the right bytes at ${loss * 100} % loss each way`, async () => {
       const { body, server, client } = await pair(loss);
       const got = new Uint8Array(body.length);
-      const outcome = await fetchQBlock2(client, server.address(), { runtime: systemRuntime, options: pathOptions('/f'), onBlock: (b) => got.set(b.data, b.offset) });
+      const outcome = await fetchQBlock2(endpointChannel(client, server.address()), { runtime: systemRuntime, options: pathOptions('/f'), onBlock: (b) => got.set(b.data, b.offset) });
       expect(outcome.kind).toBe('complete');
       expect(got).toEqual(body);
     }, 30_000);
@@ -48,7 +48,7 @@ describe('Q-Block2 over loopback UDP through the impaired transport', () => {
 
   it('falls back when the server answers 4.02 to Q-Block2', async () => {
     const { server, client } = await pair(0, false);
-    const outcome = await fetchQBlock2(client, server.address(), { runtime: systemRuntime, options: pathOptions('/f'), onBlock: () => undefined });
+    const outcome = await fetchQBlock2(endpointChannel(client, server.address()), { runtime: systemRuntime, options: pathOptions('/f'), onBlock: () => undefined });
     expect(outcome).toMatchObject({ kind: 'fallback', reason: 'bad-option' });
   });
 });

@@ -54,7 +54,7 @@ describe('interrupting coapfw get', () => {
     expect(kept).toBeLessThan(data.length);
     const again = await runCli(['get', uri, '-o', out, '--resume']).done;
     expect(again.code, again.err).toBe(0);
-    expect(again.err).toMatch(/\(resumed at byte \d+\)\n$/);
+    expect(again.err).toMatch(/ \((Q-Block2; )?resumed with \d+ bytes held\)\n$/);
     expect(new Uint8Array(await readFile(out))).toEqual(data);
     expect(existsSync(`${out}.part`)).toBe(false);
   });

@@ -99,6 +99,6 @@ describe('coapfw get on a terminal', () => {
     expect(frames.length).toBeGreaterThan(2);
     for (const f of frames) expect(f).toMatch(/^got\.bin \[[#.]+\] +\d+% [\d.]+ (B|KiB)\/64.0 KiB/);
     expect(frames.at(-1)).toMatch(/ 100% 64.0 KiB\/64.0 KiB .*\n/);
-    expect(term.text().endsWith(`\n${out}: 65536 bytes in 4096 blocks\n`)).toBe(true);
+    expect(term.text().endsWith(`\n${out}: 65536 bytes in 4096 blocks (Q-Block2)\n`)).toBe(true);
   });
 });

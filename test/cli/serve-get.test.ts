@@ -28,7 +28,7 @@ describe('coapfw get / serve', () => {
     const code = await main(['get', `coap://127.0.0.1:${server.address().port}/files/fw.bin`, '-o', out, '--block-size', '256'], c.io);
     expect(code).toBe(0);
     expect(new Uint8Array(await readFile(out))).toEqual(data);
-    expect(c.err()).toBe(`${out}: 5000 bytes in 20 blocks\n`);
+    expect(c.err()).toBe(`${out}: 5000 bytes in 20 blocks (Q-Block2)\n`);
   });
 
   it('exits 1 with a one-line error for a missing file', async () => {
