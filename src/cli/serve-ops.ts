@@ -70,7 +70,8 @@ export function parseListen(value: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value) ?? /^()()(\d{1,5})$/.exec(value);
   if (m === null) throw new UsageError(`--http: expected [HOST:]PORT, got '${value}'`);
   const port = intOption('http', m[3], 0, 65535)!;
-  const host = m[1] ?? (m[2] === undefined || m[2] === '' ? (/^:/.test(value) ? '::' : '127.0.0.1') : m[2]);
+  // A bare PORT is loopback; ':PORT' every address; both empty captures of the patterns above mean 'no host'.
+  const host = m[1] || m[2] || (value.startsWith(':') ? '::' : '127.0.0.1');
   return { host, port };
 }
 

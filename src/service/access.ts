@@ -9,6 +9,10 @@
  *   taken only when the operator allows unauthenticated devices
  *   (`openRegistration`: a lab), and never for a device bound to a coaps
  *   identity.
+ * - A gateway (a coaps identity with the gateway role, src/gateway/) speaks
+ *   for the devices behind it, which authenticate at the gateway: it names
+ *   each at `/d/<id>` and may act for every device that is not bound to a
+ *   coaps identity of its own, never for one that is (4.03).
  * - Publishing needs a coaps identity with the publisher role; plain CoAP
  *   never publishes.
  */
@@ -24,7 +28,11 @@ export interface AccessPolicy {
   readonly openRegistration: boolean;
   /** Whether a coaps identity may publish. */
   isPublisher(identity: string): boolean;
+  /** Whether a coaps identity is a gateway speaking for the devices behind it (default: none is). */
+  isGateway?(identity: string): boolean;
 }
+
+const isGateway = (caller: PeerIdentity, policy: AccessPolicy): boolean => caller.secure && policy.isGateway?.(caller.identity) === true;
 
 const forbidden = (msg: string): CoapfwError => new CoapfwError('FORBIDDEN', msg);
 
@@ -41,6 +49,14 @@ export async function registrant(store: Store, caller: PeerIdentity, policy: Acc
     const id = checkDeviceId(pathId);
     const known = await store.getDevice(id);
     if (known?.identity !== undefined) throw forbidden(`register: device ${id} is bound to a coaps identity: register over coaps`);
+    return { id };
+  }
+  if (isGateway(caller, policy)) {
+    if (pathId === undefined) throw new CoapfwError('INVALID_ARGUMENT', `register: gateway '${caller.identity}' names the device it speaks for: POST /d/<id>`);
+    const id = checkDeviceId(pathId);
+    const known = await store.getDevice(id);
+    if (known?.identity !== undefined) throw forbidden(`register: device ${id} is bound to coaps identity '${known.identity}': a gateway cannot speak for it`);
+    // Not bound to the gateway's identity (one identity binds one device): the gateway role is what lets it act.
     return { id };
   }
   const bound = await store.getDeviceByIdentity(caller.identity);
@@ -70,7 +86,9 @@ export async function deviceOf(store: Store, caller: PeerIdentity, policy: Acces
   if (!caller.secure && !policy.openRegistration) throw forbidden(`${what}: this server takes devices over coaps only`);
   const device = await store.getDevice(id);
   if (device === undefined) throw new CoapfwError('NOT_FOUND', `${what}: unknown device ${id} (register first: POST /d/${id})`);
-  if (caller.secure) {
+  if (isGateway(caller, policy)) {
+    if (device.identity !== undefined) throw forbidden(`${what}: device ${id} is bound to its own coaps identity: a gateway cannot speak for it`);
+  } else if (caller.secure) {
     if (device.identity !== caller.identity) {
       throw forbidden(device.identity === undefined ? `${what}: device ${id} is not bound to identity '${caller.identity}': register over coaps first` : `${what}: device ${id} is not yours`);
     }

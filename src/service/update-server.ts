@@ -128,6 +128,7 @@ export async function startUpdateServer(options: UpdateServerOptions): Promise<U
   const policy: AccessPolicy = {
     openRegistration,
     isPublisher: (identity) => publishers.has(identity) || roles?.hasRole?.(identity, 'publisher') === true,
+    isGateway: (identity) => roles?.hasRole?.(identity, 'gateway') === true,
   };
   let server: FileServer | undefined;
   // Requests arrive only once startFileServer has returned (its last step is synchronous), so

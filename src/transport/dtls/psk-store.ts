@@ -22,9 +22,9 @@ export interface PskLookup {
 }
 
 /** The roles an identity may have. */
-export type PskRole = 'publisher';
+export type PskRole = 'publisher' | 'gateway';
 /** Every role a PSK file may name. */
-export const PSK_ROLES: readonly PskRole[] = ['publisher'];
+export const PSK_ROLES: readonly PskRole[] = ['publisher', 'gateway'];
 
 /** A PSK table that also knows roles. */
 export interface PskRoles {
