@@ -6,7 +6,7 @@
  * constant time.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmod, mkdir, open, readFile, stat } from 'node:fs/promises';
+import { chmod, link, mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CoapfwError } from '../errors.js';
 
@@ -28,20 +28,25 @@ export async function loadOrCreateToken(dir: string): Promise<OperatorToken> {
   if (existing !== undefined) return { token: existing, path, created: false };
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const token = randomBytes(32).toString('base64url');
-  let file;
+  // Written whole into a file of our own, then linked into place: link(2) fails with EEXIST when another
+  // server starting at once got there first, and nobody ever reads a token file half-written.
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    file = await open(path, 'wx', 0o600); // exclusive: two servers starting at once keep one token
+    const file = await open(tmp, 'wx', 0o600);
+    try {
+      await file.writeFile(`${token}\n`);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await chmod(tmp, 0o600);
+    await link(tmp, path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return { token: (await readToken(path))!, path, created: false };
     throw new CoapfwError('IO_ERROR', `${path}: cannot create the operator token: ${(e as Error).message}`, { cause: e, path });
-  }
-  try {
-    await file.writeFile(`${token}\n`);
-    await file.sync();
   } finally {
-    await file.close();
+    await unlink(tmp).catch(() => undefined);
   }
-  await chmod(path, 0o600);
   return { token, path, created: true };
 }
 

@@ -39,7 +39,7 @@ describe('coapfw get coaps://', () => {
     const out = join(dir, 'a.bin');
     const key = `hex:${Buffer.from(KEY).toString('hex')}`;
     const code = await main(['get', `${base}/files/fw.bin`, '-o', out, '--psk-identity', IDENTITY, '--psk-key', key], c.io);
-    expect(c.err()).toBe(`${out}: 3000 bytes in 3 blocks\n`);
+    expect(c.err()).toBe(`${out}: 3000 bytes in 3 blocks (Q-Block2)\n`);
     expect(code).toBe(0);
     expect(new Uint8Array(await readFile(out))).toEqual(data);
   });

@@ -52,9 +52,10 @@ describe('coaps with 10 % loss both ways', () => {
     const r = await downloadToFile(client, uri, out, { retry: { attempts: 10, baseMs: 20, maxMs: 200 } });
     expect(r.bytes).toBe(SIZE);
     expect(Buffer.compare(await readFile(out), Buffer.from(data))).toBe(0);
-    // The loss really happened, and CoAP had to retransmit to get through it.
+    // The loss really happened, and the server had to send again to get through it (a retransmitted
+    // response to Block2, a block asked for again with Q-Block2: more datagrams than blocks either way).
     expect(proxy.dropped).toBeGreaterThan(10);
-    expect(client.endpoint.stats.sent).toBeGreaterThan(r.blocks);
+    expect(server.endpoint.stats.sent).toBeGreaterThan(r.blocks);
     expect(server.dtls!.stats.handshakesOk).toBeGreaterThanOrEqual(1);
   });
 });

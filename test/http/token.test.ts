@@ -1,5 +1,5 @@
 /** The operator token file: created once with mode 0600, reused, refused when others can read it. */
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -25,10 +25,21 @@ describe('operator token file', () => {
     expect(again).toEqual({ token: first.token, path: first.path, created: false });
   });
 
-  it('two servers starting at once end with one token', async () => {
-    const [a, b] = await Promise.all([loadOrCreateToken(dir), loadOrCreateToken(dir)]);
-    expect(a.token).toBe(b.token);
-    expect([a.created, b.created].filter(Boolean)).toHaveLength(1);
+  it('servers starting at once end with one token, none reading a half-written file', async () => {
+    // Rounds of four at once, each in a fresh directory: the loser of the race must never see an empty file.
+    for (let round = 0; round < 40; round++) {
+      const d = join(dir, `round-${round}`);
+      // Started a few event-loop turns apart, so that one reads while another is between create and write.
+      const all = await Promise.all(
+        [0, 1, 2, 3].map(async (i) => {
+          for (let k = 0; k < i * round; k++) await new Promise((r) => setImmediate(r));
+          return loadOrCreateToken(d);
+        }),
+      );
+      expect(new Set(all.map((t) => t.token)).size, `round ${round}`).toBe(1);
+      expect(all.filter((t) => t.created), `round ${round}`).toHaveLength(1);
+      expect((await readdir(d)).sort(), 'no temporary file left').toEqual(['http-token']);
+    }
   });
 
   it('refuses a token file others can read, or one that is not a token', async () => {
