@@ -9,7 +9,8 @@
  * `node dist/bench/sim.js [--devices N --size B --rtt MS --loss P --rate BPS]` (the Q-Block2 algorithms on a virtual clock),
  * `node dist/bench/trust.js [runs] [--quick]` (trust verification and the trust store),
  * `node dist/bench/trust-device.js [runs]` (the trust store in the device's check: time, bytes, flash),
- * `node dist/bench/well-known.js` (filtered /.well-known/core queries over 10,000 files).
+ * `node dist/bench/well-known.js` (filtered /.well-known/core queries over 10,000 files),
+ * `node dist/bench/store.js` (the update service's store: reports, registrations, blob reads; PostgreSQL too when COAPFW_TEST_PG names a server).
  */
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -26,6 +27,7 @@ const parts: Record<string, string> = {
   trust: 'trust.js',
   trustDevice: 'trust-device.js',
   wellKnown: 'well-known.js',
+  store: 'store.js',
 };
 // `npm run bench -- --quick` passes --quick to every part (fastlinks shrinks its scenarios).
 const args = process.argv.slice(2);
