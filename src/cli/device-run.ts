@@ -12,12 +12,12 @@ import { DeviceAgent } from '../device/agent.js';
 import { agentLink, type AgentEvent } from '../device/agent-options.js';
 import { AGENT_MODES, type AgentMode, type OfferAnswer } from '../device/agent-wire.js';
 import { CrashingFlash } from '../device/crash-flash.js';
-import { openFileDevice, type FileDevice } from '../device/file-device.js';
+import type { FileDevice } from '../device/file-device.js';
 import { CoapfwError } from '../errors.js';
 import { COMMON_OPTIONS, intOption, optionValue, parse, str, verbosity, type Values } from './args.js';
 import { jsonLine, UsageError, type CliCommand, type CliIo } from './common.js';
 import { pskCredentials } from './credentials.js';
-import { noteUnusedTrust, provisioningTrust } from './device-trust.js';
+import { openDevice, provisioningTrust } from './device-trust.js';
 import { blockSizeOption, uuidOption } from './inputs.js';
 import { stopOnSignals, watchParent } from './signals.js';
 
@@ -251,8 +251,7 @@ export const deviceRunCommand: CliCommand = async (args, io) => {
   const unwatch = exitWhenNpmIsGone();
   let dev: FileDevice | undefined;
   try {
-    dev = await openFileDevice(a.flash, { size: a.size, create: true, trust: a.trust });
-    if (a.trust !== undefined && !dev.trustProvisioned) await noteUnusedTrust(dev, a.trust, io);
+    dev = await openDevice(a.flash, { size: a.size, create: true, trust: a.trust }, io);
     await run(a, dev, io, stop.signal);
     stop.throwIfCaught();
     return 0;

@@ -5,7 +5,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { equalBytes } from '@noble/curves/utils.js';
-import type { FileDevice } from '../device/file-device.js';
+import { openFileDevice, type FileDevice, type FileDeviceOptions } from '../device/file-device.js';
 import { readDeviceTrust } from '../device/trust-device.js';
 import { isCoapfwError } from '../errors.js';
 import { encodeTrustState, trustStateFromPolicy, type TrustState } from '../suit/index.js';
@@ -38,6 +38,13 @@ export async function trustSummary(dev: FileDevice): Promise<Record<string, unkn
     if (isCoapfwError(e, 'TRUST_STORE_CORRUPT')) return { provisioned: true, error: e.code };
     throw e;
   }
+}
+
+/** Open the chip file, its trust store provisioned with `options.trust` when new; the note of {@link noteUnusedTrust} when it was not. */
+export async function openDevice(path: string, options: FileDeviceOptions, io: CliIo): Promise<FileDevice> {
+  const dev = await openFileDevice(path, options);
+  if (options.trust !== undefined && !dev.trustProvisioned) await noteUnusedTrust(dev, options.trust, io);
+  return dev;
 }
 
 /** --trust/--trust-state on a provisioned device: never used; say so when it differs from the store. */

@@ -11,7 +11,7 @@ import { confirm, readBootState } from '../device/boot.js';
 import { CrashingFlash } from '../device/crash-flash.js';
 import { powerOn } from '../device/device.js';
 import { updateDevice } from '../device/device-update.js';
-import { openFileDevice, type FileDevice } from '../device/file-device.js';
+import type { FileDevice } from '../device/file-device.js';
 import type { UpdateEvent } from '../device/states.js';
 import { CoapfwError } from '../errors.js';
 import { Journal } from '../flash/journal.js';
@@ -22,7 +22,7 @@ import { pskCredentials } from './credentials.js';
 import { blockSizeOption, uuidOption } from './inputs.js';
 import { randomInt } from 'node:crypto';
 import { statusPathFor } from '../device/privacy.js';
-import { isDeviceFile, noteUnusedTrust, provisioningTrust, trustSummary } from './device-trust.js';
+import { isDeviceFile, openDevice, provisioningTrust, trustSummary } from './device-trust.js';
 import { progressBar, type Progress } from './progress.js';
 import { exitWhenNpmIsGone, deviceRunCommand } from './device-run.js';
 import { stopOnSignals, type StopSignal } from './signals.js';
@@ -273,8 +273,7 @@ export const deviceCommand: CliCommand = async (args, io) => {
   const unwatch = exitWhenNpmIsGone();
   let dev: FileDevice | undefined;
   try {
-    dev = await openFileDevice(flashFile, { size, create: sub === 'update' || sub === 'boot', trust: prepared?.trust });
-    if (prepared?.trust !== undefined && !dev.trustProvisioned) await noteUnusedTrust(dev, prepared.trust, io);
+    dev = await openDevice(flashFile, { size, create: sub === 'update' || sub === 'boot', trust: prepared?.trust }, io);
     return await run(sub, values, prepared, dev, io, stop);
   } catch (e) {
     stop.throwIfCaught();

@@ -17,6 +17,7 @@ import { blockSizeOption, uuidOption } from './inputs.js';
 import { readAnchors } from './manifest-read.js';
 import { url } from './serve-log.js';
 import { reloadPsk } from './serve.js';
+import { untilInterrupted } from './signals.js';
 
 const HELP = `usage: coapfw gateway --upstream coap[s]://HOST[:PORT] --cache DIR [options]
 
@@ -181,15 +182,7 @@ export const gatewayCommand: CliCommand = async (args, io) => {
   const urls = [...(options.coap === false ? [] : [url('coap', gw.address())]), ...(gw.dtls ? [url('coaps', gw.dtls.address())] : [])];
   const s = gw.stats();
   log.listening(gw.upstream, urls, { images: s.cache.objects, bytes: s.cache.bytes }, s.queue.pending, s.discovery.memberships);
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await untilInterrupted();
   stopReload();
   await gw.close();
   log.stopped();

@@ -19,6 +19,7 @@ import { rolloutTargeting } from '../service/rollout-targeting.js';
 import { withConfig } from './config.js';
 import { OPS_HELP, OPS_OPTIONS, serverLimits, startOps } from './serve-ops.js';
 import { dbName, logServiceEvent, openServiceStore, SERVICE_HELP, SERVICE_OPTIONS, serviceSettings, trustOf } from './serve-service.js';
+import { untilInterrupted } from './signals.js';
 
 const HELP = `usage: coapfw serve DIR [--host H] [--port P] [--max-block-size N]
                     [--psk-file FILE [--dtls-port P] [--no-coap]] [--json] [-v]
@@ -198,15 +199,7 @@ export const serveCommand: CliCommand = async (args, io) => {
   const summary = store === undefined ? undefined : { db: dbName(service.db!), backend: store.backend, publishKeys: trust?.anchors.length ?? 0, openRegistration: (server as UpdateServer).openRegistration };
   log.listening(server.repo.list().length, server.repo.root, urls, summary);
   server.repo.onChange((changed) => log.files(server.repo.list().length, changed));
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await untilInterrupted();
   stopReload();
   await ops.close();
   await engine?.stop();

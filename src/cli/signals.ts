@@ -89,3 +89,16 @@ export function watchParent(onGone: () => void, intervalMs = 250, env: NodeJS.Pr
   timer.unref();
   return () => clearInterval(timer);
 }
+
+/** Resolves at the first SIGINT or SIGTERM: how a server command (`serve`, `gateway`) waits to shut down cleanly. */
+export function untilInterrupted(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
