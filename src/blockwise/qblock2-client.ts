@@ -18,121 +18,30 @@
  *   repeat, given up after NON_MAX_RETRANSMIT (qblock2-rfc.ts).
  *
  * A partial body is kept for NON_PARTIAL_TIMEOUT or the body's Max-Age
- * (60 s when absent), whichever is less (§4.4): nothing arriving for that
- * long fails the fetch with TIMEOUT (the downloader resumes it).
+ * (§4.4, qblock2-lifetime.ts): nothing arriving for that long fails the
+ * fetch with TIMEOUT (the downloader resumes it).
  */
 import { equalBytes } from '@noble/curves/utils.js';
-import { bytesToHex } from '@noble/hashes/utils.js';
 import { blockSize, MAX_SZX } from '../codec/block.js';
-import type { CoapMessage, CoapOption } from '../codec/message.js';
-import { Code, OptionNumber } from '../codec/numbers.js';
-import { decodeUint, getOption } from '../codec/options.js';
+import type { CoapMessage } from '../codec/message.js';
+import { Code } from '../codec/numbers.js';
 import { CoapfwError } from '../errors.js';
-import type { CongestionOptions } from '../messaging/congestion.js';
 import type { RequestSpec } from '../core/request.js';
-import type { Runtime, TimerHandle } from '../core/runtime.js';
+import type { TimerHandle } from '../core/runtime.js';
 import { BlockBitmap, blockCount } from './bitmap.js';
 import { checkPayload, classifyFirst, responseCodeError, type BodyShape, type QBlock2Payload } from './qblock2-check.js';
-import { bodyRequest, probeRequest, type MissingRequestLimits } from './qblock2-options.js';
+import { EchoRepeater } from './qblock2-echo.js';
+import { PartialLifetime } from './qblock2-lifetime.js';
+import { bodyRequest, probeRequest } from './qblock2-options.js';
 import { nonPartialTimeout, resolveQBlockParams, type QBlockParams } from './qblock2-params.js';
 import { RfcPacer } from './qblock2-rfc.js';
+import { SinkChain } from './qblock2-sink.js';
+import type { Pacer, PacerHost, QBlock2ClientOptions, QBlock2ClientStats, QBlock2Outcome } from './qblock2-types.js';
 import { WindowPacer } from './qblock2-window.js';
 
-/** What the client needs from the message layer: send a request whose every response comes back to {@link QBlock2Client.onResponse}. */
-export interface QBlock2Link {
-  /** Send `spec` with a fresh token; returns the token (used to repeat a request with an RFC 9175 Echo value). */
-  send(spec: RequestSpec): Uint8Array | void;
-}
-
-/** How a Q-Block2 fetch ended. */
-export type QBlock2Outcome =
-  | { readonly kind: 'complete'; readonly size: number; readonly etag: Uint8Array | undefined; readonly szx: number; readonly stats: QBlock2ClientStats }
-  /** The server does not do Q-Block2 here: fetch with Block2. `response` is what it answered. */
-  | { readonly kind: 'fallback'; readonly reason: 'bad-option' | 'no-qblock2'; readonly response: CoapMessage };
-
-/** Counters. */
-export interface QBlock2ClientStats {
-  requests: number;
-  blocks: number;
-  duplicates: number;
-  rerequested: number;
-  continues: number;
-  /** Blocks dropped unrecorded because they lay `maxAhead` or more past the lowest missing one (asked for again later). */
-  beyond?: number;
-  /** 'paced': blocks declared lost, loss episodes (window cuts), probe timeouts; final window and smoothed RTT. */
-  lost?: number;
-  losses?: number;
-  timeouts?: number;
-  window?: number;
-  srttMs?: number;
-}
-
-/** Options of {@link QBlock2Client}. */
-export interface QBlock2ClientOptions {
-  readonly runtime: Runtime;
-  readonly link: QBlock2Link;
-  /** Options naming the resource (Uri-Path, Uri-Query, ...). */
-  readonly options: readonly CoapOption[];
-  /** Block size exponent asked for (the server may pick smaller). Default 6. */
-  readonly szx?: number;
-  /** Blocks already held (a resume), numbered at `szx`: they are not asked for again. */
-  readonly held?: BlockBitmap;
-  /** ETag the body must have (resume); another one fails with ETAG_MISMATCH. */
-  readonly etag?: Uint8Array;
-  /** Refuse a larger body (TOO_LARGE). Default 16 MiB. */
-  readonly maxSize?: number;
-  readonly params?: Partial<QBlockParams>;
-  readonly mode?: 'rfc' | 'paced';
-  /** Congestion controller settings for 'paced'. */
-  readonly congestion?: CongestionOptions;
-  /**
-   * 'paced': never ask for a block this far or further past the lowest
-   * missing one, which bounds what a receiver writing in order must buffer
-   * (a stream) or erase ahead (flash). Default: no bound.
-   */
-  readonly maxAhead?: number;
-  readonly limits?: MissingRequestLimits;
-  /** 'rfc': send the body request as CON (default; §4.1 REQUIRES it to learn whether the server supports Q-Block2). */
-  readonly confirmableFirst?: boolean;
-  /** Each new block, in arrival order; a returned promise is awaited before completion. */
-  readonly onBlock: (block: QBlock2Payload) => void | Promise<void>;
-}
-
-/** What a pacing mode gets from the client. */
-export interface PacerHost {
-  readonly o: QBlock2ClientOptions;
-  readonly params: QBlockParams;
-  readonly shape: BodyShape;
-  readonly bitmap: BlockBitmap;
-  readonly stats: QBlock2ClientStats;
-  /** Blocks handed to `onBlock` whose promise has not settled yet (a sink behind: ask for no new ones past `maxAhead`). */
-  readonly unsunk: number;
-  send(spec: RequestSpec): void;
-  armTimer(ms: number): void;
-}
-
-/** A pacing mode: what to ask for, and when. */
-export interface Pacer {
-  /** The body's shape is known; `asked` blocks were asked for by the first request and not yet received. */
-  begin(asked: readonly number[]): void;
-  /** A new block arrived (not a duplicate) and the body is not complete. */
-  onBlock(num: number): void;
-  /** Any payload arrived (new or duplicate). */
-  onPayload(num: number): void;
-  /** The timer armed through the host fired. */
-  onTimer(): void;
-  /** A block's sink promise settled (`unsunk` went down): the mode may ask for more. */
-  onSunk?(): void;
-  /** Add what the mode knows to the client's counters. */
-  report?(stats: QBlock2ClientStats): void;
-}
+export type { Pacer, PacerHost, QBlock2ClientOptions, QBlock2ClientStats, QBlock2Link, QBlock2Outcome } from './qblock2-types.js';
 
 type State = 'idle' | 'probing' | 'receiving' | 'done';
-
-/** RFC 7252 §5.10.5: Max-Age when a response carries none. */
-const DEFAULT_MAX_AGE_MS = 60_000;
-/** Requests remembered for repeating with an Echo value. */
-const REMEMBERED_REQUESTS = 128;
 
 /** Receives one body with Q-Block2. */
 export class QBlock2Client implements PacerHost {
@@ -145,12 +54,10 @@ export class QBlock2Client implements PacerHost {
   private bitmapValue: BlockBitmap | undefined;
   private pacer: Pacer | undefined;
   private timer: TimerHandle | undefined;
-  private sink: Promise<void> = Promise.resolve();
-  private unsunkCount = 0;
+  private readonly sinks = new SinkChain();
   private settle!: { resolve: (o: QBlock2Outcome) => void; reject: (e: Error) => void };
-  private readonly sent = new Map<string, RequestSpec>();
-  private lastArrival: number;
-  private partialLimitMs: number;
+  private readonly echo = new EchoRepeater();
+  private readonly lifetime: PartialLifetime;
 
   constructor(readonly o: QBlock2ClientOptions) {
     this.params = resolveQBlockParams(o.params);
@@ -159,8 +66,7 @@ export class QBlock2Client implements PacerHost {
     if (o.maxAhead !== undefined && !(Number.isInteger(o.maxAhead) && o.maxAhead >= 1)) {
       throw new CoapfwError('INVALID_ARGUMENT', `q-block2: maxAhead must be an integer >= 1, got ${o.maxAhead}`);
     }
-    this.lastArrival = o.runtime.now();
-    this.partialLimitMs = Math.min(nonPartialTimeout(this.params), DEFAULT_MAX_AGE_MS);
+    this.lifetime = new PartialLifetime(this.params, o.runtime.now());
     this.done = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     // A failure nobody awaits yet must not become an unhandled rejection before the caller looks.
     this.done.catch(() => undefined);
@@ -175,7 +81,7 @@ export class QBlock2Client implements PacerHost {
   }
 
   get unsunk(): number {
-    return this.unsunkCount;
+    return this.sinks.unsunk;
   }
 
   /**
@@ -222,7 +128,7 @@ export class QBlock2Client implements PacerHost {
       } else if (msg.code === Code.UNAUTHORIZED && this.repeatWithEcho(msg)) {
         return;
       }
-      this.notePartialLifetime(msg);
+      this.lifetime.note(msg, this.o.runtime.now());
       this.accept(checkPayload(msg, this.shapeValue, this.maxSize));
     } catch (e) {
       this.fail(e as Error);
@@ -244,9 +150,7 @@ export class QBlock2Client implements PacerHost {
   send(spec: RequestSpec): void {
     this.stats.requests++;
     const token = this.o.link.send(spec);
-    if (token === undefined) return;
-    this.sent.set(bytesToHex(token), spec);
-    if (this.sent.size > REMEMBERED_REQUESTS) this.sent.delete(this.sent.keys().next().value!);
+    if (token !== undefined) this.echo.remember(token, spec);
   }
 
   /**
@@ -257,15 +161,15 @@ export class QBlock2Client implements PacerHost {
   armTimer(ms: number): void {
     this.clearTimer();
     const paced = this.o.mode !== 'rfc';
-    const idleLeft = paced ? this.lastArrival + this.partialLimitMs - this.o.runtime.now() : Infinity;
+    const idleLeft = paced ? this.lifetime.leftMs(this.o.runtime.now()) : Infinity;
     // Never 0: a deadline a hair away would otherwise fire again and again at one instant.
     this.timer = this.o.runtime.setTimer(Math.max(0.5, Math.min(ms, idleLeft)), () => {
       this.timer = undefined;
       try {
         if (this.state === 'probing') throw new CoapfwError('TIMEOUT', 'q-block2: no answer to the first request');
         if (this.state !== 'receiving') return;
-        const idle = this.o.runtime.now() - this.lastArrival;
-        if (paced && idle >= this.partialLimitMs) {
+        const idle = this.lifetime.idleMs(this.o.runtime.now());
+        if (paced && idle >= this.lifetime.limitMs) {
           throw new CoapfwError('TIMEOUT', `q-block2: nothing arrived for ${Math.round(idle)} ms (RFC 9177 §4.4: the partial body is given up)`);
         }
         this.pacer!.onTimer();
@@ -275,34 +179,11 @@ export class QBlock2Client implements PacerHost {
     });
   }
 
-  /**
-   * RFC 9175 §2.4: a server guarding against amplification answers 4.01
-   * with an Echo value; repeat that request once with it. False when `msg`
-   * is not such an answer to a request we remember.
-   */
+  /** RFC 9175 §2.4: repeat the request a 4.01 with an Echo value answers, once (qblock2-echo.ts). False when `msg` is not such an answer. */
   private repeatWithEcho(msg: CoapMessage): boolean {
-    const echo = getOption(msg, OptionNumber.ECHO);
-    const spec = this.sent.get(bytesToHex(msg.token));
-    if (msg.code !== Code.UNAUTHORIZED || echo === undefined || spec === undefined) return false;
-    if ((spec.options ?? []).some((opt) => opt.number === OptionNumber.ECHO)) return false;
-    this.send({ ...spec, options: [...(spec.options ?? []), { number: OptionNumber.ECHO, value: echo }] });
-    return true;
-  }
-
-  /** §4.4: the partial body is kept for NON_PARTIAL_TIMEOUT or Max-Age, whichever is less. */
-  private notePartialLifetime(msg: CoapMessage): void {
-    this.lastArrival = this.o.runtime.now();
-    const raw = getOption(msg, OptionNumber.MAX_AGE);
-    let maxAgeMs = DEFAULT_MAX_AGE_MS;
-    if (raw !== undefined) {
-      try {
-        maxAgeMs = decodeUint(raw) * 1000;
-      } catch {
-        // A malformed Max-Age counts as absent.
-      }
-    }
-    // Never below the time a lost block takes to be noticed and asked for again.
-    this.partialLimitMs = Math.max(this.params.nonReceiveTimeoutMs * 2, Math.min(nonPartialTimeout(this.params), maxAgeMs));
+    const again = this.echo.repeatFor(msg);
+    if (again !== undefined) this.send(again);
+    return again !== undefined;
   }
 
   private accept(p: QBlock2Payload): void {
@@ -342,24 +223,15 @@ export class QBlock2Client implements PacerHost {
    * transfer at once with its error, not at completion.
    */
   private track(sink: Promise<void>): void {
-    this.unsunkCount++;
-    const settled = sink.then(
-      () => {
-        this.unsunkCount--;
-        if (this.state !== 'receiving') return;
-        try {
-          this.pacer?.onSunk?.();
-        } catch (e) {
-          this.fail(e as Error);
-        }
-      },
-      (e: unknown) => {
-        this.unsunkCount--;
+    const onSunk = (): void => {
+      if (this.state !== 'receiving') return;
+      try {
+        this.pacer?.onSunk?.();
+      } catch (e) {
         this.fail(e as Error);
-        throw e;
-      },
-    );
-    this.sink = this.sink.then(() => settled);
+      }
+    };
+    this.sinks.track(sink, onSunk, (e) => this.fail(e));
   }
 
   /** The first payload fixes block size, Size2 and ETag (§4.4); held blocks are marked. */
@@ -396,7 +268,7 @@ export class QBlock2Client implements PacerHost {
     this.state = 'done';
     this.clearTimer();
     this.pacer?.report?.(this.stats);
-    this.sink.then(
+    this.sinks.settled.then(
       () => this.settle.resolve({ kind: 'complete', size: shape.size, etag: shape.etag, szx: shape.szx, stats: this.stats }),
       (e: unknown) => this.settle.reject(e as Error),
     );
@@ -418,7 +290,7 @@ export class QBlock2Client implements PacerHost {
     this.state = 'done';
     this.clearTimer();
     // Whatever the sink still writes belongs to this run: let it settle before the caller moves on.
-    this.sink.then(
+    this.sinks.settled.then(
       () => this.settle.reject(e),
       () => this.settle.reject(e),
     );

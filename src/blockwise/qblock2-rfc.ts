@@ -9,7 +9,7 @@
  */
 import { CoapfwError } from '../errors.js';
 import type { BlockBitmap } from './bitmap.js';
-import type { Pacer, PacerHost } from './qblock2-client.js';
+import type { Pacer, PacerHost } from './qblock2-types.js';
 import { continueRequest, missingRequests, type QBlockItem } from './qblock2-options.js';
 import { nonReceiveWait } from './qblock2-params.js';
 

@@ -10,7 +10,7 @@
  */
 import { CongestionController } from '../messaging/congestion.js';
 import { BlockBitmap } from './bitmap.js';
-import type { Pacer, PacerHost, QBlock2ClientStats } from './qblock2-client.js';
+import type { Pacer, PacerHost, QBlock2ClientStats } from './qblock2-types.js';
 import { missingRequests, type QBlockItem } from './qblock2-options.js';
 import { pushRun } from './qblock2-rfc.js';
 
