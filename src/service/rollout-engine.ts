@@ -19,13 +19,13 @@
  *   failed wave is a resume in progress;
  * - abort: rollout -> aborted, then held like a pause.
  */
-import { CoapfwError, isCoapfwError } from '../errors.js';
+import { CoapfwError } from '../errors.js';
 import { publish } from '../diagnostics.js';
 import type { Rollout, WaveSpec } from './fleet.js';
-import type { Device, Release, WallClock } from './model.js';
+import type { Release, WallClock } from './model.js';
 import { commandDispatcher, type RolloutDispatcher } from './rollout-dispatch.js';
-import { confirmationCurve, defaultWaves, nextStep, timeliness, type RolloutStep, type Timeliness } from './rollout-plan.js';
-import type { RolloutTarget } from './rollout-targets-sql.js';
+import { confirmationCurve, defaultWaves, nextStep, timeliness, type Timeliness } from './rollout-plan.js';
+import { cas, RolloutSteps } from './rollout-steps.js';
 import type { Store } from './store.js';
 import { checkInt } from './validate.js';
 
@@ -75,14 +75,12 @@ export interface RolloutProgress {
 }
 
 const MAX_STEPS = 64;
-const HOLD_STATES = new Set(['pending', 'scheduled']);
 
 /** Drives rollouts: {@link RolloutEngine.tick} on a timer, and operator actions. */
 export class RolloutEngine {
   private readonly store: Store;
   private readonly clock: WallClock;
-  private readonly batch: number;
-  private readonly dispatch: RolloutDispatcher;
+  private readonly steps: RolloutSteps;
   private readonly running = new Map<number, Promise<Rollout | undefined>>();
   private timer: unknown;
   private soon: unknown;
@@ -91,8 +89,8 @@ export class RolloutEngine {
   constructor(private readonly options: RolloutEngineOptions) {
     this.store = options.store;
     this.clock = options.clock ?? Date.now;
-    this.batch = checkInt(options.batch ?? 500, 'rollout batch', 1, 10_000);
-    this.dispatch = options.dispatch ?? commandDispatcher(this.store);
+    const batch = checkInt(options.batch ?? 500, 'rollout batch', 1, 10_000);
+    this.steps = new RolloutSteps(this.store, batch, options.dispatch ?? commandDispatcher(this.store));
   }
 
   /** Create a rollout (waves from the release's urgency unless given) and take its first steps. */
@@ -108,7 +106,7 @@ export class RolloutEngine {
   async pause(id: number, by: string, reason = `paused by ${by}`): Promise<Rollout> {
     const r = await this.store.updateRollout(id, 'running', { state: 'paused', pauseReason: reason });
     publish('rollout', () => ({ rolloutId: id, step: 'paused', reason, by }));
-    await this.hold(r);
+    await this.steps.hold(r);
     return (await this.store.getRollout(id))!;
   }
 
@@ -118,7 +116,7 @@ export class RolloutEngine {
     publish('rollout', () => ({ rolloutId: id, step: 'resumed', by }));
     const current = await this.mustGet(id);
     const wave = current.waves[current.currentWave]!;
-    if (wave.state === 'running') await this.cas(() => this.store.updateWave(id, wave.index, 'running', 'failed'));
+    if (wave.state === 'running') await cas(() => this.store.updateWave(id, wave.index, 'running', 'failed'));
     return (await this.step(id)) ?? current;
   }
 
@@ -128,7 +126,7 @@ export class RolloutEngine {
     if (r.state !== 'running' && r.state !== 'paused') throw new CoapfwError('CONFLICT', `rollout: ${id} is ${r.state}, not active`);
     const aborted = await this.store.updateRollout(id, r.state, { state: 'aborted' });
     publish('rollout', () => ({ rolloutId: id, step: 'aborted', by }));
-    await this.hold(aborted);
+    await this.steps.hold(aborted);
     return aborted;
   }
 
@@ -144,7 +142,7 @@ export class RolloutEngine {
       this.store.listRollouts({ state: 'aborted', limit: 10 }),
     ]);
     for (const r of [...running, ...paused]) await this.step(r.id);
-    for (const r of aborted) await this.hold(r);
+    for (const r of aborted) await this.steps.hold(r);
   }
 
   /**
@@ -237,99 +235,17 @@ export class RolloutEngine {
       const rollout = await this.store.getRollout(id);
       if (rollout === undefined) return undefined;
       if (rollout.state === 'paused') {
-        await this.hold(rollout);
+        await this.steps.hold(rollout);
         return rollout;
       }
       const [counts, candidates] = await Promise.all([this.store.rolloutCounts(id), this.store.countRolloutCandidates(id)]);
       const step = nextStep({ rollout, counts, candidates, now: this.clock() });
       // Devices of started waves are told before anything else happens, unless the wave is about to pause.
-      if (rollout.state === 'running' && step.type !== 'wave-failed') await this.offerPending(rollout);
+      if (rollout.state === 'running' && step.type !== 'wave-failed') await this.steps.offerPending(rollout);
       if (step.type === 'none') return rollout;
-      await this.cas(() => this.apply(rollout, step));
+      await cas(() => this.steps.apply(rollout, step));
     }
     return this.store.getRollout(id);
-  }
-
-  /** Carry out one step. A CONFLICT means another server did it first: the caller reloads. */
-  private async apply(r: Rollout, step: Exclude<RolloutStep, { type: 'none' }>): Promise<void> {
-    switch (step.type) {
-      case 'start-wave':
-        await this.store.updateWave(r.id, step.wave, 'pending', 'running');
-        break;
-      case 'fill-wave': {
-        const ids = await this.store.rolloutCandidates(r.id, Math.min(step.count, this.batch));
-        await this.store.addRolloutTargets(r.id, step.wave, ids);
-        break;
-      }
-      case 'wave-succeeded':
-        await this.store.updateWave(r.id, step.wave, 'running', 'succeeded');
-        break;
-      case 'advance':
-        await this.store.updateRollout(r.id, 'running', { currentWave: step.next });
-        break;
-      case 'complete':
-        await this.store.updateRollout(r.id, 'running', { state: 'completed' });
-        break;
-      case 'wave-failed': {
-        const paused = await this.store.updateRollout(r.id, 'running', { state: 'paused', pauseReason: step.reason });
-        await this.cas(() => this.store.updateWave(r.id, step.wave, 'running', 'failed'));
-        await this.hold(paused);
-        break;
-      }
-      case 'restart-wave':
-        await this.store.moveRolloutTargets(r.id, { wave: step.wave }, ['failed', 'reverted'], 'pending');
-        await this.store.updateWave(r.id, step.wave, 'failed', 'running');
-        break;
-      default: {
-        const never: never = step;
-        return never;
-      }
-    }
-    publish('rollout', () => ({ rolloutId: r.id, ...step }));
-  }
-
-  /** Offer the rollout's release to pending targets of its started waves, a batch at a time. */
-  private async offerPending(r: Rollout): Promise<void> {
-    let release: Release | undefined;
-    for (const wave of r.waves) {
-      if (wave.state === 'pending' || wave.index > r.currentWave) continue;
-      const targets = await this.store.listRolloutTargets(r.id, { wave: wave.index, state: 'pending', limit: this.batch });
-      for (const t of targets) {
-        release ??= await this.store.getRelease(r.classId, r.sequence);
-        if (release === undefined) throw new CoapfwError('NOT_FOUND', `rollout ${r.id}: release ${r.sequence} of class ${r.classId} is gone`);
-        await this.offer(r, release, t);
-      }
-    }
-  }
-
-  private async offer(r: Rollout, release: Release, t: RolloutTarget): Promise<void> {
-    const device: Device | undefined = await this.store.getDevice(t.deviceId);
-    if (device === undefined) return; // deleted since: its target row went with it
-    if (device.installedSeq >= r.sequence) {
-      // Updated by other means (another rollout, by hand): it counts as confirmed.
-      await this.store.moveRolloutTargets(r.id, { deviceId: t.deviceId }, ['pending'], 'confirmed');
-      return;
-    }
-    await this.dispatch.offer(device, release, r);
-    await this.store.moveRolloutTargets(r.id, { deviceId: t.deviceId }, ['pending'], 'notified');
-  }
-
-  /** Cancel the rollout's commands not yet triggered; their targets go back to pending. Idempotent. */
-  private async hold(r: Rollout): Promise<void> {
-    for (const c of await this.store.rolloutOpenCommands(r.id)) {
-      if (!HOLD_STATES.has(c.state)) continue; // triggered: the device was told, it cannot be untold
-      await this.cas(() => this.store.stepCommand(c.id, { type: 'cancel' }, r.state === 'aborted' ? 'rollout aborted' : 'rollout paused'));
-      await this.store.moveRolloutTargets(r.id, { deviceId: c.deviceId }, ['notified'], 'pending');
-    }
-  }
-
-  /** Run a compare-and-set write; losing the race to another server is not an error. */
-  private async cas(write: () => Promise<unknown>): Promise<void> {
-    try {
-      await write();
-    } catch (e) {
-      if (!isCoapfwError(e, 'CONFLICT')) throw e;
-    }
   }
 
   private async mustGet(id: number): Promise<Rollout> {
