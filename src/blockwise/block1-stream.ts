@@ -25,7 +25,8 @@ import { CoapfwError } from '../errors.js';
 import type { CoapRequest, ResponseSpec } from '../messaging/endpoint.js';
 import type { Runtime, TimerHandle } from '../core/runtime.js';
 import { peerKey } from '../core/transport.js';
-import { blockSizeError, bodyKey, continueResponse, echoFinalBlock, readBlock1, tooLargeResponse, type BodyHandler } from './block1.js';
+import type { BodyHandler } from './block1.js';
+import { blockSizeError, bodyKey, continueResponse, echoFinalBlock, readBlock1, tooLargeResponse } from './block1-wire.js';
 
 /** Where one upload's bytes go. */
 export interface UploadSink {

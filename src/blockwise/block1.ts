@@ -25,16 +25,15 @@
  *
  * Pure: only `runtime.now()` is used, to expire bodies that stop arriving.
  */
-import { equalBytes } from '@noble/curves/utils.js';
-import { bytesToHex } from '@noble/hashes/utils.js';
-import { decodeBlock, encodeBlock, MAX_SZX, type BlockValue } from '../codec/block.js';
-import type { CoapMessage } from '../codec/message.js';
+import { MAX_SZX, type BlockValue } from '../codec/block.js';
 import { Code, OptionNumber } from '../codec/numbers.js';
-import { decodeUint, encodeUint, getOption } from '../codec/options.js';
+import { encodeUint } from '../codec/options.js';
 import { CoapfwError } from '../errors.js';
 import type { CoapRequest, ResponseSpec } from '../messaging/endpoint.js';
 import type { Runtime } from '../core/runtime.js';
 import { peerKey } from '../core/transport.js';
+import { Assembly } from './block1-assembly.js';
+import { blockSizeError, bodyKey, continueResponse, diagnostic, echoFinalBlock, readBlock1, tooLargeResponse, wholeRequest } from './block1-wire.js';
 
 /** Limits of Block1 receiving; every one has a safe default. */
 export interface Block1Options {
@@ -79,9 +78,6 @@ export type BodyHandler = (req: CoapRequest) => ResponseSpec | Promise<ResponseS
 /** What the receiver made of one request: answer it now, or hand a whole body on. */
 export type Block1Outcome = { readonly kind: 'respond'; readonly response: ResponseSpec } | { readonly kind: 'body'; readonly request: CoapRequest; readonly block?: BlockValue };
 
-const encoder = new TextEncoder();
-// RFC 7252 §5.5.2: a short diagnostic payload for the human reading the log.
-const diagnostic = (code: number, text: string, options: ResponseSpec['options'] = []): ResponseSpec => ({ code, options, payload: encoder.encode(text.slice(0, 120)) });
 const respond = (code: number, text: string, options: ResponseSpec['options'] = []): Block1Outcome => ({ kind: 'respond', response: diagnostic(code, text, options) });
 
 function positive(v: number | undefined, fallback: number, what: string, min = 1): number {
@@ -227,104 +223,6 @@ export class Block1Receiver {
       this.drop(key);
       this.stats.dropped++;
     }
-  }
-}
-
-/** Options that tell bodies apart (RFC 9175 §3.3): the target resource and the Request-Tag values. */
-const KEY_OPTIONS: ReadonlySet<number> = new Set([OptionNumber.URI_HOST, OptionNumber.URI_PORT, OptionNumber.URI_PATH, OptionNumber.URI_QUERY, OptionNumber.REQUEST_TAG]);
-
-/** The key of the body a request's block belongs to: peer, method, target, Request-Tag (absent differs from empty). */
-export function bodyKey(req: CoapRequest): string {
-  const parts = [peerKey(req.peer), String(req.message.code)];
-  for (const o of req.message.options) if (KEY_OPTIONS.has(o.number)) parts.push(`${o.number}=${bytesToHex(o.value)}`);
-  return parts.join('|');
-}
-
-/** A request's Block1 and Size1 (undefined when absent), or the 4.02 for a malformed one. */
-export function readBlock1(msg: CoapMessage): { readonly block: BlockValue | undefined; readonly size1: number | undefined } | { readonly response: ResponseSpec } {
-  try {
-    const raw = getOption(msg, OptionNumber.BLOCK1);
-    const s = getOption(msg, OptionNumber.SIZE1);
-    return { block: raw === undefined ? undefined : decodeBlock(raw), size1: s === undefined ? undefined : decodeUint(s) };
-  } catch (e) {
-    return { response: diagnostic(Code.BAD_OPTION, (e as Error).message) };
-  }
-}
-
-/** §2.3: a block with M set carries exactly the block size, the last one at most that; else the 4.00 to answer. */
-export function blockSizeError(block: BlockValue, data: Uint8Array): ResponseSpec | undefined {
-  const size = 16 << block.szx;
-  if ((block.more && data.length !== size) || data.length > size) {
-    return diagnostic(Code.BAD_REQUEST, `block1: block ${block.num} has ${data.length} bytes, expected ${block.more ? '' : 'at most '}${size}`);
-  }
-  return undefined;
-}
-
-/** 2.31 Continue for the block at `offset`, Block1 echoed at the preferred size when the client's is larger (§2.3, Figure 6). */
-export function continueResponse(block: BlockValue, offset: number, preferredSzx: number): ResponseSpec {
-  const szx = Math.min(block.szx, preferredSzx);
-  const echo = encodeBlock({ num: offset / (16 << szx), more: true, szx });
-  return { code: Code.CONTINUE, options: [{ number: OptionNumber.BLOCK1, value: echo }] };
-}
-
-/** 4.13 with Size1 = the limit (§4: the client learns how much the server takes). */
-export function tooLargeResponse(maxBody: number): ResponseSpec {
-  return diagnostic(Code.REQUEST_ENTITY_TOO_LARGE, `block1: body larger than ${maxBody} bytes`, [{ number: OptionNumber.SIZE1, value: encodeUint(maxBody) }]);
-}
-
-/** The final response with the final block's Block1 echoed (M = 0, §2.3), unless the handler set one. */
-export function echoFinalBlock(res: ResponseSpec, block: BlockValue): ResponseSpec {
-  if (res.options?.some((o) => o.number === OptionNumber.BLOCK1)) return res;
-  return { ...res, options: [...(res.options ?? []), { number: OptionNumber.BLOCK1, value: encodeBlock({ ...block, more: false }) }] };
-}
-
-/** The final block's request carrying the whole body, without the block-wise options. */
-export function wholeRequest(req: CoapRequest, body: Uint8Array): CoapRequest {
-  const strip = new Set<number>([OptionNumber.BLOCK1, OptionNumber.SIZE1, OptionNumber.REQUEST_TAG]);
-  const message: CoapMessage = { ...req.message, options: req.message.options.filter((o) => !strip.has(o.number)), payload: body };
-  return { ...req, message };
-}
-
-/** One body being assembled: the bytes so far in a buffer that grows by doubling (up to the limit). */
-class Assembly {
-  received = 0;
-  private buf: Uint8Array;
-
-  constructor(
-    readonly peer: string,
-    public touched: number,
-    initialCapacity: number,
-  ) {
-    this.buf = new Uint8Array(initialCapacity);
-  }
-
-  get capacity(): number {
-    return this.buf.length;
-  }
-
-  /** True when the bytes at `offset` are already here, exactly (a retransmitted block). */
-  holds(offset: number, data: Uint8Array): boolean {
-    return offset + data.length <= this.received && equalBytes(this.buf.subarray(offset, offset + data.length), data);
-  }
-
-  /** Append `data` (the caller checked the limit); returns how many bytes the buffer grew by. */
-  append(data: Uint8Array, max: number): number {
-    const need = this.received + data.length;
-    let grown = 0;
-    if (need > this.buf.length) {
-      const next = new Uint8Array(Math.min(max, Math.max(need, this.buf.length * 2)));
-      next.set(this.buf.subarray(0, this.received));
-      grown = next.length - this.buf.length;
-      this.buf = next;
-    }
-    this.buf.set(data, this.received);
-    this.received = need;
-    return grown;
-  }
-
-  /** The whole body, exactly its length. */
-  body(): Uint8Array {
-    return this.received === this.buf.length ? this.buf : this.buf.slice(0, this.received);
   }
 }
 
