@@ -30,7 +30,7 @@ import { serveBlock2 } from '../src/blockwise/serve.js';
 import { bufferSource } from '../src/blockwise/source.js';
 import { Code, OptionNumber } from '../src/codec/numbers.js';
 import { pathOptions } from '../src/codec/options.js';
-import { CongestionTable } from '../src/messaging/congestion.js';
+import { CongestionTable } from '../src/messaging/congestion-table.js';
 import { CoapEndpoint } from '../src/messaging/endpoint.js';
 import { openClient } from '../src/client/open.js';
 import { systemRuntime } from '../src/transport/runtime.js';

@@ -27,41 +27,11 @@
  *   ACK_TIMEOUT, 2 s).
  * - Pacing (RFC 9002 §7.7): srtt / (1.25 cwnd) between packets.
  */
-import { CoapfwError } from '../errors.js';
 import type { Runtime } from '../core/runtime.js';
+import { resolveCongestion, type CongestionOptions, type ResolvedCongestion } from './congestion-options.js';
+import { HyStart } from './hystart.js';
 
-/** Controller settings; every one has a default. */
-export interface CongestionOptions {
-  /** Packets in flight before any RTT sample, and the first window. Default 10 (RFC 6928). */
-  readonly initialWindow?: number;
-  /** Smallest window. Default 2 (RFC 9002 kMinimumWindow). */
-  readonly minWindow?: number;
-  /** Largest window, which also bounds the packets tracked in flight. Default 512. */
-  readonly maxWindow?: number;
-  /** Probe timeout before any RTT sample. Default 2000 ms (RFC 7252 ACK_TIMEOUT). */
-  readonly initialRtoMs?: number;
-  /** Floor of the probe timeout. Default 50 ms. */
-  readonly minRtoMs?: number;
-  /** Ceiling of the backed-off probe timeout (RFC 6298 §2.5). Default 60000 ms. */
-  readonly maxRtoMs?: number;
-  /** Packets sent later that must arrive before one counts as lost (RFC 9002 kPacketThreshold). Default 3. */
-  readonly reorderPackets?: number;
-  /**
-   * Timer granularity (RFC 9002 kGranularity): the least reordering delay
-   * tolerated before a packet is declared lost. A JavaScript event loop
-   * stalls for milliseconds (GC, a busy peer), so 5 ms rather than 1. Default 5.
-   */
-  readonly granularityMs?: number;
-  /**
-   * Queueing delay (smoothed RTT above the smallest RTT seen) above which the
-   * window stops growing and shrinks by one packet per RTT instead (the
-   * delay-based half of the controller, as TCP Vegas and LEDBAT, RFC 6817).
-   * Many devices behind one bottleneck then share it with a short queue
-   * rather than filling it to its drop point, where the smallest windows
-   * lose everything and starve. Default 25 ms.
-   */
-  readonly targetDelayMs?: number;
-}
+export type { CongestionOptions } from './congestion-options.js';
 
 interface Flight {
   readonly sentAt: number;
@@ -69,7 +39,6 @@ interface Flight {
   readonly retransmitted: boolean;
 }
 
-const DEFAULTS = { initialWindow: 10, minWindow: 1, maxWindow: 512, initialRtoMs: 2000, minRtoMs: 50, maxRtoMs: 60_000, reorderPackets: 3, granularityMs: 5, targetDelayMs: 25 };
 /** RFC 9002 §6.1.2 kTimeThreshold. */
 const TIME_THRESHOLD = 9 / 8;
 /** RFC 9002 §7.7: pace at 1.25 x cwnd per RTT so that pacing never limits the window. */
@@ -78,16 +47,12 @@ const PACING_GAIN = 1.25;
 const PROBES = 2;
 /** RFC 9002 §7.6: consecutive probe timeouts that mean persistent congestion. */
 const PERSISTENT_PTOS = 3;
-/** RFC 9406 §4.3: N_RTT_SAMPLE, and the clamp of the RTT increase that ends slow start. */
-const HYSTART_SAMPLES = 8;
-const HYSTART_MIN_ETA = 4;
-const HYSTART_MAX_ETA = 16;
 /** Deadlines are computed as sentAt + delay; compare with slack for floating-point rounding. */
 const EPSILON = 1e-6;
 
 /** Window, RTT estimate and in-flight packets of one path. */
 export class CongestionController {
-  private readonly o: typeof DEFAULTS;
+  private readonly o: ResolvedCongestion;
   private cwnd: number;
   private ssthresh = Infinity;
   private srttMs: number | undefined;
@@ -101,11 +66,7 @@ export class CongestionController {
   private ptoCount = 0;
   private lastDeliveryAt: number;
   private lastCut: number | undefined;
-  /** HyStart++ round: ends when a packet sent after `roundEnd` is delivered. */
-  private roundEnd = -1;
-  private roundMin = Infinity;
-  private lastRoundMin = Infinity;
-  private roundSamples = 0;
+  private readonly hystart = new HyStart();
   /** Counters for tests and benchmarks. */
   readonly stats = { delivered: 0, lost: 0, losses: 0, timeouts: 0, rttSamples: 0, slowStartExits: 0 };
 
@@ -113,7 +74,7 @@ export class CongestionController {
     private readonly runtime: Pick<Runtime, 'now'>,
     options: CongestionOptions = {},
   ) {
-    this.o = resolve(options);
+    this.o = resolveCongestion(options);
     this.cwnd = this.o.initialWindow;
     this.lastDeliveryAt = runtime.now();
   }
@@ -185,7 +146,11 @@ export class CongestionController {
     // RFC 6298 §3 (Karn): a packet sent twice gives no RTT sample.
     if (!f.retransmitted) {
       this.rttSample(now - f.sentAt);
-      this.hystart(now - f.sentAt, f.order);
+      // RFC 9406 §4.2 (hystart.ts): a round whose RTT rose ends slow start.
+      if (this.inSlowStart && this.hystart.onSample(now - f.sentAt, f.order, this.nextOrder - 1)) {
+        this.ssthresh = this.cwnd;
+        this.stats.slowStartExits++;
+      }
     }
     if (f.order > this.largestDeliveredOrder) this.largestDeliveredOrder = f.order;
     this.onAcked(1, f.order > this.recoveryStartOrder);
@@ -315,28 +280,6 @@ export class CongestionController {
     return Math.max(this.o.granularityMs, TIME_THRESHOLD * Math.max(this.srttMs ?? 0, this.latestRttMs));
   }
 
-  /**
-   * RFC 9406 §4.2: per round, the smallest RTT of its first samples; slow
-   * start ends when it exceeds the last round's by clamp(minRTT/8, 4, 16) ms.
-   */
-  private hystart(rtt: number, order: number): void {
-    if (!this.inSlowStart) return;
-    if (order > this.roundEnd) {
-      this.lastRoundMin = this.roundMin;
-      this.roundMin = Infinity;
-      this.roundSamples = 0;
-      this.roundEnd = this.nextOrder - 1;
-    }
-    this.roundSamples++;
-    if (rtt < this.roundMin) this.roundMin = rtt;
-    if (this.roundSamples < HYSTART_SAMPLES || this.lastRoundMin === Infinity) return;
-    const eta = Math.min(HYSTART_MAX_ETA, Math.max(HYSTART_MIN_ETA, this.lastRoundMin / 8));
-    if (this.roundMin >= this.lastRoundMin + eta) {
-      this.ssthresh = this.cwnd;
-      this.stats.slowStartExits++;
-    }
-  }
-
   private onLoss(count: number, newestLostOrder: number): void {
     this.stats.lost += count;
     if (newestLostOrder <= this.recoveryStartOrder) return; // same loss episode: one reduction
@@ -351,50 +294,3 @@ export class CongestionController {
   }
 }
 
-function resolve(o: CongestionOptions): typeof DEFAULTS {
-  const r = { ...DEFAULTS, ...o };
-  const int = (name: keyof typeof DEFAULTS, min: number): void => {
-    const v = r[name];
-    if (!Number.isInteger(v) || v < min) throw new CoapfwError('INVALID_ARGUMENT', `congestion: ${name} must be an integer >= ${min}, got ${v}`);
-  };
-  int('initialWindow', 1);
-  int('minWindow', 1);
-  int('maxWindow', 1);
-  int('reorderPackets', 1);
-  if (r.minWindow > r.maxWindow || r.initialWindow > r.maxWindow) throw new CoapfwError('INVALID_ARGUMENT', 'congestion: minWindow and initialWindow must not exceed maxWindow');
-  for (const k of ['initialRtoMs', 'minRtoMs', 'maxRtoMs', 'granularityMs', 'targetDelayMs'] as const) {
-    if (!(r[k] > 0)) throw new CoapfwError('INVALID_ARGUMENT', `congestion: ${k} must be > 0, got ${r[k]}`);
-  }
-  return r;
-}
-
-/**
- * One controller per peer, bounded in count: the least recently used is
- * dropped past `maxPeers`, and one idle past `idleMs` starts afresh (its
- * estimate no longer describes the path, RFC 8085 §3.1.1).
- */
-export class CongestionTable {
-  private readonly peers = new Map<string, { ctl: CongestionController; usedAt: number }>();
-
-  constructor(
-    private readonly runtime: Pick<Runtime, 'now'>,
-    private readonly options: CongestionOptions & { readonly maxPeers?: number; readonly idleMs?: number } = {},
-  ) {}
-
-  /** The controller for `key` (a peer key), created on first use. */
-  get(key: string): CongestionController {
-    const now = this.runtime.now();
-    const e = this.peers.get(key);
-    this.peers.delete(key);
-    const fresh = e === undefined || now - e.usedAt > (this.options.idleMs ?? 600_000);
-    const ctl = fresh ? new CongestionController(this.runtime, this.options) : e.ctl;
-    this.peers.set(key, { ctl, usedAt: now });
-    const max = this.options.maxPeers ?? 10_000;
-    while (this.peers.size > max) this.peers.delete(this.peers.keys().next().value!);
-    return ctl;
-  }
-
-  get size(): number {
-    return this.peers.size;
-  }
-}

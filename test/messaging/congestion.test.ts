@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CongestionController, CongestionTable } from '../../src/messaging/congestion.js';
+import { CongestionTable } from '../../src/messaging/congestion-table.js';
+import { CongestionController } from '../../src/messaging/congestion.js';
 import { FakeRuntime } from '../../src/testing/fake-runtime.js';
 
 /** Send `n` new packets numbered from `from`. */
