@@ -32,7 +32,8 @@ import {
   serverHelloBody,
   type ClientHello,
 } from './messages.js';
-import { ccmKeyBlock, concatBytes, extendedMasterSecret, masterSecret, pskPremaster, sha256, verifyData, type CcmKeys } from './prf.js';
+import { pskCandidate, type Candidate } from './psk-candidate.js';
+import { concatBytes, sha256, verifyData, type CcmKeys } from './prf.js';
 import { AlertDescription, ContentType, DTLS12 } from './record.js';
 
 /** A record to send as part of a flight; its sequence number is assigned at send time. */
@@ -70,23 +71,6 @@ export interface HandshakeOptions {
  * genuine client's (blind off-path injection, RFC 6347 §4.1.2.7 reasoning).
  */
 export const MAX_KEY_EXCHANGE_CANDIDATES = 4;
-
-/**
- * Length of the random stand-in key of an unknown identity: 16 bytes, the
- * usual (and RFC 7925 §4.2 minimum recommended) PSK size, so that deriving its
- * keys costs what a real one costs.
- */
-const DECOY_PSK_SIZE = 16;
-
-/** One ClientKeyExchange, with what its Finished is checked against. */
-interface Candidate {
-  readonly identity: string;
-  /** False for an unknown identity, whose keys come from a random stand-in PSK (RFC 4279 §2). */
-  readonly known: boolean;
-  readonly message: Uint8Array;
-  readonly master: Uint8Array;
-  readonly keys: CcmKeys;
-}
 
 const dec = new TextDecoder('utf-8', { fatal: false });
 
@@ -232,20 +216,11 @@ export class ServerHandshake {
     }
     const identity = dec.decode(idBytes);
     if (this.candidates.length >= MAX_KEY_EXCHANGE_CANDIDATES) return this.ignore(`more than ${MAX_KEY_EXCHANGE_CANDIDATES} ClientKeyExchange candidates`);
-    const found = this.opts.lookup(identity);
-    // RFC 4279 §2: answering unknown_psk_identity (or staying silent) tells a
-    // prober which identities exist; continue with a random key instead, so the
-    // Finished fails the way a wrong key's does.
-    const psk = found ?? this.opts.random(DECOY_PSK_SIZE);
-    const pre = pskPremaster(psk);
-    const master = this.ems
-      ? extendedMasterSecret(pre, sha256(concatBytes(...this.transcript, msg))) // RFC 7627 §3: hash up to ClientKeyExchange
-      : masterSecret(pre, this.hello.random, this.serverRandom);
-    const keys = ccmKeyBlock(master, this.hello.random, this.serverRandom);
-    if (found === undefined) psk.fill(0);
-    this.candidates.push({ identity, known: found !== undefined, message: msg, master, keys });
+    const { lookup, random } = this.opts;
+    const c = pskCandidate(identity, msg, { lookup, random, ems: this.ems, transcript: this.transcript, clientRandom: this.hello.random, serverRandom: this.serverRandom });
+    this.candidates.push(c);
     if (this.state === 'awaitKeyExchange') this.state = 'awaitChangeCipherSpec';
-    return { kind: 'keys', index: this.candidates.length - 1, keys };
+    return { kind: 'keys', index: this.candidates.length - 1, keys: c.keys };
   }
 
   private onFinished(msg: Uint8Array, body: Uint8Array, authenticatedBy: readonly number[]): HandshakeStep {
