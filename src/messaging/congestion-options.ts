@@ -8,7 +8,7 @@ import { CoapfwError } from '../errors.js';
 export interface CongestionOptions {
   /** Packets in flight before any RTT sample, and the first window. Default 10 (RFC 6928). */
   readonly initialWindow?: number;
-  /** Smallest window. Default 1: one block at a time when the path is that bad (RFC 9002 kMinimumWindow is 2 packets of a stream; a block is a whole request and answer). */
+  /** Smallest window, in blocks. Default 1 (below RFC 9002's kMinimumWindow of 2: under heavy loss one block at a time). */
   readonly minWindow?: number;
   /** Largest window, which also bounds the packets tracked in flight. Default 512. */
   readonly maxWindow?: number;
