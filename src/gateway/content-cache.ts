@@ -30,7 +30,7 @@ import type { ResponseSpec } from '../messaging/endpoint.js';
 import { FileRepository } from '../server/files.js';
 import { errorResponse } from '../server/responses.js';
 import { CoapfwError } from '../errors.js';
-import { Fill, type BlockFetcher, type FillFailure, type Reservation } from './fill.js';
+import { Fill, type BlockFetcher, type FillFailure, type Reservation, type TransferMode } from './fill.js';
 import { syncDir } from './journal.js';
 
 /** Options of {@link BlockCache.open}. */
@@ -68,7 +68,7 @@ export interface ImageCheck {
 /** What the cache did. */
 export type CacheEvent =
   | { readonly type: 'fill-started'; readonly hex: string }
-  | { readonly type: 'fill-complete'; readonly hex: string; readonly size: number }
+  | { readonly type: 'fill-complete'; readonly hex: string; readonly size: number; readonly mode?: TransferMode }
   | { readonly type: 'fill-stalled'; readonly hex: string; readonly error: unknown }
   | { readonly type: 'fill-failed'; readonly hex: string; readonly reason: FillFailure; readonly error: unknown }
   | { readonly type: 'evicted'; readonly hex: string; readonly size: number }
@@ -98,6 +98,10 @@ export interface BlockCacheStats {
   discardedPartials: number;
   /** Bytes of image data received from upstream. */
   upstreamBytes: number;
+  /** Images completed whose last upstream run was Q-Block2 (RFC 9177). */
+  qblock2Fills: number;
+  /** Images completed whose last upstream run was Block2 (RFC 7959): the upstream does not do Q-Block2. */
+  block2Fills: number;
 }
 
 const HEX = /^[0-9a-f]{64}$/;
@@ -105,7 +109,7 @@ const HEX = /^[0-9a-f]{64}$/;
 /** The on-disk cache of content-addressed images. */
 export class BlockCache {
   readonly stats: BlockCacheStats = {
-    hits: 0, fillingHits: 0, notYet: 0, fills: 0, completed: 0, mismatches: 0, etagChanges: 0, refused: 0, failed: 0, evicted: 0, damaged: 0, discardedPartials: 0, upstreamBytes: 0,
+    hits: 0, fillingHits: 0, notYet: 0, fills: 0, completed: 0, mismatches: 0, etagChanges: 0, refused: 0, failed: 0, evicted: 0, damaged: 0, discardedPartials: 0, upstreamBytes: 0, qblock2Fills: 0, block2Fills: 0,
   };
   /** Complete images, least recently served first. */
   private readonly lru = new Map<string, number>();
@@ -275,7 +279,9 @@ export class BlockCache {
     this.lru.set(hex, size);
     this.objectBytes += size;
     this.stats.completed++;
-    this.options.onEvent?.({ type: 'fill-complete', hex, size });
+    if (fill.mode === 'qblock2') this.stats.qblock2Fills++;
+    if (fill.mode === 'block2') this.stats.block2Fills++;
+    this.options.onEvent?.({ type: 'fill-complete', hex, size, ...(fill.mode !== undefined ? { mode: fill.mode } : {}) });
   }
 
   /** Room for a new image of `size` bytes: the least recently served images go until it fits. */

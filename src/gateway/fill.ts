@@ -21,8 +21,10 @@
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
+import { BlockBitmap, blockCount } from '../blockwise/bitmap.js';
 import { ETAG_LENGTH, type ByteSource } from '../blockwise/source.js';
 import type { FetchedBlock } from '../blockwise/fetch.js';
+import { blockSize } from '../codec/block.js';
 import { ContentFormat } from '../codec/numbers.js';
 import type { Runtime } from '../core/runtime.js';
 import { CoapfwError } from '../errors.js';
@@ -33,14 +35,34 @@ export type FillState = 'filling' | 'stalled' | 'verified' | 'failed';
 /** Why a fill failed for good. */
 export type FillFailure = 'digest' | 'etag' | 'too-large' | 'not-found' | 'refused' | 'upstream' | 'io';
 
-/** Where the blocks come from: resumes at `startOffset`, calls `onBlock` per block (in any order). */
-export type BlockFetcher = (from: ResumeFrom, onBlock: (b: FetchedBlock) => Promise<void>) => Promise<void>;
+/** How an image came from upstream: Q-Block2 (RFC 9177) or Block2 (RFC 7959). */
+export type TransferMode = 'qblock2' | 'block2';
+
+/**
+ * Where the blocks come from: resumes at `startOffset` (skipping `held`),
+ * calls `onBlock` per block (in any order, calls may overlap: the fill takes
+ * them one at a time, in call order). Resolves with the way it fetched,
+ * when it knows.
+ */
+export type BlockFetcher = (from: ResumeFrom, onBlock: (b: FetchedBlock) => Promise<void>) => Promise<TransferMode | void>;
 
 /** Where a fetch starts: the first byte missing (a multiple of `szx`'s block size unless the image is complete), the block size and ETag seen so far. */
 export interface ResumeFrom {
   readonly startOffset: number;
   readonly szx: number | undefined;
   readonly etag: Uint8Array | undefined;
+  /**
+   * Once the size is known: the blocks held, numbered at `szx` (the
+   * contiguous prefix, and blocks that arrived ahead of a gap and are kept):
+   * a fetch that can skip them (Q-Block2) need not ask for them again.
+   */
+  readonly held: BlockBitmap | undefined;
+  /**
+   * Most bytes the fill keeps past the first missing one: a fetcher whose
+   * blocks arrive out of order must not deliver a block further ahead
+   * (Q-Block2's `maxAhead`), else the fill fails.
+   */
+  readonly maxAheadBytes: number;
 }
 
 /** Options of one {@link Fill}. */
@@ -80,6 +102,8 @@ export class Fill {
   stalls = 0;
   /** Bytes received from upstream (requests for blocks count once each). */
   received = 0;
+  /** How the last run that ended fetched, when its fetcher said. */
+  mode: TransferMode | undefined;
   /** Set when the image must not be served before it verified (an envelope). */
   holdWhole: boolean;
   readonly source: ByteSource;
@@ -92,6 +116,8 @@ export class Fill {
   private handle: Promise<FileHandle> | undefined;
   private readonly started: number;
   private running: Promise<void> | undefined;
+  /** The blocks of this run, taken one at a time in the order they were handed over. */
+  private queue: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: FillOptions) {
     this.holdWhole = options.serveWhileFilling === false;
@@ -164,15 +190,50 @@ export class Fill {
 
   private async fetchRest(): Promise<void> {
     try {
-      await this.options.fetch({ startOffset: this.filled, szx: this.szx, etag: this.upstreamEtag }, (b) => this.accept(b));
+      this.queue = Promise.resolve();
+      const from: ResumeFrom = { startOffset: this.filled, szx: this.szx, etag: this.upstreamEtag, held: this.held(), maxAheadBytes: this.maxPendingBytes };
+      const mode = await this.options.fetch(from, (b) => this.enqueue(b));
+      await this.queue;
+      if (mode !== undefined) this.mode = mode;
       if (this.state !== 'filling') return; // failed meanwhile
       if (this.size === undefined || this.filled !== this.size) {
         throw new CoapfwError('BLOCK_MISMATCH', `fill ${this.options.hex}: the upstream ended at byte ${this.filled} of ${this.size ?? '?'}`);
       }
       await this.finish();
     } catch (e) {
+      await this.queue.catch(() => undefined); // a block being written belongs to this run
       await this.onError(e);
     }
+  }
+
+  private get maxPendingBytes(): number {
+    return this.options.maxPendingBytes ?? 4 << 20;
+  }
+
+  /**
+   * One block at a time, in the order they came: `accept` awaits the size
+   * reservation and the file, and two blocks inside it at once would reserve
+   * twice or write out of order. The order also bounds what waits ahead of a
+   * gap (see {@link ResumeFrom.maxAheadBytes}). After a failure every later
+   * block fails with it.
+   */
+  private enqueue(b: FetchedBlock): Promise<void> {
+    this.queue = this.queue.then(() => this.accept(b));
+    return this.queue;
+  }
+
+  /** The blocks held, at the block size of this fill, once its size is known. */
+  private held(): BlockBitmap | undefined {
+    if (this.size === undefined || this.szx === undefined) return undefined;
+    const bs = blockSize(this.szx);
+    const map = new BlockBitmap(blockCount(this.size, bs));
+    const prefix = this.filled === this.size ? map.total : Math.floor(this.filled / bs);
+    for (let n = 0; n < prefix; n++) map.set(n);
+    for (const [offset, data] of this.early) {
+      const whole = data.length === bs || offset + data.length === this.size;
+      if (offset % bs === 0 && whole) map.set(offset / bs);
+    }
+    return map;
   }
 
   private async accept(b: FetchedBlock): Promise<void> {
@@ -206,8 +267,8 @@ export class Fill {
   private holdEarly(b: FetchedBlock): void {
     if (this.early.has(b.offset)) return;
     this.earlyBytes += b.data.length;
-    if (this.earlyBytes > (this.options.maxPendingBytes ?? 4 << 20)) {
-      throw new FillAbort('upstream', new CoapfwError('BLOCK_MISMATCH', `fill ${this.options.hex}: more than ${this.options.maxPendingBytes ?? 4 << 20} bytes arrived ahead of a gap`));
+    if (this.earlyBytes > this.maxPendingBytes) {
+      throw new FillAbort('upstream', new CoapfwError('BLOCK_MISMATCH', `fill ${this.options.hex}: more than ${this.maxPendingBytes} bytes arrived ahead of a gap`));
     }
     this.early.set(b.offset, b.data);
   }

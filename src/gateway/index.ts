@@ -26,7 +26,7 @@
 export { startGateway, looksLikeEnvelope, type Gateway } from './gateway.js';
 export type { DiscoverySettings, GatewayEvent, GatewayOptions, GatewayStats } from './options.js';
 export { BlockCache, requestedRange, type BlockCacheOptions, type BlockCacheStats, type CacheEvent, type ImageCheck } from './content-cache.js';
-export { Fill, type BlockFetcher, type FillFailure, type FillState, type ResumeFrom } from './fill.js';
+export { Fill, type BlockFetcher, type FillFailure, type FillState, type ResumeFrom, type TransferMode } from './fill.js';
 export { ValidatedCache, type Loaded, type Representation, type ValidatedCacheOptions, type ValidatedCacheStats } from './validated-cache.js';
 export { EnvelopeGuard, type CheckedEnvelope, type EnvelopePolicy, type RefusalReason, type VerificationEvent, type VerificationStats } from './verify.js';
 export { ReportQueue, type QueuedReport, type ReportItem, type ReportKind, type ReportOutcome, type ReportQueueOptions, type ReportQueueStats } from './report-queue.js';

@@ -26,6 +26,7 @@ import type { RequestSpec, Requester } from '../core/request.js';
 import { isIP } from 'node:net';
 import { isCoapfwError } from '../errors.js';
 import type { ResponseSpec } from '../messaging/endpoint.js';
+import type { ResponseStream, StreamListener } from '../messaging/response-stream.js';
 import { errorResponse } from '../server/responses.js';
 import { originOf, type OriginPool, type Uplink } from './upstream.js';
 
@@ -100,10 +101,33 @@ export function exchange(ctx: RelayContext, t: Target, spec: RequestSpec): Promi
   return track(ctx, t, () => ctx.pool.with(t.origin, (client) => client.request(spec, { responseTimeoutMs: ctx.responseTimeoutMs ?? 10_000 })));
 }
 
-/** Run `fn` with a requester bound to `t` (for the block-wise fetcher), each request tracked like {@link exchange}. */
-export async function requesterFor(ctx: RelayContext, t: Target, fn: (request: Requester) => Promise<void>): Promise<void> {
+/** Opens a Q-Block2 response stream to a target (see {@link requesterFor}). */
+export type StreamOpener = (listener: StreamListener) => ResponseStream;
+
+/**
+ * Run `fn` with a requester bound to `t` (for the block-wise fetcher), each
+ * request tracked like {@link exchange}, and a stream opener for Q-Block2
+ * whose responses count as answers and whose failed CONs as failures.
+ */
+export async function requesterFor<T>(ctx: RelayContext, t: Target, fn: (request: Requester, openStream: StreamOpener) => Promise<T>): Promise<T> {
+  const mine = t.origin === ctx.upstreamOrigin;
   try {
-    await ctx.pool.with(t.origin, (client) => fn((spec, ro) => track(ctx, t, () => client.request(spec, { responseTimeoutMs: ctx.responseTimeoutMs ?? 10_000, ...ro }))));
+    return await ctx.pool.with(t.origin, (client) =>
+      fn(
+        (spec, ro) => track(ctx, t, () => client.request(spec, { ...ro, responseTimeoutMs: ro.responseTimeoutMs ?? ctx.responseTimeoutMs ?? 10_000 })),
+        (listener) =>
+          client.openStream({
+            onResponse: (msg) => {
+              if (mine) ctx.uplink.answered();
+              listener.onResponse(msg);
+            },
+            onError: (e) => {
+              if (mine) ctx.uplink.failed(e);
+              listener.onError?.(e);
+            },
+          }),
+      ),
+    );
   } catch (e) {
     if (t.origin === ctx.upstreamOrigin) ctx.uplink.failed(e); // also a client that could not be opened
     throw e;

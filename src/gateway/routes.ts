@@ -14,7 +14,7 @@
  */
 import { blockSize, MAX_SZX } from '../codec/block.js';
 import { Block1Receiver, withBlock1 } from '../blockwise/block1.js';
-import { fetchBlocks } from '../blockwise/fetch.js';
+import { fetchBody } from '../blockwise/fetch-body.js';
 import type { CoapMessage } from '../codec/message.js';
 import { Code, OptionNumber } from '../codec/numbers.js';
 import { uriPath, uriQuery } from '../codec/options.js';
@@ -74,21 +74,31 @@ function at(origin: Target, msg: CoapMessage): Target {
   return { origin: origin.origin, uri: { ...origin.uri, path: uriPath(msg), query: uriQuery(msg) } };
 }
 
-/** Blocks of an image from `t`'s server, with Q-Block2 when the fetcher offers it (src/blockwise/fetch.ts). */
+/**
+ * Blocks of an image from `t`'s server, the fastest way it serves them
+ * (src/blockwise/fetch-body.ts): Q-Block2 (RFC 9177) when it does, learnt
+ * from a CON probe for the first block missing (§4.1), else Block2 from
+ * there (RFC 7959). A resume skips the blocks the fill holds; Q-Block2 asks
+ * no further ahead of the first missing block than the fill keeps.
+ */
 function imageFetcher(ctx: RoutesContext, t: Target): BlockFetcher {
   return (from, onBlock) =>
-    requesterFor(ctx.relay, t, async (request) => {
+    requesterFor(ctx.relay, t, async (request, openStream) => {
       const szx = from.szx ?? MAX_SZX;
-      const blocks = fetchBlocks(request, {
-        runtime: ctx.runtime,
-        options: targetOptions(t),
-        startBlock: Math.floor(from.startOffset / blockSize(szx)),
-        szx,
-        etag: from.etag,
-        maxSize: ctx.maxImageBytes,
-        retry: { attempts: 4, baseMs: 500, maxMs: 4000, maxRetryAfterMs: 10_000 },
-      });
-      for await (const b of blocks) await onBlock(b);
+      const r = await fetchBody(
+        { request, openStream, runtime: ctx.runtime, options: targetOptions(t) },
+        {
+          szx,
+          held: from.held, // given whenever the fill has bytes (startOffset > 0)
+          etag: from.etag,
+          maxSize: ctx.maxImageBytes,
+          maxAhead: Math.max(1, Math.floor(from.maxAheadBytes / blockSize(szx))),
+          responseTimeoutMs: ctx.relay.responseTimeoutMs ?? 10_000,
+          retry: { attempts: 4, baseMs: 500, maxMs: 4000, maxRetryAfterMs: 10_000 },
+          onBlock,
+        },
+      );
+      return r.mode;
     });
 }
 

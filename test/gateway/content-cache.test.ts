@@ -11,7 +11,10 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Code } from '../../src/codec/numbers.js';
 import type { ResponseSpec } from '../../src/messaging/endpoint.js';
+import type { FetchedBlock } from '../../src/blockwise/fetch.js';
+import { CoapfwError } from '../../src/errors.js';
 import { BlockCache, type BlockCacheOptions, type CacheEvent } from '../../src/gateway/content-cache.js';
+import type { BlockFetcher, ResumeFrom } from '../../src/gateway/fill.js';
 import { FakeRuntime } from '../../src/testing/fake-runtime.js';
 import { blockGet, block2Of, GatedUpstream, hexOf, image, maxAgeOf, tempDir, until } from './helpers.js';
 
@@ -139,6 +142,44 @@ describe('BlockCache', () => {
     await resolved(cache.serve(blockGet(4), hex, up.fetch));
     await until(() => cache.has(hex));
     expect(up.sent).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
+  it('takes blocks out of order and overlapping (Q-Block2), and a resume names the blocks held ahead of the gap', async () => {
+    const { cache, rt, events } = await openCache();
+    const img = image(6 * 1024 - 300, 6); // 6 blocks, the last one short
+    const hex = hexOf(img);
+    const block = (num: number): FetchedBlock => {
+      const offset = num * 1024;
+      return { num, szx: 6, offset, data: img.subarray(offset, offset + 1024), more: offset + 1024 < img.length, etag: Uint8Array.of(7), total: img.length };
+    };
+    const runs: ResumeFrom[] = [];
+    const fetch: BlockFetcher = async (from, onBlock) => {
+      runs.push(from);
+      // Handed over at once, not awaited one by one: the fill must take them in turn.
+      if (runs.length === 1) {
+        await Promise.all([4, 3, 1].map((n) => onBlock(block(n))));
+        throw new CoapfwError('TIMEOUT', 'upstream: the burst stopped');
+      }
+      await Promise.all([5, 0, 2].map((n) => onBlock(block(n))));
+      return 'qblock2';
+    };
+    cache.serve(blockGet(0), hex, fetch);
+    await until(() => events.some((e) => e.type === 'fill-stalled'));
+    // Nothing from 0 yet: block 1 may not be served although it is here.
+    expect((await resolved(cache.serve(blockGet(1), hex, fetch))).code).toBe(Code.SERVICE_UNAVAILABLE);
+    rt.advance(1500);
+    await resolved(cache.serve(blockGet(0), hex, fetch));
+    await until(() => cache.has(hex));
+    expect(runs[0]).toMatchObject({ startOffset: 0, held: undefined, maxAheadBytes: 4 << 20 });
+    const held = runs[1]!.held!;
+    expect(runs[1]!.startOffset).toBe(0);
+    expect([...Array(held.total).keys()].filter((n) => held.has(n))).toEqual([1, 3, 4]);
+    expect(cache.stats).toMatchObject({ completed: 1, qblock2Fills: 1, block2Fills: 0, upstreamBytes: img.length });
+    expect(events.find((e) => e.type === 'fill-complete')).toMatchObject({ mode: 'qblock2', size: img.length });
+    for (let n = 0; n < 6; n++) {
+      const r = await resolved(cache.serve(blockGet(n), hex, fetch));
+      expect(Buffer.from(r.payload!).equals(Buffer.from(img.subarray(n * 1024, (n + 1) * 1024))), `block ${n}`).toBe(true);
+    }
   });
 
   it('keeps within maxBytes, dropping the least recently served image', async () => {

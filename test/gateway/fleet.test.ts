@@ -13,7 +13,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { bufferSource } from '../../src/blockwise/source.js';
 import { serveBlock2 } from '../../src/blockwise/serve.js';
 import { Code } from '../../src/codec/numbers.js';
+import { fetchAll } from '../../src/blockwise/fetch.js';
+import { openClient } from '../../src/client/open.js';
+import { pathOptions } from '../../src/codec/options.js';
 import { startGateway, type Gateway } from '../../src/gateway/gateway.js';
+import type { GatewayEvent } from '../../src/gateway/options.js';
+import { systemRuntime } from '../../src/transport/runtime.js';
 import { SimDevice } from './fleet.js';
 import { image, tempDir } from './helpers.js';
 import { CLASS_HEX, envelope, ServiceState, startUpstream, TRUST, type TestUpstream } from './upstream.js';
@@ -27,19 +32,35 @@ const IMAGE = image(64 * 1024, 21); // 64 blocks of 1024
 const HEX = bytesToHex(sha256(IMAGE));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function setup(state = new ServiceState()): Promise<{ dir: string; upstream: TestUpstream; gw: Gateway; base: string }> {
+/**
+ * The upstream serves the image either as a slow Block2-only resource
+ * (`slow`: 15 ms per block, so the devices catch up with the fill; it knows
+ * no Q-Block2) or as the file server's own file, with Q-Block2 (RFC 9177).
+ */
+async function setup(state = new ServiceState(), serving: 'slow' | 'file' = 'slow', events: GatewayEvent[] = []): Promise<{ dir: string; upstream: TestUpstream; gw: Gateway; base: string }> {
   const t = await tempDir('fleet');
   cleanups.push(t.remove);
   await mkdir(join(t.dir, 'served'));
   state.manifests.set(CLASS_HEX, envelope(IMAGE, 2));
-  // A slow upstream link: 15 ms per image block, so the devices catch up with the fill.
-  state.overrides.set(`fw/sha256/${HEX}`, async (req) => {
-    await sleep(15);
-    return serveBlock2(req.message, bufferSource(IMAGE));
-  });
+  if (serving === 'file') await writeFile(join(t.dir, 'served', 'fw.bin'), IMAGE);
+  else {
+    state.overrides.set(`fw/sha256/${HEX}`, async (req) => {
+      await sleep(15);
+      return serveBlock2(req.message, bufferSource(IMAGE));
+    });
+  }
   const upstream = await startUpstream(join(t.dir, 'served'), 0, state);
   cleanups.unshift(() => upstream.close());
-  const gw = await startGateway({ upstream: upstream.uri, cacheDir: join(t.dir, 'gw'), host: '127.0.0.1', port: 0, verify: { trust: TRUST }, maxForwardBackoffMs: 500, upstreamClient: { params: { ackTimeoutMs: 300, maxRetransmit: 2 } } });
+  const gw = await startGateway({
+    upstream: upstream.uri,
+    cacheDir: join(t.dir, 'gw'),
+    host: '127.0.0.1',
+    port: 0,
+    verify: { trust: TRUST },
+    maxForwardBackoffMs: 500,
+    upstreamClient: { params: { ackTimeoutMs: 300, maxRetransmit: 2 } },
+    onEvent: (e) => events.push(e),
+  });
   cleanups.unshift(() => gw.close());
   return { dir: t.dir, upstream, gw, base: `coap://127.0.0.1:${gw.address().port}` };
 }
@@ -59,15 +80,37 @@ describe('a fleet behind one gateway', () => {
     expect(results.map((r) => r.result)).toEqual(fleet.map(() => 'installed'));
     expect(results.every((r) => r.candidateSequence === 2 && r.blocksFetched === 64)).toBe(true);
     // Exactly one upstream request per block, however many devices asked.
+    // This stand-in upstream serves no Q-Block2 (its probe drew 4.02, RFC 9177 §4.1): Block2 it was.
     expect(upstream.blocks.get(`fw/sha256/${HEX}`)).toEqual([...Array(64).keys()]);
+    expect(upstream.qblocks.get(`fw/sha256/${HEX}`)).toBeUndefined();
     const s = gw.stats();
     expect(s.cache.fills).toBe(1);
+    expect(s.cache).toMatchObject({ block2Fills: 1, qblock2Fills: 0 });
     expect(s.cache.fillingHits).toBeGreaterThan(0); // devices were served while the image still filled
     expect(s.cache.notYet).toBeGreaterThan(0); // and were told to come back for blocks not there yet
     expect(s.verification!.passed).toBe(1);
     for (const d of fleet) expect(await d.report('installed', { seq: 2 })).toBe(Code.CHANGED);
     await gw.flush();
     expect(upstream.state.accepted.length).toBe(100);
+  });
+
+  it('fills from an upstream that does Q-Block2 with Q-Block2, each block served upstream once; the devices install the right bytes', { timeout: 120_000 }, async () => {
+    const events: GatewayEvent[] = [];
+    const { upstream, gw, base } = await setup(new ServiceState(), 'file', events);
+    const fleet = await devices(10, base);
+    for (const d of fleet) expect(await d.register()).toBe(Code.CHANGED);
+    const results = await Promise.all(fleet.map((d) => d.update()));
+    expect(results.map((r) => r.result)).toEqual(fleet.map(() => 'installed'));
+    expect(gw.stats().cache).toMatchObject({ fills: 1, completed: 1, qblock2Fills: 1, block2Fills: 0, upstreamBytes: IMAGE.length });
+    expect(events.find((e) => e.type === 'fill-complete')).toMatchObject({ hex: HEX, size: IMAGE.length, mode: 'qblock2' });
+    // No Block2 request for the image reached the upstream, and it sent each of its 64 blocks once.
+    expect(upstream.blocks.get(`fw/sha256/${HEX}`)).toBeUndefined();
+    expect([...(upstream.qblocks.get(`fw/sha256/${HEX}`) ?? [])].sort((a, b) => a - b)).toEqual([...Array(64).keys()]);
+    // What the devices got from the gateway are the image's bytes (installed: their digest matched).
+    const c = await openClient(`${base}/`);
+    cleanups.unshift(() => c.close());
+    const got = await fetchAll(c.request, { runtime: systemRuntime, options: pathOptions(`/fw/sha256/${HEX}`) });
+    expect(Buffer.from(got.data).equals(Buffer.from(IMAGE))).toBe(true);
   });
 
   it('the uplink cut mid-rollout: devices with their image finish, reports queue, every one arrives exactly once after', { timeout: 180_000 }, async () => {

@@ -52,16 +52,36 @@ export class ServiceState {
   readonly overrides = new Map<string, (req: CoapRequest) => ResponseSpec | Promise<ResponseSpec>>();
 }
 
-/** Block2 requests per path (the NUM of each), counted at the transport. */
+/** Block numbers per path, counted at the transport. */
 export type BlockLog = Map<string, number[]>;
 
-// A CON retransmitted (same message ID, RFC 7252 §4.2) is the same request: counted once, so that
-// a gateway whose ACK came late on a loaded machine is not taken for one that asked twice.
-function counting(inner: Transport, log: BlockLog): Transport {
+const push = (log: BlockLog, path: string, nums: number[]): void => void log.set(path, [...(log.get(path) ?? []), ...nums]);
+
+/**
+ * Counts what the upstream is asked and serves. `log`: each Block2 (or
+ * plain) GET, by the NUM it asks for. A CON retransmitted (same message ID,
+ * RFC 7252 §4.2) is the same request: counted once, so that a gateway whose
+ * ACK came late on a loaded machine is not taken for one that asked twice.
+ * A GET with Q-Block2 (RFC 9177: the probe, the requests for missing
+ * blocks) asks for no one block that way: `qlog` gets, per path, the NUM of
+ * every 2.05 payload with Q-Block2 the upstream sends back to its token.
+ */
+function counting(inner: Transport, log: BlockLog, qlog: BlockLog): Transport {
   const seen = new Set<string>();
+  const qpaths = new Map<string, string>(); // peer|token of a Q-Block2 request -> its path
+  const served = (d: Uint8Array, p: { address: string; port: number }): void => {
+    try {
+      const m = decodeMessage(d);
+      const raw = getOption(m, OptionNumber.Q_BLOCK2);
+      const path = qpaths.get(`${p.address}:${p.port}|${bytesToHex(m.token)}`);
+      if (raw !== undefined && path !== undefined && m.code === Code.CONTENT) push(qlog, path, [decodeBlock(raw).num]);
+    } catch {
+      // not ours to judge
+    }
+  };
   return {
-    send: (d, p) => inner.send(d, p),
-    post: inner.post ? (d, p) => inner.post!(d, p) : undefined,
+    send: (d, p) => (served(d, p), inner.send(d, p)),
+    post: inner.post ? (d, p) => (served(d, p), inner.post!(d, p)) : undefined,
     onMessage: (h) =>
       inner.onMessage((data, peer) => {
         try {
@@ -70,9 +90,12 @@ function counting(inner: Transport, log: BlockLog): Transport {
           if (m.code === Code.GET && !seen.has(id)) {
             seen.add(id);
             const path = uriPath(m).join('/');
-            const raw = getOption(m, OptionNumber.BLOCK2);
-            const num = raw === undefined ? 0 : decodeBlock(raw).num;
-            log.set(path, [...(log.get(path) ?? []), num]);
+            if (getOption(m, OptionNumber.Q_BLOCK2) !== undefined) {
+              qpaths.set(`${peer.address}:${peer.port}|${bytesToHex(m.token)}`, path);
+            } else {
+              const raw = getOption(m, OptionNumber.BLOCK2);
+              push(log, path, [raw === undefined ? 0 : decodeBlock(raw).num]);
+            }
           }
         } catch {
           // not ours to judge
@@ -148,15 +171,18 @@ export interface TestUpstream {
   readonly server: FileServer;
   readonly port: number;
   readonly uri: string;
+  /** Block2 (and plain) GETs per path. */
   readonly blocks: BlockLog;
+  /** Q-Block2 payloads served per path (each block's NUM). */
+  readonly qblocks: BlockLog;
   readonly state: ServiceState;
   close(): Promise<void>;
 }
 
 /** Start the upstream on `port` (0: any) serving `dir`, with `state` (a fresh one by default). */
-export async function startUpstream(dir: string, port = 0, state = new ServiceState(), blocks: BlockLog = new Map()): Promise<TestUpstream> {
+export async function startUpstream(dir: string, port = 0, state = new ServiceState(), blocks: BlockLog = new Map(), qblocks: BlockLog = new Map()): Promise<TestUpstream> {
   const udp = await UdpTransport.bind({ host: '127.0.0.1', port });
-  const server = await startFileServer({ dir, transport: counting(udp, blocks), refreshMs: 0, resources: serviceResources(state) });
+  const server = await startFileServer({ dir, transport: counting(udp, blocks, qblocks), refreshMs: 0, resources: serviceResources(state) });
   const actual = server.address().port;
-  return { server, port: actual, uri: `coap://127.0.0.1:${actual}`, blocks, state, close: () => server.close() };
+  return { server, port: actual, uri: `coap://127.0.0.1:${actual}`, blocks, qblocks, state, close: () => server.close() };
 }
