@@ -273,14 +273,16 @@ export class BlockCache {
       await fill.fail('io', e);
       return this.settle(fill);
     }
+    // Recorded before anything else is awaited: the image is served from objects/ from now on (has() is true),
+    // and its place in the LRU and the counters must be there with it.
     this.fills.delete(hex);
-    await fill.dispose(true);
     const size = fill.size!;
     this.lru.set(hex, size);
     this.objectBytes += size;
     this.stats.completed++;
     if (fill.mode === 'qblock2') this.stats.qblock2Fills++;
     if (fill.mode === 'block2') this.stats.block2Fills++;
+    await fill.dispose(true);
     this.options.onEvent?.({ type: 'fill-complete', hex, size, ...(fill.mode !== undefined ? { mode: fill.mode } : {}) });
   }
 

@@ -169,7 +169,7 @@ describe('BlockCache', () => {
     expect((await resolved(cache.serve(blockGet(1), hex, fetch))).code).toBe(Code.SERVICE_UNAVAILABLE);
     rt.advance(1500);
     await resolved(cache.serve(blockGet(0), hex, fetch));
-    await until(() => cache.has(hex));
+    await until(() => cache.has(hex) && events.some((e) => e.type === 'fill-complete'));
     expect(runs[0]).toMatchObject({ startOffset: 0, held: undefined, maxAheadBytes: 4 << 20 });
     const held = runs[1]!.held!;
     expect(runs[1]!.startOffset).toBe(0);

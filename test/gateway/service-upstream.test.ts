@@ -60,8 +60,9 @@ async function service(roles: PskRole[]): Promise<Service> {
 /**
  * Block2 numbers of the image GETs the gateway sent upstream, counted in its
  * client under DTLS; a CON retransmitted (same message ID, RFC 7252 §4.2) is one request.
+ * A GET with Q-Block2 (RFC 9177: the fill's probe for it) goes to `qlog`, by its NUM.
  */
-function countImageBlocks(log: number[]): (t: Transport) => Transport {
+function countImageBlocks(log: number[], qlog: number[] = []): (t: Transport) => Transport {
   const path = `fw/sha256/${RELEASE.imageHex}`;
   return (inner) => {
     const seen = new Set<number>();
@@ -69,6 +70,8 @@ function countImageBlocks(log: number[]): (t: Transport) => Transport {
       const m = decodeMessage(data);
       if (m.code !== Code.GET || uriPath(m).join('/') !== path || seen.has(m.messageId)) return;
       seen.add(m.messageId);
+      const q = getOption(m, OptionNumber.Q_BLOCK2);
+      if (q !== undefined) return void qlog.push(decodeBlock(q).num);
       const raw = getOption(m, OptionNumber.BLOCK2);
       log.push(raw === undefined ? 0 : decodeBlock(raw).num);
     };
@@ -82,7 +85,7 @@ function countImageBlocks(log: number[]): (t: Transport) => Transport {
   };
 }
 
-async function gateway(svc: Service, events: GatewayEvent[], imageBlocks: number[] = []): Promise<{ gw: Gateway; base: string }> {
+async function gateway(svc: Service, events: GatewayEvent[], imageBlocks: number[] = [], probes: number[] = []): Promise<{ gw: Gateway; base: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'coapfw-gw-svc-'));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   const gw = await startGateway({
@@ -94,7 +97,7 @@ async function gateway(svc: Service, events: GatewayEvent[], imageBlocks: number
     openRegistration: true, // devices on the gateway's link speak plain CoAP (a lab)
     verify: { trust: TRUST },
     maxForwardBackoffMs: 500,
-    upstreamClient: { params: { ackTimeoutMs: 500, maxRetransmit: 3 }, wrapTransport: countImageBlocks(imageBlocks) },
+    upstreamClient: { params: { ackTimeoutMs: 500, maxRetransmit: 3 }, wrapTransport: countImageBlocks(imageBlocks, probes) },
     onEvent: (e) => events.push(e),
   });
   cleanups.unshift(() => gw.close());
@@ -112,7 +115,8 @@ describe('the update service behind the gateway, over coaps', () => {
     const svc = await service(['gateway']);
     const events: GatewayEvent[] = [];
     const imageBlocks: number[] = [];
-    const { gw, base } = await gateway(svc, events, imageBlocks);
+    const probes: number[] = [];
+    const { gw, base } = await gateway(svc, events, imageBlocks, probes);
     const devices = await fleet(3, base);
     for (const d of devices) expect(await d.register(), d.id).toBe(Code.CHANGED);
 
@@ -128,8 +132,11 @@ describe('the update service behind the gateway, over coaps', () => {
     // One fill, of exactly the image's bytes: the three devices were served from the cache.
     expect(s.cache).toMatchObject({ fills: 1, completed: 1, upstreamBytes: IMAGE.length });
     expect(s.verification!.passed).toBe(1);
-    // And on the wire: each block of the image asked of the service exactly once.
+    // And on the wire: each block of the image asked of the service exactly once, after one probe
+    // for Q-Block2 (RFC 9177 §4.1) that the service does not serve for images (4.02): Block2 it was.
     expect(imageBlocks).toEqual([...Array(24).keys()]);
+    expect(probes).toEqual([0]);
+    expect(s.cache).toMatchObject({ block2Fills: 1, qblock2Fills: 0 });
 
     const stored = await Promise.all(devices.map((d) => svc.server.store.getDevice(d.id)));
     for (const [i, dev] of stored.entries()) {
