@@ -13,6 +13,7 @@ import { Code, OptionNumber } from '../codec/numbers.js';
 import { decodeUint, getOption } from '../codec/options.js';
 import type { Runtime, TimerHandle } from '../core/runtime.js';
 import type { CoapfwError } from '../errors.js';
+import type { RequestSpec } from '../core/request.js';
 import type { ResponseStream, StreamListener } from '../messaging/response-stream.js';
 import { getRequest } from './agent-wire.js';
 
@@ -29,6 +30,8 @@ export interface ObservationOptions {
   /** Opens a stream of requests to the server (`CoapEndpoint.openStream` bound to its peer). */
   readonly openStream: (listener: StreamListener) => ResponseStream;
   readonly path: string;
+  /** The registration GET (Observe 0) when more than `path` names the resource (a proxy's Uri-Host, Uri-Query). Default a GET of `path`. */
+  readonly registration?: RequestSpec;
   /** Re-register when no notification came for this long; the wait is drawn from [1, 1.25] times it. */
   readonly refreshMs: number;
   /** A fresh representation (2.05), in order. */
@@ -59,7 +62,7 @@ export class Observation {
   start(): void {
     const listener: StreamListener = { onResponse: (m) => this.onResponse(m), onError: (e) => this.lose({ kind: 'unreachable', error: e }) };
     this.stream = this.o.openStream(listener);
-    this.token = this.stream.send(getRequest(this.o.path, true));
+    this.token = this.stream.send(this.o.registration ?? getRequest(this.o.path, true));
     this.registrations++;
     this.arm();
   }
@@ -69,7 +72,7 @@ export class Observation {
     if (this.closed || this.stream === undefined || this.token === undefined) return;
     // A re-registration starts a new sequence of notifications (§3.4 compares within one).
     this.last = undefined;
-    this.stream.resend(getRequest(this.o.path, true), this.token);
+    this.stream.resend(this.o.registration ?? getRequest(this.o.path, true), this.token);
     this.registrations++;
     this.arm();
   }

@@ -24,7 +24,7 @@ import { equalBytes } from '@noble/curves/utils.js';
 import { Block1Receiver, withBlock1 } from '../blockwise/block1.js';
 import type { CoapMessage } from '../codec/message.js';
 import { Code, OptionNumber } from '../codec/numbers.js';
-import { stringOption, uintOption } from '../codec/options.js';
+import { getOption, stringOption, uintOption } from '../codec/options.js';
 import type { Runtime } from '../core/runtime.js';
 import { CoapfwError, isCoapfwError } from '../errors.js';
 import type { CoapRequest, ResponseSpec } from '../messaging/endpoint.js';
@@ -50,6 +50,8 @@ export interface DeviceRelayOptions {
   readonly runtime: Runtime;
   /** Relay a command request (`/d/<id>/c`) live: the request, the upstream path. */
   readonly relayLive: (req: CoapMessage, path: readonly string[]) => Promise<ResponseSpec>;
+  /** Relays a GET with Observe on the command resource (the gateway's Observe relay); without it such a GET is relayed live, unobserved. */
+  readonly observe?: (req: CoapRequest, path: readonly string[]) => Promise<ResponseSpec | undefined> | undefined;
   /** Largest registration or report body. Default 1024 bytes. */
   readonly maxBodyBytes?: number;
   /** Devices whose last registration and answer are kept. Default 10,000. */
@@ -88,7 +90,7 @@ export class DeviceRelay {
       if (path.length === 1) return this.resource(POST, (req) => this.register(req, undefined));
       if (path.length === 2) return this.resource(POST, (req) => this.register(req, path[1]!));
       if (path.length === 3 && path[2] === 'r') return this.resource(POST, (req) => this.report(req, path[1]!));
-      if (path.length === 3 && path[2] === 'c') return this.resource(new Set([Code.GET, Code.POST]), (req) => this.command(req, path[1]!));
+      if (path.length === 3 && path[2] === 'c') return this.commandResource(path[1]!);
       return undefined;
     }
     if (path[0] === 'status' && path.length === 2) return this.resource(POST, (req) => this.legacy(req, path[1]!));
@@ -166,6 +168,25 @@ export class DeviceRelay {
     const msg = req.message;
     await this.enqueue({ kind: 'status', device, path: ['status', device], contentFormat: contentFormatOf(msg), body: msg.payload });
     return { code: Code.CHANGED };
+  }
+
+  /** `/d/<id>/c`: relayed live, a GET with Observe through the Observe relay (a GET has no body: no Block1 there). */
+  private commandResource(named: string): Resource {
+    const live = this.resource(new Set([Code.GET, Code.POST]), (req) => this.command(req, named));
+    const observe = this.options.observe;
+    return {
+      methods: live.methods,
+      handle: (req) => {
+        if (observe === undefined || req.message.code !== Code.GET || getOption(req.message, OptionNumber.OBSERVE) === undefined) return live.handle(req);
+        let device: string;
+        try {
+          device = this.checked(req, named);
+        } catch (e) {
+          return toResponse(e);
+        }
+        return observe(req, ['d', device, 'c']) ?? live.handle(req);
+      },
+    };
   }
 
   private async command(req: CoapRequest, named: string): Promise<ResponseSpec> {

@@ -38,6 +38,8 @@ import { originResolver, type RoutesContext } from './routes.js';
 import { originOf, OriginPool, Uplink } from './upstream.js';
 import { ValidatedCache } from './validated-cache.js';
 import { EnvelopeGuard } from './verify.js';
+import { ObserveRelay } from './observe-relay.js';
+import type { CoapMessage } from '../codec/message.js';
 
 /** A running gateway. */
 export interface Gateway {
@@ -121,6 +123,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     emit({ type: 'uplink', up: isUp, ...(error !== undefined ? { error } : {}) });
     if (isUp) forwarder.kick(true);
   });
+  const observe = options.observe === false ? undefined : new ObserveRelay({ ...options.observe, relay, runtime });
   const identities = new Map<string, string>();
   const devices = (parts.devices = new DeviceRelay({
     queue,
@@ -130,11 +133,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     runtime,
     identityOf: (req: CoapRequest) => (req.endpoint !== undefined && req.endpoint === parts.dtlsEndpoint ? identities.get(peerKey(req.peer)) : undefined),
     openRegistration: options.openRegistration ?? options.secure === undefined,
-    relayLive: (msg, path) => forwardAsIs(relay, { origin: upstream.origin, uri: { ...upstream.uri, path: [...path], query: uriQuery(msg) } }, msg),
+    relayLive: (msg, path) => forwardAsIs(relay, upstreamAt(upstream, path, msg), msg),
+    observe: observe && ((req, path) => observe.handle(req, upstreamAt(upstream, path, req.message))),
     onEvent: emit,
   }));
   const validated = new ValidatedCache({ runtime, maxSzx });
-  const ctx: RoutesContext = { relay, cache, validated, guard, devices, upstream, runtime, maxImageBytes: options.maxImageBytes ?? cacheBytes };
+  const ctx: RoutesContext = { relay, cache, validated, guard, devices, upstream, runtime, maxImageBytes: options.maxImageBytes ?? cacheBytes, observe };
   own = new WellKnownCore(() => gatewayLinks(cache.links()), runtime);
   const wellKnown = own.resource({ maxSzx });
   const ownResolver: Resolver = (path) => (path.length === 2 && path[0] === '.well-known' && path[1] === 'core' ? wellKnown : undefined);
@@ -184,6 +188,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       queue: { ...queue.stats, pending: queue.size, pendingBytes: queue.pendingBytes },
       forwarder: { ...forwarder.stats },
       discovery: { ...discovery, memberships: listening.multicast?.joined.length ?? 0 },
+      observe: observe && { ...observe.stats, observers: observe.registry.size, ...observe.registry.stats },
     }),
     address: () => endpoints[0]!.address(),
     flush: () => {
@@ -192,6 +197,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
     async close() {
       await forwarder.stop();
+      observe?.close();
       await Promise.all(endpoints.map((e) => e.close()));
       await listening.multicast?.close();
       await pool.close();
@@ -199,6 +205,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await queue.close();
     },
   };
+}
+
+/** `path` (and the request's Uri-Query) at the upstream. */
+function upstreamAt(upstream: Target, path: readonly string[], msg: CoapMessage): Target {
+  return { origin: upstream.origin, uri: { ...upstream.uri, path: [...path], query: uriQuery(msg) } };
 }
 
 /** Whether the first bytes of an image look like a SUIT envelope (tag 107, or a map whose first key is 2): hold it whole until verified. */

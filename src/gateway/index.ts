@@ -39,3 +39,4 @@ export { MulticastListener, ALL_COAP_NODES, type Membership, type MulticastOptio
 export { GATEWAY_RT, gatewayLinks, serviceLinks } from './links.js';
 export { OriginPool, Uplink, originOf, isUplinkFailure, type OriginPoolOptions } from './upstream.js';
 export type { Target } from './relay.js';
+export { ObserveRelay, type NotificationCheck, type ObserveRelayOptions, type ObserveRelaySettings, type ObserveRelayStats } from './observe-relay.js';

@@ -16,6 +16,8 @@ import type { BlockCacheStats, CacheEvent } from './content-cache.js';
 import type { DeviceEvent } from './devices.js';
 import type { ForwarderStats } from './forwarder.js';
 import type { ReportOutcome, ReportQueueOptions, ReportQueueStats } from './report-queue.js';
+import type { ObserveStats } from '../server/observe.js';
+import type { ObserveRelaySettings, ObserveRelayStats } from './observe-relay.js';
 import type { OriginPoolOptions } from './upstream.js';
 import type { ValidatedCacheStats } from './validated-cache.js';
 import type { EnvelopePolicy, VerificationEvent, VerificationStats } from './verify.js';
@@ -62,6 +64,13 @@ export interface GatewayOptions {
   readonly secure?: SecureListenOptions;
   /** Largest block size served to devices, 16..1024. Default 1024. */
   readonly maxBlockSize?: number;
+  /**
+   * Observe through the gateway (RFC 7641 §5): limits of the devices'
+   * registrations here and of the gateway's upstream, or false to answer
+   * every GET with Observe unobserved. Default on, with the defaults of
+   * {@link ObserveRelaySettings}.
+   */
+  readonly observe?: ObserveRelaySettings | false;
   /** How long to wait for an upstream answer. Default 10,000 ms. */
   readonly responseTimeoutMs?: number;
   readonly params?: Partial<TransmissionParams>;
@@ -103,6 +112,8 @@ export interface GatewayStats {
   readonly queue: ReportQueueStats & { readonly pending: number; readonly pendingBytes: number };
   readonly forwarder: ForwarderStats;
   readonly discovery: { readonly answered: number; readonly silent: number; readonly memberships: number };
+  /** The Observe relay (off: undefined): its counters, registrations here now and the registry's counters. */
+  readonly observe: (ObserveRelayStats & ObserveStats & { readonly observers: number }) | undefined;
 }
 
 const diagnostics = channel('coapfw:gateway');

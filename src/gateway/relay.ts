@@ -7,8 +7,10 @@
  * Proxy-Uri, Proxy-Scheme, Uri-Host/Port/Path/Query (replaced by the
  * target's, with Uri-Host for a host name, §6.4 step 5), Block1/Size1 and
  * Request-Tag (the gateway reassembles bodies itself, RFC 7959 §2.10, RFC 9175
- * §3), Observe (not relayed: the answer carries none, so the device knows it
- * is not registered, RFC 7641 §3.1), No-Response and Echo (between the
+ * §3), Observe (a GET with Observe goes to the Observe relay,
+ * observe-relay.ts, which registers upstream itself; a request forwarded
+ * here gets an answer without Observe, so the device knows it is not
+ * registered, RFC 7641 §3.1), No-Response and Echo (between the
  * device and the gateway, RFC 7967, RFC 9175 §2.3). Everything else goes
  * on, options this gateway does not know included when they are
  * safe-to-forward; an unknown unsafe one is 4.02 (§5.7.1). From the answer,
@@ -21,6 +23,7 @@
 import type { CoapMessage, CoapOption } from '../codec/message.js';
 import { Code, codeToString, isUnsafe, OptionNumber } from '../codec/numbers.js';
 import { OPTION_DEFINITIONS, stringOption } from '../codec/options.js';
+import type { CoapClient } from '../client/open.js';
 import type { CoapUri } from '../codec/uri.js';
 import type { RequestSpec, Requester } from '../core/request.js';
 import { isIP } from 'node:net';
@@ -69,6 +72,11 @@ export function unsafeUnknown(msg: CoapMessage): ResponseSpec | undefined {
   return bad === undefined ? undefined : errorResponse(Code.BAD_OPTION, `option ${bad.number} is unsafe to forward and not understood by this proxy`);
 }
 
+/** What identifies a representation at `t` (RFC 7252 §5.6: the request URI and, as a cache key, the Accept option). */
+export function resourceKey(t: Target, accept: Uint8Array | undefined): string {
+  return `${t.origin}/${t.uri.path.join('/')}?${t.uri.query.join('&')}#${accept === undefined ? '' : Buffer.from(accept).toString('hex')}`;
+}
+
 /** The target's Uri-Host (for a host name, not an IP literal: RFC 7252 §6.4 step 5), Uri-Path and Uri-Query options. */
 export function targetOptions(t: Target): CoapOption[] {
   const out: CoapOption[] = [];
@@ -110,28 +118,32 @@ export type StreamOpener = (listener: StreamListener) => ResponseStream;
  * whose responses count as answers and whose failed CONs as failures.
  */
 export async function requesterFor<T>(ctx: RelayContext, t: Target, fn: (request: Requester, openStream: StreamOpener) => Promise<T>): Promise<T> {
-  const mine = t.origin === ctx.upstreamOrigin;
   try {
     return await ctx.pool.with(t.origin, (client) =>
       fn(
         (spec, ro) => track(ctx, t, () => client.request(spec, { ...ro, responseTimeoutMs: ro.responseTimeoutMs ?? ctx.responseTimeoutMs ?? 10_000 })),
-        (listener) =>
-          client.openStream({
-            onResponse: (msg) => {
-              if (mine) ctx.uplink.answered();
-              listener.onResponse(msg);
-            },
-            onError: (e) => {
-              if (mine) ctx.uplink.failed(e);
-              listener.onError?.(e);
-            },
-          }),
+        (listener) => trackedStream(ctx, t, client, listener),
       ),
     );
   } catch (e) {
     if (t.origin === ctx.upstreamOrigin) ctx.uplink.failed(e); // also a client that could not be opened
     throw e;
   }
+}
+
+/** A response stream of `client` whose responses count as the upstream answering and whose failed CONs as failures (when `t` is the upstream). */
+export function trackedStream(ctx: RelayContext, t: Target, client: Pick<CoapClient, 'openStream'>, listener: StreamListener): ResponseStream {
+  const mine = t.origin === ctx.upstreamOrigin;
+  return client.openStream({
+    onResponse: (msg) => {
+      if (mine) ctx.uplink.answered();
+      listener.onResponse(msg);
+    },
+    onError: (e) => {
+      if (mine) ctx.uplink.failed(e);
+      listener.onError?.(e);
+    },
+  });
 }
 
 async function track(ctx: RelayContext, t: Target, fn: () => Promise<CoapMessage>): Promise<CoapMessage> {

@@ -26,8 +26,9 @@ import type { Resolver, Resource } from '../server/router.js';
 import type { BlockCache } from './content-cache.js';
 import type { DeviceRelay } from './devices.js';
 import type { BlockFetcher } from './fill.js';
-import { forwardAsIs, relayed, requesterFor, targetOptions, upstreamFailure, type RelayContext, type Target } from './relay.js';
+import { forwardAsIs, relayed, requesterFor, resourceKey, targetOptions, upstreamFailure, type RelayContext, type Target } from './relay.js';
 import type { Loaded, ValidatedCache } from './validated-cache.js';
+import { ObserveRelay } from './observe-relay.js';
 import type { EnvelopeGuard } from './verify.js';
 import { isUplinkFailure } from './upstream.js';
 
@@ -45,6 +46,8 @@ export interface RoutesContext {
   readonly maxImageBytes: number;
   /** Largest request body forwarded. Default 1024. */
   readonly maxBodyBytes?: number;
+  /** Relays GETs with Observe; without it they are answered unobserved. */
+  readonly observe?: ObserveRelay;
 }
 
 const GET_ONLY: ReadonlySet<number> = new Set([Code.GET]);
@@ -59,7 +62,7 @@ export function originResolver(ctx: RoutesContext, origin: Target, generic: bool
     if (path.length === 3 && path[0] === 'fw' && path[1] === 'sha256' && HEX.test(path[2]!)) {
       return { methods: GET_ONLY, handle: (req) => ctx.cache.serve(req.message, path[2]!.toLowerCase(), imageFetcher(ctx, at(origin, req.message))) };
     }
-    if (path[0] === 'm' && path.length >= 2) return { methods: GET_ONLY, handle: (req) => manifest(ctx, at(origin, req.message), path, req.message) };
+    if (path[0] === 'm' && path.length >= 2) return { methods: GET_ONLY, handle: (req) => manifest(ctx, at(origin, req.message), path, req) };
     if (isUpstream) {
       const device = ctx.devices.resolve(path, msg);
       if (device !== undefined) return device;
@@ -102,22 +105,25 @@ function imageFetcher(ctx: RoutesContext, t: Target): BlockFetcher {
     });
 }
 
-/** A manifest: fresh from the cache, else loaded (and verified when new). */
-function manifest(ctx: RoutesContext, t: Target, path: readonly string[], req: CoapMessage): Promise<ResponseSpec> {
+/** A manifest: fresh from the cache, else loaded (and verified when new); observed through the relay, each notification verified. */
+function manifest(ctx: RoutesContext, t: Target, path: readonly string[], req: CoapRequest): Promise<ResponseSpec | undefined> {
   const classHex = path.length >= 2 && /^[0-9a-fA-F]{32}$/.test(path[1]!) ? path[1]!.toLowerCase() : undefined;
   const guard = ctx.guard;
   const check = guard === undefined ? undefined : async (bytes: Uint8Array): Promise<void> => void (await guard.check(bytes, `${t.origin}/${path.join('/')}`, classHex));
-  return cachedGet(ctx, t, req, check);
+  if (ctx.observe !== undefined && ObserveRelay.wants(req.message)) return ctx.observe.handle(req, t, check);
+  return cachedGet(ctx, t, req.message, check);
 }
 
 function genericResource(ctx: RoutesContext, origin: Target, block1: Block1Receiver): Resource {
+  const body = withBlock1((req: CoapRequest) => {
+    const t = at(origin, req.message);
+    if (req.message.code === Code.GET) return cachedGet(ctx, t, req.message);
+    return forwardAsIs(ctx.relay, t, req.message);
+  }, block1);
   return {
     methods: ANY,
-    handle: withBlock1((req: CoapRequest) => {
-      const t = at(origin, req.message);
-      if (req.message.code === Code.GET) return cachedGet(ctx, t, req.message);
-      return forwardAsIs(ctx.relay, t, req.message);
-    }, block1),
+    // A GET with Observe goes to the relay (a GET has no body: no Block1 there).
+    handle: (req) => (ctx.observe !== undefined && ObserveRelay.wants(req.message) ? ctx.observe.handle(req, at(origin, req.message)) : body(req)),
   };
 }
 
@@ -128,7 +134,7 @@ function genericResource(ctx: RoutesContext, origin: Target, block1: Block1Recei
  */
 async function cachedGet(ctx: RoutesContext, t: Target, req: CoapMessage, check?: (bytes: Uint8Array) => Promise<void>): Promise<ResponseSpec> {
   const accept = req.options.find((o) => o.number === OptionNumber.ACCEPT);
-  const key = `${t.origin}/${t.uri.path.join('/')}?${t.uri.query.join('&')}#${accept === undefined ? '' : Buffer.from(accept.value).toString('hex')}`;
+  const key = resourceKey(t, accept?.value);
   if (ctx.validated.isLarge(key) && check === undefined) return forwardAsIs(ctx.relay, t, req);
   const options = accept === undefined ? targetOptions(t) : [...targetOptions(t), accept];
   try {

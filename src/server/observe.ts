@@ -63,6 +63,8 @@ export interface ObserveOptions {
   readonly confirmIntervalMs?: number;
   /** Clock for the periodic confirmation. Default the system's. */
   readonly runtime?: Runtime;
+  /** Told after a registration of `key` went (any reason), with how many are left there (a relay lets go upstream at 0). */
+  readonly onRemoved?: (key: string, left: number) => void;
 }
 
 /** Counters, for tests and metrics. */
@@ -88,9 +90,11 @@ export class ObserveRegistry {
   private readonly maxPerAddress: number;
   private readonly confirmMs: number;
   private readonly runtime: Runtime;
+  private readonly onRemoved: ObserveOptions['onRemoved'];
   notificationsSent = 0;
 
   constructor(options: ObserveOptions = {}) {
+    this.onRemoved = options.onRemoved;
     this.max = options.maxObservers ?? 1000;
     this.maxPerAddress = options.maxObserversPerAddress ?? 32;
     this.confirmMs = options.confirmIntervalMs ?? 24 * 3600_000;
@@ -104,6 +108,11 @@ export class ObserveRegistry {
   /** Number of registrations. */
   get size(): number {
     return this.count;
+  }
+
+  /** Registrations of resource `key`. */
+  countOf(key: string): number {
+    return this.byKey.get(key)?.size ?? 0;
   }
 
   /** Registrations of one peer address. */
@@ -145,18 +154,28 @@ export class ObserveRegistry {
   changed(key: string, resource: Resource | undefined): void {
     const observers = this.byKey.get(key);
     if (!observers) return;
+    if (resource === undefined) return this.end(key, { code: Code.NOT_FOUND }); // gone: §3.2 a final 4.04
     for (const o of [...observers.values()]) {
-      if (resource === undefined) {
-        // Gone: §3.2 a final 4.04 ends the observation.
-        void o.endpoint.notify(o.peer, o.request.token, { code: Code.NOT_FOUND }, true, o.requestBytes);
-        this.remove(key, o.id);
-        continue;
-      }
       o.resource = resource;
       // §4.5: at most one confirmable notification in flight per observer, but
       // the latest state must still arrive: remember it and send it afterwards.
       if (o.busy) o.pending = resource;
       else this.notify(o, resource);
+    }
+  }
+
+  /**
+   * End every observation of `key` with `spec`, a non-2.xx response sent as
+   * the final notification (RFC 7641 §4.2: it carries no Observe option and
+   * the observer is removed). Without `spec` they are removed silently (their
+   * registration's own response, still to come, says it).
+   */
+  end(key: string, spec: ResponseSpec | undefined): void {
+    const observers = this.byKey.get(key);
+    if (!observers) return;
+    for (const o of [...observers.values()]) {
+      if (spec !== undefined) void o.endpoint.notify(o.peer, o.request.token, spec, true, o.requestBytes);
+      this.remove(key, o.id);
     }
   }
 
@@ -264,6 +283,7 @@ export class ObserveRegistry {
     o.timer = undefined;
     this.count--;
     publish('observe', () => ({ type: 'deregister', peer: `${o.peer.address}:${o.peer.port}`, path: key }));
+    this.onRemoved?.(key, observers!.size);
   }
 }
 
