@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openClient, type CoapClient } from '../../src/client/open.js';
 import type { CoapMessage } from '../../src/codec/message.js';
 import { Code, ContentFormat, OptionNumber } from '../../src/codec/numbers.js';
-import { uintOption } from '../../src/codec/options.js';
+import { getOption, pathOptions, uintOption } from '../../src/codec/options.js';
 import { Observation, type ObserveLoss } from '../../src/device/agent-observe.js';
 import { startGateway, type Gateway } from '../../src/gateway/gateway.js';
 import type { Resource } from '../../src/server/router.js';
@@ -30,7 +30,7 @@ afterEach(async () => {
 const text = (m: CoapMessage): string => new TextDecoder().decode(m.payload);
 
 /** An upstream whose resource at `path` is observable: `set` changes what it says and notifies. */
-async function upstream(dir: string, path = 'd/dev-1/c'): Promise<{ server: FileServer; set: (v: string | ResponseSpec) => void }> {
+async function upstream(dir: string, path = 'd/dev-1/c', others: readonly string[] = []): Promise<{ server: FileServer; set: (v: string | ResponseSpec) => void }> {
   let current: ResponseSpec = { code: Code.CONTENT, payload: new Uint8Array(0) };
   const holder: { server?: FileServer } = {};
   const resource: Resource = { methods: new Set([Code.GET]), handle: () => current };
@@ -39,7 +39,7 @@ async function upstream(dir: string, path = 'd/dev-1/c'): Promise<{ server: File
     host: '127.0.0.1',
     port: 0,
     refreshMs: 0,
-    resources: (p) => (p.join('/') === path ? holder.server!.observe.wrap(path, resource) : undefined),
+    resources: (p) => (p.join('/') === path || others.includes(p.join('/')) ? holder.server!.observe.wrap(p.join('/'), resource) : undefined),
   });
   holder.server = server;
   cleanups.unshift(() => server.close());
@@ -120,6 +120,26 @@ describe('Observe through the gateway', () => {
     expect(d.values.map((m) => Buffer.from(m.payload).toString('hex'))).toEqual([good2, good3].map((e) => Buffer.from(e).toString('hex')));
     expect(gw.stats().verification!.refused.signature).toBe(1);
     expect(gw.stats().observe).toMatchObject({ notifications: 3, refused: 1, upstream: 1 });
+  });
+
+  it('observes at most maxUpstream resources upstream: a registration beyond is answered without Observe (not registered)', { timeout: 30_000 }, async () => {
+    const t = await tempDir('observe-max');
+    cleanups.push(t.remove);
+    await mkdir(join(t.dir, 'served'));
+    const up = await upstream(join(t.dir, 'served'), 'd/dev-1/c', ['d/dev-2/c']);
+    up.set('v1');
+    const gw = await startGateway({ upstream: `coap://127.0.0.1:${up.server.address().port}`, cacheDir: join(t.dir, 'gw'), host: '127.0.0.1', port: 0, observe: { maxUpstream: 1 } });
+    cleanups.unshift(() => gw.close());
+    const a = await observer(gw);
+    await until(() => a.seen.length === 1);
+    const c = await openClient(`coap://127.0.0.1:${gw.address().port}/`);
+    cleanups.unshift(() => c.close());
+    const res = await c.request({ code: Code.GET, options: [uintOption(OptionNumber.OBSERVE, 0), ...pathOptions('/d/dev-2/c')] });
+    expect(res.code).toBe(Code.CONTENT);
+    expect(text(res)).toBe('v1');
+    expect(getOption(res, OptionNumber.OBSERVE)).toBeUndefined(); // RFC 7641 §3.1: not registered
+    expect(gw.stats().observe).toMatchObject({ overflow: 1, upstream: 1, open: 1, observers: 1 });
+    expect(up.server.observe.size).toBe(1);
   });
 
   it('drops a device that went away (RST), and lets go upstream once the last one went', { timeout: 30_000 }, async () => {
