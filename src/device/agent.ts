@@ -2,7 +2,7 @@
  * The device agent: a device's whole life with the update service, as one
  * object a gateway author embeds (and `coapfw device run` runs). It powers
  * on (device.ts: boot, confirm a pending test image), registers, keeps its
- * Observe registration alive (agent-observe.ts), follows its update mode
+ * Observe registration alive (messaging/observation.ts), follows its update mode
  * (agent-machine.ts decides), updates with the power-safe updater
  * (agent-update.ts over `updateDevice`) and reports every transition
  * (agent-reports.ts). It keeps nothing of its own on flash: after a kill the
@@ -23,7 +23,7 @@ import type { TimerHandle } from '../core/runtime.js';
 import { CoapfwError, isCoapfwError } from '../errors.js';
 import { backoffDelay, retryAfterDelay } from '../messaging/retry.js';
 import { agentStep, initialModel, type AgentContext, type AgentEffect, type AgentInput, type AgentModel, type AgentStateName, type UpdateTarget } from './agent-machine.js';
-import { Observation, type ObserveLoss } from './agent-observe.js';
+import { Observation, type ObserveLoss } from '../messaging/observation.js';
 import { checkAgentOptions, type AgentEvent, type DeviceAgentOptions } from './agent-options.js';
 import { Reporter, type ReportOutcome } from './agent-reports.js';
 import { runAgentUpdate } from './agent-update.js';

@@ -27,7 +27,7 @@ export { imageRequestOptions, resolveImageUri } from './image-uri.js';
 export { DeviceAgent } from './agent.js';
 export { agentLink, type AgentEvent, type AgentLink, type DeviceAgentOptions, type Offer } from './agent-options.js';
 export { agentStep, initialModel, targetKey, type AgentContext, type AgentEffect, type AgentInput, type AgentModel, type AgentStateName, type Observed, type UpdateOutcome, type UpdateTarget } from './agent-machine.js';
-export { Observation, type ObservationOptions, type ObserveLoss } from './agent-observe.js';
+export { Observation, type ObservationOptions, type ObserveLoss } from '../messaging/observation.js';
 export { Reporter, type ReportOutcome, type ReporterOptions } from './agent-reports.js';
 export { UNREACHABLE_CODES, runAgentUpdate, targetUri, type AgentUpdateContext, type AgentUpdateResult } from './agent-update.js';
 export {

@@ -27,7 +27,7 @@ import { Code, OptionNumber } from '../codec/numbers.js';
 import { decodeUint, getOption, uintOption } from '../codec/options.js';
 import type { CoapClient } from '../client/open.js';
 import type { Runtime, TimerHandle } from '../core/runtime.js';
-import { Observation, type ObserveLoss } from '../device/agent-observe.js';
+import { Observation, type ObserveLoss } from '../messaging/observation.js';
 import { CoapfwError } from '../errors.js';
 import type { CoapRequest, ResponseSpec } from '../messaging/endpoint.js';
 import { ObserveRegistry, type ObserveOptions } from '../server/observe.js';

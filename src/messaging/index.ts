@@ -16,6 +16,7 @@
 export { CoapEndpoint, type CoapRequest, type EndpointOptions, type EndpointStats, type RequestHandler, type ResponseSpec } from './endpoint.js';
 export { DEFAULT_PARAMS, exchangeLifetime, maxTransmitSpan, maxTransmitWait, resolveParams, type TransmissionParams } from './params.js';
 export { withEcho } from './echo.js';
+export { Observation, type ObservationOptions, type ObserveLoss } from './observation.js';
 export { backoffDelay, retryAfterDelay, sleep, withRetry, type RetryPolicy } from './retry.js';
 export type { RequestOptions, RequestSpec, Requester } from '../core/request.js';
 export type { Runtime, TimerHandle } from '../core/runtime.js';

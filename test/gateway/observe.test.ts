@@ -13,7 +13,7 @@ import { openClient, type CoapClient } from '../../src/client/open.js';
 import type { CoapMessage } from '../../src/codec/message.js';
 import { Code, ContentFormat, OptionNumber } from '../../src/codec/numbers.js';
 import { getOption, pathOptions, uintOption } from '../../src/codec/options.js';
-import { Observation, type ObserveLoss } from '../../src/device/agent-observe.js';
+import { Observation, type ObserveLoss } from '../../src/messaging/observation.js';
 import { startGateway, type Gateway } from '../../src/gateway/gateway.js';
 import type { Resource } from '../../src/server/router.js';
 import { startFileServer, type FileServer } from '../../src/server/serve.js';

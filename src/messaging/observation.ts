@@ -10,12 +10,11 @@
  */
 import type { CoapMessage } from '../codec/message.js';
 import { Code, OptionNumber } from '../codec/numbers.js';
-import { decodeUint, getOption } from '../codec/options.js';
+import { decodeUint, getOption, pathOptions, uintOption } from '../codec/options.js';
 import type { Runtime, TimerHandle } from '../core/runtime.js';
 import type { CoapfwError } from '../errors.js';
 import type { RequestSpec } from '../core/request.js';
-import type { ResponseStream, StreamListener } from '../messaging/response-stream.js';
-import { getRequest } from './agent-wire.js';
+import type { ResponseStream, StreamListener } from './response-stream.js';
 
 /** Why an observation ended. */
 export type ObserveLoss =
@@ -62,7 +61,7 @@ export class Observation {
   start(): void {
     const listener: StreamListener = { onResponse: (m) => this.onResponse(m), onError: (e) => this.lose({ kind: 'unreachable', error: e }) };
     this.stream = this.o.openStream(listener);
-    this.token = this.stream.send(this.o.registration ?? getRequest(this.o.path, true));
+    this.token = this.stream.send(this.o.registration ?? observeRequest(this.o.path));
     this.registrations++;
     this.arm();
   }
@@ -72,7 +71,7 @@ export class Observation {
     if (this.closed || this.stream === undefined || this.token === undefined) return;
     // A re-registration starts a new sequence of notifications (§3.4 compares within one).
     this.last = undefined;
-    this.stream.resend(this.o.registration ?? getRequest(this.o.path, true), this.token);
+    this.stream.resend(this.o.registration ?? observeRequest(this.o.path), this.token);
     this.registrations++;
     this.arm();
   }
@@ -134,4 +133,9 @@ function maxAgeOf(msg: CoapMessage): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** GET `path` with Observe 0: a registration (RFC 7641 §3.1). */
+function observeRequest(path: string): RequestSpec {
+  return { code: Code.GET, options: [uintOption(OptionNumber.OBSERVE, 0), ...pathOptions(path)] };
 }
