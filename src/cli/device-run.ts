@@ -12,14 +12,14 @@ import { DeviceAgent } from '../device/agent.js';
 import { agentLink, type AgentEvent } from '../device/agent-options.js';
 import { AGENT_MODES, type AgentMode, type OfferAnswer } from '../device/agent-wire.js';
 import { CrashingFlash } from '../device/crash-flash.js';
-import type { FileDevice } from '../device/file-device.js';
+import type { FileDevice, FileDeviceOptions } from '../device/file-device.js';
 import { CoapfwError } from '../errors.js';
 import { COMMON_OPTIONS, intOption, optionValue, parse, str, verbosity, type Values } from './args.js';
 import { jsonLine, UsageError, type CliCommand, type CliIo } from './common.js';
 import { pskCredentials } from './credentials.js';
 import { openDevice, provisioningTrust } from './device-trust.js';
 import { blockSizeOption, uuidOption } from './inputs.js';
-import { stopOnSignals, watchParent } from './signals.js';
+import { stopOnSignals, watchParent, type StopSignal } from './signals.js';
 
 const HELP = `usage: coapfw device run --flash FILE --server URI --trust PUBFILE --vendor-id UUID
                          --class-id UUID --mode client|server|negotiated [options]
@@ -247,14 +247,25 @@ export const deviceRunCommand: CliCommand = async (args, io) => {
     return 0;
   }
   const a = await runArgs(values);
-  const stop = stopOnSignals((sig) => io.stderr.write(`coapfw device: ${sig}: stopping; the flash file is closed cleanly and the next run resumes\n`));
-  const unwatch = exitWhenNpmIsGone();
-  let dev: FileDevice | undefined;
-  try {
-    dev = await openDevice(a.flash, { size: a.size, create: true, trust: a.trust }, io);
+  return withDeviceFile(a.flash, { size: a.size, create: true, trust: a.trust }, io, 'the next run resumes', async (dev, stop) => {
     await run(a, dev, io, stop.signal);
     stop.throwIfCaught();
     return 0;
+  });
+};
+
+/**
+ * The chip file open for the life of `work`, as a device process holds its
+ * flash: a signal stops the work and the file is closed cleanly (`resumes`
+ * says what comes next), and npm going away stops it as a power cut would.
+ */
+export async function withDeviceFile<T>(path: string, options: FileDeviceOptions, io: CliIo, resumes: string, work: (dev: FileDevice, stop: StopSignal) => Promise<T>): Promise<T> {
+  const stop = stopOnSignals((sig) => io.stderr.write(`${io.stderr.isTTY ? '\n' : ''}coapfw device: ${sig}: stopping; the flash file is closed cleanly and ${resumes}\n`));
+  const unwatch = exitWhenNpmIsGone();
+  let dev: FileDevice | undefined;
+  try {
+    dev = await openDevice(path, options, io);
+    return await work(dev, stop);
   } catch (e) {
     stop.throwIfCaught();
     throw e;
@@ -263,4 +274,4 @@ export const deviceRunCommand: CliCommand = async (args, io) => {
     stop.dispose();
     await dev?.flash.close();
   }
-};
+}

@@ -22,10 +22,10 @@ import { pskCredentials } from './credentials.js';
 import { blockSizeOption, uuidOption } from './inputs.js';
 import { randomInt } from 'node:crypto';
 import { statusPathFor } from '../device/privacy.js';
-import { isDeviceFile, openDevice, provisioningTrust, trustSummary } from './device-trust.js';
+import { isDeviceFile, provisioningTrust, trustSummary } from './device-trust.js';
 import { progressBar, type Progress } from './progress.js';
-import { exitWhenNpmIsGone, deviceRunCommand } from './device-run.js';
-import { stopOnSignals, type StopSignal } from './signals.js';
+import { deviceRunCommand, withDeviceFile } from './device-run.js';
+import type { StopSignal } from './signals.js';
 
 const HELP = `usage: coapfw device update MANIFEST_URI --flash FILE [--trust PUBFILE | --trust-state FILE] [options]
        coapfw device run --flash FILE --server URI --trust PUBFILE --mode MODE ... (see 'coapfw device run --help')
@@ -269,18 +269,6 @@ export const deviceCommand: CliCommand = async (args, io) => {
     throw new UsageError('update: a new device needs --trust PUBFILE or --trust-state FILE to be provisioned with');
   }
   // From here on the flash file is open: a signal stops the work and closes it.
-  const stop = stopOnSignals((sig) => io.stderr.write(`${io.stderr.isTTY ? "\n" : ""}coapfw device: ${sig}: stopping; the flash file is closed cleanly and the next update resumes from the journal\n`));
-  const unwatch = exitWhenNpmIsGone();
-  let dev: FileDevice | undefined;
-  try {
-    dev = await openDevice(flashFile, { size, create: sub === 'update' || sub === 'boot', trust: prepared?.trust }, io);
-    return await run(sub, values, prepared, dev, io, stop);
-  } catch (e) {
-    stop.throwIfCaught();
-    throw e;
-  } finally {
-    unwatch();
-    stop.dispose();
-    await dev?.flash.close();
-  }
+  const options = { size, create: sub === 'update' || sub === 'boot', trust: prepared?.trust };
+  return withDeviceFile(flashFile, options, io, 'the next update resumes from the journal', (dev, stop) => run(sub, values, prepared, dev, io, stop));
 };
