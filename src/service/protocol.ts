@@ -10,21 +10,14 @@
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { CoapfwError } from '../errors.js';
 import type { DeviceCommand } from './fleet.js';
-import { REPORT_STATES, UPDATE_MODES, URGENCIES, type Device, type Release, type StatusReport, type UpdateMode, type Urgency } from './model.js';
+import { REPORT_STATES, UPDATE_MODES, URGENCIES, type Device, type DeviceRegistration, type Release, type StatusReport, type UpdateMode, type Urgency } from './model.js';
 import { MAX_DEFER_S } from './commands-sql.js';
 import { checkInt, checkName, checkOneOf, checkSha256, checkSuitId, checkText } from './validate.js';
 
 type Body = Readonly<Record<string, unknown>>;
 
-/** What a device says when it registers: POST /d[/<id>]. */
-export interface RegisterBody {
-  readonly vendorId: string;
-  readonly classId: string;
-  readonly installedSeq: number;
-  readonly runningDigest?: string;
-  readonly mode: UpdateMode;
-  readonly group?: string;
-}
+/** What a device says when it registers: POST /d[/<id>] (the id and identity come from the path and the session). */
+export type RegisterBody = Omit<DeviceRegistration, 'id' | 'identity'>;
 
 /** A device's answer to an offer: POST /d/<id>/c. */
 export interface AnswerBody {
