@@ -10,7 +10,7 @@
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { CoapfwError } from '../errors.js';
 import type { DeviceCommand } from './fleet.js';
-import { REPORT_STATES, UPDATE_MODES, URGENCIES, type Device, type DeviceRegistration, type Release, type StatusReport, type UpdateMode, type Urgency } from './model.js';
+import { REPORT_STATES, UPDATE_MODES, URGENCIES, type Device, type DeviceRegistration, type Release, type StatusReport, type Urgency } from './model.js';
 import { MAX_DEFER_S } from './commands-sql.js';
 import { checkInt, checkName, checkOneOf, checkSha256, checkSuitId, checkText } from './validate.js';
 
