@@ -1,7 +1,7 @@
 /**
  * Test doubles for code built on coapfw, the same ones our own tests use: a
  * runtime whose clock moves only when told, an in-memory datagram network, a
- * lossy/reordering transport wrapper, a NOR flash that loses power at any
+ * lossy/reordering transport wrapper, a wrapper that taps datagrams, a NOR flash that loses power at any
  * operation, and a sweep that cuts power at every operation of a scenario.
  *
  * @example
@@ -19,3 +19,4 @@ export { MemoryFlash, type CutOptions, type FlashOperation, type FlashStats, typ
 export { powerCutSweep, runUntilDone, type PowerCutSweepOptions, type PowerCutSweepReport } from '../flash/power-cut.js';
 export { CrashingFlash } from '../device/crash-flash.js';
 export { mulberry32 } from '../core/prng.js';
+export { tapTransport, type Tap } from './tap.js';

@@ -10,40 +10,21 @@ import { join } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
-import type { DatagramHandler, Peer, Transport } from '../../src/core/transport.js';
 import { startFileServer, type FileServer } from '../../src/server/serve.js';
 import { createEnvelope } from '../../src/suit/create.js';
+import { tapTransport } from '../../src/testing/tap.js';
 import { UdpTransport } from '../../src/transport/udp.js';
 import { captureIo } from '../helpers/cli-io.js';
 import { CLASS, hex, image, KEY, VENDOR } from '../device/update-helpers.js';
 
-/** Records every datagram in both directions. */
-class Recorder implements Transport {
-  readonly datagrams: Uint8Array[] = [];
-  constructor(private readonly inner: Transport) {}
-  send(data: Uint8Array, peer: Peer): Promise<void> {
-    this.datagrams.push(Uint8Array.from(data));
-    return this.inner.send(data, peer);
-  }
-  onMessage(handler: DatagramHandler): void {
-    this.inner.onMessage((data, peer) => {
-      this.datagrams.push(Uint8Array.from(data));
-      handler(data, peer);
-    });
-  }
-  address(): Peer {
-    return this.inner.address();
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
+/** Every datagram the server sent or received, in order. */
+const datagrams: Uint8Array[] = [];
+const record = (data: Uint8Array): void => void datagrams.push(Uint8Array.from(data));
 
 const IMG = image(12_000, 9);
 const SERIAL = 'SN-0042-QX7';
 let dir: string;
 let server: FileServer;
-let recorder: Recorder;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'coapfw-privacy-'));
@@ -52,8 +33,8 @@ beforeAll(async () => {
   await writeFile(join(dir, 'app.suit'), createEnvelope({ sequence: 2, vendorId: VENDOR, classId: CLASS, uri: `/fw/sha256/${hex(digest)}`, digest, size: IMG.length }, [KEY]));
   await writeFile(join(dir, 'evil.suit'), createEnvelope({ sequence: 3, vendorId: VENDOR, classId: new Uint8Array(16), uri: `/fw/sha256/${hex(digest)}`, digest, size: IMG.length }, [KEY]));
   await writeFile(join(dir, 'pub.hex'), hex(KEY.publicKey.bytes));
-  recorder = new Recorder(await UdpTransport.bind({ host: '127.0.0.1', port: 0 }));
-  server = await startFileServer({ dir, transport: recorder, refreshMs: 0 });
+  const transport = tapTransport(await UdpTransport.bind({ host: '127.0.0.1', port: 0 }), { received: record, sent: record });
+  server = await startFileServer({ dir, transport, refreshMs: 0 });
 });
 afterAll(async () => {
   await server?.close();
@@ -71,8 +52,8 @@ describe('plain-CoAP capture of a simulated device', () => {
   it('names the device nowhere: not its --device-id, its default id, nor its flash file', { timeout: 30_000 }, async () => {
     expect(await device('app.suit', '--device-id', SERIAL)).toMatchObject({ code: 0, json: { result: 'installed', boot: 'confirmed' } });
     expect((await device('evil.suit')).json).toMatchObject({ result: 'rejected', error: 'CLASS_MISMATCH' });
-    expect(recorder.datagrams.length).toBeGreaterThan(20);
-    for (const d of recorder.datagrams) {
+    expect(datagrams.length).toBeGreaterThan(20);
+    for (const d of datagrams) {
       const text = Buffer.from(d);
       for (const id of [SERIAL, 'SN0042', 'sim-', 'board-', '"message"']) expect(text.includes(id), `a datagram carries ${id}`).toBe(false);
     }

@@ -11,14 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeMessage } from '../../src/codec/message.js';
-import { uriPath } from '../../src/codec/options.js';
 import { startFileServer, type FileServer } from '../../src/server/serve.js';
 import { createEnvelope } from '../../src/suit/create.js';
 import { ImpairedTransport } from '../../src/transport/impaired.js';
-import type { DatagramHandler, Transport } from '../../src/core/transport.js';
+import { tapTransport } from '../../src/testing/tap.js';
 import { UdpTransport } from '../../src/transport/udp.js';
-import { CLASS, hex, image, KEY, VENDOR } from './update-helpers.js';
+import { CLASS, hex, image, isImageRequest, KEY, VENDOR } from './update-helpers.js';
 
 const BIN = join(import.meta.dirname, '../../dist/src/cli/bin.js');
 const IMAGE = image(64 * 1024, 5);
@@ -26,34 +24,17 @@ const BLOCK = 64; // 1024 blocks: slow enough for the kill to land mid-transfer
 const PER_ERASE_BLOCK = 4096 / BLOCK;
 
 /** Counts image requests (Uri-Path fw/...) the server receives. */
-class CountingTransport implements Transport {
+class ImageRequestCounter {
   imageRequests = 0;
-  constructor(private readonly inner: Transport) {}
-  send(data: Uint8Array, peer: Parameters<Transport['send']>[1]): Promise<void> {
-    return this.inner.send(data, peer);
-  }
-  onMessage(handler: DatagramHandler): void {
-    this.inner.onMessage((data, peer) => {
-      try {
-        if (uriPath(decodeMessage(data))[0] === 'fw') this.imageRequests++;
-      } catch {
-        // malformed: the endpoint deals with it
-      }
-      handler(data, peer);
-    });
-  }
-  address(): ReturnType<Transport['address']> {
-    return this.inner.address();
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
+  readonly received = (data: Uint8Array): void => {
+    if (isImageRequest(data)) this.imageRequests++;
+  };
 }
 
 let dir: string;
 let server: FileServer;
 let fast: FileServer;
-let counter: CountingTransport;
+let counter: ImageRequestCounter;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'coapfw-kill-'));
@@ -67,8 +48,9 @@ beforeAll(async () => {
   await writeFile(join(dir, 'pub.hex'), hex(KEY.publicKey.bytes));
   const udp = await UdpTransport.bind({ host: '127.0.0.1', port: 0 });
   // Each response leaves 1 ms late: the transfer takes about a second or more.
-  counter = new CountingTransport(new ImpairedTransport(udp, { delayMs: 1 }));
-  server = await startFileServer({ dir: join(dir, 'srv'), transport: counter, refreshMs: 0, maxBlockSize: BLOCK });
+  counter = new ImageRequestCounter();
+  const transport = tapTransport(new ImpairedTransport(udp, { delayMs: 1 }), { received: counter.received });
+  server = await startFileServer({ dir: join(dir, 'srv'), transport, refreshMs: 0, maxBlockSize: BLOCK });
   fast = await startFileServer({ dir: join(dir, 'srv'), host: '127.0.0.1', port: 0, refreshMs: 0 });
 });
 

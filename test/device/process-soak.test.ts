@@ -28,11 +28,10 @@ import { MemoryFlash } from '../../src/flash/memory.js';
 import { mulberry32 } from '../../src/flash/prng.js';
 import { startFileServer, type FileServer } from '../../src/server/serve.js';
 import { createEnvelope } from '../../src/suit/create.js';
-import { decodeMessage } from '../../src/codec/message.js';
-import { uriPath } from '../../src/codec/options.js';
-import type { DatagramHandler, Transport } from '../../src/core/transport.js';
+import type { Peer } from '../../src/core/transport.js';
+import { tapTransport } from '../../src/testing/tap.js';
 import { UdpTransport } from '../../src/transport/udp.js';
-import { CLASS, hex, image, KEY, VENDOR } from './update-helpers.js';
+import { CLASS, hex, image, isImageRequest, KEY, VENDOR } from './update-helpers.js';
 
 const BIN = join(import.meta.dirname, '../../dist/src/cli/bin.js');
 const MIB = 1024 * 1024;
@@ -47,7 +46,7 @@ const KILLS = 50;
  * one counts only from a client port not seen before `expectNewClient()`:
  * datagrams a killed process sent just before it died may be handled late.
  */
-class RequestClock implements Transport {
+class RequestClock {
   firstImageRequestAt = 0;
   lastImageRequestAt = 0;
   /** Image requests from the newest client. */
@@ -59,33 +58,16 @@ class RequestClock implements Transport {
     this.firstImageRequestAt = 0;
     this.newClientRequests = 0;
   }
-  constructor(private readonly inner: Transport) {}
-  send(data: Uint8Array, peer: Parameters<Transport['send']>[1]): Promise<void> {
-    return this.inner.send(data, peer);
-  }
-  onMessage(handler: DatagramHandler): void {
-    this.inner.onMessage((data, peer) => {
-      try {
-        this.seen.add(peer.port);
-        if (uriPath(decodeMessage(data))[0] === 'fw') {
-          this.lastImageRequestAt = performance.now();
-          if (!this.old.has(peer.port)) {
-            this.newClientRequests++;
-            if (this.firstImageRequestAt === 0) this.firstImageRequestAt = this.lastImageRequestAt;
-          }
-        }
-      } catch {
-        // malformed: the endpoint deals with it
-      }
-      handler(data, peer);
-    });
-  }
-  address(): ReturnType<Transport['address']> {
-    return this.inner.address();
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
+  /** The server's transport tap (tapTransport). */
+  readonly received = (data: Uint8Array, peer: Peer): void => {
+    this.seen.add(peer.port);
+    if (!isImageRequest(data)) return;
+    this.lastImageRequestAt = performance.now();
+    if (!this.old.has(peer.port)) {
+      this.newClientRequests++;
+      if (this.firstImageRequestAt === 0) this.firstImageRequestAt = this.lastImageRequestAt;
+    }
+  };
 }
 
 let dir: string;
@@ -101,8 +83,8 @@ beforeAll(async () => {
   await writeFile(join(dir, 'srv', 'app.suit'), createEnvelope({ sequence: 4, vendorId: VENDOR, classId: CLASS, uri: `/fw/sha256/${hex(digest)}`, digest, size: IMAGE.length }, [KEY]));
   await writeFile(join(dir, 'pub.hex'), hex(KEY.publicKey.bytes));
   const udp = await UdpTransport.bind({ host: '127.0.0.1', port: 0 });
-  watch = new RequestClock(udp);
-  server = await startFileServer({ dir: join(dir, 'srv'), transport: watch, refreshMs: 0 });
+  watch = new RequestClock();
+  server = await startFileServer({ dir: join(dir, 'srv'), transport: tapTransport(udp, { received: watch.received }), refreshMs: 0 });
   uri = `coap://127.0.0.1:${server.address().port}/files/app.suit`;
 });
 afterAll(async () => {

@@ -5,7 +5,8 @@ import { serveBlock2 } from '../../src/blockwise/serve.js';
 import type { Requester } from '../../src/core/request.js';
 import { decodeBlock } from '../../src/codec/block.js';
 import { Code, OptionNumber } from '../../src/codec/numbers.js';
-import { getOption } from '../../src/codec/options.js';
+import { decodeMessage } from '../../src/codec/message.js';
+import { getOption, uriPath } from '../../src/codec/options.js';
 import { CoapEndpoint } from '../../src/messaging/endpoint.js';
 import type { TransmissionParams } from '../../src/messaging/params.js';
 import { routeRequests } from '../../src/server/router.js';
@@ -31,6 +32,15 @@ export const KEY: SuitPrivateKey = privateKeyFromSecret('ed25519', sha256(new Te
 export const TRUST: TrustPolicy = { anchors: [{ name: 'test', publicKey: KEY.publicKey }] };
 
 export const SERVER: Peer = { address: '10.0.0.1', port: 5683 };
+
+/** Whether a datagram a server received asks for an image (Uri-Path fw/...); false for a malformed one (the endpoint deals with it). */
+export function isImageRequest(data: Uint8Array): boolean {
+  try {
+    return uriPath(decodeMessage(data))[0] === 'fw';
+  } catch {
+    return false;
+  }
+}
 
 /** A signed single-image envelope for `img` at `uri`. */
 export function envelopeFor(img: Uint8Array, sequence: number, uri = `coap://10.0.0.1/fw/sha256/${hex(sha256(img))}`, size = img.length): Uint8Array {

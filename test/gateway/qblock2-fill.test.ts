@@ -16,6 +16,7 @@ import { getOption, pathOptions } from '../../src/codec/options.js';
 import type { Transport } from '../../src/core/transport.js';
 import { startGateway } from '../../src/gateway/gateway.js';
 import type { GatewayEvent } from '../../src/gateway/options.js';
+import { tapTransport } from '../../src/testing/tap.js';
 import { systemRuntime } from '../../src/transport/runtime.js';
 import { hexOf, image, tempDir, until } from './helpers.js';
 import { ServiceState, startUpstream, type BlockLog } from './upstream.js';
@@ -37,22 +38,18 @@ class Cutter {
   private once = false;
   constructor(private readonly after: number) {}
 
-  readonly wrap = (inner: Transport): Transport => ({
-    send: (d, p) => inner.send(d, p),
-    post: inner.post ? (d, p) => inner.post!(d, p) : undefined,
-    onMessage: (h) =>
-      inner.onMessage((data, peer) => {
-        if (this.cut) return;
+  readonly wrap = (inner: Transport): Transport =>
+    tapTransport(inner, {
+      received: (data) => {
+        if (this.cut) return false;
         const raw = getOption(decodeMessage(data), OptionNumber.Q_BLOCK2);
         if (raw !== undefined && !this.once) {
           this.passed.add(decodeBlock(raw).num);
           if (this.passed.size >= this.after) this.cut = this.once = true;
         }
-        h(data, peer);
-      }),
-    address: () => inner.address(),
-    close: () => inner.close(),
-  });
+        return true;
+      },
+    });
 }
 
 describe('a Q-Block2 fill whose upstream goes away', () => {

@@ -23,6 +23,7 @@ import type { Resolver } from '../../src/server/router.js';
 import { decodeBody, encodeBody } from '../../src/gateway/body.js';
 import { UdpTransport } from '../../src/transport/udp.js';
 import { createEnvelope } from '../../src/suit/create.js';
+import { tapTransport } from '../../src/testing/tap.js';
 import { privateKeyFromSecret, type SuitPrivateKey } from '../../src/suit/keys.js';
 import type { TrustPolicy } from '../../src/suit/trust.js';
 
@@ -79,32 +80,27 @@ function counting(inner: Transport, log: BlockLog, qlog: BlockLog): Transport {
       // not ours to judge
     }
   };
-  return {
-    send: (d, p) => (served(d, p), inner.send(d, p)),
-    post: inner.post ? (d, p) => (served(d, p), inner.post!(d, p)) : undefined,
-    onMessage: (h) =>
-      inner.onMessage((data, peer) => {
-        try {
-          const m = decodeMessage(data);
-          const id = `${peer.address}:${peer.port}:${m.messageId}`;
-          if (m.code === Code.GET && !seen.has(id)) {
-            seen.add(id);
-            const path = uriPath(m).join('/');
-            if (getOption(m, OptionNumber.Q_BLOCK2) !== undefined) {
-              qpaths.set(`${peer.address}:${peer.port}|${bytesToHex(m.token)}`, path);
-            } else {
-              const raw = getOption(m, OptionNumber.BLOCK2);
-              push(log, path, [raw === undefined ? 0 : decodeBlock(raw).num]);
-            }
+  return tapTransport(inner, {
+    sent: served,
+    received: (data, peer) => {
+      try {
+        const m = decodeMessage(data);
+        const id = `${peer.address}:${peer.port}:${m.messageId}`;
+        if (m.code === Code.GET && !seen.has(id)) {
+          seen.add(id);
+          const path = uriPath(m).join('/');
+          if (getOption(m, OptionNumber.Q_BLOCK2) !== undefined) {
+            qpaths.set(`${peer.address}:${peer.port}|${bytesToHex(m.token)}`, path);
+          } else {
+            const raw = getOption(m, OptionNumber.BLOCK2);
+            push(log, path, [raw === undefined ? 0 : decodeBlock(raw).num]);
           }
-        } catch {
-          // not ours to judge
         }
-        h(data, peer);
-      }),
-    address: () => inner.address(),
-    close: () => inner.close(),
-  };
+      } catch {
+        // not ours to judge
+      }
+    },
+  });
 }
 
 export function serviceResources(state: ServiceState): Resolver {
