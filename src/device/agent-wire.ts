@@ -13,13 +13,14 @@ import { Code, ContentFormat, OptionNumber } from '../codec/numbers.js';
 import { decodeUint, getOption, pathOptions, uintOption } from '../codec/options.js';
 import type { CoapMessage, CoapOption } from '../codec/message.js';
 import type { RequestSpec } from '../core/request.js';
+import { UPDATE_MODES, type UpdateMode } from '../core/update-mode.js';
 import { CoapfwError } from '../errors.js';
 import { decodeCbor, encodeCbor, type CborLimits } from '../suit/cbor.js';
 
-/** How a device gets its updates. */
-export type AgentMode = 'client' | 'server' | 'negotiated';
+/** How a device gets its updates (the service's UpdateMode: both sides speak it). */
+export type AgentMode = UpdateMode;
 /** Every mode. */
-export const AGENT_MODES: readonly AgentMode[] = ['client', 'server', 'negotiated'];
+export const AGENT_MODES: readonly AgentMode[] = UPDATE_MODES;
 
 /** What a device tells the server when it registers (after every power-on). */
 export interface Registration {

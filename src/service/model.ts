@@ -7,10 +7,8 @@
  * address an image is served under (`/fw/sha256/<hex>`).
  */
 
-/** How a device gets its updates (draft-ietf-suit-update-management / issue 10). */
-export type UpdateMode = 'client' | 'server' | 'negotiated';
-/** Every update mode, for validation and listings. */
-export const UPDATE_MODES: readonly UpdateMode[] = ['client', 'server', 'negotiated'];
+import type { UpdateMode } from '../core/update-mode.js';
+export { UPDATE_MODES, type UpdateMode } from '../core/update-mode.js';
 
 /** What a device last said it is doing. `registered` until its first report. */
 export type DeviceState = 'registered' | 'idle' | 'downloading' | 'downloaded' | 'installing' | 'installed' | 'confirmed' | 'reverted' | 'failed';
