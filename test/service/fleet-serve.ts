@@ -47,6 +47,22 @@ export async function startServe(s: ServeSetup): Promise<CliProcess> {
   return p;
 }
 
+/**
+ * Start `coapfw serve` on ports `pick` chooses (a probed free port), choosing
+ * again when another test took one between the probe and the bind
+ * (ADDRESS_IN_USE); at most 3 tries. Returns the setup with the ports used.
+ */
+export async function startServeOnFreePorts(s: ServeSetup, pick: () => Promise<number>): Promise<{ setup: ServeSetup; serve: CliProcess }> {
+  for (let attempt = 1; ; attempt++) {
+    const setup = { ...s, port: await pick(), dtlsPort: await pick() };
+    try {
+      return { setup, serve: await startServe(setup) };
+    } catch (e) {
+      if (attempt === 3 || !/ADDRESS_IN_USE/.test(String(e))) throw e;
+    }
+  }
+}
+
 /** `coapfw publish IMAGE` over coaps as the publisher; resolves with the process's result. */
 export function publish(s: ServeSetup, image: string, args: readonly string[]): CliProcess['done'] {
   return runCli([

@@ -20,7 +20,7 @@ import type { Store } from '../../src/service/store.js';
 import type { CliProcess } from '../cli/spawn-cli.js';
 import { CLASS, VENDOR, bytes } from './fixtures.js';
 import { Fleet } from './fleet-devices.js';
-import { prepareServe, publish, startServe, type ServeSetup } from './fleet-serve.js';
+import { prepareServe, publish, startServe, startServeOnFreePorts, type ServeSetup } from './fleet-serve.js';
 import { PG_MISSING, PG_URL, PgHarness, SqliteHarness, type Harness } from './harness.js';
 
 const COUNT = 200;
@@ -57,8 +57,7 @@ function fleetSuite(name: string, makeHarness: () => Harness): void {
     harness = makeHarness();
     dir = await mkdtemp(join(tmpdir(), 'coapfw-fleet-'));
     const db = await harness.fresh();
-    setup = await prepareServe(dir, db, await freeUdpPort(), await freeUdpPort(), POLL_S);
-    serve = await startServe(setup);
+    ({ setup, serve } = await startServeOnFreePorts(await prepareServe(dir, db, 0, 0, POLL_S), freeUdpPort));
     // The test reads the same database the server writes (SQLite in WAL mode allows a reader beside it).
     store = await harness.open(db);
   }, 60_000);
