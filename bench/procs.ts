@@ -172,11 +172,12 @@ export async function inBatches<T>(tasks: ReadonlyArray<() => Promise<T>>, n: nu
 
 /**
  * Start libcoap's server (`coap-server-notls -A host -p port -d 10`: up to 10
- * resources created by PUT) and wait until it answers a GET.
+ * resources created by PUT, then `extraArgs`, e.g. `-L 5`) and wait until it
+ * answers a GET.
  */
-export async function startLibcoapServer(host = '127.0.0.1'): Promise<{ port: number; pid: number | undefined; uri: (path: string) => string; stop: () => Promise<void> }> {
+export async function startLibcoapServer(host = '127.0.0.1', extraArgs: readonly string[] = []): Promise<{ port: number; pid: number | undefined; uri: (path: string) => string; stop: () => Promise<void> }> {
   const port = await freeUdpPort(host);
-  const daemon = startDaemon(COAP_SERVER, ['-A', host, '-p', String(port), '-d', '10']);
+  const daemon = startDaemon(COAP_SERVER, ['-A', host, '-p', String(port), '-d', '10', ...extraArgs]);
   const base = host.includes(':') ? `coap://[${host}]:${port}` : `coap://${host}:${port}`;
   for (let i = 0; i < 50; i++) {
     const r = await run(COAP_CLIENT, ['-B', '1', '-m', 'get', `${base}/.well-known/core`], 3000);
