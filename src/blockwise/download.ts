@@ -165,7 +165,11 @@ async function run(target: DownloadTarget, sink: DownloadSink, key: string, opti
   let begun: Promise<void> | undefined;
   let saved: Promise<void> | undefined;
   let tag = held?.etag;
-  const onBlock = async (b: FetchedBlock): Promise<void> => {
+  // Once the sink has begun and saved its state, a block goes straight to it:
+  // no promise chain of our own per block (the sink may answer at once).
+  let ready = false;
+  const onBlock = (b: FetchedBlock): Promise<void> => (ready ? sink.write(b.data, b.offset, b.num) : first(b));
+  const first = async (b: FetchedBlock): Promise<void> => {
     if (begun === undefined) {
       if (held !== undefined && b.szx !== szx) throw Object.assign(new CoapfwError('BLOCK_MISMATCH', `download: the server now sends ${blockSize(b.szx)}-byte blocks, the part has ${blockSize(szx)}`), { [STALE]: true });
       begun = sink.begin(held?.keepOffset ?? 0, held?.keepAll ?? false);
@@ -176,6 +180,7 @@ async function run(target: DownloadTarget, sink: DownloadSink, key: string, opti
     }
     await begun;
     await saved;
+    ready = true;
     await sink.write(b.data, b.offset, b.num);
   };
   try {
