@@ -197,7 +197,8 @@ async function run(target: DownloadTarget, sink: DownloadSink, key: string, opti
       onBlock,
       onMode: options.onMode,
       // Told before the block is written: count it from what the fetch received, not from the sink.
-      onProgress: (p) => options.onProgress?.({ ...p, offset: Math.min(p.total ?? Infinity, (held?.bytes ?? 0) + p.received) }),
+      // No callback, no per-block progress object; one of a fixed shape, not a spread, when there is.
+      onProgress: progress(options.onProgress, held?.bytes ?? 0),
     });
     if (begun === undefined) begun = sink.begin(held?.keepOffset ?? 0, held?.keepAll ?? false); // everything was already held
     await begun;
@@ -212,6 +213,11 @@ async function run(target: DownloadTarget, sink: DownloadSink, key: string, opti
     if (begun !== undefined) await begun.then(() => sink.abort(e)).catch(() => undefined);
     throw e;
   }
+}
+
+function progress(on: DownloadOptions['onProgress'], heldBytes: number): ((p: FetchProgress) => void) | undefined {
+  if (on === undefined) return undefined;
+  return (p) => on({ received: p.received, total: p.total, block: p.block, retries: p.retries, offset: Math.min(p.total ?? Infinity, heldBytes + p.received) });
 }
 
 /** A saved state is continued only for the same key and with values a server could have sent. */
