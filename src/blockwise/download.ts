@@ -58,8 +58,11 @@ export interface DownloadSink {
   begin(offset: number, keep?: boolean): Promise<void>;
   /** Remember `state` for a later run. Omit for sinks that cannot resume. */
   save?(state: ResumeState): Promise<void>;
-  /** Write `data` at byte `offset`; it is block `block` (at the saved block size), to be recorded once written. */
-  write(data: Uint8Array, offset: number, block?: number): Promise<void>;
+  /**
+   * Write `data` at byte `offset`; it is block `block` (at the saved block size), to be recorded once written.
+   * Nothing returned: taken at once (held for a later write, which `finish` or `abort` completes).
+   */
+  write(data: Uint8Array, offset: number, block?: number): Promise<void> | void;
   /** Every byte is in: make the result final and forget the resume state. */
   finish(): Promise<void>;
   /** The run failed after `begin`: release what it holds, keeping the bytes for a later resume. */
@@ -168,7 +171,7 @@ async function run(target: DownloadTarget, sink: DownloadSink, key: string, opti
   // Once the sink has begun and saved its state, a block goes straight to it:
   // no promise chain of our own per block (the sink may answer at once).
   let ready = false;
-  const onBlock = (b: FetchedBlock): Promise<void> => (ready ? sink.write(b.data, b.offset, b.num) : first(b));
+  const onBlock = (b: FetchedBlock): Promise<void> | void => (ready ? sink.write(b.data, b.offset, b.num) : first(b));
   const first = async (b: FetchedBlock): Promise<void> => {
     if (begun === undefined) {
       if (held !== undefined && b.szx !== szx) throw Object.assign(new CoapfwError('BLOCK_MISMATCH', `download: the server now sends ${blockSize(b.szx)}-byte blocks, the part has ${blockSize(szx)}`), { [STALE]: true });

@@ -111,22 +111,25 @@ export class FileSink implements DownloadSink {
   }
 
   /**
-   * Hold `data` with the blocks it continues, or write what is held first;
-   * the promise settles once `data` is held (at once) or written (a batch
-   * full, a block out of sequence), failing with the write's error.
+   * Hold `data` with the blocks it continues, or write what is held first.
+   * Nothing returned when `data` is held (no promise per block); else a
+   * promise that settles once the full batch is written, failing with the
+   * write's error.
    */
-  write(data: Uint8Array, offset: number, block?: number): Promise<void> {
+  write(data: Uint8Array, offset: number, block?: number): Promise<void> | undefined {
     if (this.handle === undefined) return Promise.reject(new CoapfwError('INVALID_ARGUMENT', 'file sink: write before begin', { path: this.part }));
     const b = this.batch;
+    let flushed: Promise<void> | undefined;
     if (b !== undefined && offset === b.end && block !== undefined && block === b.first + b.blocks) {
       b.chunks.push(data);
       b.end += data.length;
       b.blocks++;
     } else {
-      if (b !== undefined) this.flush();
+      // Out of sequence (Q-Block2, a resend): what is held goes first; its failure is reported with this block.
+      if (b !== undefined) flushed = this.flush();
       this.batch = { offset, end: offset + data.length, first: block ?? -1, blocks: block === undefined ? 0 : 1, chunks: [data] };
     }
-    return this.batch!.end - this.batch!.offset >= this.batchBytes ? this.flush() : DONE;
+    return this.batch!.end - this.batch!.offset >= this.batchBytes ? this.flush() : flushed;
   }
 
   /** Write the held batch (after the ones before it); settles when it and every earlier one are written. */

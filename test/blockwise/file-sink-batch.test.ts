@@ -5,7 +5,8 @@
  * written), abort writes what is held, and blocks out of order (Q-Block2)
  * land at their offsets.
  */
-import { readFile, rm, stat, mkdtemp } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -70,6 +71,16 @@ describe('FileSink batching', () => {
     expect(await heldAfterRestart('c.bin')).toEqual([0, 1, 2, 3, 4, 5]);
     const part = new Uint8Array(await readFile(join(dir, 'c.bin.part')));
     for (const n of order) expect(part.subarray(n * BS, (n + 1) * BS), `block ${n}`).toEqual(block(n));
+  });
+
+  it.runIf(existsSync('/dev/full'))('a failed write (ENOSPC: the part is /dev/full) fails the write that flushed it, and finish', async () => {
+    await symlink('/dev/full', join(dir, 'f.bin.part'));
+    const sink = await started('f.bin', 2 * BS);
+    expect(sink.write(block(0), 0, 0)).toBeUndefined(); // held
+    await expect(sink.write(block(1), BS, 1)).rejects.toMatchObject({ code: 'IO_ERROR', path: join(dir, 'f.bin.part') });
+    sink.write(block(2), 2 * BS, 2);
+    await expect(sink.finish()).rejects.toMatchObject({ code: 'IO_ERROR' });
+    expect(await heldAfterRestart('f.bin')).toEqual([]);
   });
 
   it('batchBytes 0 writes every block at once (the old behaviour); a bad value is refused', async () => {
