@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const parts: Record<string, string> = {
   blockwise: 'run.js',
+  getCli: 'get-cli.js',
   coaps: 'coaps.js',
   update: 'update.js',
   delta: 'delta.js',

@@ -58,8 +58,11 @@ export interface DownloadSink {
   begin(offset: number, keep?: boolean): Promise<void>;
   /** Remember `state` for a later run. Omit for sinks that cannot resume. */
   save?(state: ResumeState): Promise<void>;
-  /** Write `data` at byte `offset`; it is block `block` (at the saved block size), to be recorded once written. */
-  write(data: Uint8Array, offset: number, block?: number): Promise<void>;
+  /**
+   * Write `data` at byte `offset`; it is block `block` (at the saved block size), to be recorded once written.
+   * Nothing returned: taken at once (held for a later write, which `finish` or `abort` completes).
+   */
+  write(data: Uint8Array, offset: number, block?: number): Promise<void> | void;
   /** Every byte is in: make the result final and forget the resume state. */
   finish(): Promise<void>;
   /** The run failed after `begin`: release what it holds, keeping the bytes for a later resume. */
@@ -165,7 +168,11 @@ async function run(target: DownloadTarget, sink: DownloadSink, key: string, opti
   let begun: Promise<void> | undefined;
   let saved: Promise<void> | undefined;
   let tag = held?.etag;
-  const onBlock = async (b: FetchedBlock): Promise<void> => {
+  // Once the sink has begun and saved its state, a block goes straight to it:
+  // no promise chain of our own per block (the sink may answer at once).
+  let ready = false;
+  const onBlock = (b: FetchedBlock): Promise<void> | void => (ready ? sink.write(b.data, b.offset, b.num) : first(b));
+  const first = async (b: FetchedBlock): Promise<void> => {
     if (begun === undefined) {
       if (held !== undefined && b.szx !== szx) throw Object.assign(new CoapfwError('BLOCK_MISMATCH', `download: the server now sends ${blockSize(b.szx)}-byte blocks, the part has ${blockSize(szx)}`), { [STALE]: true });
       begun = sink.begin(held?.keepOffset ?? 0, held?.keepAll ?? false);
@@ -176,6 +183,7 @@ async function run(target: DownloadTarget, sink: DownloadSink, key: string, opti
     }
     await begun;
     await saved;
+    ready = true;
     await sink.write(b.data, b.offset, b.num);
   };
   try {
@@ -192,7 +200,8 @@ async function run(target: DownloadTarget, sink: DownloadSink, key: string, opti
       onBlock,
       onMode: options.onMode,
       // Told before the block is written: count it from what the fetch received, not from the sink.
-      onProgress: (p) => options.onProgress?.({ ...p, offset: Math.min(p.total ?? Infinity, (held?.bytes ?? 0) + p.received) }),
+      // No callback, no per-block progress object; one of a fixed shape, not a spread, when there is.
+      onProgress: progress(options.onProgress, held?.bytes ?? 0),
     });
     if (begun === undefined) begun = sink.begin(held?.keepOffset ?? 0, held?.keepAll ?? false); // everything was already held
     await begun;
@@ -207,6 +216,11 @@ async function run(target: DownloadTarget, sink: DownloadSink, key: string, opti
     if (begun !== undefined) await begun.then(() => sink.abort(e)).catch(() => undefined);
     throw e;
   }
+}
+
+function progress(on: DownloadOptions['onProgress'], heldBytes: number): ((p: FetchProgress) => void) | undefined {
+  if (on === undefined) return undefined;
+  return (p) => on({ received: p.received, total: p.total, block: p.block, retries: p.retries, offset: Math.min(p.total ?? Infinity, heldBytes + p.received) });
 }
 
 /** A saved state is continued only for the same key and with values a server could have sent. */

@@ -101,6 +101,8 @@ export async function fetchBody(target: BodyTarget, opts: FetchBodyOptions): Pro
 
 interface Progress {
   held: BlockBitmap | undefined;
+  /** The body size `held` was last checked against (heldAt). */
+  heldSize?: number;
   szx: number;
   blocks: number;
   received: number;
@@ -164,13 +166,19 @@ function copyBitmap(b: BlockBitmap): BlockBitmap {
  * serve smaller blocks than asked: each held block then stands for several).
  */
 function heldAt(st: Progress, szx: number, size: number): BlockBitmap {
+  // Every payload of a body names the same size and block size: known, no arithmetic per block.
+  if (st.held !== undefined && st.szx === szx && st.heldSize === size) return st.held;
   const total = blockCount(size, blockSize(szx));
-  if (st.held !== undefined && st.szx === szx && st.held.total === total) return st.held;
+  if (st.held !== undefined && st.szx === szx && st.held.total === total) {
+    st.heldSize = size;
+    return st.held;
+  }
   const next = new BlockBitmap(total);
   const shift = st.szx - szx;
   if (st.held !== undefined && shift >= 0) for (let n = 0; n < total; n++) if (st.held.has(n >> shift)) next.set(n);
   st.held = next;
   st.szx = szx;
+  st.heldSize = size;
   return next;
 }
 

@@ -13,7 +13,7 @@ import type { CoapMessage, CoapOption } from '../codec/message.js';
 import { Code, codeToString, OptionNumber } from '../codec/numbers.js';
 import { decodeUint, getOption } from '../codec/options.js';
 import { CoapfwError, isCoapfwError } from '../errors.js';
-import type { Requester } from '../core/request.js';
+import type { RequestOptions, Requester } from '../core/request.js';
 import { retryAfterDelay, withRetry, type RetryPolicy } from '../messaging/retry.js';
 import type { Runtime } from '../core/runtime.js';
 
@@ -105,7 +105,17 @@ export async function* fetchBlocks(request: Requester, opts: FetchOptions): Asyn
   if (!Number.isInteger(start) || start < 0) throw new CoapfwError('INVALID_ARGUMENT', `fetch: startBlock must be an integer >= 0, got ${start}`);
   const window = opts.window ?? 1;
   if (!Number.isInteger(window) || window < 1) throw new CoapfwError('INVALID_ARGUMENT', `fetch: window must be an integer >= 1, got ${window}`);
-  const st: Transfer = { szx, start, etag: opts.etag, received: 0, retries: 0, total: undefined };
+  // The request and retry options are made once for all the blocks (not per block).
+  const st: Transfer = {
+    szx,
+    start,
+    etag: opts.etag,
+    received: 0,
+    retries: 0,
+    total: undefined,
+    perRequest: { signal: opts.signal, responseTimeoutMs: opts.responseTimeoutMs },
+    retryPolicy: retryPolicy(opts, () => void st.retries++),
+  };
   let offset = start * blockSize(szx);
   // The first block fixes the block size and, through Size2, how far a pipeline may run ahead.
   let block = accept(st, await fetchOne(request, opts, st, offset / blockSize(szx)), opts);
@@ -131,6 +141,8 @@ interface Transfer {
   received: number;
   retries: number;
   total: number | undefined;
+  readonly perRequest: RequestOptions;
+  readonly retryPolicy: Parameters<typeof withRetry>[1];
 }
 
 /** Blocks after `first`, `window` requests in flight, yielded in order. */
@@ -160,24 +172,28 @@ async function* pipelined(request: Requester, opts: FetchOptions, st: Transfer, 
 }
 
 /** One block request, retried on its own (transient errors, "try again later"), checked against what it asked for. */
-function fetchOne(request: Requester, opts: FetchOptions, st: Transfer, num: number): Promise<FetchedBlock> {
+async function fetchOne(request: Requester, opts: FetchOptions, st: Transfer, num: number): Promise<FetchedBlock> {
   const options: CoapOption[] = [...opts.options, { number: OptionNumber.BLOCK2, value: encodeBlock({ num, more: false, szx: st.szx }) }];
   if (num === 0 || num === st.start) options.push({ number: OptionNumber.SIZE2, value: new Uint8Array(0) });
-  return withRetry(
-    async () => {
-      const r = await request({ code: Code.GET, options, confirmable: opts.confirmable }, { signal: opts.signal, responseTimeoutMs: opts.responseTimeoutMs });
-      if (r.code === Code.SERVICE_UNAVAILABLE || r.code === Code.TOO_MANY_REQUESTS) throw responseError(r, num);
-      return r;
-    },
-    {
-      ...opts.retry,
-      runtime: opts.runtime,
-      signal: opts.signal,
-      isRetryable: isTransient,
-      retryAfterMs: (e) => retryAfterMs(e, opts.retry ?? {}, () => opts.runtime.random()),
-      onRetry: () => void st.retries++,
-    },
-  ).then((r) => checkResponse(r, num * blockSize(st.szx), num, st.szx, st.etag));
+  const spec = { code: Code.GET, options, confirmable: opts.confirmable };
+  const r = await withRetry(async () => {
+    const res = await request(spec, st.perRequest);
+    if (res.code === Code.SERVICE_UNAVAILABLE || res.code === Code.TOO_MANY_REQUESTS) throw responseError(res, num);
+    return res;
+  }, st.retryPolicy);
+  return checkResponse(r, num * blockSize(st.szx), num, st.szx, st.etag);
+}
+
+/** The retry options of a transfer's block requests: transient errors, and a server's "try again later" after its Max-Age. */
+function retryPolicy(opts: FetchOptions, onRetry: () => void): Parameters<typeof withRetry>[1] {
+  return {
+    ...opts.retry,
+    runtime: opts.runtime,
+    signal: opts.signal,
+    isRetryable: isTransient,
+    retryAfterMs: (e) => retryAfterMs(e, opts.retry ?? {}, () => opts.runtime.random()),
+    onRetry,
+  };
 }
 
 /** Check `block` in order against what the transfer fixed, and fix what it tells. */

@@ -4,6 +4,7 @@
  */
 import { basename } from 'node:path';
 import { type DownloadResult } from '../blockwise/download.js';
+import type { FetchProgress } from '../blockwise/fetch.js';
 import { downloadToFile } from '../client/file-sink.js';
 import { blockSize } from '../codec/block.js';
 import { parseCoapUri, type CoapUri } from '../codec/uri.js';
@@ -188,8 +189,11 @@ async function transfer(client: CoapClient, a: GetArgs, { io, bar, signal }: Tra
     if (a.verbose > 0) io.stderr.write(`coapfw get: ${mode === 'qblock2' ? 'the server does Q-Block2 (RFC 9177)' : `block-wise transfer (RFC 7959), ${a.nstart} request${a.nstart > 1 ? 's' : ''} in flight`}\n`);
   };
   const how = { qblock2: a.qblock2, window: a.nstart, onMode };
+  // Per-block progress only for someone to see it: a bar on a terminal, or -vv.
+  const shown = bar.active || perBlock !== undefined;
   if (a.output.kind === 'stream') {
-    const r = await fetchToStream(client, a.output, io.stdout, { ...how, szx: a.szx, retry, signal, onProgress: (p) => (bar.update(p.received, p.total), perBlock?.({ block: p.block, offset: p.received })) });
+    const onProgress = shown ? (p: FetchProgress): void => (bar.update(p.received, p.total), perBlock?.({ block: p.block, offset: p.received })) : undefined;
+    const r = await fetchToStream(client, a.output, io.stdout, { ...how, szx: a.szx, retry, signal, onProgress });
     return { ...r, resumedFrom: 0, restarted: false };
   }
   const file = a.output.path;
@@ -207,7 +211,7 @@ async function transfer(client: CoapClient, a: GetArgs, { io, bar, signal }: Tra
     szx,
     retry,
     signal,
-    onProgress: (p) => (bar.update(p.offset, p.total), perBlock?.(p)),
+    onProgress: shown ? (p) => (bar.update(p.offset, p.total), perBlock?.(p)) : undefined,
   });
 }
 

@@ -8,6 +8,8 @@ import type { CliIo } from './common.js';
 
 /** Progress reporter; `update` is cheap to call on every block. */
 export interface Progress {
+  /** False when nothing is drawn (stderr is not a terminal): callers may then skip their per-block updates. */
+  readonly active: boolean;
   /** `received` bytes of `total` (when known) so far. */
   update(received: number, total: number | undefined): void;
   /** Show a status text on the bar's line (a TTY only), until the next update. */
@@ -22,7 +24,7 @@ const FRAME_MS = 100;
 /** A bar on a TTY, nothing otherwise. `now` is monotonic ms. */
 export function progressBar(io: CliIo, label: string, now: () => number = () => performance.now()): Progress {
   const out = io.stderr;
-  if (!out.isTTY) return { update() {}, note() {}, done() {} };
+  if (!out.isTTY) return { active: false, update() {}, note() {}, done() {} };
   let first: { t: number; bytes: number } | undefined;
   let last = -Infinity;
   let drawn = false;
@@ -33,6 +35,7 @@ export function progressBar(io: CliIo, label: string, now: () => number = () => 
     ended = false;
   };
   return {
+    active: true,
     update(received, total) {
       const t = now();
       // The rate counts from the first update, so resumed bytes do not inflate it.

@@ -22,6 +22,16 @@ function terminal(columns = 100) {
 }
 
 describe('progressBar', () => {
+  it('is active only on a terminal (get then skips per-block progress on a pipe)', () => {
+    expect(progressBar(terminal().io, 'x').active).toBe(true);
+    const pipe = new PassThrough();
+    const quiet = progressBar({ stdout: new PassThrough(), stderr: pipe }, 'x');
+    expect(quiet.active).toBe(false);
+    quiet.update(1, 2);
+    quiet.done();
+    expect(pipe.read()).toBeNull();
+  });
+
   it('draws bar, percentage, sizes and rate, throttled, and ends the line once', () => {
     let t = 0;
     const term = terminal();
