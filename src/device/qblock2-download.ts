@@ -82,6 +82,7 @@ export async function fetchImageBody(
     },
   });
   let queued: Promise<void> = Promise.resolve();
+  let failed = false;
   const target: BodyTarget = { request: opts.request, runtime: opts.runtime, options: image.options, openStream: opts.openStream };
   try {
     const r = await fetchBody(target, {
@@ -102,7 +103,12 @@ export async function fetchImageBody(
         if (b.offset < start) return;
         shape = { szx: b.szx, etag: b.etag ?? shape.etag };
         queued = buffer.push(b.offset - start, b.data);
-        return queued;
+        // After a failed write every later push fails with it: the fetch hears of it once.
+        return queued.catch((e: unknown) => {
+          if (failed) return;
+          failed = true;
+          throw e;
+        });
       },
     });
     await buffer.finish(Math.max(0, r.size - start));

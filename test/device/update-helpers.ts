@@ -91,6 +91,8 @@ export class MemUpdateServer {
         if (!this.sources.has(key)) return undefined;
         return {
           methods: new Set([Code.GET]),
+          // Without Q-Block2 a request for it gets 4.02 (router.ts), as from a server that does not do it.
+          ...(this.qblock2 ? { options: new Set([OptionNumber.Q_BLOCK2]) } : {}),
           handle: (req) => {
             const q = this.qblock2 !== undefined && hasQBlock2(req.message);
             const raw = getOption(req.message, q ? OptionNumber.Q_BLOCK2 : OptionNumber.BLOCK2);
