@@ -19,7 +19,6 @@ import { fetchBody, type BodyTarget } from '../blockwise/fetch-body.js';
 import { ReorderBuffer } from '../blockwise/reorder.js';
 import { blockSize } from '../codec/block.js';
 import type { CoapOption } from '../codec/message.js';
-import { CoapfwError } from '../errors.js';
 import type { UpdateSession } from './session.js';
 
 /** Default of `UpdateOptions.maxAhead`: a constrained device's RAM, not a server's. */
@@ -48,13 +47,6 @@ export function usesStream(s: UpdateSession): boolean {
   return s.opts.openStream !== undefined && s.opts.qblock2 !== false;
 }
 
-/** The `maxAhead` of the update options, checked (INVALID_ARGUMENT). */
-export function maxAheadOf(s: UpdateSession): number {
-  const n = s.opts.maxAhead ?? DEFAULT_MAX_AHEAD;
-  if (!Number.isInteger(n) || n < 1) throw new CoapfwError('INVALID_ARGUMENT', `update: maxAhead must be an integer >= 1, got ${n}`);
-  return n;
-}
-
 /**
  * Fetch image `k` (`size` bytes at `options`) from `from`, handing each block
  * to `place` in image order. Errors of `place` (POWER_CUT, DIGEST_MISMATCH)
@@ -69,7 +61,7 @@ export async function fetchImageBody(
   place: (b: PlacedBlock) => Promise<void>,
 ): Promise<void> {
   const { opts } = s;
-  const maxAhead = maxAheadOf(s);
+  const maxAhead = opts.maxAhead ?? DEFAULT_MAX_AHEAD; // checked by runUpdate
   const start = from.startBlock * blockSize(from.szx);
   // Every block of the body shares its block size and ETag (RFC 9177 §4.4, RFC 7959 §2.4): the latest seen names them.
   let shape = { szx: from.szx, etag: from.etag };
