@@ -10,7 +10,11 @@ import { powerOn, provisionDevice } from '../../src/device/device.js';
 import type { UpdateEvent } from '../../src/device/states.js';
 import { runUpdate } from '../../src/device/updater.js';
 import { isCoapfwError } from '../../src/errors.js';
+import { hashArea } from '../../src/flash/image.js';
+import { Journal } from '../../src/flash/journal.js';
 import { createLayout } from '../../src/flash/layout.js';
+import { powerCutSweep } from '../../src/flash/power-cut.js';
+import { mulberry32 } from '../../src/flash/prng.js';
 import { MemoryFlash } from '../../src/flash/memory.js';
 import { systemRuntime } from '../../src/transport/runtime.js';
 import { toyExecutable } from '../delta/helpers.js';
@@ -25,12 +29,16 @@ const DELTA = R.blobs.find((b) => b.role === 'delta')!.bytes;
 const DELTA_BLOCKS = Math.ceil(DELTA.length / 1024);
 
 let server: MemUpdateServer;
-afterEach(async () => server?.close());
+const servers: MemUpdateServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((x) => x.close()));
+});
 
-async function device() {
+async function device(seed = 0) {
   server = new MemUpdateServer(6, true);
+  servers.push(server);
   serveRelease(server, R);
-  const flash = new MemoryFlash({ size: 2 * 25 * 1024 + 5 * EBS, eraseBlockSize: EBS });
+  const flash = new MemoryFlash({ size: 2 * 25 * 1024 + 5 * EBS, eraseBlockSize: EBS, random: mulberry32(seed) });
   const layout = createLayout(flash, { slotSize: 25 * 1024 });
   await provisionDevice(flash, layout, A, 1);
   const events: UpdateEvent[] = [];
@@ -53,7 +61,24 @@ async function device() {
       await c.close();
     }
   };
-  return { flash, layout, events, run };
+  return { flash, layout, events, run, server };
+}
+
+/** From power-on until B runs confirmed: every boot verified against its digest. */
+async function untilB(d: Awaited<ReturnType<typeof device>>): Promise<string> {
+  for (let i = 0; i < 8; i++) {
+    const p = await powerOn(d.flash, d.layout);
+    const running = hex(p.boot.image.digest);
+    expect([hex(sha256(A)), hex(sha256(B))]).toContain(running);
+    expect(hex(await hashArea(d.flash, d.layout.primary, p.boot.image.size))).toBe(running);
+    if (running === hex(sha256(B)) && p.installedSequence === 2) return 'B';
+    // The delta is never given up for the full image because of a cut.
+    const st = await d.run((e) => {
+      if (e.type === 'restart') throw new Error(`restart: ${e.reason}`);
+    });
+    expect(st.result, JSON.stringify(st)).toBe('installed');
+  }
+  throw new Error('device did not settle');
 }
 
 describe('a delta with Q-Block2', () => {
@@ -93,4 +118,22 @@ describe('a delta with Q-Block2', () => {
     const p = await powerOn(d.flash, d.layout);
     expect([hex(p.boot.image.digest), p.outcome]).toEqual([hex(sha256(B)), 'confirmed']);
   });
+
+  it('a power cut at every second flash operation: every boot verified, every run ends with B from the delta alone', async () => {
+    const report = await powerCutSweep({
+      setup: device,
+      run: untilB,
+      cutIndexes: (ops) => Array.from({ length: Math.ceil(ops / 2) }, (_, i) => i * 2),
+      check: async (result, d, { cutIndex, restarts }) => {
+        expect(result).toBe('B');
+        expect((await Journal.open(d.flash, d.layout)).latest()).toMatchObject({ phase: 'idle', installedSeq: 2 });
+        expect(d.server.requestsOf(blobPath(R, 'image'))).toBe(0);
+        // Per cut: at most the frame in progress again, with what was in flight or waiting (maxAhead 32 covers the delta).
+        if (cutIndex === undefined) expect(d.server.qblocksSent).toBe(DELTA_BLOCKS);
+        else expect(d.server.qblocksSent).toBeLessThanOrEqual(DELTA_BLOCKS * (1 + restarts));
+      },
+    });
+    expect(report.ops).toBeGreaterThan(40);
+    expect(report.cutsHit).toBe(report.runs);
+  }, 300_000);
 });
