@@ -4,8 +4,9 @@
  * verify + install run and of the reboot (swap, test boot, confirm), flash
  * operations per phase, and bytes written to the resume journal per update;
  * and the flash wear of a 60 KiB update on 1 KiB erase blocks (the 96 KiB
- * board of issue 13) in place on a single bank against A/B with its swap.
- * Prints one JSON object. Run: `npm run -s build && node dist/bench/update.js [runs]`.
+ * board of issue 13) in place on a single bank against A/B with its swap;
+ * and the update with Q-Block2 against Block2, on loopback and at 20 ms RTT
+ * (bench/update-modes.ts). Prints one JSON object. Run: `npm run -s build && node dist/bench/update.js [runs]`.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -23,6 +24,7 @@ import { createEnvelope } from '../src/suit/create.js';
 import { privateKeyFromSecret } from '../src/suit/keys.js';
 import { openClient } from '../src/client/open.js';
 import { deviceRun, digestsFor, releaseFiles, serveFiles } from './device-small.js';
+import { qblock2VsBlock2 } from './update-modes.js';
 
 const SIZE = 256 * 1024;
 const VENDOR = new Uint8Array(16).fill(1);
@@ -197,6 +199,7 @@ async function main(): Promise<void> {
       };
     }
     out.resumeAfterPowerCut = await resumed(uri, key, 130);
+    out.qblock2VsBlock2 = await qblock2VsBlock2(server.address().port, key, { vendorId: VENDOR, classId: CLASS }, runs);
     out.singleBankVsAB = await wear();
   } finally {
     await server.close();

@@ -13,6 +13,7 @@ import { agentLink, type AgentEvent } from '../device/agent-options.js';
 import { AGENT_MODES, type AgentMode, type OfferAnswer } from '../device/agent-wire.js';
 import { CrashingFlash } from '../device/crash-flash.js';
 import type { FileDevice, FileDeviceOptions } from '../device/file-device.js';
+import type { UpdateEvent } from '../device/states.js';
 import { CoapfwError } from '../errors.js';
 import { COMMON_OPTIONS, intOption, optionValue, parse, str, verbosity, type Values } from './args.js';
 import { jsonLine, UsageError, type CliCommand, type CliIo } from './common.js';
@@ -54,6 +55,8 @@ options:
   --flash-size N        size of a new flash file in bytes (default 1048576)
   --block-size N        Block2 size to ask for: 16..1024 (default 1024)
   --retries N           attempts per block (default 5)
+  --no-qblock2          block-wise transfer (RFC 7959) only; by default images
+                        come with Q-Block2 (RFC 9177) when the server does it
   --psk-identity ID     PSK identity for coaps://
   --psk-key KEY         PSK for coaps:// (0x<hex>, hex:<hex> or text; visible in ps)
   --credentials FILE    coaps identity and key from FILE ("identity key" lines, mode 0600)
@@ -79,6 +82,7 @@ const OPTIONS = {
   'flash-size': { type: 'string' },
   'block-size': { type: 'string' },
   retries: { type: 'string' },
+  'no-qblock2': { type: 'boolean' },
   'psk-identity': { type: 'string' },
   'psk-key': { type: 'string' },
   credentials: { type: 'string' },
@@ -119,6 +123,7 @@ async function runArgs(values: Values) {
     size: intOption('flash-size', values['flash-size'], 7 * 4096, 2 ** 31),
     szx: blockSizeOption(values['block-size']),
     attempts: intOption('retries', values.retries, 1, 100) ?? 5,
+    qblock2: values['no-qblock2'] !== true,
     crashAt: intOption('crash-after-ops', values['crash-after-ops'], 0, Number.MAX_SAFE_INTEGER),
     confirm: values['no-confirm'] !== true,
     json: values.json === true,
@@ -130,6 +135,14 @@ async function runArgs(values: Values) {
 type RunArgs = Awaited<ReturnType<typeof runArgs>>;
 
 const code = (c: number | undefined): string => (c === undefined ? 'no answer' : codeToString(c));
+
+/** The update events `run` tells of as text (the rest only with --json). */
+function updateLine(e: UpdateEvent): [number, string] | undefined {
+  if (e.type === 'block') return [2, `block ${e.num} at ${e.offset}`];
+  if (e.type === 'resume' && e.fromBlock > 0) return [0, `resuming at block ${e.fromBlock} (${e.phase})`];
+  if (e.type === 'transfer') return [1, e.mode === 'qblock2' ? 'the image came with Q-Block2 (RFC 9177)' : 'the image comes by block-wise transfer (RFC 7959)'];
+  return undefined;
+}
 
 /** One line of text for an event, and the verbosity it needs; undefined for none. */
 function describe(e: AgentEvent): [number, string] | undefined {
@@ -169,7 +182,7 @@ function describe(e: AgentEvent): [number, string] | undefined {
     case 'state':
       return [1, `state ${e.state}`];
     case 'update':
-      return e.event.type === 'block' ? [2, `block ${e.event.num} at ${e.event.offset}`] : e.event.type === 'resume' && e.event.fromBlock > 0 ? [0, `resuming at block ${e.event.fromBlock} (${e.event.phase})`] : undefined;
+      return updateLine(e.event);
     case 'stopped':
       return [0, `stopped${e.error ? `: ${e.error}` : ''}`];
     default: {
@@ -210,7 +223,7 @@ async function run(a: RunArgs, dev: FileDevice, io: CliIo, signal: AbortSignal):
       answerOffer: (): OfferAnswer => a.answer,
       selfTest: () => a.confirm,
       progressStepPercent: a.progressStep,
-      update: { szx: a.szx, blockRetry: { attempts: a.attempts, baseMs: 1000, maxMs: 30_000 } },
+      update: { szx: a.szx, qblock2: a.qblock2, blockRetry: { attempts: a.attempts, baseMs: 1000, maxMs: 30_000 } },
       onEvent: printer(a, io),
     });
     await agent.start();

@@ -77,6 +77,8 @@ options:
   --class-id UUID       device class UUID
   --block-size N        Block2 size to ask for: 16..1024 (default 1024)
   --retries N           attempts per block (default 5)
+  --no-qblock2          block-wise transfer (RFC 7959) only; by default the image
+                        comes with Q-Block2 (RFC 9177) when the server does it
   --device-id ID        name in status reports over coaps (default: sim-<flash file name>)
   --status-path PATH    where to POST the status, as given, also in the clear
                         (default: see above)
@@ -107,6 +109,7 @@ const OPTIONS = {
   'class-id': { type: 'string' },
   'block-size': { type: 'string' },
   retries: { type: 'string' },
+  'no-qblock2': { type: 'boolean' },
   'status-path': { type: 'string' },
   'device-id': { type: 'string' },
   'no-report': { type: 'boolean' },
@@ -137,6 +140,7 @@ async function updateArgs(uri: string, values: Values) {
     classId: uuidOption('class-id', values['class-id']),
     szx: blockSizeOption(values['block-size']),
     attempts: intOption('retries', values.retries, 1, 100) ?? 5,
+    qblock2: values['no-qblock2'] !== true,
     crashAt: intOption('crash-after-ops', values['crash-after-ops'], 0, Number.MAX_SAFE_INTEGER),
     psk: await pskCredentials(scheme, values),
     statusPath: statusPath(uri, values),
@@ -158,7 +162,7 @@ function eventPrinter(a: UpdateArgs, io: CliIo, bar: Progress): (e: UpdateEvent)
   };
   return (e) => {
     if (e.type === 'block') bar.update(e.offset + e.bytes, e.imageSize);
-    const detail = e.type === 'block' || e.type === 'journal' ? 2 : e.type === 'state' || e.type === 'envelope' || e.type === 'status' ? 1 : 0;
+    const detail = e.type === 'block' || e.type === 'journal' ? 2 : e.type === 'state' || e.type === 'envelope' || e.type === 'status' || e.type === 'transfer' ? 1 : 0;
     if (a.verbose < detail) return;
     if (a.json) return jsonLine(io, { event: e.type, ...(e.type === 'status' ? { result: e.status.result, responseCode: e.responseCode } : e) });
     if (e.type === 'resume' && e.fromBlock > 0) say(`resuming at block ${e.fromBlock} (${e.phase})`);
@@ -169,6 +173,7 @@ function eventPrinter(a: UpdateArgs, io: CliIo, bar: Progress): (e: UpdateEvent)
     else if (e.type === 'status') say(`status ${e.status.result}${e.responseCode === undefined ? '' : ` reported (${e.responseCode >> 5}.${String(e.responseCode & 31).padStart(2, '0')})`}`);
     else if (e.type === 'block') say(`block ${e.num} at ${e.offset}, ${e.bytes} bytes`);
     else if (e.type === 'journal') say(`journal: next block ${e.nextBlock}`);
+    else if (e.type === 'transfer') say(e.mode === 'qblock2' ? 'the image came with Q-Block2 (RFC 9177)' : 'the image comes by block-wise transfer (RFC 7959)');
   };
 }
 
@@ -188,6 +193,8 @@ async function update(a: UpdateArgs, dev: FileDevice, io: CliIo, stop: StopSigna
       flash,
       layout,
       request: client.request,
+      openStream: (l) => client.openStream(l),
+      qblock2: a.qblock2,
       manifestUri: uri,
       runtime: client.runtime,
       vendorId,

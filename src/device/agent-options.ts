@@ -72,7 +72,7 @@ export interface DeviceAgentOptions {
   /** Back-off of registrations and reports after a failure. Default 1 s base, 60 s max, full jitter. */
   readonly backoff?: RetryPolicy;
   /** Tuning of the updater (block size, retries, limits). */
-  readonly update?: Pick<UpdateOptions, 'szx' | 'blockRetry' | 'retry' | 'maxRestarts' | 'maxEnvelopeSize' | 'maxInstallAttempts' | 'responseTimeoutMs'>;
+  readonly update?: Pick<UpdateOptions, 'szx' | 'qblock2' | 'maxAhead' | 'blockRetry' | 'retry' | 'maxRestarts' | 'maxEnvelopeSize' | 'maxInstallAttempts' | 'responseTimeoutMs'>;
   /** Reports waiting at most (progress is coalesced first). Default 64. */
   readonly maxQueuedReports?: number;
   readonly onEvent?: (e: AgentEvent) => void;

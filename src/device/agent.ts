@@ -283,7 +283,7 @@ export class DeviceAgent {
     this.emit({ type: 'update-start', target });
     const r = await runAgentUpdate(
       {
-        update: { ...o.update, flash: o.flash, layout: o.layout, request: o.link.request, runtime: o.link.runtime, trust: o.trust, vendorId: o.vendorId, classId: o.classId, selfTest: o.selfTest, signal: this.abort.signal },
+        update: { ...o.update, flash: o.flash, layout: o.layout, request: o.link.request, openStream: o.link.openStream, runtime: o.link.runtime, trust: o.trust, vendorId: o.vendorId, classId: o.classId, selfTest: o.selfTest, signal: this.abort.signal },
         server: o.server,
         progressStepPercent: o.progressStepPercent ?? 10,
         report: (x) => this.reporter.enqueue(x),

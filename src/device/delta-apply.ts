@@ -1,6 +1,7 @@
 /**
  * The download state for an image built from a delta (A/B devices): the
- * delta is fetched block-wise and streamed into the applier (src/delta/),
+ * delta is fetched block-wise (Q-Block2 when the update has a response
+ * stream and the server does it, else Block2) and streamed in order into the applier (src/delta/),
  * which reads the installed image in the primary slot and writes the new
  * one into the secondary, frame by frame. Nothing of the delta is stored.
  *
@@ -46,6 +47,7 @@ import { REJECT_CODES } from './recovery.js';
 import { endsTheRun, type UpdateSession } from './session.js';
 import type { UpdateState } from './states.js';
 import { VerifiedWriter } from './verified-writer.js';
+import { fetchImageBody, usesStream, type PlacedBlock } from './qblock2-download.js';
 
 type DownloadState = Extract<UpdateState, { name: 'download' }>;
 
@@ -172,23 +174,29 @@ async function stream(run: Run, from: { frame: number; deltaOffset: number }, re
       if (skip < bytes.length) await applier!.push(bytes.subarray(Math.max(0, skip)));
     },
   });
-  const blocks = fetchBlocks(s.opts.request, {
-    runtime: s.opts.runtime,
-    options: src.options,
-    startBlock: fetchStart / blockSize(szx),
-    szx,
-    etag,
-    maxSize: src.size,
-    retry: s.opts.blockRetry ?? { attempts: 5, baseMs: 1000, maxMs: 30_000 },
-    signal: s.opts.signal,
-    responseTimeoutMs: s.opts.responseTimeoutMs,
-  });
-  for await (const b of blocks) {
+  const place = async (b: PlacedBlock): Promise<void> => {
     etag = b.etag ?? etag;
     lastSzx = b.szx;
     await deltaIn.write(b.offset, b.data);
     s.blocksFetched++;
     s.emit({ type: 'block', image: st.image, num: b.num, offset: b.offset, bytes: b.data.length, imageSize: src.size });
+  };
+  const at = { startBlock: fetchStart / blockSize(szx), szx, etag };
+  // Q-Block2 when the update has a stream (qblock2-download.ts: in order through its reorder buffer), else Block2.
+  if (usesStream(s)) {
+    await fetchImageBody(s, st.image, { options: src.options, size: src.size }, at, place);
+  } else {
+    s.emit({ type: 'transfer', image: st.image, mode: 'block2' });
+    const blocks = fetchBlocks(s.opts.request, {
+      runtime: s.opts.runtime,
+      options: src.options,
+      ...at,
+      maxSize: src.size,
+      retry: s.opts.blockRetry ?? { attempts: 5, baseMs: 1000, maxMs: 30_000 },
+      signal: s.opts.signal,
+      responseTimeoutMs: s.opts.responseTimeoutMs,
+    });
+    for await (const b of blocks) await place(b);
   }
   if (applier === undefined || deltaIn.end !== src.size) throw new CoapfwError('DELTA_TRUNCATED', `delta: the server sent ${deltaIn.end} bytes, the manifest says ${src.size}`);
   applier.end();

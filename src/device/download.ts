@@ -1,7 +1,7 @@
 /**
  * The download state of the update client: every image of the candidate
- * set, in component order, straight from each Block2 response (or from the
- * envelope, for an integrated payload) into its component's secondary slot,
+ * set, in component order, straight from each Block2 or Q-Block2 response
+ * (or from the envelope, for an integrated payload) into its component's secondary slot,
  * one block in memory, with a journal record per completed erase block and
  * one where each image ends, so a power cut costs at most one erase block.
  * Positions in the journal are offsets in the set's download stream
@@ -15,10 +15,12 @@ import type { ResumeRecord } from '../flash/resume-record.js';
 import { locate, type CandidateImage } from './candidate.js';
 import { downloadDelta } from './delta-apply.js';
 import { openImageWriter } from './image-writer.js';
+import { fetchImageBody, usesStream, type PlacedBlock } from './qblock2-download.js';
 import { stageInPlace } from './inplace.js';
 import { fetchingRecord, installRecord } from './progress.js';
 import type { UpdateSession } from './session.js';
 import type { Candidate, UpdateState } from './states.js';
+import type { VerifiedWriter } from './verified-writer.js';
 
 type DownloadState = Extract<UpdateState, { name: 'download' }>;
 
@@ -58,51 +60,74 @@ export function resumePoint(s: UpdateSession, job: Candidate, rec: ResumeRecord)
     : { name: 'download', job, image, startBlock: 0, szx, etag: undefined };
 }
 
-/** Fetch (or copy from the envelope) image `k` from `st`'s position; returns the block size exponent it ended with. */
+/**
+ * Fetch (or copy from the envelope) image `k` from `startBlock`; returns the
+ * block size exponent it ended with. With a response stream, Q-Block2 when
+ * the server does it (qblock2-download.ts), else Block2 in order.
+ */
 async function downloadImage(s: UpdateSession, job: Candidate, k: number, startBlock: number, szx: number, etag: Uint8Array | undefined): Promise<number> {
-  const { opts, journal } = s;
-  const { flash } = opts;
+  const { opts } = s;
   const img: CandidateImage = job.images[k]!;
-  const ebs = flash.eraseBlockSize;
-  let journaledAt = startBlock * blockSize(szx);
-  let end = journaledAt;
-  let lastSzx = szx;
-  const blocks =
-    img.source.kind === 'integrated'
-      ? payloadBlocks(img.source.bytes, szx, startBlock)
-      : fetchBlocks(opts.request, {
-          runtime: opts.runtime,
-          options: img.source.options,
-          startBlock,
-          szx,
-          etag,
-          // The endless-data attack: refuse as soon as a block goes past the size the image-match checks state.
-          maxSize: img.size,
-          retry: opts.blockRetry ?? { attempts: 5, baseMs: 1000, maxMs: 30_000 },
-          signal: opts.signal,
-          responseTimeoutMs: opts.responseTimeoutMs,
-        });
+  const start = startBlock * blockSize(szx);
   // Every block goes through here to its slot, checked first when the image has block digests (verified-writer.ts).
-  const writer = await openImageWriter(s, img, journaledAt);
-  for await (const b of blocks) {
-    await writer.write(b.offset, b.data);
-    if (img.source.kind === 'fetch') s.blocksFetched++;
-    end = writer.end;
-    lastSzx = b.szx;
-    s.emit({ type: 'block', image: k, num: b.num, offset: b.offset, bytes: b.data.length, imageSize: img.size });
-    const bs = blockSize(b.szx);
-    // Journal once per completed erase block; `end` is then erase-block aligned.
-    if (b.more && Math.floor(end / ebs) > Math.floor(journaledAt / ebs) && end % bs === 0) {
-      const next = (img.start + end) / bs;
-      await journal.append(fetchingRecord(s.installed, job, b.szx, next, b.etag));
-      journaledAt = end;
-      s.emit({ type: 'journal', nextBlock: next, blockSize: bs });
-    }
+  const writer = await openImageWriter(s, img, start);
+  const slot = slotWriter(s, job, k, writer, start, szx);
+  if (img.source.kind === 'integrated') {
+    for (const b of payloadBlocks(img.source.bytes, szx, startBlock)) await slot.place(b);
+  } else if (usesStream(s)) {
+    await fetchImageBody(s, k, { options: img.source.options, size: img.size }, { startBlock, szx, etag }, (b) => slot.place(b));
+  } else {
+    s.emit({ type: 'transfer', image: k, mode: 'block2' });
+    const blocks = fetchBlocks(opts.request, {
+      runtime: opts.runtime,
+      options: img.source.options,
+      startBlock,
+      szx,
+      etag,
+      // The endless-data attack: refuse as soon as a block goes past the size the image-match checks state.
+      maxSize: img.size,
+      retry: opts.blockRetry ?? { attempts: 5, baseMs: 1000, maxMs: 30_000 },
+      signal: opts.signal,
+      responseTimeoutMs: opts.responseTimeoutMs,
+    });
+    for await (const b of blocks) await slot.place(b);
   }
-  if (end !== img.size) {
-    throw new CoapfwError('DIGEST_MISMATCH', `image${job.images.length > 1 ? ` ${k}` : ''}: ${img.source.kind === 'fetch' ? 'the server sent' : 'the envelope holds'} ${end} bytes, the manifest says ${img.size}`);
+  if (writer.end !== img.size) {
+    throw new CoapfwError('DIGEST_MISMATCH', `image${job.images.length > 1 ? ` ${k}` : ''}: ${img.source.kind === 'fetch' ? 'the server sent' : 'the envelope holds'} ${writer.end} bytes, the manifest says ${img.size}`);
   }
-  return lastSzx;
+  return slot.szx;
+}
+
+/**
+ * Where the blocks of image `k` go, in image order: the writer, the
+ * counters, a 'block' event, and a journal record once per completed erase
+ * block (so a power cut costs at most one erase block).
+ */
+function slotWriter(s: UpdateSession, job: Candidate, k: number, writer: VerifiedWriter, start: number, szx: number): { place(b: PlacedBlock): Promise<void>; readonly szx: number } {
+  const img = job.images[k]!;
+  const ebs = s.opts.flash.eraseBlockSize;
+  let journaledAt = start;
+  let lastSzx = szx;
+  return {
+    get szx() {
+      return lastSzx;
+    },
+    async place(b) {
+      await writer.write(b.offset, b.data);
+      if (img.source.kind === 'fetch') s.blocksFetched++;
+      const end = writer.end;
+      lastSzx = b.szx;
+      s.emit({ type: 'block', image: k, num: b.num, offset: b.offset, bytes: b.data.length, imageSize: img.size });
+      const bs = blockSize(b.szx);
+      // Journal once per completed erase block; `end` is then erase-block aligned.
+      if (b.more && Math.floor(end / ebs) > Math.floor(journaledAt / ebs) && end % bs === 0) {
+        const next = (img.start + end) / bs;
+        await s.journal.append(fetchingRecord(s.installed, job, b.szx, next, b.etag));
+        journaledAt = end;
+        s.emit({ type: 'journal', nextBlock: next, blockSize: bs });
+      }
+    },
+  };
 }
 
 /** The download state: image `st.image` from `st.startBlock`, then every image after it, then `fetched`. */

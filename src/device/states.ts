@@ -4,6 +4,7 @@
  * verify it, install, report). The transition function lives in updater.ts.
  */
 import type { Requester } from '../core/request.js';
+import type { ResponseStream, StreamListener } from '../messaging/response-stream.js';
 import type { DeltaLimits } from '../delta/format.js';
 import type { FlashBackend } from '../flash/backend.js';
 import type { FlashLayout } from '../flash/layout.js';
@@ -78,6 +79,12 @@ export type UpdateEvent =
   /** A block of image `image` (its index in the set), at `offset` in that image of `imageSize` bytes. */
   | { readonly type: 'block'; readonly image: number; readonly num: number; readonly offset: number; readonly bytes: number; readonly imageSize: number }
   | { readonly type: 'journal'; readonly nextBlock: number; readonly blockSize: number }
+  /**
+   * How image `image` is fetched, once per fetched image: Q-Block2 (RFC 9177)
+   * or Block2 (RFC 7959). Block2 is told before its first block; Q-Block2
+   * once the image is complete (the server may fall back mid-way: RFC 9177 §4.1).
+   */
+  | { readonly type: 'transfer'; readonly image: number; readonly mode: 'qblock2' | 'block2' }
   /** An image was built from a delta of `frames` frames; `workingMemory`: the applier's RAM in bytes. */
   | { readonly type: 'delta'; readonly frames: number; readonly workingMemory: number }
   | { readonly type: 'restart'; readonly reason: string }
@@ -107,6 +114,21 @@ export interface UpdateOptions {
   readonly layout: FlashLayout;
   /** Sends a request to the update server (the manifest's server); see `openClient`. */
   readonly request: Requester;
+  /**
+   * Requests to the update server whose every response goes to `listener`
+   * (`CoapClient.openStream`): with it, images are fetched with Q-Block2
+   * (RFC 9177) when the server does it, else Block2. Without it, Block2 only.
+   */
+  readonly openStream?: (listener: StreamListener) => ResponseStream;
+  /** Use Q-Block2 for images when the server does it. Default true (when `openStream` is given). */
+  readonly qblock2?: boolean;
+  /**
+   * Q-Block2: blocks asked for at most this far past the lowest missing one,
+   * and the congestion window's ceiling. The reorder memory in front of flash
+   * (Q-Block2 blocks arrive in any order, flash is written in order) then
+   * holds at most 3 x maxAhead blocks (device/qblock2-download.ts). Default 32.
+   */
+  readonly maxAhead?: number;
   /** URI of the SUIT envelope (coap:// or coaps://). */
   readonly manifestUri: string;
   /** Clock, timers and randomness: back-off uses nothing else (no wall clock). */

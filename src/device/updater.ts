@@ -21,6 +21,7 @@
  * `requestTestBoot` for the whole set; the next `boot()` swaps all of it in
  * (or none) and runs it in test mode, and `powerOn` (device.ts) confirms it.
  */
+import { MAX_BLOCKS } from '../blockwise/bitmap.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { fetchAll } from '../blockwise/fetch.js';
 import { blockSize } from '../codec/block.js';
@@ -193,6 +194,8 @@ function checkOptions(o: UpdateOptions): void {
   int(o.maxInstallAttempts, 'maxInstallAttempts', 1, 255);
   int(o.maxTrustChainBytes, 'maxTrustChainBytes', 1);
   int(o.firstCheckDelayMs, 'firstCheckDelayMs', 0, 24 * 3600_000);
+  int(o.maxAhead, 'maxAhead', 1, MAX_BLOCKS);
+  if (o.openStream !== undefined && typeof o.openStream !== 'function') throw bad('openStream must be a function');
   // A device with a trust store never takes keys from its caller (device/trust-device.ts).
   if (o.layout.trust !== undefined && o.trust !== undefined) throw bad('the layout has a trust area: trust comes from the trust store, pass no `trust` (provision the store instead)');
   if (o.layout.trust === undefined && o.trust === undefined) throw bad('give `trust` (a TrustPolicy), or a layout with a trust area');

@@ -13,12 +13,26 @@ import { agentLink, type AgentEvent, type DeviceAgentOptions } from '../../src/d
 import type { AgentMode } from '../../src/device/agent-wire.js';
 import { provisionDevice } from '../../src/device/device.js';
 import { createLayout } from '../../src/flash/layout.js';
+import { decodeMessage } from '../../src/codec/message.js';
+import { OptionNumber } from '../../src/codec/numbers.js';
+import { getOption } from '../../src/codec/options.js';
+import type { Transport } from '../../src/core/transport.js';
+import { tapTransport } from '../../src/testing/tap.js';
 import { MemoryFlash } from '../../src/testing/index.js';
 import { SqliteHarness } from '../service/harness.js';
 import { CLASS, VENDOR } from '../service/fixtures.js';
 import { eventually, PSK, publishOver, SIGNER, signedRelease, startService, type Service } from '../service/service-harness.js';
 
 const h = new SqliteHarness();
+const qblockRequests = new Map<AgentEvent[], number>();
+
+function asksQBlock2(data: Uint8Array): boolean {
+  try {
+    return getOption(decodeMessage(data), OptionNumber.Q_BLOCK2) !== undefined;
+  } catch {
+    return false;
+  }
+}
 let svc: Service;
 const clients: CoapClient[] = [];
 const agents: DeviceAgent[] = [];
@@ -38,9 +52,11 @@ async function startAgent(id: string | undefined, mode: AgentMode, over: Partial
   const layout = createLayout(flash, { slotSize: 48 * 1024 });
   await provisionDevice(flash, layout, new TextEncoder().encode(`factory ${id}`.padEnd(64, '.')), 0);
   const server = secure ? svc.coapsUrl : svc.coapUrl;
-  const client = await openClient(`${server}/`, { params: { ackTimeoutMs: 500 }, ...(secure ? { psk: PSK[secure] } : {}) });
-  clients.push(client);
   const events: AgentEvent[] = [];
+  // Requests asking for Q-Block2 (RFC 9177), counted above DTLS: the update tries it first.
+  const tap = (t: Transport): Transport => tapTransport(t, { sent: (d) => void (asksQBlock2(d) && qblockRequests.set(events, (qblockRequests.get(events) ?? 0) + 1)) });
+  const client = await openClient(`${server}/`, { params: { ackTimeoutMs: 500 }, wrapTransport: tap, ...(secure ? { psk: PSK[secure] } : {}) });
+  clients.push(client);
   const agent = new DeviceAgent({
     flash,
     layout,
@@ -64,7 +80,7 @@ describe('device agents against the update server (SQLite)', () => {
     const store = svc.server.store;
     const negotiated = await startAgent('neg-1', 'negotiated', { answerOffer: () => ({ answer: 'defer', defer: 2 }) });
     const plain = await startAgent('srv-1', 'server');
-    await startAgent('cli-1', 'client');
+    const client = await startAgent('cli-1', 'client');
     const secure = await startAgent(undefined, 'server', {}, 'dev1');
     await eventually(async () => ((await store.listDevices()).length === 4 ? true : undefined), 10_000, 'four registrations');
     // The server names a device that registered with POST /d over coaps by its PSK identity.
@@ -84,6 +100,13 @@ describe('device agents against the update server (SQLite)', () => {
     const downtime = plain.find((e) => e.type === 'downtime');
     expect(downtime).toMatchObject({ seq: 1, seconds: 7 });
     expect(plain.indexOf(downtime!)).toBeLessThan(plain.findIndex((e) => e.type === 'update-start'));
+
+    // The agent hands its link's response stream to the update, which asks for Q-Block2 (RFC 9177) first; the
+    // service's release blobs (service/releases.ts blobResolver) answer Block2 only, so each image came by Block2.
+    for (const evs of [negotiated, plain, client, secure]) {
+      expect(qblockRequests.get(evs)).toBeGreaterThan(0);
+      expect(evs.flatMap((e) => (e.type === 'update' && e.event.type === 'transfer' ? [e.event.mode] : []))).toEqual(['block2']);
+    }
 
     for (const id of ids) {
       const history = (await store.listHistory(id)).reverse();

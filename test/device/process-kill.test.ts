@@ -78,13 +78,16 @@ function device(
   return { child, done };
 }
 
+/** The two tests below measure progress in image requests, one per block: Block2 (Q-Block2 asks for many blocks at once). */
+const BLOCK2 = ['--no-qblock2'];
+
 describe('device process killed mid-download', () => {
   it('resumes from the journal after SIGKILL and installs without starting over', { timeout: 60_000 }, async () => {
     expect(existsSync(BIN), 'run `npm run build` first (npm test does)').toBe(true);
     const uri = `coap://127.0.0.1:${server.address().port}/files/app.suit`;
     const total = IMAGE.length / BLOCK;
 
-    const first = device(uri);
+    const first = device(uri, 'flash.bin', BLOCK2);
     // Kill once a good part (but not all) of the image has been served.
     const deadline = Date.now() + 30_000;
     while (counter.imageRequests < total * 0.4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
@@ -95,7 +98,7 @@ describe('device process killed mid-download', () => {
     expect(servedBeforeKill).toBeGreaterThan(total * 0.3);
     expect(servedBeforeKill).toBeLessThan(total);
 
-    const second = await device(uri).done;
+    const second = await device(uri, 'flash.bin', BLOCK2).done;
     expect(second.code, second.stderr).toBe(0);
     const status = JSON.parse(second.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
     expect(status).toMatchObject({ result: 'installed', installedSequence: 4, bootMode: 'test', boot: 'confirmed', running: hex(sha256(IMAGE)) });
@@ -113,10 +116,10 @@ describe('device process killed mid-download', () => {
     const uri = `coap://127.0.0.1:${server.address().port}/files/app.suit`;
     const total = IMAGE.length / BLOCK;
     const start = counter.imageRequests;
-    const first = device(uri, 'shared.bin');
+    const first = device(uri, 'shared.bin', BLOCK2);
     const deadline = Date.now() + 30_000;
     while (counter.imageRequests - start < total * 0.3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-    const second = await device(uri, 'shared.bin').done;
+    const second = await device(uri, 'shared.bin', BLOCK2).done;
     expect(second.code).toBe(1);
     expect(second.stderr).toMatch(new RegExp(`in use by process ${first.child.pid} \\(.*device update.*\\) since .*\\[FLASH_BUSY\\]`));
     expect(second.stdout).toBe('');
@@ -124,13 +127,40 @@ describe('device process killed mid-download', () => {
     expect((await first.done).signal).toBe('SIGKILL');
     // The killed process left its lock file behind: stale (its pid is gone), so the next process takes it over.
     expect(existsSync(join(dir, 'shared.bin.lock'))).toBe(true);
-    const third = await device(uri, 'shared.bin').done;
+    const third = await device(uri, 'shared.bin', BLOCK2).done;
     expect(third.code, third.stderr).toBe(0);
     const status = JSON.parse(third.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
     expect(status).toMatchObject({ result: 'installed', installedSequence: 4, boot: 'confirmed', running: hex(sha256(IMAGE)) });
     expect(status.blocksResumed as number).toBeGreaterThan(0);
     expect((status.blocksResumed as number) + (status.blocksFetched as number)).toBe(total);
     expect(existsSync(join(dir, 'shared.bin.lock'))).toBe(false);
+  });
+
+  it('with Q-Block2: killed after its fourth journal record, the next process resumes at the journal and installs', { timeout: 60_000 }, async () => {
+    const uri = `coap://127.0.0.1:${server.address().port}/files/app.suit`;
+    const total = IMAGE.length / BLOCK;
+    const lines = (out: string): Record<string, unknown>[] => out.trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const first = device(uri, 'qblock2.bin', ['--json', '-vv']);
+    let out = '';
+    first.child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    const deadline = Date.now() + 30_000;
+    while ((out.match(/"event":"journal"/g) ?? []).length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    first.child.kill('SIGKILL');
+    const killed = await first.done;
+    expect(killed.signal, killed.stderr).toBe('SIGKILL');
+    // What the killed process journalled last (a line cut by the kill is not one).
+    const journalled = lines(killed.stdout.slice(0, killed.stdout.lastIndexOf('\n') + 1)).filter((e) => e.event === 'journal');
+    expect(journalled.length).toBeGreaterThanOrEqual(4);
+    const next = await device(uri, 'qblock2.bin', ['--json', '-v']).done;
+    expect(next.code, next.stderr).toBe(0);
+    const events = lines(next.stdout);
+    const status = events.at(-1)!;
+    expect(status).toMatchObject({ result: 'installed', installedSequence: 4, boot: 'confirmed', running: hex(sha256(IMAGE)) });
+    // The journal's last record (or one the kill interrupted the printing of) is where it went on, by Q-Block2.
+    expect(status.blocksResumed as number).toBeGreaterThanOrEqual(journalled.at(-1)!.nextBlock as number);
+    expect(events.find((e) => e.event === 'resume')).toMatchObject({ fromBlock: status.blocksResumed, phase: 'fetching' });
+    expect(events.filter((e) => e.event === 'transfer').map((e) => e.mode)).toEqual(['qblock2']);
+    expect((status.blocksResumed as number) + (status.blocksFetched as number)).toBe(total);
   });
 
   it('power cuts injected at flash operations across download, install, swap and confirm: the next run always finishes confirmed', { timeout: 60_000 }, async () => {

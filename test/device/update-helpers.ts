@@ -1,5 +1,7 @@
 /** Shared fixtures for the update client tests: an in-memory CoAP update server and a device on a MemoryFlash. */
 import { sha256 } from '@noble/hashes/sha2.js';
+import { endpointSender } from '../../src/blockwise/qblock2-endpoint.js';
+import { hasQBlock2, QBlock2Server } from '../../src/blockwise/qblock2-server.js';
 import { bufferSource, type ByteSource } from '../../src/blockwise/source.js';
 import { serveBlock2 } from '../../src/blockwise/serve.js';
 import type { Requester } from '../../src/core/request.js';
@@ -9,6 +11,7 @@ import { decodeMessage } from '../../src/codec/message.js';
 import { getOption, uriPath } from '../../src/codec/options.js';
 import { CoapEndpoint } from '../../src/messaging/endpoint.js';
 import type { TransmissionParams } from '../../src/messaging/params.js';
+import type { ResponseStream, StreamListener } from '../../src/messaging/response-stream.js';
 import { routeRequests } from '../../src/server/router.js';
 import { createEnvelope } from '../../src/suit/create.js';
 import { privateKeyFromSecret, type SuitPrivateKey } from '../../src/suit/keys.js';
@@ -16,7 +19,7 @@ import type { TrustPolicy } from '../../src/suit/trust.js';
 import { systemRuntime } from '../../src/transport/runtime.js';
 import type { Peer } from '../../src/core/transport.js';
 import { mulberry32 } from '../../src/flash/prng.js';
-import { FakeRuntime } from '../../src/testing/fake-runtime.js';
+import type { Runtime } from '../../src/core/runtime.js';
 import { MemNetwork } from '../../src/testing/mem-transport.js';
 
 export const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -47,21 +50,32 @@ export function envelopeFor(img: Uint8Array, sequence: number, uri = `coap://10.
   return createEnvelope({ sequence, vendorId: VENDOR, classId: CLASS, uri, digest: sha256(img), size }, [KEY]);
 }
 
-/** An update server on a MemNetwork, serving byte sources by path, counting the image blocks it serves. */
+/**
+ * An update server on a MemNetwork, serving byte sources by path, counting
+ * the image blocks it serves; with `qblock2`, Q-Block2 requests (RFC 9177)
+ * are answered by a {@link QBlock2Server} on the system clock.
+ */
 export class MemUpdateServer {
   readonly net = new MemNetwork();
   readonly sources = new Map<string, ByteSource>();
-  /** Block2 responses served per path. */
+  /** Block2 responses served per path (Q-Block2 blocks: {@link qblocksSent}). */
   readonly served = new Map<string, number>();
   /** Status reports POSTed to /status/<device>, in order (JSON-decoded). */
   readonly reports: { device: string; report: Record<string, unknown> }[] = [];
-  /** Called before each request is answered (e.g. to replace a resource mid-download). */
+  /** Requests for a body, per path (Block2 and Q-Block2 alike). */
+  readonly requests = new Map<string, number>();
+  /** Called before each request is answered (e.g. to replace a resource mid-download); `num`: its first block. */
   beforeServe: (path: string, num: number) => void = () => {};
   private readonly endpoint: CoapEndpoint;
+  private readonly qblock2: QBlock2Server | undefined;
   private nextPort = 20000;
 
-  constructor(readonly maxSzx = 6) {
+  constructor(
+    readonly maxSzx = 6,
+    qblock2 = false,
+  ) {
     this.endpoint = new CoapEndpoint(this.net.endpoint(SERVER.address, SERVER.port), { runtime: systemRuntime });
+    this.qblock2 = qblock2 ? new QBlock2Server({ runtime: systemRuntime, maxSzx, sender: endpointSender(this.endpoint) }) : undefined;
     this.endpoint.handle(
       routeRequests((path) => {
         if (path[0] === 'status' && path.length === 2) {
@@ -77,10 +91,15 @@ export class MemUpdateServer {
         if (!this.sources.has(key)) return undefined;
         return {
           methods: new Set([Code.GET]),
+          // Without Q-Block2 a request for it gets 4.02 (router.ts), as from a server that does not do it.
+          ...(this.qblock2 ? { options: new Set([OptionNumber.Q_BLOCK2]) } : {}),
           handle: (req) => {
-            const raw = getOption(req.message, OptionNumber.BLOCK2);
+            const q = this.qblock2 !== undefined && hasQBlock2(req.message);
+            const raw = getOption(req.message, q ? OptionNumber.Q_BLOCK2 : OptionNumber.BLOCK2);
             this.beforeServe(key, raw === undefined ? 0 : decodeBlock(raw).num);
-            this.served.set(key, (this.served.get(key) ?? 0) + 1);
+            this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
+            if (!q) this.served.set(key, (this.served.get(key) ?? 0) + 1);
+            if (q) return this.qblock2!.handle(req.message, req.peer, this.sources.get(key)!, req.size);
             return serveBlock2(req.message, this.sources.get(key)!, { maxSzx: this.maxSzx });
           },
         };
@@ -105,13 +124,29 @@ export class MemUpdateServer {
     return this.served.get(path.replace(/^\//, '')) ?? 0;
   }
 
-  /** A fresh client (new port, as after a reboot) sharing `runtime`. */
-  client(runtime: FakeRuntime, params?: Partial<TransmissionParams>): { request: Requester; close: () => Promise<void> } {
+  requestsOf(path: string): number {
+    return this.requests.get(path.replace(/^\//, '')) ?? 0;
+  }
+
+  /** Blocks the Q-Block2 server sent (every path: only images are fetched with Q-Block2). */
+  get qblocksSent(): number {
+    return this.qblock2?.stats.blocksSent ?? 0;
+  }
+
+  /**
+   * A fresh client (new port, as after a reboot) sharing `runtime`, with the
+   * response stream a Q-Block2 fetch needs (whose pacing wants a clock that moves: systemRuntime).
+   */
+  client(
+    runtime: Runtime,
+    params?: Partial<TransmissionParams>,
+  ): { request: Requester; openStream: (l: StreamListener) => ResponseStream; close: () => Promise<void> } {
     const ep = new CoapEndpoint(this.net.endpoint('10.0.0.2', this.nextPort++), { runtime, params });
-    return { request: (spec, o) => ep.request(SERVER, spec, o), close: () => ep.close() };
+    return { request: (spec, o) => ep.request(SERVER, spec, o), openStream: (l) => ep.openStream(SERVER, l), close: () => ep.close() };
   }
 
   close(): Promise<void> {
+    this.qblock2?.close();
     return this.endpoint.close();
   }
 }
