@@ -165,7 +165,8 @@ export function fileResources(repo: FileRepository, options: FileResourceOptions
     if (path.length === 2 && path[0] === '.well-known' && path[1] === 'core') return wellKnown;
     if (status && path[0] === 'status' && path.length <= 2) return status.resource(path[1]);
     if (path[0] === 'files' && path.length >= 2) {
-      const entry = repo.byRelativePath(path.slice(1).join('/'));
+      // The common case, a file at the top of the directory, builds no array and no string.
+      const entry = repo.byRelativePath(path.length === 2 ? path[1]! : path.slice(1).join('/'));
       return entry && byPath(entry);
     }
     if (path.length === 3 && path[0] === 'fw' && path[1] === 'sha256' && /^[0-9a-fA-F]{64}$/.test(path[2]!)) {
