@@ -10,6 +10,7 @@
  * `node dist/bench/trust.js [runs] [--quick]` (trust verification and the trust store),
  * `node dist/bench/trust-device.js [runs]` (the trust store in the device's check: time, bytes, flash),
  * `node dist/bench/well-known.js` (filtered /.well-known/core queries over 10,000 files),
+ * `node dist/bench/many-devices.js [--devices 1000 --size 262144 --procs 10]` (a thousand devices fetching from one `coapfw serve`: server peak RSS and CPU per block),
  * `node dist/bench/store.js` (the update service's store: reports, registrations, blob reads; PostgreSQL too when COAPFW_TEST_PG names a server).
  */
 import { spawnSync } from 'node:child_process';
@@ -29,6 +30,7 @@ const parts: Record<string, string> = {
   trustDevice: 'trust-device.js',
   wellKnown: 'well-known.js',
   store: 'store.js',
+  manyDevices: 'many-devices.js',
 };
 // `npm run bench -- --quick` shrinks the parts that have a quick form (fastlinks' scenarios, trust's runs);
 // the others take their own arguments (a run count, pair names), which --quick is not.

@@ -34,14 +34,21 @@ export interface ProfileSummary {
   readonly byFile: ProfileRow[];
 }
 
-/** Read and summarise `path`; `top` rows per table. */
-export async function summariseProfile(path: string, top = 15): Promise<ProfileSummary> {
+/**
+ * Read and summarise `path`; `top` rows per table. Samples in the first
+ * `fromMs` of the profile (a server's start-up: module loading, hashing the
+ * files it serves) are left out, so that what remains is the steady state.
+ */
+export async function summariseProfile(path: string, top = 15, fromMs = 0): Promise<ProfileSummary> {
   const profile = JSON.parse(await readFile(path, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const selfUs = new Map<number, number>();
   let total = 0;
+  let elapsed = 0;
   for (let i = 0; i < profile.samples.length; i++) {
     const dt = profile.timeDeltas[i] ?? 0;
+    elapsed += dt;
+    if (elapsed < fromMs * 1000) continue;
     total += dt;
     selfUs.set(profile.samples[i]!, (selfUs.get(profile.samples[i]!) ?? 0) + dt);
   }

@@ -79,11 +79,14 @@ export function peekHeader(data: Uint8Array): CoapHeader | undefined {
  * carrying a token, options or payload (RFC 7252 §3, §4.1).
  *
  * The returned token, option values and payload are views into one private
- * copy of `data`, so the caller may reuse `data` and keep the message.
+ * copy of `data`, so the caller may reuse `data` and keep the message. With
+ * `{ copy: false }` they are views into `data` itself: for a caller that
+ * hands over a buffer it will neither reuse nor change (a datagram fresh from
+ * the socket), which saves an allocation and a copy per message.
  *
  * @example decodeMessage(Uint8Array.of(0x40, 0x01, 0x12, 0x34)) // CON GET, MID 0x1234
  */
-export function decodeMessage(data: Uint8Array): CoapMessage {
+export function decodeMessage(data: Uint8Array, how?: DecodeOptions): CoapMessage {
   if (!(data instanceof Uint8Array)) throw new CoapfwError('INVALID_ARGUMENT', 'decodeMessage: expected a Uint8Array');
   const len = data.length;
   if (len < 4) throw malformed(`datagram of ${len} bytes is shorter than the 4-byte header`);
@@ -98,9 +101,8 @@ export function decodeMessage(data: Uint8Array): CoapMessage {
   }
   if (4 + tkl > len) throw malformed(`token of ${tkl} bytes runs past the end of the datagram`);
 
-  // One copy: every value below is a view into it (RFC 7252 §3 layout).
-  const buf = allocBytes(len);
-  buf.set(data);
+  // One copy (unless the caller gave the buffer away): every value below is a view into it (RFC 7252 §3 layout).
+  const buf = how?.copy === false ? data : copyOf(data);
   const token = tkl === 0 ? EMPTY : buf.subarray(4, 4 + tkl);
   const options: CoapOption[] = [];
   let payload = EMPTY;
@@ -144,6 +146,18 @@ export function decodeMessage(data: Uint8Array): CoapMessage {
     pos += length;
   }
   return { type: ((b0 >> 4) & 3) as MessageType, code, messageId: (buf[2]! << 8) | buf[3]!, token, options, payload };
+}
+
+/** Options of {@link decodeMessage}. */
+export interface DecodeOptions {
+  /** Copy `data` first (default true); false: the message's views point into `data`, which the caller gives away. */
+  readonly copy?: boolean;
+}
+
+function copyOf(data: Uint8Array): Uint8Array {
+  const buf = allocBytes(data.length);
+  buf.set(data);
+  return buf;
 }
 
 /** Bytes an option header takes for a delta or length value (RFC 7252 §3.1). */

@@ -29,6 +29,12 @@ export interface Transport {
   post?(data: Uint8Array, peer: Peer): void;
   /** Install the receive handler (one per transport). */
   onMessage(handler: DatagramHandler): void;
+  /**
+   * True when every datagram given to the handler is a new buffer that the
+   * transport never touches again (node:dgram allocates one per datagram):
+   * the message layer then decodes it in place instead of copying it.
+   */
+  readonly freshDatagrams?: boolean;
   /** The local address the transport is bound to. */
   address(): Peer;
   /** Release the socket. Idempotent. */

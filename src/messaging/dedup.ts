@@ -4,9 +4,14 @@
  * cannot grow memory. A duplicate CON is answered with the same response.
  *
  * Looked up once per datagram a server receives, so it avoids building a
- * string key per message: entries are found by message ID (a number), and
- * the few that share an ID (other peers) are told apart by the peer's key.
+ * string key per message: entries are found by the peer's key (a string the
+ * endpoint caches per peer, so its hash is computed once) and then by
+ * message ID (a number).
+ * The entries live in a ring of `maxEntries` slots allocated as they are
+ * first needed: a steady stream of requests allocates one small object each
+ * and nothing else (no growing or re-sliced arrays).
  */
+import { CoapfwError } from '../errors.js';
 
 /** One remembered exchange: the response, once known. */
 export interface DedupEntry {
@@ -15,21 +20,23 @@ export interface DedupEntry {
   response: Uint8Array | undefined;
 }
 
-interface Slot extends DedupEntry {
-  readonly peer: string;
-  readonly mid: number;
-  /** The next entry with the same message ID (another peer). */
-  next: Slot | undefined;
-  /** False once expired or evicted (it may still sit in the queue). */
-  live: boolean;
+/** One entry; a class so that every entry has one shape (the lookups stay monomorphic). */
+class Slot implements DedupEntry {
+  response: Uint8Array | undefined = undefined;
+
+  constructor(
+    readonly expiresAt: number,
+    readonly peer: string,
+    readonly mid: number,
+  ) {}
 }
 
 /** Insertion-ordered cache: the oldest entry is also the first to expire. */
 export class DedupCache {
-  /** Newest entry first for each message ID. */
-  private readonly byMid = new Map<number, Slot>();
-  /** Every entry in insertion (= expiry) order, from `head` on. */
-  private queue: Slot[] = [];
+  /** Per peer key, its entries by message ID: two lookups by a cached string hash and a number, no collisions. */
+  private readonly byPeer = new Map<string, Map<number, Slot>>();
+  /** Entries in insertion (= expiry) order: `count` of them from `head`, wrapping. */
+  private readonly ring: Array<Slot | undefined> = [];
   private head = 0;
   private count = 0;
   evictions = 0;
@@ -37,7 +44,9 @@ export class DedupCache {
   constructor(
     private readonly maxEntries: number,
     private readonly lifetimeMs: number,
-  ) {}
+  ) {
+    if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new CoapfwError('INVALID_ARGUMENT', `endpoint: maxDedupEntries must be an integer >= 1, got ${maxEntries}`);
+  }
 
   get size(): number {
     return this.count;
@@ -45,64 +54,41 @@ export class DedupCache {
 
   /** The live entry for (`peer`, `mid`), if any; `peer` is the peer's key (peerKey). */
   get(peer: string, mid: number, now: number): DedupEntry | undefined {
-    for (let e = this.byMid.get(mid); e !== undefined; e = e.next) {
-      if (e.peer !== peer) continue;
-      if (e.expiresAt > now) return e;
-      this.remove(e);
-      return undefined;
-    }
-    return undefined;
+    const e = this.byPeer.get(peer)?.get(mid);
+    // An expired one is left for the next add to sweep (so is every older entry: one lifetime for all).
+    return e !== undefined && e.expiresAt > now ? e : undefined;
   }
 
   /** Remember a new exchange; drops expired entries and, past the cap, the oldest. */
   add(peer: string, mid: number, now: number): DedupEntry {
-    this.sweep(now);
-    while (this.count >= this.maxEntries && this.head < this.queue.length) {
-      const oldest = this.queue[this.head++]!;
-      if (!oldest.live) continue;
-      this.remove(oldest);
+    // Entries share one lifetime, so insertion order is expiry order: stop at the first live one.
+    while (this.count > 0 && this.ring[this.head]!.expiresAt <= now) this.shift();
+    if (this.count >= this.maxEntries) {
+      this.shift();
       this.evictions++;
     }
-    const entry: Slot = { expiresAt: now + this.lifetimeMs, response: undefined, peer, mid, next: this.byMid.get(mid), live: true };
-    this.byMid.set(mid, entry);
-    this.queue.push(entry);
+    const entry = new Slot(now + this.lifetimeMs, peer, mid);
+    let mids = this.byPeer.get(peer);
+    if (mids === undefined) this.byPeer.set(peer, (mids = new Map()));
+    // A message ID the peer reused after its entry expired (not yet swept): the new exchange replaces it.
+    mids.set(mid, entry);
+    const at = (this.head + this.count) % this.maxEntries;
+    if (at === this.ring.length) this.ring.push(entry);
+    else this.ring[at] = entry;
     this.count++;
-    this.compact();
     return entry;
   }
 
-  private sweep(now: number): void {
-    // Entries share one lifetime, so insertion order is expiry order: stop at the first live one.
-    while (this.head < this.queue.length) {
-      const e = this.queue[this.head]!;
-      if (e.live && e.expiresAt > now) break;
-      this.head++;
-      if (e.live) this.remove(e);
-    }
-  }
-
-  private remove(e: Slot): void {
-    e.live = false;
+  /** Forget the oldest entry. */
+  private shift(): void {
+    const e = this.ring[this.head]!;
+    this.ring[this.head] = undefined;
+    this.head = (this.head + 1) % this.maxEntries;
     this.count--;
-    const first = this.byMid.get(e.mid);
-    if (first === e) {
-      if (e.next === undefined) this.byMid.delete(e.mid);
-      else this.byMid.set(e.mid, e.next);
-      return;
-    }
-    for (let p = first; p !== undefined; p = p.next) {
-      if (p.next === e) {
-        p.next = e.next;
-        return;
-      }
-    }
-  }
-
-  /** Drop the consumed front of the queue now and then (amortised O(1) per entry). */
-  private compact(): void {
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
+    const mids = this.byPeer.get(e.peer);
+    // Only if it is still the peer's entry for that ID (a newer exchange may have replaced it).
+    if (mids === undefined || mids.get(e.mid) !== e) return;
+    mids.delete(e.mid);
+    if (mids.size === 0) this.byPeer.delete(e.peer);
   }
 }

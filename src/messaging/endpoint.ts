@@ -32,6 +32,8 @@ import { ResponseStreams, type ResponseStream, type StreamListener } from './res
 
 export type { CoapRequest, EndpointOptions, EndpointStats, PeerCheck, RequestHandler, ResponseSpec } from './endpoint-types.js';
 
+const IN_PLACE = { copy: false } as const;
+
 /** A CoAP endpoint bound to one transport. */
 export class CoapEndpoint {
   readonly stats: EndpointStats = { received: 0, sent: 0, malformed: 0, duplicates: 0, resets: 0, overloaded: 0, withheld: 0, bytesIn: 0, bytesOut: 0 };
@@ -223,7 +225,7 @@ export class CoapEndpoint {
     this.stats.bytesIn += data.length;
     let msg: CoapMessage;
     try {
-      msg = decodeMessage(data);
+      msg = decodeMessage(data, this.transport.freshDatagrams === true ? IN_PLACE : undefined);
     } catch {
       this.stats.malformed++;
       // §4.2/§4.3: a CON we cannot process is rejected with RST; anything else is silently dropped.

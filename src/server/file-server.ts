@@ -133,7 +133,20 @@ export function fileResources(repo: FileRepository, options: FileResourceOptions
     const inner = observe!.wrap(`files/${entry.path}`, plainFile(entry));
     return { ...inner, options: served, handle: (req) => (hasQBlock2(req.message) ? serve(req, entry) : inner.handle(req)) };
   };
-  const fileResource = (entry: FileEntry): Resource => (observe ? observed(entry) : plainFile(entry));
+  // One Resource per indexed entry (an entry is immutable: a changed file is a new entry), made on
+  // first use and kept as long as the entry: no wrapper objects and closures built per block served.
+  const resources = new WeakMap<FileEntry, Resource>();
+  const byPath = (entry: FileEntry): Resource => {
+    let r = resources.get(entry);
+    if (r === undefined) resources.set(entry, (r = observe ? observed(entry) : plainFile(entry)));
+    return r;
+  };
+  const plainResources = new WeakMap<FileEntry, Resource>();
+  const byDigest = (entry: FileEntry): Resource => {
+    let r = plainResources.get(entry);
+    if (r === undefined) plainResources.set(entry, (r = plainFile(entry)));
+    return r;
+  };
   // /.well-known/core is indexed once per repository change, on demand.
   const extra: Link[] = status ? [{ target: '/status', attributes: { rt: 'coapfw.status', ct: String(ContentFormat.JSON) } }] : [];
   const appLinks = options.links ?? [];
@@ -152,14 +165,15 @@ export function fileResources(repo: FileRepository, options: FileResourceOptions
     if (path.length === 2 && path[0] === '.well-known' && path[1] === 'core') return wellKnown;
     if (status && path[0] === 'status' && path.length <= 2) return status.resource(path[1]);
     if (path[0] === 'files' && path.length >= 2) {
-      const entry = repo.byRelativePath(path.slice(1).join('/'));
-      return entry && fileResource(entry);
+      // The common case, a file at the top of the directory, builds no array and no string.
+      const entry = repo.byRelativePath(path.length === 2 ? path[1]! : path.slice(1).join('/'));
+      return entry && byPath(entry);
     }
     if (path.length === 3 && path[0] === 'fw' && path[1] === 'sha256' && /^[0-9a-fA-F]{64}$/.test(path[2]!)) {
       // Content-addressed, hence immutable: nothing to observe (RFC 7641 §1.2), and
       // notifications keyed by path would hand an observer bytes with another digest.
       const entry = repo.bySha256(path[2]!);
-      return entry && plainFile(entry);
+      return entry && byDigest(entry);
     }
     return undefined;
   };

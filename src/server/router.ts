@@ -108,19 +108,20 @@ function router(resolve: Resolver, known: ReadonlySet<number>): RequestHandler {
     }
     // The resource is found first, so that the options it processes count as known; the options only
     // some resources process (Q-Block2) are recognised here, and refused below by one that does not.
-    const resource = path.some(unsafeSegment) ? undefined : resolve(path, msg);
+    const unsafe = path.some(unsafeSegment);
+    const resource = unsafe ? undefined : resolve(path, msg);
     const bad = badCriticalOptions(msg, union(resource?.options === undefined ? known : union(known, resource.options), RESOURCE_OPTIONS));
     if (bad !== undefined) {
       // §5.4.1: a NON carrying an unrecognised critical option is rejected
       // (§4.3: silently ignored; a Reset is optional and we save it); a CON gets 4.02.
       return msg.type === MessageType.NON ? undefined : bad;
     }
-    if (path.some(unsafeSegment)) return errorResponse(Code.BAD_REQUEST, 'path segments . and .. are not allowed');
+    if (unsafe) return errorResponse(Code.BAD_REQUEST, 'path segments . and .. are not allowed');
     if (resource === undefined) return errorResponse(Code.NOT_FOUND, 'not found');
     if (!resource.methods.has(msg.code)) return errorResponse(Code.METHOD_NOT_ALLOWED, 'method not allowed');
-    const unserved = [...RESOURCE_OPTIONS].filter((n) => !known.has(n) && hasOption(msg, n) && !resource.options?.has(n));
+    const unserved = unservedOption(msg, known, resource);
     // A CON and a NON alike: the option is recognised, this resource just cannot serve it.
-    if (unserved.length > 0) return errorResponse(Code.BAD_OPTION, `option ${unserved.join(', ')} is not supported by this resource`);
+    if (unserved !== undefined) return errorResponse(Code.BAD_OPTION, `option ${unserved} is not supported by this resource`);
     try {
       const r = resource.handle(req);
       return r instanceof Promise ? r.catch((e: unknown) => failed(e, req)) : r;
@@ -128,6 +129,15 @@ function router(resolve: Resolver, known: ReadonlySet<number>): RequestHandler {
       return failed(e, req);
     }
   };
+}
+
+/** The first option of {@link RESOURCE_OPTIONS} in `msg` that neither the server nor `resource` processes. */
+function unservedOption(msg: CoapMessage, known: ReadonlySet<number>, resource: Resource): number | undefined {
+  // Runs once per request: a loop over the options, no arrays built.
+  for (const o of msg.options) {
+    if (RESOURCE_OPTIONS.has(o.number) && !known.has(o.number) && !resource.options?.has(o.number)) return o.number;
+  }
+  return undefined;
 }
 
 const unsafeSegment = (s: string): boolean => s === '..' || s === '.' || s.includes('/') || s.includes('\0');

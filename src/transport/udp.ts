@@ -44,6 +44,8 @@ const ICMP: Record<string, string> = {
 
 /** A bound UDP socket as a {@link Transport}. */
 export class UdpTransport implements Transport {
+  /** node:dgram hands each 'message' its own Buffer (UDPWrap::OnRecv allocates one per datagram). */
+  readonly freshDatagrams = true;
   private handler: DatagramHandler = () => {};
   private closed = false;
 
@@ -57,7 +59,8 @@ export class UdpTransport implements Transport {
     socket.on('message', (msg, rinfo) => {
       // Port 0 cannot be answered (a send to it throws): such a datagram is spoofed or broken.
       if (rinfo.port === 0) return;
-      this.handler(msg, peers.get(rinfo.address, rinfo.port));
+      // A plain Uint8Array view (no copy), so that what the layers above slice out of it is never a Buffer.
+      this.handler(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), peers.get(rinfo.address, rinfo.port));
     });
     // A UDP socket reports ICMP errors of earlier sends here; they are not fatal for a server.
     socket.on('error', (err: NodeJS.ErrnoException) => {
@@ -181,6 +184,9 @@ class PeerCache {
   }
 }
 
+const literalFamilies = new Map<string, number>();
+const MAX_LITERALS = 4096;
+
 /**
  * dgram resolves the address of every send through `dns.lookup`, which for
  * an IP literal answers on the next tick: a deferral and several closures
@@ -188,7 +194,15 @@ class PeerCache {
  * datagrams or from a client's own resolution), so answer those at once.
  */
 function literalLookup(host: string, opts: LookupOneOptions | number, cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
-  const family = isIP(host);
+  // isIP runs a regular expression: remember the answer for the peers we send to again and again.
+  let family = literalFamilies.get(host);
+  if (family === undefined) {
+    family = isIP(host);
+    if (family !== 0) {
+      if (literalFamilies.size >= MAX_LITERALS) literalFamilies.clear();
+      literalFamilies.set(host, family);
+    }
+  }
   if (family !== 0) return cb(null, host, family);
   dnsLookup(host, { family: typeof opts === 'number' ? opts : (opts.family ?? 0) }, cb);
 }
