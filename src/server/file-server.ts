@@ -94,8 +94,21 @@ export interface FileResourceStats {
   blocks: number;
 }
 
-/** A file repository's resolver, with its /.well-known/core, Q-Block2 servers and counters for inspection. */
-export type FileResolver = Resolver & { readonly wellKnown: WellKnownCore; readonly qblock2: QBlock2Servers | undefined; readonly stats: FileResourceStats };
+/**
+ * How the file server answers a GET for a body, for resources of yours that
+ * serve bodies the way files are served: `serve` answers Q-Block2 when asked
+ * (with the server's bursts, pacing and Echo gate) and Block2 otherwise;
+ * `options` is what such a resource lists in {@link Resource.options} so
+ * that the router lets a Q-Block2 request through (undefined when Q-Block2
+ * is off).
+ */
+export interface BodyServing {
+  readonly serve: (req: CoapRequest, source: ByteSource) => ResponseSpec | undefined | Promise<ResponseSpec | undefined>;
+  readonly options: ReadonlySet<number> | undefined;
+}
+
+/** A file repository's resolver, with its /.well-known/core, Q-Block2 servers, body serving and counters for inspection. */
+export type FileResolver = Resolver & { readonly wellKnown: WellKnownCore; readonly qblock2: QBlock2Servers | undefined; readonly body: BodyServing; readonly stats: FileResourceStats };
 
 /**
  * How a body is served: Q-Block2 when asked (RFC 9177 §4.4), else Block2
@@ -177,7 +190,7 @@ export function fileResources(repo: FileRepository, options: FileResourceOptions
     }
     return undefined;
   };
-  return Object.assign(resolve, { wellKnown: core, qblock2, stats });
+  return Object.assign(resolve, { wellKnown: core, qblock2, body: { serve, options: served }, stats });
 }
 
 /** The links of every file: by path and by digest, with size and content format. */

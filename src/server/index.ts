@@ -18,7 +18,7 @@
  */
 export { startFileServer, bindDefault, listenDtls, type FileServer, type FileServerOptions, type PeerIdentity, type SecureListenOptions } from './serve.js';
 export { FileRepository, type FileEntry, type FileRepositoryOptions } from './files.js';
-export { directoryLinks, fileResources, type FileResolver, type FileResourceOptions } from './file-server.js';
+export { directoryLinks, fileResources, type BodyServing, type FileResolver, type FileResourceOptions } from './file-server.js';
 export { WellKnownCore, type WellKnownOptions, type WellKnownStats } from './well-known.js';
 export { LinkIndex } from './link-index.js';
 export { TokenBuckets, type RateLimit } from './rate-limit.js';

@@ -23,7 +23,7 @@ import { CoapfwError } from '../errors.js';
 import { systemRuntime } from '../transport/runtime.js';
 import type { Peer, Transport } from '../core/transport.js';
 import { UdpTransport } from '../transport/udp.js';
-import { fileResources, type FileResourceStats, type QBlock2ServeOptions } from './file-server.js';
+import { fileResources, type BodyServing, type FileResourceStats, type QBlock2ServeOptions } from './file-server.js';
 import { FileRepository, type FileRepositoryOptions } from './files.js';
 import { echoGuard, type EchoGuardOptions } from './echo-guard.js';
 import { verifiedGate } from '../blockwise/qblock2-endpoint.js';
@@ -130,6 +130,8 @@ export interface FileServer {
   readonly observe: ObserveRegistry;
   /** Counters of the file resources (blocks served). */
   readonly files: FileResourceStats;
+  /** How the files' bodies are served (Q-Block2 or Block2), for resources of yours that serve bodies alike. */
+  readonly body: BodyServing;
   /** The trust resources, unless `trust: false`. */
   readonly trust: TrustResources | undefined;
   /**
@@ -211,6 +213,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     status,
     observe,
     files: files.stats,
+    body: files.body,
     trust,
     handler,
     identify(req: CoapRequest): PeerIdentity {

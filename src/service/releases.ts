@@ -15,6 +15,7 @@ import { serveBlock2 } from '../blockwise/serve.js';
 import { bufferSource, ETAG_LENGTH, type ByteSource } from '../blockwise/source.js';
 import { Code } from '../codec/numbers.js';
 import { CoapfwError } from '../errors.js';
+import type { BodyServing } from '../server/file-server.js';
 import type { Resolver, Resource } from '../server/router.js';
 import type { Release } from './model.js';
 import type { Store } from './store.js';
@@ -150,6 +151,12 @@ export interface ReleaseResourceOptions {
   readonly observe?: (key: string, resource: Resource) => Resource;
   /** Counts the blocks served from the store (read by metrics at scrape time). */
   readonly stats?: { blocks: number };
+  /**
+   * How blobs are served, asked per request: the file server's (Q-Block2
+   * when the device asks for it, RFC 9177, else Block2). Without it, Block2
+   * only, and a Q-Block2 request gets the router's 4.02 (§4.1).
+   */
+  readonly body?: () => BodyServing | undefined;
 }
 
 /** `GET /m/<class>`: the newest envelope of the class; 4.04 until one is published. */
@@ -196,13 +203,15 @@ export function blobResolver(cache: ReleaseCache, options: ReleaseResourceOption
   return (path) => {
     if (path.length !== 3 || path[0] !== 'fw' || path[1] !== 'sha256' || !SHA256_HEX.test(path[2]!)) return undefined;
     const address = path[2]!;
+    const body = options.body?.();
     return {
       methods: GET_ONLY,
+      options: body?.options,
       handle: async (req) => {
         const source = await cache.blob(address);
         if (source === undefined) throw new CoapfwError('NOT_FOUND', `no blob ${address.toLowerCase()}`);
         if (options.stats) options.stats.blocks++;
-        return serveBlock2(req.message, source, { maxSzx: options.maxSzx });
+        return body ? body.serve(req, source) : serveBlock2(req.message, source, { maxSzx: options.maxSzx });
       },
     };
   };

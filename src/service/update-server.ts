@@ -14,6 +14,7 @@ import type { Link } from '../codec/link-format.js';
 import { CoapfwError } from '../errors.js';
 import { ContentFormat } from '../codec/numbers.js';
 import type { CoapRequest } from '../messaging/endpoint.js';
+import type { BodyServing } from '../server/file-server.js';
 import type { Resource } from '../server/router.js';
 import { firstResolver } from '../server/router.js';
 import { startFileServer, type FileServer, type FileServerOptions, type PeerIdentity } from '../server/serve.js';
@@ -155,7 +156,9 @@ export async function startUpdateServer(options: UpdateServerOptions): Promise<U
   const status: Omit<StatusOptions, 'runtime'> = { ...options.status, forward: legacyForward(store, policy, identify) };
   const blobs = { blocks: 0 };
   try {
-    server = await startFileServer({ ...options, resources: service, fallback: blobResolver(releases, { maxSzx, stats: blobs }), status, links: [...(options.links ?? []), ...SERVICE_LINKS] });
+    // Blobs are served as files are (Q-Block2 when asked), by the file server made here.
+    const body = (): BodyServing | undefined => server?.body;
+    server = await startFileServer({ ...options, resources: service, fallback: blobResolver(releases, { maxSzx, stats: blobs, body }), status, links: [...(options.links ?? []), ...SERVICE_LINKS] });
   } catch (e) {
     await staging.close();
     if (owned) await store.close();

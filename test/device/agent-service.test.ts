@@ -102,10 +102,11 @@ describe('device agents against the update server (SQLite)', () => {
     expect(plain.indexOf(downtime!)).toBeLessThan(plain.findIndex((e) => e.type === 'update-start'));
 
     // The agent hands its link's response stream to the update, which asks for Q-Block2 (RFC 9177) first; the
-    // service's release blobs (service/releases.ts blobResolver) answer Block2 only, so each image came by Block2.
+    // service serves its release blobs (service/releases.ts blobResolver) as the file server serves files, so
+    // each image came by Q-Block2, over coaps too.
     for (const evs of [negotiated, plain, client, secure]) {
       expect(qblockRequests.get(evs)).toBeGreaterThan(0);
-      expect(evs.flatMap((e) => (e.type === 'update' && e.event.type === 'transfer' ? [e.event.mode] : []))).toEqual(['block2']);
+      expect(evs.flatMap((e) => (e.type === 'update' && e.event.type === 'transfer' ? [e.event.mode] : []))).toEqual(['qblock2']);
     }
 
     for (const id of ids) {
