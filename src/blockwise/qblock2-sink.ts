@@ -34,6 +34,10 @@ export class SinkChain {
         throw e;
       },
     );
+    // Once the chain has failed it never runs its callback again, so a later
+    // failing write would reject unobserved (an unhandled rejection ends the
+    // process): its failure is told through onFailed, the chain keeps the first.
+    settled.catch(() => undefined);
     this.chain = this.chain.then(() => settled);
   }
 }
