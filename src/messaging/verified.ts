@@ -84,9 +84,14 @@ export class VerifiedPeers {
   /** Mark `peer` verified (again) for the lifetime. */
   add(peer: Peer): void {
     const key = peerKey(peer);
+    const now = this.runtime.now();
+    const exp = this.expiry.get(key);
+    // Renewed a moment ago (every response of a flow renews): keep its place rather than
+    // move it per datagram; the order stays least recently renewed first, to an eighth of the lifetime.
+    if (exp !== undefined && exp - now >= (this.limits.verifiedLifetimeMs * 7) / 8) return;
     this.expiry.delete(key);
     while (this.expiry.size >= this.limits.maxVerifiedPeers) this.expiry.delete(this.expiry.keys().next().value!);
-    this.expiry.set(key, this.runtime.now() + this.limits.verifiedLifetimeMs);
+    this.expiry.set(key, now + this.limits.verifiedLifetimeMs);
   }
 }
 
