@@ -45,9 +45,12 @@ async function start(extra: string[] = []): Promise<{ p: CliProcess; http: strin
   return { p, http: String(http.url), coap: (listening.urls as string[])[0]!, token: events.find((e) => e.event === 'token')?.token };
 }
 
+/** SIGTERM, then the exit: 0 expected; a signal or stderr is said in the failure. */
 async function stop(p: CliProcess): Promise<number | null> {
   p.child.kill('SIGTERM');
-  return (await p.done).code;
+  const { code, signal, err } = await p.done;
+  if (code !== 0) process.stderr.write(`serve ended with code ${code}, signal ${signal}; stderr: ${err.slice(-2000)}\n`);
+  return code;
 }
 
 describe('serve --http with --config', () => {
