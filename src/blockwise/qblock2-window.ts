@@ -75,10 +75,12 @@ export class WindowPacer implements Pacer {
     this.addRetry(lost.slice(PROBES));
     if (now.length === 0) return;
     this.request(now);
-    // One block expired: its second probe is the same request again (RFC 9002 §6.2.4 allows
-    // two). On a lossy path a lone block (the tail) otherwise waits out one doubled timeout per
-    // loss: at 20 % each way a request and its block fail 36 % of the time, both copies 13 %.
-    if (now.length === 1) this.request(now);
+    // One block expired on a path without a queue: its second probe is the same request again
+    // (RFC 9002 §6.2.4 allows two). There the loss is random, not congestion, and a lone block
+    // (the tail) otherwise waits out one doubled timeout per loss: at 20 % each way a request
+    // and its block fail 36 % of the time, both copies 13 %. Behind a queue the copy would
+    // only add load (both get answered, late).
+    if (now.length === 1 && !this.ctl.queueing) this.request(now);
   }
 
   report(stats: QBlock2ClientStats): void {

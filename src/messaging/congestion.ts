@@ -112,6 +112,15 @@ export class CongestionController {
     return this.minRttMs === Infinity ? undefined : this.minRttMs;
   }
 
+  /**
+   * Whether the path shows a queue: smoothed RTT above the smallest by more
+   * than `targetDelayMs` (the delay signal of {@link onAcked}). Losses then
+   * come from congestion; without a queue they are more likely random.
+   */
+  get queueing(): boolean {
+    return this.queuedMs() > this.o.targetDelayMs;
+  }
+
   /** Whether `id` is in flight. */
   isInFlight(id: number): boolean {
     return this.flight.has(id);
@@ -174,8 +183,7 @@ export class CongestionController {
     this.ptoCount = 0;
     this.lastDeliveryAt = this.runtime.now();
     if (!grow) return; // RFC 9002 §7.3.2: no growth for packets sent before recovery began
-    const queued = this.srttMs === undefined || this.minRttMs === Infinity ? 0 : this.srttMs - this.minRttMs;
-    const over = queued > this.o.targetDelayMs;
+    const over = this.queueing;
     if (over && this.cwnd < this.ssthresh) this.ssthresh = this.cwnd; // the queue is building: slow start is over
     for (let i = 0; i < n; i++) {
       if (this.cwnd < this.ssthresh) this.cwnd += 1;
@@ -281,6 +289,11 @@ export class CongestionController {
   /** Consecutive probe timeouts without a delivery. */
   get backoffs(): number {
     return this.ptoCount;
+  }
+
+  /** Queueing delay: SRTT above the smallest RTT (0 before samples). */
+  private queuedMs(): number {
+    return this.srttMs === undefined || this.minRttMs === Infinity ? 0 : this.srttMs - this.minRttMs;
   }
 
   /** RFC 9002 §6.1.2: 9/8 of the larger of SRTT and the latest RTT, at least the granularity. */

@@ -50,3 +50,57 @@ describe('WindowPacer probe timeouts', () => {
     expect(silent).toEqual([]);
   });
 });
+
+/** A pacer for a 16-block body of which every block but `missing` is held, with its requests logged. */
+function tailPacer(rt: FakeRuntime, missing: number): { pacer: WindowPacer; sent: { at: number; spec: RequestSpec }[] } {
+  const sent: { at: number; spec: RequestSpec }[] = [];
+  const bitmap = new BlockBitmap(16);
+  for (let n = 0; n < 16; n++) if (n !== missing) bitmap.set(n);
+  let timer: TimerHandle | undefined;
+  const host: PacerHost = {
+    o: { runtime: rt, options: pathOptions('/x'), link: { send: () => undefined }, onBlock: () => undefined },
+    params: resolveQBlockParams(),
+    shape: { szx: 6, size: 16 * 1024, total: 16, etag: undefined },
+    bitmap,
+    stats: { requests: 0, blocks: 0, duplicates: 0, rerequested: 0, continues: 0 },
+    unsunk: 0,
+    send: (spec) => void sent.push({ at: rt.now(), spec }),
+    armTimer: (ms) => {
+      if (timer !== undefined) rt.clearTimer(timer);
+      timer = rt.setTimer(ms, () => {
+        timer = undefined;
+        pacer.onTimer();
+      });
+    },
+  };
+  const pacer = new WindowPacer(host);
+  pacer.begin();
+  return { pacer, sent };
+}
+
+describe('WindowPacer: the last missing block (the tail) under loss', () => {
+  it('on a path without a queue, a lone expired block is asked for twice at the timeout (RFC 9002 §6.2.4: two probes)', () => {
+    const rt = new FakeRuntime(1);
+    const { pacer, sent } = tailPacer(rt, 15);
+    for (let i = 0; i < 8; i++) pacer.ctl.rttSample(20); // a clean 20 ms path
+    pacer.onBlock(0);
+    expect(sent).toHaveLength(1); // the request for block 15
+    const pto = pacer.ctl.probeTimeoutMs();
+    rt.advance(pto); // lost: the probe timeout fires
+    expect(sent).toHaveLength(3);
+    expect(sent[1]!.at).toBe(sent[2]!.at);
+    expect(sent[1]!.spec.options).toEqual(sent[2]!.spec.options);
+  });
+
+  it('behind a queue (SRTT well above the smallest RTT) it is asked for once: a copy would only add load', () => {
+    const rt = new FakeRuntime(1);
+    const { pacer, sent } = tailPacer(rt, 15);
+    pacer.ctl.rttSample(20);
+    for (let i = 0; i < 30; i++) pacer.ctl.rttSample(300); // 280 ms of queueing
+    expect(pacer.ctl.queueing).toBe(true);
+    pacer.onBlock(0);
+    expect(sent).toHaveLength(1);
+    rt.advance(pacer.ctl.probeTimeoutMs());
+    expect(sent).toHaveLength(2);
+  });
+});
