@@ -19,7 +19,6 @@ import type { Requester } from '../core/request.js';
 import type { Runtime } from '../core/runtime.js';
 import { CoapfwError, isCoapfwError } from '../errors.js';
 import type { CongestionOptions } from '../messaging/congestion.js';
-import { DEFAULT_PARAMS } from '../messaging/params.js';
 import type { ResponseStream, StreamListener } from '../messaging/response-stream.js';
 import { backoffDelay, sleep, withRetry, type RetryPolicy } from '../messaging/retry.js';
 import { BlockBitmap, blockCount } from './bitmap.js';
@@ -106,8 +105,6 @@ interface Progress {
   blocks: number;
   received: number;
   retries: number;
-  /** Round trip of the last probe that was answered: the pacer's first RTT sample. */
-  probeRttMs?: number;
 }
 
 /**
@@ -131,8 +128,7 @@ async function qblock2Attempts(target: BodyTarget, opts: FetchBodyOptions, st: P
         etag: opts.etag,
         maxSize: opts.maxSize,
         maxAhead: opts.maxAhead,
-        // The probe measured the path: the pacer starts from its RTT, not from a 2 s timer.
-        congestion: { initialRttMs: st.probeRttMs, ...opts.congestion },
+        congestion: opts.congestion,
         params: opts.qblockParams,
         signal: opts.signal,
         onBlock: (p) => {
@@ -184,12 +180,7 @@ async function probe(target: BodyTarget, opts: FetchBodyOptions, st: Progress): 
   const num = held === undefined ? 0 : held.complete ? held.total - 1 : held.nextMissing(0);
   const res = await withRetry(
     async () => {
-      const t0 = target.runtime.now();
       const r = await target.request(probeRequest(target.options, num, st.szx), { signal: opts.signal, responseTimeoutMs: opts.responseTimeoutMs });
-      const rtt = target.runtime.now() - t0;
-      // Karn (RFC 6298 §3): only a probe answered before any retransmission (RFC 7252 §4.2: none
-      // before ACK_TIMEOUT) measured one round trip; a longer one would inflate every timer after it.
-      st.probeRttMs = rtt < DEFAULT_PARAMS.ackTimeoutMs ? rtt : undefined;
       if (r.code === Code.SERVICE_UNAVAILABLE || r.code === Code.TOO_MANY_REQUESTS) throw responseError(r, num);
       return r;
     },

@@ -35,26 +35,17 @@ export interface CongestionOptions {
    * lose everything and starve. Default 25 ms.
    */
   readonly targetDelayMs?: number;
-  /**
-   * An RTT already measured on this path (the Confirmable probe that found
-   * the server, RFC 9177 §4.1), taken as the first sample (RFC 6298 §2.2:
-   * SRTT = R, RTTVAR = R/2), so that the first loss is found within a few
-   * RTTs rather than after initialRtoMs. A probe that was retransmitted
-   * measures too long an RTT: the estimate errs on the safe side and the
-   * next samples correct it. Undefined (default): no sample yet.
-   */
-  readonly initialRttMs?: number;
 }
 
 const DEFAULTS = { initialWindow: 10, minWindow: 1, maxWindow: 512, initialRtoMs: 2000, minRtoMs: 50, maxRtoMs: 60_000, reorderPackets: 3, granularityMs: 5, targetDelayMs: 25 };
 
 /** Every setting, defaults filled in. */
-export type ResolvedCongestion = typeof DEFAULTS & { readonly initialRttMs?: number };
+export type ResolvedCongestion = typeof DEFAULTS;
 
 /** Merge `o` over the defaults and check it (INVALID_ARGUMENT, labelled "congestion:"). */
 export function resolveCongestion(o: CongestionOptions): ResolvedCongestion {
   const r = { ...DEFAULTS, ...o };
-  const int = (name: keyof typeof DEFAULTS, min: number): void => {
+  const int = (name: keyof ResolvedCongestion, min: number): void => {
     const v = r[name];
     if (!Number.isInteger(v) || v < min) throw new CoapfwError('INVALID_ARGUMENT', `congestion: ${name} must be an integer >= ${min}, got ${v}`);
   };
@@ -65,9 +56,6 @@ export function resolveCongestion(o: CongestionOptions): ResolvedCongestion {
   if (r.minWindow > r.maxWindow || r.initialWindow > r.maxWindow) throw new CoapfwError('INVALID_ARGUMENT', 'congestion: minWindow and initialWindow must not exceed maxWindow');
   for (const k of ['initialRtoMs', 'minRtoMs', 'maxRtoMs', 'granularityMs', 'targetDelayMs'] as const) {
     if (!(r[k] > 0)) throw new CoapfwError('INVALID_ARGUMENT', `congestion: ${k} must be > 0, got ${r[k]}`);
-  }
-  if (o.initialRttMs !== undefined && !(o.initialRttMs >= 0 && Number.isFinite(o.initialRttMs))) {
-    throw new CoapfwError('INVALID_ARGUMENT', `congestion: initialRttMs must be a finite number >= 0, got ${o.initialRttMs}`);
   }
   return r;
 }
