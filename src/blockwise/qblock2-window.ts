@@ -65,22 +65,18 @@ export class WindowPacer implements Pacer {
    * RFC 9002 §6.2.4, §7.5: on a probe timeout up to two packets go out at
    * once, whatever the window (a probe is never blocked by the congestion
    * controller; else with a window of one the lost block would wait for
-   * the next, doubled, timeout), a lone one twice. The rest are asked for
-   * again in turn.
+   * the next, doubled, timeout). The rest are asked for again in turn. A
+   * lone expired block is not sent twice: with many devices behind one
+   * bottleneck the copy only added load (bench/sim.ts, 50 devices, seed 2:
+   * goodput 0.94 without, 0.72 with, even when sent only while SRTT showed
+   * no queue, since a minRTT taken under load hides the queue).
    */
   private probe(expired: readonly number[]): void {
     const { bitmap } = this.h;
     const lost = expired.filter((n) => !bitmap.has(n));
     const now = lost.slice(0, PROBES).sort((a, b) => a - b);
     this.addRetry(lost.slice(PROBES));
-    if (now.length === 0) return;
-    this.request(now);
-    // One block expired on a path without a queue: its second probe is the same request again
-    // (RFC 9002 §6.2.4 allows two). There the loss is random, not congestion, and a lone block
-    // (the tail) otherwise waits out one doubled timeout per loss: at 20 % each way a request
-    // and its block fail 36 % of the time, both copies 13 %. Behind a queue the copy would
-    // only add load (both get answered, late).
-    if (now.length === 1 && !this.ctl.queueing) this.request(now);
+    if (now.length > 0) this.request(now);
   }
 
   report(stats: QBlock2ClientStats): void {
