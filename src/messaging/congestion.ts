@@ -107,15 +107,6 @@ export class CongestionController {
     return this.minRttMs === Infinity ? undefined : this.minRttMs;
   }
 
-  /**
-   * Whether the path shows a queue: smoothed RTT above the smallest by more
-   * than `targetDelayMs` (the delay signal of {@link onAcked}). Losses then
-   * come from congestion; without a queue they are more likely random.
-   */
-  get queueing(): boolean {
-    return this.queuedMs() > this.o.targetDelayMs;
-  }
-
   /** Whether `id` is in flight. */
   isInFlight(id: number): boolean {
     return this.flight.has(id);
@@ -178,7 +169,8 @@ export class CongestionController {
     this.ptoCount = 0;
     this.lastDeliveryAt = this.runtime.now();
     if (!grow) return; // RFC 9002 §7.3.2: no growth for packets sent before recovery began
-    const over = this.queueing;
+    const queued = this.srttMs === undefined || this.minRttMs === Infinity ? 0 : this.srttMs - this.minRttMs;
+    const over = queued > this.o.targetDelayMs;
     if (over && this.cwnd < this.ssthresh) this.ssthresh = this.cwnd; // the queue is building: slow start is over
     for (let i = 0; i < n; i++) {
       if (this.cwnd < this.ssthresh) this.cwnd += 1;
@@ -284,11 +276,6 @@ export class CongestionController {
   /** Consecutive probe timeouts without a delivery. */
   get backoffs(): number {
     return this.ptoCount;
-  }
-
-  /** Queueing delay: SRTT above the smallest RTT (0 before samples). */
-  private queuedMs(): number {
-    return this.srttMs === undefined || this.minRttMs === Infinity ? 0 : this.srttMs - this.minRttMs;
   }
 
   /** RFC 9002 §6.1.2: 9/8 of the larger of SRTT and the latest RTT, at least the granularity. */

@@ -50,4 +50,3 @@ describe('WindowPacer probe timeouts', () => {
     expect(silent).toEqual([]);
   });
 });
-

@@ -156,17 +156,6 @@ describe('CongestionController', () => {
     expect(t.get('a')).not.toBe(a);
   });
 
-  it('queueing: true once the smoothed RTT is more than targetDelayMs above the smallest', () => {
-    const rt = new FakeRuntime();
-    const c = new CongestionController(rt, { targetDelayMs: 25 });
-    expect(c.queueing).toBe(false);
-    c.rttSample(20);
-    for (let i = 0; i < 20; i++) c.rttSample(30);
-    expect(c.queueing).toBe(false);
-    for (let i = 0; i < 20; i++) c.rttSample(80);
-    expect(c.queueing).toBe(true);
-  });
-
   it('validates its options', () => {
     expect(() => new CongestionController(new FakeRuntime(), { initialWindow: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     expect(() => new CongestionController(new FakeRuntime(), { minWindow: 10, maxWindow: 5 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
