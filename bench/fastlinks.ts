@@ -5,10 +5,10 @@
  * checked by SHA-256. Prints JSON.
  *
  * Contenders:
- *   qblock2  our Q-Block2 client and server (src/blockwise/qblock2-*.ts), wired
- *            here on plain endpoints (the server in this process) until the
- *            integration phase puts them into `coapfw serve` and `coapfw get`
- *   block2   today's `coapfw serve` process and today's fetchBlocks client
+ *   qblock2  the product: the `coapfw serve` process, and the library's public
+ *            fetch (`fetchBody` through `openClient`, what `coapfw get` does)
+ *            in this process, Q-Block2 (RFC 9177) with its congestion control
+ *   block2   the same `coapfw serve` process and the Block2 client fetchBlocks
  *   libcoap  coap-client-notls -b 1024 from coap-server-notls (libcoap 4.3.1, Block2:
  *            its client never sends Q-Block2)
  *   tftp     tftp-hpa from in.tftpd (512-byte blocks, lock-step, RFC 1350)
@@ -18,23 +18,19 @@
  *   1 MiB at 200 ms RTT; 50 devices x 256 KiB through one 1 Mbit/s bottleneck
  *   (64-packet drop-tail queue) at 5 % loss, with aggregate goodput and Jain's
  *   fairness index.
+ *
+ * `--only a,b` runs only the named scenarios, `--contenders a,b` only the
+ * named contenders (for tuning one case; the JSON says which ran); `--runs N`
+ * runs each N times with other loss seeds and reports the median run and
+ * every run's time.
  */
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fetchBlocks } from '../src/blockwise/fetch.js';
-import { endpointChannel, endpointSender, fetchQBlock2 } from '../src/blockwise/qblock2-endpoint.js';
-import { hasQBlock2, QBlock2Server } from '../src/blockwise/qblock2-server.js';
-import { serveBlock2 } from '../src/blockwise/serve.js';
-import { bufferSource } from '../src/blockwise/source.js';
-import { Code, OptionNumber } from '../src/codec/numbers.js';
-import { pathOptions } from '../src/codec/options.js';
-import { CongestionTable } from '../src/messaging/congestion-table.js';
-import { CoapEndpoint } from '../src/messaging/endpoint.js';
+import { fetchBody } from '../src/blockwise/fetch-body.js';
 import { openClient } from '../src/client/open.js';
-import { systemRuntime } from '../src/transport/runtime.js';
-import { UdpTransport } from '../src/transport/udp.js';
 import { COAP_CLIENT, fixtureBytes, freeUdpPort, hasCommand, killAll, libcoapMissing, putToLibcoap, run, sha256File, sha256Hex, startDaemon, startLibcoapServer } from './procs.js';
 import { UdpRelay, type RelayOptions } from './relay.js';
 
@@ -43,6 +39,15 @@ const KIB = 1024;
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CLI = resolve(HERE, '../src/cli/bin.js');
 const CAP_MS = QUICK ? 60_000 : 180_000;
+/** `--only a,b` / `--contenders a,b`: a comma list after the flag, or undefined (all). */
+function listArg(flag: string): string[] | undefined {
+  const i = process.argv.indexOf(flag);
+  return i < 0 ? undefined : (process.argv[i + 1] ?? '').split(',');
+}
+const ONLY = listArg('--only');
+/** `--runs N`: each contender N times per scenario (other loss seeds); the row is the median run. */
+const RUNS = Math.max(1, Number(listArg('--runs')?.[0] ?? 1) || 1);
+const CONTENDERS = listArg('--contenders');
 
 type Path = Omit<RelayOptions, 'target' | 'seed'>;
 interface Scenario {
@@ -82,39 +87,24 @@ async function timed(fn: () => Promise<boolean>): Promise<Timed> {
   return { ms: performance.now() - t0, ok };
 }
 
-/** Our Q-Block2 server on its own endpoint, serving every file of `files` by name. */
-async function startQBlock2Server(files: Map<string, Uint8Array>): Promise<{ port: number; close: () => Promise<void> }> {
-  const endpoint = new CoapEndpoint(await UdpTransport.bind({ host: '127.0.0.1', recvBufferSize: 8 * 1024 * 1024 }), { runtime: systemRuntime });
-  const q = new QBlock2Server({ runtime: systemRuntime, sender: endpointSender(endpoint), congestion: new CongestionTable(systemRuntime) });
-  const sources = new Map([...files].map(([n, b]) => [n, bufferSource(b)]));
-  endpoint.handle((req) => {
-    const name = req.message.options.filter((o) => o.number === OptionNumber.URI_PATH).map((o) => new TextDecoder().decode(o.value)).join('/');
-    const src = sources.get(name);
-    if (src === undefined) return { code: Code.NOT_FOUND };
-    return hasQBlock2(req.message) ? q.handle(req.message, req.peer, src, req.size) : serveBlock2(req.message, src);
-  });
-  return { port: endpoint.address().port, close: async () => (q.close(), endpoint.close()) };
-}
-
-function qblock2Contender(): Contender {
+/** `fetchBody` (src/blockwise/fetch-body.ts) through `openClient`, as `coapfw get` opens it. */
+function qblock2Contender(prefix: string): Contender {
   return (relayPort, name, _out, hash) =>
     timed(async () => {
-      const endpoint = new CoapEndpoint(await UdpTransport.bind({ host: '127.0.0.1', recvBufferSize: 4 * 1024 * 1024 }), { runtime: systemRuntime });
+      const client = await openClient(`coap://127.0.0.1:${relayPort}/${prefix}${name}`, { unreachable: 'fail' });
       try {
         let buf = new Uint8Array(0);
-        const outcome = await fetchQBlock2(endpointChannel(endpoint, { address: '127.0.0.1', port: relayPort }), {
-          runtime: systemRuntime,
-          options: pathOptions(`/${name}`),
+        const r = await fetchBody(client, {
           maxSize: 64 * 1024 * 1024,
           onBlock: (b) => {
-            if (buf.length !== b.size) buf = new Uint8Array(b.size);
+            if (buf.length !== b.total) buf = new Uint8Array(b.total ?? 0);
             buf.set(b.data, b.offset);
           },
           signal: AbortSignal.timeout(CAP_MS),
         });
-        return outcome.kind === 'complete' && sha256Hex(buf) === hash;
+        return r.mode === 'qblock2' && sha256Hex(buf) === hash;
       } finally {
-        await endpoint.close();
+        await client.close();
       }
     });
 }
@@ -176,6 +166,14 @@ function summarise(s: Scenario, r: { runs: Timed[]; relay: UdpRelay['stats'] }):
   return out;
 }
 
+/** The median run by time, with every run's time and failures beside it when there were several. */
+function medianRun(runs: Record<string, unknown>[]): Record<string, unknown> {
+  if (runs.length === 1) return runs[0]!;
+  const sorted = [...runs].sort((a, b) => (a.ms as number) - (b.ms as number));
+  const failures = runs.reduce((n, x) => n + (x.failures as number), 0);
+  return { ...sorted[Math.floor(sorted.length / 2)]!, runsMs: runs.map((x) => x.ms), runFailures: failures };
+}
+
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'coapfw-fast-'));
   const dir = join(work, 'files');
@@ -183,28 +181,27 @@ async function main(): Promise<void> {
   await chmod(work, 0o755);
   await chmod(dir, 0o755);
   const stops: Array<() => Promise<void>> = [];
-  const result: Record<string, unknown> = { quick: QUICK, capMs: CAP_MS, node: process.version };
+  const result: Record<string, unknown> = { quick: QUICK, capMs: CAP_MS, node: process.version, only: ONLY, contenders: CONTENDERS, runs: RUNS };
   try {
     const files = new Map<string, Uint8Array>();
     for (const s of SCENARIOS) files.set(`f${s.size}.bin`, fixtureBytes(s.size, s.size + 3));
     for (const [n, b] of files) await writeFile(join(dir, n), b);
-    const qs = await startQBlock2Server(files);
-    stops.push(qs.close);
     const oursPort = await freeUdpPort();
     const ours = startDaemon(process.execPath, [CLI, 'serve', dir, '--host', '127.0.0.1', '--port', String(oursPort)]);
     stops.push(ours.stop);
     for (let i = 0; i < 100 && !ours.output().includes('serving'); i++) await new Promise((r) => setTimeout(r, 50));
     const contenders: Array<{ key: string; port: number; fn: Contender }> = [
-      { key: 'qblock2', port: qs.port, fn: qblock2Contender() },
+      { key: 'qblock2', port: oursPort, fn: qblock2Contender('files/') },
       { key: 'block2', port: oursPort, fn: block2Contender('files/') },
     ];
-    if (libcoapMissing() === undefined) {
+    const want = (key: string): boolean => CONTENDERS === undefined || CONTENDERS.includes(key);
+    if (want('libcoap') && libcoapMissing() === undefined) {
       const lc = await startLibcoapServer();
       stops.push(lc.stop);
       for (const n of files.keys()) await putToLibcoap(lc.uri(n), join(dir, n));
       contenders.push({ key: 'libcoap', port: lc.port, fn: commandContender(COAP_CLIENT, (p, n, o) => ['-m', 'get', '-B', String(CAP_MS / 1000), '-b', '1024', `coap://127.0.0.1:${p}/${n}`, '-o', o]) });
     }
-    if (hasCommand('in.tftpd', ['-V']) && hasCommand('tftp', ['-V'])) {
+    if (want('tftp') && hasCommand('in.tftpd', ['-V']) && hasCommand('tftp', ['-V'])) {
       const tp = await freeUdpPort();
       const d = startDaemon('in.tftpd', ['-L', '-s', dir, '-a', `127.0.0.1:${tp}`]);
       stops.push(d.stop);
@@ -213,16 +210,20 @@ async function main(): Promise<void> {
     }
     const scenarios: Record<string, unknown> = {};
     let seed = 1;
-    for (const s of SCENARIOS) {
+    const chosen = contenders.filter((c) => want(c.key));
+    for (const s of SCENARIOS.filter((x) => ONLY === undefined || ONLY.includes(x.name))) {
       const name = `f${s.size}.bin`;
       const hash = sha256Hex(files.get(name)!);
       const row: Record<string, unknown> = { bytes: s.size, devices: s.devices, path: s.path };
       const ms: Record<string, number> = {};
-      for (const c of contenders) {
+      for (const c of chosen) {
         process.stderr.write(`fastlinks: ${s.name} ${c.key} ...\n`);
-        const r = summarise(s, await runScenario(s, c.port, c.fn, name, hash, work, seed++));
+        const runs: Record<string, unknown>[] = [];
+        for (let k = 0; k < RUNS; k++) runs.push(summarise(s, await runScenario(s, c.port, c.fn, name, hash, work, seed + 1000 * k)));
+        seed++;
+        const r = medianRun(runs);
         row[c.key] = r;
-        if (r.failures === 0) ms[c.key] = r.ms as number;
+        if (runs.every((x) => x.failures === 0)) ms[c.key] = r.ms as number;
       }
       // Ratios > 1: we are faster (time of the other / our time).
       const ratios: Record<string, number | null> = {};

@@ -28,6 +28,8 @@ export interface RelayOptions {
   /** Bottleneck queue in packets (drop-tail). Default 64. */
   readonly queuePackets?: number;
   readonly seed?: number;
+  /** Called for every datagram as it enters the relay (tracing a run); `dropped` when loss took it. */
+  readonly onPacket?: (dir: 'up' | 'down', data: Uint8Array, dropped: boolean) => void;
 }
 
 /** What the relay did. */
@@ -107,7 +109,9 @@ export class UdpRelay {
       flow = { client: rinfo, upstream };
       this.flows.set(key, flow);
     }
-    if (this.random() < (this.o.lossUp ?? 0)) {
+    const lostUp = this.random() < (this.o.lossUp ?? 0);
+    this.o.onPacket?.('up', data, lostUp);
+    if (lostUp) {
       this.stats.lostUp++;
       return;
     }
@@ -119,7 +123,9 @@ export class UdpRelay {
 
   private fromServer(data: Buffer, flow: Flow): void {
     this.stats.down++;
-    if (this.random() < (this.o.lossDown ?? 0)) {
+    const lostDown = this.random() < (this.o.lossDown ?? 0);
+    this.o.onPacket?.('down', data, lostDown);
+    if (lostDown) {
       this.stats.lostDown++;
       return;
     }

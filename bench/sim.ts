@@ -5,6 +5,14 @@
  * CPU or event-loop noise, in seconds for minutes of simulated transfer
  * (`node dist/bench/sim.js --devices 50`: the issue's shared-bottleneck case,
  * 50 x 256 KiB at 1 Mbit/s, 20 ms RTT, 5 % loss each way).
+ *
+ * What the model leaves out, measured against the product
+ * (bench/fastlinks.ts): the endpoint's address check (RFC 9175 §2.4: the
+ * server pings a new peer before any burst; a lost ping used to hold every
+ * block but the first of each request for ACK_TIMEOUT, 2-3 s, a tail the
+ * model never had), the probe's retries through fetchBody (here a device
+ * whose probe gets no answer fails), and CPU. Compare the same scenario:
+ * 10 x 32 KiB (fastlinks --quick) is dominated by its start-up here too.
  */
 import { QBlock2Client, type QBlock2ClientOptions } from '../src/blockwise/qblock2-client.js';
 import { hasQBlock2, QBlock2Server, type QBlock2ServerOptions } from '../src/blockwise/qblock2-server.js';

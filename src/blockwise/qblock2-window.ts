@@ -65,7 +65,11 @@ export class WindowPacer implements Pacer {
    * RFC 9002 §6.2.4, §7.5: on a probe timeout up to two packets go out at
    * once, whatever the window (a probe is never blocked by the congestion
    * controller; else with a window of one the lost block would wait for
-   * the next, doubled, timeout). The rest are asked for again in turn.
+   * the next, doubled, timeout). The rest are asked for again in turn. A
+   * lone expired block is not sent twice: with many devices behind one
+   * bottleneck the copy only added load (bench/sim.ts, 50 devices, seed 2:
+   * goodput 0.94 without, 0.72 with, even when sent only while SRTT showed
+   * no queue, since a minRTT taken under load hides the queue).
    */
   private probe(expired: readonly number[]): void {
     const { bitmap } = this.h;

@@ -161,3 +161,44 @@ describe('the verified-address table', () => {
     expect(v.has({ address: '10.9.3.231', port: 1 })).toBe(false);
   });
 });
+
+describe('an address check on a lossy path (RFC 9175 §2.4)', () => {
+  const ping = (l: { data: Uint8Array }): boolean => {
+    const m = decodeMessage(l.data);
+    return m.type === MessageType.CON && m.code === Code.EMPTY;
+  };
+
+  it('a further request of the peer while the check runs pings again at once: one answered ping verifies', async () => {
+    const t = slowServer({ code: Code.CHANGED });
+    const peer = { address: '10.0.0.3', port: 40001 };
+    const client = new CoapEndpoint(t.net.endpoint(peer.address, peer.port), { runtime: t.rt });
+    let drops = 1;
+    t.net.filter = (_from, to, data) => !(to.port === peer.port && decodeMessage(data).code === Code.EMPTY && drops-- > 0); // the first ping is lost
+    let result: string | undefined;
+    void t.server.verify(peer, 20).then((r) => (result = r));
+    await flush();
+    expect(result).toBeUndefined();
+    void t.server.verify(peer, 20); // the peer's next request: another ping, not a wait for ACK_TIMEOUT
+    await flush();
+    expect(result).toBe('verified');
+    expect(t.rt.now()).toBe(0);
+    expect(t.sentTo(peer).filter(ping)).toHaveLength(2);
+    await client.close();
+  });
+
+  it('a spoofed peer draws at most 8 extra pings per check, each within its request\'s budget', async () => {
+    const t = slowServer({ code: Code.CHANGED });
+    const victim = { address: '192.0.2.60', port: 5683 };
+    t.net.endpoint(victim.address, victim.port); // exists, never answers
+    t.net.filter = (from) => from.port !== victim.port;
+    const results: string[] = [];
+    for (let i = 0; i < 20; i++) void t.server.verify(victim, 20).then((r) => results.push(r));
+    void t.server.verify(victim, 1); // 3 bytes of budget: no ping for it
+    await flush();
+    expect(t.sentTo(victim).filter(ping)).toHaveLength(1 + 8);
+    await pass(t.rt, 300);
+    expect(new Set(results)).toEqual(new Set(['unanswered']));
+    // The first ping's retransmissions (within the first request's budget) and the 8 extra ones, never more.
+    expect(t.sentTo(victim).filter(ping).length).toBeLessThanOrEqual(1 + 8 + 4);
+  });
+});
