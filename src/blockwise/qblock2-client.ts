@@ -54,6 +54,9 @@ export class QBlock2Client implements PacerHost {
   private bitmapValue: BlockBitmap | undefined;
   private pacer: Pacer | undefined;
   private timer: TimerHandle | undefined;
+  /** When the armed timer fires, and when its work is due (later, when the deadline moved out since). */
+  private timerAt = 0;
+  private dueAt = 0;
   private readonly sinks = new SinkChain();
   private settle!: { resolve: (o: QBlock2Outcome) => void; reject: (e: Error) => void };
   private readonly echo = new EchoRepeater();
@@ -159,12 +162,25 @@ export class QBlock2Client implements PacerHost {
    * (NON_MAX_RETRANSMIT requests, §7.2).
    */
   armTimer(ms: number): void {
-    this.clearTimer();
+    const now = this.o.runtime.now();
     const paced = this.o.mode !== 'rfc';
-    const idleLeft = paced ? this.lifetime.leftMs(this.o.runtime.now()) : Infinity;
+    const idleLeft = paced ? this.lifetime.leftMs(now) : Infinity;
     // Never 0: a deadline a hair away would otherwise fire again and again at one instant.
-    this.timer = this.o.runtime.setTimer(Math.max(0.5, Math.min(ms, idleLeft)), () => {
+    const delay = Math.max(0.5, Math.min(ms, idleLeft));
+    this.dueAt = now + delay;
+    // Re-armed on nearly every payload, mostly later: a timer due no later stays and, firing early, sets itself for the rest.
+    if (this.timer !== undefined && this.timerAt <= this.dueAt) return;
+    this.clearTimer();
+    this.setTimerFor(delay);
+  }
+
+  private setTimerFor(delay: number): void {
+    this.timerAt = this.o.runtime.now() + delay;
+    this.timer = this.o.runtime.setTimer(delay, () => {
       this.timer = undefined;
+      const left = this.dueAt - this.o.runtime.now();
+      if (left > 0) return this.setTimerFor(Math.max(0.5, left));
+      const paced = this.o.mode !== 'rfc';
       try {
         if (this.state === 'probing') throw new CoapfwError('TIMEOUT', 'q-block2: no answer to the first request');
         if (this.state !== 'receiving') return;
