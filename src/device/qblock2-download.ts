@@ -16,6 +16,7 @@
  */
 import { BlockBitmap, blockCount } from '../blockwise/bitmap.js';
 import { fetchBody, type BodyTarget } from '../blockwise/fetch-body.js';
+import type { FetchedBlock } from '../blockwise/fetch.js';
 import { ReorderBuffer } from '../blockwise/reorder.js';
 import { blockSize } from '../codec/block.js';
 import type { CoapOption } from '../codec/message.js';
@@ -24,16 +25,8 @@ import type { UpdateSession } from './session.js';
 /** Default of `UpdateOptions.maxAhead`: a constrained device's RAM, not a server's. */
 export const DEFAULT_MAX_AHEAD = 32;
 
-/** A block as the slot writer takes it: in image order, with what the journal records. */
-export interface PlacedBlock {
-  readonly num: number;
-  readonly szx: number;
-  readonly offset: number;
-  readonly data: Uint8Array;
-  /** More of the image follows. */
-  readonly more: boolean;
-  readonly etag: Uint8Array | undefined;
-}
+/** A block as the slot writer takes it: in image order, with what the journal records (a fetched block without Size2). */
+export type PlacedBlock = Omit<FetchedBlock, 'total'>;
 
 /** Where an image fetch starts: a resume holds every block before `startBlock` (numbered at `szx`) and must see `etag`. */
 export interface StreamFrom {

@@ -21,6 +21,9 @@ import type { Peer } from '../../src/core/transport.js';
 import { mulberry32 } from '../../src/flash/prng.js';
 import type { Runtime } from '../../src/core/runtime.js';
 import { MemNetwork } from '../../src/testing/mem-transport.js';
+import { provisionDevice } from '../../src/device/device.js';
+import { createLayout, type FlashLayout } from '../../src/flash/layout.js';
+import { MemoryFlash } from '../../src/flash/memory.js';
 
 export const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
@@ -152,3 +155,11 @@ export class MemUpdateServer {
 }
 
 export const MANIFEST_URI = 'coap://10.0.0.1/manifest.suit';
+
+/** An 80 KiB MemoryFlash in 4 KiB erase blocks, two 28 KiB slots, provisioned with `installed` as sequence 1. */
+export async function provisionedDevice(installed: Uint8Array): Promise<{ flash: MemoryFlash; layout: FlashLayout }> {
+  const flash = new MemoryFlash({ size: 80 * 1024, eraseBlockSize: 4096 });
+  const layout = createLayout(flash, { slotSize: 28 * 1024 });
+  await provisionDevice(flash, layout, installed, 1);
+  return { flash, layout };
+}

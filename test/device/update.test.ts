@@ -1,26 +1,19 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { powerOn, provisionDevice } from '../../src/device/device.js';
+import { powerOn } from '../../src/device/device.js';
 import { imageRequestOptions } from '../../src/device/image-uri.js';
 import type { UpdateEvent } from '../../src/device/states.js';
 import { runUpdate } from '../../src/device/updater.js';
 import { isCoapfwError } from '../../src/errors.js';
 import { hashArea } from '../../src/flash/image.js';
 import { Journal } from '../../src/flash/journal.js';
-import { createLayout } from '../../src/flash/layout.js';
-import { MemoryFlash } from '../../src/flash/memory.js';
 import { FakeRuntime } from '../../src/testing/fake-runtime.js';
-import { CLASS, envelopeFor, hex, image, MANIFEST_URI, MemUpdateServer, TRUST, VENDOR } from './update-helpers.js';
+import { CLASS, envelopeFor, hex, image, MANIFEST_URI, MemUpdateServer, TRUST, VENDOR, provisionedDevice } from './update-helpers.js';
 
 const A = image(10_000, 1);
 const B = image(24 * 1024 - 100, 2);
 
-async function device() {
-  const flash = new MemoryFlash({ size: 80 * 1024, eraseBlockSize: 4096 });
-  const layout = createLayout(flash, { slotSize: 28 * 1024 });
-  await provisionDevice(flash, layout, A, 1);
-  return { flash, layout };
-}
+const device = (): ReturnType<typeof provisionedDevice> => provisionedDevice(A);
 
 let server: MemUpdateServer;
 afterEach(async () => server?.close());
