@@ -69,6 +69,7 @@ function narrate(d: Device, cutAt?: number): (e: AgentEvent) => void {
     else if (e.type === 'manifest') tell(`sees release ${e.seq} of its class: verified, newer, device idle: updating`);
     else if (e.type === 'downtime') tell(`will be unavailable for about ${e.seconds} s: told before it starts`);
     else if (e.type === 'update' && e.event.type === 'resume' && e.event.fromBlock > 0) tell(`journal: resuming at block ${e.event.fromBlock}`);
+    else if (e.type === 'update' && e.event.type === 'transfer') tell(`image fetched by ${e.event.mode === 'qblock2' ? 'Q-Block2 (RFC 9177)' : 'Block2 (RFC 7959)'}`);
     else if (e.type === 'update-end' && e.status !== undefined) d.resumed = e.status.blocksResumed;
     else if (e.type === 'update' && e.event.type === 'block' && e.event.num === cutAt) {
       tell(`*** power cut after ${cutAt + 1} blocks ***`);

@@ -30,6 +30,9 @@ describe('npm start demo', () => {
       expect(table).toMatch(new RegExp(`^ +${name} +${mode} +confirmed +1 `, 'm'));
     }
     for (const name of ['sensor', 'door-lock', 'air-handler', 'camera']) expect(out).toMatch(new RegExp(`${name} +reported confirmed`));
+    // Every image came by Q-Block2 from the service, the camera's resumed one too.
+    for (const name of ['sensor', 'door-lock', 'air-handler', 'camera']) expect(out).toMatch(new RegExp(`${name} +image fetched by Q-Block2`));
+    expect(out).not.toMatch(/image fetched by Block2/);
     expect(out.trim().split('\n').at(-1)).toMatch(/^OK: every device runs release 1, confirmed; the camera resumed \d+ blocks/);
   });
 });
