@@ -14,8 +14,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, mkdir, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,11 +26,10 @@ import { Journal, type ResumeRecord } from '../../src/flash/journal.js';
 import { MemoryFlash } from '../../src/flash/memory.js';
 import { mulberry32 } from '../../src/flash/prng.js';
 import { startFileServer, type FileServer } from '../../src/server/serve.js';
-import { createEnvelope } from '../../src/suit/create.js';
 import type { Peer } from '../../src/core/transport.js';
 import { tapTransport } from '../../src/testing/tap.js';
 import { UdpTransport } from '../../src/transport/udp.js';
-import { CLASS, hex, image, isImageRequest, KEY, VENDOR } from './update-helpers.js';
+import { CLASS, hex, image, isImageRequest, VENDOR, releaseDir } from './update-helpers.js';
 
 const BIN = join(import.meta.dirname, '../../dist/src/cli/bin.js');
 const MIB = 1024 * 1024;
@@ -76,12 +74,7 @@ let server: FileServer;
 let uri: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'coapfw-soak-'));
-  await mkdir(join(dir, 'srv'));
-  const digest = sha256(IMAGE);
-  await writeFile(join(dir, 'srv', 'app.bin'), IMAGE);
-  await writeFile(join(dir, 'srv', 'app.suit'), createEnvelope({ sequence: 4, vendorId: VENDOR, classId: CLASS, uri: `/fw/sha256/${hex(digest)}`, digest, size: IMAGE.length }, [KEY]));
-  await writeFile(join(dir, 'pub.hex'), hex(KEY.publicKey.bytes));
+  dir = await releaseDir('coapfw-soak-', IMAGE, 4);
   const udp = await UdpTransport.bind({ host: '127.0.0.1', port: 0 });
   watch = new RequestClock();
   server = await startFileServer({ dir: join(dir, 'srv'), transport: tapTransport(udp, { received: watch.received }), refreshMs: 0 });

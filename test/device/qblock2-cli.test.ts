@@ -4,8 +4,7 @@
  * Block2: the mode is said once, as a 'transfer' event (-v), and image
  * requests are counted at the server.
  */
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,9 +12,8 @@ import { main } from '../../src/cli/main.js';
 import { startFileServer, type FileServer } from '../../src/server/serve.js';
 import { tapTransport } from '../../src/testing/tap.js';
 import { UdpTransport } from '../../src/transport/udp.js';
-import { createEnvelope } from '../../src/suit/create.js';
 import { captureIo } from '../helpers/cli-io.js';
-import { CLASS, hex, image, isImageRequest, KEY, VENDOR } from './update-helpers.js';
+import { CLASS, hex, image, isImageRequest, VENDOR, releaseDir } from './update-helpers.js';
 
 const IMG = image(40 * 1024, 4); // 40 blocks of 1 KiB
 const BLOCKS = 40;
@@ -26,12 +24,7 @@ let imageRequests = 0;
 let ids: string[];
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'coapfw-device-qb2-cli-'));
-  await mkdir(join(dir, 'srv'));
-  const digest = sha256(IMG);
-  await writeFile(join(dir, 'srv', 'app.bin'), IMG);
-  await writeFile(join(dir, 'srv', 'app.suit'), createEnvelope({ sequence: 3, vendorId: VENDOR, classId: CLASS, uri: `/fw/sha256/${hex(digest)}`, digest, size: IMG.length }, [KEY]));
-  await writeFile(join(dir, 'pub.hex'), hex(KEY.publicKey.bytes));
+  dir = await releaseDir('coapfw-device-qb2-cli-', IMG, 3);
   const udp = await UdpTransport.bind({ host: '127.0.0.1', port: 0 });
   server = await startFileServer({ dir: join(dir, 'srv'), transport: tapTransport(udp, { received: (d) => void (isImageRequest(d) && imageRequests++) }), refreshMs: 0 });
   uri = `coap://127.0.0.1:${server.address().port}/files/app.suit`;

@@ -6,8 +6,7 @@
  * counted at the device's transport: Block2 costs one per block, Q-Block2
  * far fewer.
  */
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,8 +22,7 @@ import { startFileServer, type FileServer } from '../../src/server/serve.js';
 import { tapTransport } from '../../src/testing/tap.js';
 import { ImpairedTransport } from '../../src/transport/impaired.js';
 import { UdpTransport } from '../../src/transport/udp.js';
-import { createEnvelope } from '../../src/suit/create.js';
-import { CLASS, hex, image, isImageRequest, KEY, TRUST, VENDOR } from './update-helpers.js';
+import { CLASS, hex, image, isImageRequest, TRUST, VENDOR, releaseDir } from './update-helpers.js';
 
 const A = image(10_000, 1);
 const IMG = image(64 * 1024 - 300, 11); // 64 blocks of 1 KiB, the last one short
@@ -34,11 +32,7 @@ let dir: string;
 const servers: FileServer[] = [];
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'coapfw-qb2-device-'));
-  await mkdir(join(dir, 'srv'));
-  const digest = sha256(IMG);
-  await writeFile(join(dir, 'srv', 'app.bin'), IMG);
-  await writeFile(join(dir, 'srv', 'app.suit'), createEnvelope({ sequence: 2, vendorId: VENDOR, classId: CLASS, uri: `/fw/sha256/${hex(digest)}`, digest, size: IMG.length }, [KEY]));
+  dir = await releaseDir('coapfw-qb2-device-', IMG, 2);
 });
 afterAll(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));

@@ -8,17 +8,14 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sha256 } from '@noble/hashes/sha2.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFileServer, type FileServer } from '../../src/server/serve.js';
-import { createEnvelope } from '../../src/suit/create.js';
 import { ImpairedTransport } from '../../src/transport/impaired.js';
 import { UdpTransport } from '../../src/transport/udp.js';
 import { BIN, runCli } from '../cli/spawn-cli.js';
-import { CLASS, hex, image, KEY, VENDOR } from './update-helpers.js';
+import { CLASS, hex, image, VENDOR, releaseDir } from './update-helpers.js';
 
 const IMG = image(32 * 1024, 7);
 let dir: string;
@@ -27,12 +24,7 @@ let uri: string;
 let ids: string[];
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'coapfw-device-sig-'));
-  await mkdir(join(dir, 'srv'));
-  const digest = sha256(IMG);
-  await writeFile(join(dir, 'srv', 'app.bin'), IMG);
-  await writeFile(join(dir, 'srv', 'app.suit'), createEnvelope({ sequence: 3, vendorId: VENDOR, classId: CLASS, uri: `/fw/sha256/${hex(digest)}`, digest, size: IMG.length }, [KEY]));
-  await writeFile(join(dir, 'pub.hex'), hex(KEY.publicKey.bytes));
+  dir = await releaseDir('coapfw-device-sig-', IMG, 3);
   // 512 blocks of 64 bytes, each answered 5 ms late: a few seconds per update.
   const udp = await UdpTransport.bind({ host: '127.0.0.1', port: 0 });
   server = await startFileServer({ dir: join(dir, 'srv'), transport: new ImpairedTransport(udp, { delayMs: 5 }), refreshMs: 0 });

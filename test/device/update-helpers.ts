@@ -1,4 +1,7 @@
 /** Shared fixtures for the update client tests: an in-memory CoAP update server and a device on a MemoryFlash. */
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { endpointSender } from '../../src/blockwise/qblock2-endpoint.js';
 import { hasQBlock2, QBlock2Server } from '../../src/blockwise/qblock2-server.js';
@@ -155,6 +158,19 @@ export class MemUpdateServer {
 }
 
 export const MANIFEST_URI = 'coap://10.0.0.1/manifest.suit';
+
+/**
+ * A fresh directory for a device CLI test: `srv/app.bin` (`img`), `srv/app.suit` (its envelope of
+ * `sequence`, signed by KEY, naming the image by content) and `pub.hex` (the key to trust).
+ */
+export async function releaseDir(prefix: string, img: Uint8Array, sequence: number): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  await mkdir(join(dir, 'srv'));
+  await writeFile(join(dir, 'srv', 'app.bin'), img);
+  await writeFile(join(dir, 'srv', 'app.suit'), envelopeFor(img, sequence, `/fw/sha256/${hex(sha256(img))}`));
+  await writeFile(join(dir, 'pub.hex'), hex(KEY.publicKey.bytes));
+  return dir;
+}
 
 /** An 80 KiB MemoryFlash in 4 KiB erase blocks, two 28 KiB slots, provisioned with `installed` as sequence 1. */
 export async function provisionedDevice(installed: Uint8Array): Promise<{ flash: MemoryFlash; layout: FlashLayout }> {
