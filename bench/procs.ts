@@ -71,8 +71,8 @@ export function run(cmd: string, args: readonly string[], timeoutMs = 30_000, cw
 }
 
 /** Start a long-running child (a server); it is killed by {@link killAll} or by `stop()`. */
-export function startDaemon(cmd: string, args: readonly string[], cwd?: string): { child: ChildProcess; output: () => string; stop: () => Promise<void> } {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd });
+export function startDaemon(cmd: string, args: readonly string[], cwd?: string, env?: NodeJS.ProcessEnv): { child: ChildProcess; output: () => string; stop: () => Promise<void> } {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd, env: env ?? process.env });
   children.add(child);
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));

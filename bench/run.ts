@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: 1 MiB over loopback, blocks per second, printed as JSON.
  *
- *   (a) libcoap `coap-client-notls -b 1024` from `coapfw serve` (a separate process)
+ *   (a) libcoap `coap-client-notls -b 1024` from `coapfw serve` (a separate process), on
+ *       coapfw's native UDP socket, and again on node:dgram (COAPFW_NATIVE_UDP=0, the fallback)
  *   (b) the same client from libcoap's `coap-server-notls -d` (file PUT first), same run
  *   (c) our client (`downloadToFile`, and `fetchBlocks` into memory) from `coapfw serve`
  *   (d) tftp-hpa `tftp` from `in.tftpd` (512-byte blocks, RFC 1350) for reference
@@ -100,9 +101,9 @@ function scenario(blockSize: number, blocks: number, full: Timed[], one?: Timed[
 
 const round = (x: number): number => Math.round(x * 100) / 100;
 
-async function startOurServer(dir: string, nodeArgs: string[] = []): Promise<Started> {
+async function startOurServer(dir: string, nodeArgs: string[] = [], env?: NodeJS.ProcessEnv): Promise<Started> {
   const port = await freeUdpPort();
-  return startNode([...nodeArgs, CLI, 'serve', dir, '--host', '127.0.0.1', '--port', String(port)], port);
+  return startNode([...nodeArgs, CLI, 'serve', dir, '--host', '127.0.0.1', '--port', String(port)], port, env);
 }
 
 /** Start a Node server process and wait until it prints `serving`. */
@@ -113,8 +114,8 @@ interface Started {
   stop: () => Promise<void>;
 }
 
-async function startNode(args: string[], port: number): Promise<Started> {
-  const d = startDaemon(process.execPath, args);
+async function startNode(args: string[], port: number, env?: NodeJS.ProcessEnv): Promise<Started> {
+  const d = startDaemon(process.execPath, args, undefined, env);
   for (let i = 0; i < 100 && !d.output().includes('serving'); i++) await new Promise((r) => setTimeout(r, 50));
   if (!d.output().includes('serving')) {
     await d.stop();
@@ -143,6 +144,9 @@ async function main(): Promise<void> {
     const ours = await startOurServer(files);
     stops.push(ours.stop);
     const oursUri = (f: string): string => `coap://127.0.0.1:${ours.port}/files/${f}`;
+    // The same server on node:dgram, the fallback where the native socket is not built.
+    const oursDgram = await startOurServer(files, [], { ...process.env, COAPFW_NATIVE_UDP: '0' });
+    stops.push(oursDgram.stop);
     const coapMissing = libcoapMissing();
     let libcoapUri: ((f: string) => string) | undefined;
     let libcoapPid: number | undefined;
@@ -176,10 +180,11 @@ async function main(): Promise<void> {
     const minimalPort = minimal?.port;
     if (minimal) stops.push(minimal.stop);
     const cpu = new CpuMeter();
-    const runs: Record<string, Timed[]> = { a: [], a1: [], b: [], b1: [], c: [], c2: [], d: [], d1: [], e: [] };
+    const runs: Record<string, Timed[]> = { a: [], a1: [], ad: [], b: [], b1: [], c: [], c2: [], d: [], d1: [], e: [] };
     for (let i = 0; i < REPS; i++) {
       if (libcoapUri) {
         runs.a!.push(await cpu.measure('a', ours.pid, () => coapGet(oursUri(BIG), out('a.bin'), bigHash)));
+        runs.ad!.push(await cpu.measure('ad', oursDgram.pid, () => coapGet(`coap://127.0.0.1:${oursDgram.port}/files/${BIG}`, out('ad.bin'), bigHash)));
         runs.b!.push(await cpu.measure('b', libcoapPid, () => coapGet(libcoapUri!(BIG), out('b.bin'), bigHash)));
         runs.a1!.push(await coapGet(oursUri(TINY), out('a1.bin'), tinyHash));
         runs.b1!.push(await coapGet(libcoapUri(TINY), out('b1.bin'), tinyHash));
@@ -197,6 +202,9 @@ async function main(): Promise<void> {
       const b = scenario(1024, 1024, runs.b!, runs.b1);
       result.a_libcoapClient_ourServer = { ...a, serverCpuUsPerBlock: cpu.perBlock('a', REPS * 1024) };
       result.b_libcoapClient_libcoapServer = { ...b, serverCpuUsPerBlock: cpu.perBlock('b', REPS * 1024) };
+      const ad = scenario(1024, 1024, runs.ad!, runs.a1);
+      result.a_dgram_libcoapClient_ourServerOnDgram = { ...ad, serverCpuUsPerBlock: cpu.perBlock('ad', REPS * 1024) };
+      result.ratio_aDgram_over_b = { wall: round(ad.blocksPerSec / b.blocksPerSec), net: ad.netBlocksPerSec && b.netBlocksPerSec ? round(ad.netBlocksPerSec / b.netBlocksPerSec) : null };
       if (runs.e!.length > 0) {
         // One-block baseline: the same client against our server (the minimal one serves only the big file).
         const e = scenario(1024, 1024, runs.e!, runs.a1);

@@ -12,7 +12,7 @@
 export { peerKey, type DatagramHandler, type Peer, type Transport } from '../core/transport.js';
 export type { Runtime, TimerHandle } from '../core/runtime.js';
 export { systemRuntime } from './runtime.js';
-export { UdpTransport, type UdpOptions } from './udp.js';
+export { nativeUdpAvailable, UdpTransport, type UdpOptions } from './udp.js';
 export {
   createDtlsServer,
   connectDtls,

@@ -1,11 +1,16 @@
 /**
- * UDP transport over node:dgram, IPv4 or IPv6. One socket per transport.
+ * UDP transport, IPv4 or IPv6, one socket per transport. The socket is
+ * coapfw's native one (recvmmsg, native/udp.c) where it was built at
+ * install, else node:dgram; both behave the same to the layers above.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
+import { lookup as dnsLookup } from 'node:dns';
 import { isIP } from 'node:net';
 import { CoapfwError } from '../errors.js';
 import type { DatagramHandler, Peer, Transport } from '../core/transport.js';
+import { openDgramSocket } from './udp-dgram.js';
+import { loadNative, openNativeSocket } from './udp-native.js';
+import { normalizeAddress, peerText, type SocketEvents, type SocketSpec, type UdpSocket } from './udp-socket.js';
 
 /** Options for {@link UdpTransport.bind}. */
 export interface UdpOptions {
@@ -32,6 +37,12 @@ export interface UdpOptions {
   readonly connect?: Peer;
   /** Called with an UNREACHABLE error for each ICMP error on a connected socket. */
   readonly onUnreachable?: (e: CoapfwError) => void;
+  /**
+   * The socket: `true` insists on coapfw's native one (DRIVER_MISSING where it is
+   * not built), `false` takes node:dgram. Default: the native one where it is
+   * built, unless the environment sets COAPFW_NATIVE_UDP=0.
+   */
+  readonly native?: boolean;
 }
 
 // ICMP errors as a connected UDP socket reports them (RFC 1122 §4.1.3.3: passed up to the application).
@@ -42,60 +53,57 @@ const ICMP: Record<string, string> = {
   EHOSTDOWN: '%s: host is down (ICMP)',
 };
 
+/** Whether coapfw's native UDP socket is built and allowed here (see {@link UdpOptions.native}). */
+export function nativeUdpAvailable(): boolean {
+  return loadNative() !== undefined;
+}
+
 /** A bound UDP socket as a {@link Transport}. */
 export class UdpTransport implements Transport {
-  /** node:dgram hands each 'message' its own Buffer (UDPWrap::OnRecv allocates one per datagram). */
+  /** Both sockets hand each datagram over in a buffer of its own. */
   readonly freshDatagrams = true;
   private handler: DatagramHandler = () => {};
   private closed = false;
+  private socket: UdpSocket | undefined;
 
   private constructor(
-    private readonly socket: Socket,
-    private readonly ipv6: boolean,
-    private readonly connected?: Peer,
-    onUnreachable?: (e: CoapfwError) => void,
-  ) {
-    const peers = new PeerCache();
-    socket.on('message', (msg, rinfo) => {
-      // Port 0 cannot be answered (a send to it throws): such a datagram is spoofed or broken.
-      if (rinfo.port === 0) return;
-      // A plain Uint8Array view (no copy), so that what the layers above slice out of it is never a Buffer.
-      this.handler(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), peers.get(rinfo.address, rinfo.port));
-    });
-    // A UDP socket reports ICMP errors of earlier sends here; they are not fatal for a server.
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      const what = connected && ICMP[err.code ?? ''];
-      if (!what || !onUnreachable) return;
-      onUnreachable(new CoapfwError('UNREACHABLE', what.replace('%s', peerText(connected)), { cause: err, peer: connected }));
-    });
+    private readonly connected: Peer | undefined,
+    private readonly onUnreachable: ((e: CoapfwError) => void) | undefined,
+  ) {}
+
+  /** Which socket carries the datagrams: coapfw's native one or node:dgram. */
+  get backend(): 'native' | 'dgram' {
+    return this.open().backend;
   }
 
   /** Bind a socket and resolve once it is listening. */
-  static bind(options: UdpOptions = {}): Promise<UdpTransport> {
+  static async bind(options: UdpOptions = {}): Promise<UdpTransport> {
     const host = options.host ?? '127.0.0.1';
+    const port = options.port ?? 0;
     // isIP tries IPv4 first: isIPv6 alone compiles Node's IPv6 expression, ~10 ms of a CLI's start-up.
     const v6 = isIP(host) === 6;
-    const socket = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: options.ipv6Only ?? false, reuseAddr: options.reuseAddr ?? false, lookup: literalLookup });
-    return new Promise((resolve, reject) => {
-      const port = options.port ?? 0;
-      const onError = (err: NodeJS.ErrnoException): void => {
-        socket.close();
-        const where = peerText({ address: host, port });
-        if (err.code === 'EADDRINUSE') reject(new CoapfwError('ADDRESS_IN_USE', `udp: port ${port} is in use (binding ${where})`, { cause: err }));
-        else reject(new CoapfwError('IO_ERROR', `udp: cannot bind ${where}: ${err.message}`, { cause: err }));
-      };
-      socket.once('error', onError);
-      socket.bind(port, host, () => {
-        if (options.recvBufferSize !== undefined) socket.setRecvBufferSize(options.recvBufferSize);
-        const peer = options.connect;
-        const ready = (): void => {
-          socket.off('error', onError);
-          resolve(new UdpTransport(socket, v6, peer, options.onUnreachable));
-        };
-        if (peer === undefined) return ready();
-        socket.connect(peer.port, v6 && !peer.address.includes(':') ? `::ffff:${peer.address}` : peer.address, ready);
-      });
-    });
+    const native = options.native === false ? undefined : loadNative();
+    if (options.native === true && native === undefined) {
+      throw new CoapfwError(
+        'DRIVER_MISSING',
+        process.env.COAPFW_NATIVE_UDP === '0'
+          ? 'udp: the native socket is turned off (COAPFW_NATIVE_UDP=0)'
+          : "udp: coapfw's native socket is not built here (`npm rebuild coapfw` builds it: Linux, python3, make and a C compiler)",
+      );
+    }
+    const connect = options.connect && (await literalPeer(options.connect, v6));
+    const spec: SocketSpec = { v6, host, port, ipv6Only: options.ipv6Only ?? false, reuseAddr: options.reuseAddr ?? false, recvBufferSize: options.recvBufferSize, connect };
+    const t = new UdpTransport(options.connect, options.onUnreachable);
+    const events: SocketEvents = { datagram: (data, peer) => t.handler(data, peer), error: (err) => t.onSocketError(err) };
+    try {
+      t.socket = native !== undefined ? openNativeSocket(native, spec, events) : await openDgramSocket(spec, events);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const where = peerText({ address: host, port });
+      if (err.code === 'EADDRINUSE') throw new CoapfwError('ADDRESS_IN_USE', `udp: port ${port} is in use (binding ${where})`, { cause: err });
+      throw new CoapfwError('IO_ERROR', `udp: cannot bind ${where}: ${err.message}`, { cause: err });
+    }
+    return t;
   }
 
   send(data: Uint8Array, peer: Peer): Promise<void> {
@@ -103,10 +111,8 @@ export class UdpTransport implements Transport {
     return new Promise((resolve, reject) => {
       const fail = (err: Error): void => reject(new CoapfwError('IO_ERROR', `udp: send to ${peer.address}:${peer.port} failed: ${err.message}`, { cause: err, peer: { address: peer.address, port: peer.port } }));
       try {
-        if (this.connected) {
-          if (!this.isConnectedPeer(peer)) return fail(new Error(`the socket is connected to ${peerText(this.connected)}`));
-          this.socket.send(data, (err) => (err ? fail(err) : resolve()));
-        } else this.socket.send(data, peer.port, this.mapAddress(peer.address), (err) => (err ? fail(err) : resolve()));
+        if (this.connected && !this.isConnectedPeer(peer)) return fail(new Error(`the socket is connected to ${peerText(this.connected)}`));
+        this.open().send(data, this.connected ? undefined : peer, (err) => (err ? fail(err) : resolve()));
       } catch (err) {
         fail(err as Error);
       }
@@ -116,8 +122,8 @@ export class UdpTransport implements Transport {
   post(data: Uint8Array, peer: Peer): void {
     if (this.closed) return;
     try {
-      if (!this.connected) this.socket.send(data, peer.port, this.mapAddress(peer.address));
-      else if (this.isConnectedPeer(peer)) this.socket.send(data);
+      if (!this.connected) this.open().send(data, peer);
+      else if (this.isConnectedPeer(peer)) this.open().send(data, undefined);
     } catch {
       // Invalid address or port: nothing can be sent there, and a server must not die of it.
     }
@@ -128,89 +134,37 @@ export class UdpTransport implements Transport {
   }
 
   address(): Peer {
-    const a = this.socket.address();
-    return { address: a.address, port: a.port };
-  }
-
-  private isConnectedPeer(peer: Peer): boolean {
-    return this.connected !== undefined && peer.port === this.connected.port && normalizeAddress(peer.address) === normalizeAddress(this.connected.address);
-  }
-
-  /** A dual-stack IPv6 socket reaches IPv4 peers through their mapped address. */
-  private mapAddress(address: string): string {
-    return this.ipv6 && !address.includes(':') ? `::ffff:${address}` : address;
+    return this.open().address();
   }
 
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closed = true;
-    return new Promise((resolve) => this.socket.close(() => resolve()));
+    return this.open().close();
+  }
+
+  private open(): UdpSocket {
+    return this.socket!; // set by bind() before anyone holds the transport
+  }
+
+  /** A UDP socket reports ICMP errors of earlier sends here; they are not fatal for a server. */
+  private onSocketError(err: NodeJS.ErrnoException): void {
+    const connected = this.connected;
+    const what = connected && ICMP[err.code ?? ''];
+    if (!what || !this.onUnreachable) return;
+    this.onUnreachable(new CoapfwError('UNREACHABLE', what.replace('%s', peerText(connected)), { cause: err, peer: connected }));
+  }
+
+  private isConnectedPeer(peer: Peer): boolean {
+    return this.connected !== undefined && peer.port === this.connected.port && normalizeAddress(peer.address) === normalizeAddress(this.connected.address);
   }
 }
 
-/**
- * One Peer object per remote address and port, so that the layers above can
- * key their tables by the object (the endpoint caches each peer's key) rather
- * than build a string per datagram. Bounded: past `max` peers it starts over.
- */
-class PeerCache {
-  private readonly byAddress = new Map<string, Map<number, Peer>>();
-  private count = 0;
-
-  constructor(private readonly max = 4096) {}
-
-  get(address: string, port: number): Peer {
-    let ports = this.byAddress.get(address);
-    if (ports === undefined) {
-      if (this.count >= this.max) this.clear();
-      ports = new Map();
-      this.byAddress.set(address, ports);
-    }
-    let peer = ports.get(port);
-    if (peer === undefined) {
-      if (this.count >= this.max) {
-        this.clear();
-        this.byAddress.set(address, ports);
-      }
-      peer = { address: normalizeAddress(address), port };
-      ports.set(port, peer);
-      this.count++;
-    }
-    return peer;
-  }
-
-  private clear(): void {
-    for (const ports of this.byAddress.values()) ports.clear();
-    this.byAddress.clear();
-    this.count = 0;
-  }
-}
-
-const literalFamilies = new Map<string, number>();
-const MAX_LITERALS = 4096;
-
-/**
- * dgram resolves the address of every send through `dns.lookup`, which for
- * an IP literal answers on the next tick: a deferral and several closures
- * per datagram. Our peers are always IP literals (they come from received
- * datagrams or from a client's own resolution), so answer those at once.
- */
-function literalLookup(host: string, opts: LookupOneOptions | number, cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
-  // isIP runs a regular expression: remember the answer for the peers we send to again and again.
-  let family = literalFamilies.get(host);
-  if (family === undefined) {
-    family = isIP(host);
-    if (family !== 0) {
-      if (literalFamilies.size >= MAX_LITERALS) literalFamilies.clear();
-      literalFamilies.set(host, family);
-    }
-  }
-  if (family !== 0) return cb(null, host, family);
-  dnsLookup(host, { family: typeof opts === 'number' ? opts : (opts.family ?? 0) }, cb);
-}
-
-function peerText(p: Peer): string {
-  return p.address.includes(':') ? `[${p.address}]:${p.port}` : `${p.address}:${p.port}`;
+/** The connect target as an IP literal (the native socket takes only literals), resolved as dgram would. */
+async function literalPeer(peer: Peer, v6: boolean): Promise<Peer> {
+  if (isIP(peer.address) !== 0) return peer;
+  const address = await new Promise<string>((resolve, reject) => dnsLookup(peer.address, { family: v6 ? 0 : 4 }, (err, a) => (err ? reject(err) : resolve(a))));
+  return { address, port: peer.port };
 }
 
 let ipv6: Promise<boolean> | undefined;
@@ -238,7 +192,3 @@ export function ipv6Available(): Promise<boolean> {
   return ipv6;
 }
 
-/** `::ffff:127.0.0.1` (a v4 peer on a dual-stack socket) is reported as `127.0.0.1`. */
-function normalizeAddress(address: string): string {
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-}

@@ -3,7 +3,8 @@
  * empty project (from the registry, as a user's machine would), run the CLI
  * and import every subpath. Checks that the tarball ships what the bin and
  * the subpaths need and nothing else, and that the install pulls no native
- * code we do not use (cbor-x is bundled without its native extractor).
+ * code we do not use (cbor-x is bundled without its native extractor). The
+ * install builds coapfw's own native UDP socket from its C source.
  * Needs the npm registry; one test, bounded by its timeout.
  */
 import { execFile } from 'node:child_process';
@@ -44,7 +45,7 @@ describe('npm pack, then install into an empty project', () => {
     const paths = packed[0]!.files.map((f) => f.path);
     expect([...packed[0]!.bundled].sort()).toEqual(['cbor-extract', 'cbor-x']);
     const own = paths.filter((p) => !p.startsWith('node_modules/'));
-    expect(own.filter((p) => !p.startsWith('dist/src/')).sort()).toEqual(['LICENSE', 'README.md', 'package.json']);
+    expect(own.filter((p) => !p.startsWith('dist/src/')).sort()).toEqual(['LICENSE', 'README.md', 'binding.gyp', 'native/udp.c', 'package.json', 'scripts/build-native.mjs']);
     // No source maps into sources we do not ship; the fleet page's static files (src/http/public) are copied as they are.
     const PUBLIC = 'dist/src/http/public/';
     expect(own.filter((p) => !/\.(js|d\.ts)$/.test(p) && p.startsWith('dist/') && !p.startsWith(PUBLIC))).toEqual([]);
@@ -82,16 +83,21 @@ const { openStore } = await import('coapfw/service');
 const store = await openStore(':memory:');
 out.sqlite = (await store.listDevices()).length;
 await store.close();
+// The native UDP socket, built by the install from native/udp.c.
+const { UdpTransport } = await import('coapfw/transport');
+const udp = await UdpTransport.bind();
+out.udp = udp.backend;
+await udp.close();
 console.log(JSON.stringify(out));`,
     );
     const checked = JSON.parse((await run(process.execPath, ['check.mjs'], { cwd: app, timeout: 30_000 })).stdout) as Record<string, unknown>;
     for (const s of subpaths) expect(checked[s], s).toBeGreaterThan(0);
-    expect(checked).toMatchObject({ verified: '3', malformed: true, version: pkg.version, sqlite: 0 });
+    expect(checked).toMatchObject({ verified: '3', malformed: true, version: pkg.version, sqlite: 0, udp: 'native' });
 
-    // Nothing native from cbor-x's side, and only the stand-in for its optional extractor; the one native
-    // addon is the SQLite driver (the stand-in for node-aead-crypto aside).
+    // Nothing native from cbor-x's side, and only the stand-in for its optional extractor; the native
+    // addons are the SQLite driver and our UDP socket (the stand-in for node-aead-crypto aside).
     const installed = (await files(join(app, 'node_modules'))).map((p) => relative(app, p));
     expect(installed.filter((p) => p.includes('cbor-extract')).sort()).toEqual(['node_modules/coapfw/node_modules/cbor-extract/index.js', 'node_modules/coapfw/node_modules/cbor-extract/package.json']);
-    expect(installed.filter((p) => p.endsWith('.node') && !p.includes('node-aead-crypto') && !p.startsWith('node_modules/better-sqlite3/'))).toEqual([]);
+    expect(installed.filter((p) => p.endsWith('.node') && !p.includes('node-aead-crypto') && !p.startsWith('node_modules/better-sqlite3/'))).toEqual(['node_modules/coapfw/build/Release/coapfw_udp.node', 'node_modules/coapfw/build/Release/obj.target/coapfw_udp.node']);
   });
 });
