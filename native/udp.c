@@ -7,7 +7,7 @@
  * recvmmsg(2) into one buffer that JavaScript owns (up to BATCH datagrams per
  * wake-up, one call into JavaScript for all of them), names each sender by a
  * small number (its address string is made once per peer, not per datagram),
- * and sends with sendto(2) or, for a burst, sendmmsg(2).
+ * and sends with sendto(2).
  *
  * What a datagram transport must still do, it does: a send the kernel cannot
  * take now (EAGAIN) waits in a bounded queue until the socket is writable; a
@@ -31,7 +31,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define BATCH 16            /* datagrams per recvmmsg / sendmmsg */
+#define BATCH 16            /* datagrams per recvmmsg */
 #define SLOT 8192           /* bytes per receive slot: larger datagrams are dropped */
 #define MAX_PEERS 4096      /* peer numbers before the table starts over */
 #define TABLE (MAX_PEERS * 2)
@@ -624,91 +624,6 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/*
- * sendBatch(handle, data: Uint8Array, lengths: Int32Array, count, address, port) -> undefined | error code
- * `count` datagrams laid end to end in `data`, to one peer, in one sendmmsg(2) where the kernel takes them.
- */
-static napi_value js_send_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  sock_t *s = unwrap(env, argv[0]);
-  if (!s) return NULL;
-  napi_value out;
-  if (s->closed) {
-    napi_create_string_utf8(env, "EBADF", NAPI_AUTO_LENGTH, &out);
-    return out;
-  }
-  napi_typedarray_type tt, lt;
-  size_t len, nlen, off;
-  void *bytes, *lens;
-  napi_value ab;
-  int32_t count;
-  if (napi_get_typedarray_info(env, argv[1], &tt, &len, &bytes, &ab, &off) != napi_ok || tt != napi_uint8_array ||
-      napi_get_typedarray_info(env, argv[2], &lt, &nlen, &lens, &ab, &off) != napi_ok || lt != napi_int32_array ||
-      napi_get_value_int32(env, argv[3], &count) != napi_ok || count < 0 || (size_t)count > nlen) {
-    napi_throw_type_error(env, NULL, "coapfw native udp: sendBatch(handle, Uint8Array, Int32Array, count, address, port)");
-    return NULL;
-  }
-  struct sockaddr_in6 to;
-  socklen_t to_len = 0;
-  int err = 0;
-  if (!s->connected) {
-    char text[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
-    size_t tl;
-    uint32_t port;
-    if (napi_get_value_string_utf8(env, argv[4], text, sizeof text, &tl) != napi_ok || tl >= sizeof text - 1 ||
-        napi_get_value_uint32(env, argv[5], &port) != napi_ok) err = EINVAL;
-    else err = parse_address(s, text, port, &to, &to_len);
-  }
-  const int32_t *lengths = (const int32_t *)lens;
-  size_t total = 0;
-  for (int32_t i = 0; i < count && err == 0; i++) {
-    if (lengths[i] < 0 || total + (size_t)lengths[i] > len) err = EINVAL;
-    total += (size_t)lengths[i];
-  }
-  const uint8_t *p = bytes;
-  int32_t done = 0;
-  while (err == 0 && done < count && !s->head) {
-    struct mmsghdr m[BATCH];
-    struct iovec v[BATCH];
-    int k = 0;
-    const uint8_t *q = p;
-    for (; k < BATCH && done + k < count; k++) {
-      v[k].iov_base = (void *)q;
-      v[k].iov_len = (size_t)lengths[done + k];
-      q += lengths[done + k];
-      memset(&m[k].msg_hdr, 0, sizeof m[k].msg_hdr);
-      m[k].msg_hdr.msg_iov = &v[k];
-      m[k].msg_hdr.msg_iovlen = 1;
-      if (!s->connected) {
-        m[k].msg_hdr.msg_name = &to;
-        m[k].msg_hdr.msg_namelen = to_len;
-      }
-    }
-    int r = sendmmsg(s->fd, m, (unsigned)k, MSG_DONTWAIT);
-    if (r < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) break;
-      if (errno == EINTR) continue;
-      err = errno;
-      break;
-    }
-    for (int i = 0; i < r; i++) p += lengths[done + i];
-    done += r;
-  }
-  /* What the kernel did not take now waits for a writable socket, in order. */
-  for (; err == 0 && done < count; done++) {
-    err = enqueue(s, p, (size_t)lengths[done], s->connected ? NULL : &to, to_len);
-    p += lengths[done];
-  }
-  if (err == 0) {
-    napi_get_undefined(env, &out);
-    return out;
-  }
-  napi_create_string_utf8(env, uv_err_name(-err), NAPI_AUTO_LENGTH, &out);
-  return out;
-}
-
 /* peer(handle, id) -> [address, port] | undefined (a number the table no longer holds) */
 static napi_value js_peer(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -765,31 +680,13 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* ref(handle, keepAlive): whether the open socket keeps the event loop alive. */
-static napi_value js_ref(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  sock_t *s = unwrap(env, argv[0]);
-  if (!s) return NULL;
-  bool keep;
-  napi_get_value_bool(env, argv[1], &keep);
-  if (!s->closed) {
-    if (keep) uv_ref((uv_handle_t *)&s->poll);
-    else uv_unref((uv_handle_t *)&s->poll);
-  }
-  return NULL;
-}
-
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
       {"send", NULL, js_send, NULL, NULL, NULL, napi_default, NULL},
-      {"sendBatch", NULL, js_send_batch, NULL, NULL, NULL, napi_default, NULL},
       {"peer", NULL, js_peer, NULL, NULL, NULL, napi_default, NULL},
       {"address", NULL, js_address, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
-      {"ref", NULL, js_ref, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   napi_value v;
@@ -797,8 +694,6 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "BATCH", v);
   napi_create_int32(env, SLOT, &v);
   napi_set_named_property(env, exports, "SLOT", v);
-  napi_create_int32(env, MAX_PEERS, &v);
-  napi_set_named_property(env, exports, "MAX_PEERS", v);
   return exports;
 }
 
