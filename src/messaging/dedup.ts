@@ -10,6 +10,14 @@
  * The entries live in a ring of `maxEntries` slots allocated as they are
  * first needed: a steady stream of requests allocates one small object each
  * and nothing else (no growing or re-sliced arrays).
+ *
+ * Responses to GETs that may be processed again (RFC 7252 §4.5 relaxes
+ * "process only once" for idempotent requests) are kept only for the newest
+ * `maxReplayable` of them: a block server answering thousands of GETs a
+ * second otherwise held 4096 responses of a kilobyte each for a fraction of
+ * a second, long enough to reach V8's old generation and feed its major GCs
+ * (about a fifth of the server's CPU per block). A duplicate of an older one
+ * is processed again; every other response is kept as long as its entry.
  */
 import { CoapfwError } from '../errors.js';
 
@@ -18,11 +26,14 @@ export interface DedupEntry {
   readonly expiresAt: number;
   /** Encoded response to resend for a duplicate, or undefined while the handler runs. */
   response: Uint8Array | undefined;
+  /** The response was let go (see {@link DedupCache.keep}): a duplicate CON is processed again. */
+  reprocess: boolean;
 }
 
 /** One entry; a class so that every entry has one shape (the lookups stay monomorphic). */
 class Slot implements DedupEntry {
   response: Uint8Array | undefined = undefined;
+  reprocess = false;
 
   constructor(
     readonly expiresAt: number,
@@ -39,13 +50,39 @@ export class DedupCache {
   private readonly ring: Array<Slot | undefined> = [];
   private head = 0;
   private count = 0;
+  /** The entries holding a replayable response, oldest first from `replayHead`. */
+  private readonly replayable: Array<Slot | undefined> = [];
+  private replayHead = 0;
   evictions = 0;
 
   constructor(
     private readonly maxEntries: number,
     private readonly lifetimeMs: number,
+    private readonly maxReplayable = 256,
   ) {
     if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new CoapfwError('INVALID_ARGUMENT', `endpoint: maxDedupEntries must be an integer >= 1, got ${maxEntries}`);
+    if (!Number.isInteger(maxReplayable) || maxReplayable < 1) throw new CoapfwError('INVALID_ARGUMENT', `endpoint: maxReplayableResponses must be an integer >= 1, got ${maxReplayable}`);
+  }
+
+  /**
+   * Remember `response` for duplicates of `entry`. With `replayable` (a GET
+   * that may be processed again) only the newest `maxReplayable` such
+   * responses are kept: the oldest is let go and its entry marked to be
+   * processed again if its request comes once more.
+   */
+  keep(entry: DedupEntry, response: Uint8Array | undefined, replayable: boolean): void {
+    entry.response = response;
+    if (!replayable || response === undefined) return;
+    const slot = entry as Slot;
+    const at = this.replayHead;
+    const oldest = this.replayable[at];
+    if (oldest !== undefined && oldest !== slot) {
+      oldest.response = undefined;
+      oldest.reprocess = true;
+    }
+    if (at === this.replayable.length) this.replayable.push(slot);
+    else this.replayable[at] = slot;
+    this.replayHead = (at + 1) % this.maxReplayable;
   }
 
   get size(): number {

@@ -44,6 +44,13 @@ export interface EndpointOptions {
   /** Dedup lifetime; default EXCHANGE_LIFETIME (§4.8.2). */
   readonly dedupLifetimeMs?: number;
   /**
+   * Responses to plain GETs kept to answer duplicates with, the newest this
+   * many; a duplicate of an older GET is processed again (RFC 7252 §4.5
+   * allows it for idempotent requests). Every other response is kept as
+   * long as its dedup entry. Default 256.
+   */
+  readonly maxReplayableResponses?: number;
+  /**
    * Requests whose handler has not answered yet, at most; beyond this the
    * endpoint answers 5.03 with Max-Age 1. A memory bound (each holds its
    * request and a timer), not a bound on work: a server bounds its distinct

@@ -62,7 +62,7 @@ export class CoapEndpoint {
   ) {
     this.runtime = options.runtime;
     this.params = resolveParams(options.params);
-    this.dedup = new DedupCache(options.maxDedupEntries ?? 4096, options.dedupLifetimeMs ?? exchangeLifetime(this.params));
+    this.dedup = new DedupCache(options.maxDedupEntries ?? 4096, options.dedupLifetimeMs ?? exchangeLifetime(this.params), options.maxReplayableResponses ?? 256);
     this.nextMid = Math.floor(this.runtime.random() * 0x10000);
     const send = (bytes: Uint8Array, peer: Peer): void => this.sendRaw(bytes, peer);
     this.retransmitter = new Retransmitter(this.params, this.runtime, send);

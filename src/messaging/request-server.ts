@@ -50,11 +50,15 @@ export class RequestServer {
     const seen = io.dedup.get(key, msg.messageId, now);
     if (seen !== undefined) {
       io.stats.duplicates++;
-      // §4.5: a duplicate CON gets the same response; a NON duplicate is ignored.
-      if (msg.type === MessageType.CON && seen.response !== undefined) io.sendRaw(seen.response, peer);
-      return;
+      // §4.5: a duplicate CON gets the same response (or, a GET whose response was let go, is processed
+      // again: the rule "MAY be relaxed" for idempotent requests); a NON duplicate is ignored.
+      if (msg.type !== MessageType.CON || !seen.reprocess) {
+        if (msg.type === MessageType.CON && seen.response !== undefined) io.sendRaw(seen.response, peer);
+        return;
+      }
+      seen.reprocess = false;
     }
-    const entry = io.dedup.add(key, msg.messageId, now);
+    const entry = seen ?? io.dedup.add(key, msg.messageId, now);
     io.requestCodes[msg.code & 0x1f]!++;
     if (this.handler === undefined || this.inflight >= io.maxConcurrent) {
       io.stats.overloaded++;
@@ -70,7 +74,7 @@ export class RequestServer {
       result = { code: Code.INTERNAL_SERVER_ERROR };
     }
     if (!(result instanceof Promise)) {
-      entry.response = this.respond(msg, peer, result, false, size);
+      io.dedup.keep(entry, this.respond(msg, peer, result, false, size), replayable(msg));
       return;
     }
     this.inflight++;
@@ -91,7 +95,7 @@ export class RequestServer {
         this.inflight--;
         if (timer !== undefined) io.runtime.clearTimer(timer);
         const bytes = this.respond(msg, peer, spec, separate, size);
-        if (!separate) entry.response = bytes;
+        if (!separate) io.dedup.keep(entry, bytes, replayable(msg));
       });
   }
 
@@ -134,6 +138,18 @@ export class RequestServer {
     io.sendMessage({ type: MessageType.NON, code: spec.code, messageId: io.allocateMid(), token: req.token, options, payload }, peer);
     return undefined;
   }
+}
+
+/**
+ * A request that may be processed again when its response was let go: a
+ * plain GET (safe and idempotent, RFC 7252 §5.8.1), not one that registers
+ * an observer (RFC 7641) or starts a Q-Block2 burst (RFC 9177), whose
+ * second processing would do more than answer again.
+ */
+function replayable(msg: CoapMessage): boolean {
+  if (msg.code !== Code.GET) return false;
+  for (const o of msg.options) if (o.number === OptionNumber.OBSERVE || o.number === OptionNumber.Q_BLOCK2) return false;
+  return true;
 }
 
 /** A handler's failure that became a 5.00: said on the coapfw:error channel, never swallowed silently. */

@@ -51,6 +51,7 @@ describe('DedupCache (RFC 7252 §4.5)', () => {
 
   it('rejects a cap below 1 with a labelled error', () => {
     expect(() => new DedupCache(0, 1)).toThrow(/maxDedupEntries must be an integer >= 1, got 0/);
+    expect(() => new DedupCache(8, 1, 0)).toThrow(/maxReplayableResponses must be an integer >= 1, got 0/);
     let error: unknown;
     try {
       new DedupCache(1.5, 1);
@@ -58,5 +59,21 @@ describe('DedupCache (RFC 7252 §4.5)', () => {
       error = e;
     }
     expect(isCoapfwError(error, 'INVALID_ARGUMENT')).toBe(true);
+  });
+});
+
+describe('replayable responses', () => {
+  it('keeps the newest N replayable responses; older ones are let go and marked to be processed again; others stay', () => {
+    const d = new DedupCache(16, 1_000_000, 2);
+    const bytes = (n: number) => new Uint8Array([n]);
+    const [a, b, c, post] = [1, 2, 3, 4].map((mid) => d.add('p', mid, 0));
+    d.keep(post!, bytes(4), false);
+    d.keep(a!, bytes(1), true);
+    d.keep(b!, bytes(2), true);
+    expect([a!.response, a!.reprocess]).toEqual([bytes(1), false]);
+    d.keep(c!, bytes(3), true);
+    expect([a!.response, a!.reprocess]).toEqual([undefined, true]);
+    expect([b!.response, c!.response, post!.response]).toEqual([bytes(2), bytes(3), bytes(4)]);
+    expect(d.get('p', 1, 1)).toBe(a); // the entry itself stays: a duplicate is still recognised
   });
 });

@@ -89,6 +89,39 @@ describe('message layer', () => {
     expect(server.stats.duplicates).toBe(1);
   });
 
+  it('keeps the newest 256 GET responses for duplicates; an older GET is processed again, a POST or an Observe GET never (§4.5)', async () => {
+    const calls = new Map<number, number>();
+    const { net, server, clientT } = setup((req) => {
+      calls.set(req.message.messageId, (calls.get(req.message.messageId) ?? 0) + 1);
+      return { code: req.message.code === Code.POST ? Code.CHANGED : Code.CONTENT, payload: new Uint8Array([calls.get(req.message.messageId)!]) };
+    });
+    const con = (mid: number, code: number, options: CoapMessage['options'] = []) => encodeMessage({ type: MessageType.CON, code, messageId: mid, token: new Uint8Array([mid & 0xff]), options, payload: E });
+    const observe = [{ number: OptionNumber.OBSERVE, value: new Uint8Array([0]) }];
+    clientT.send(con(1, Code.GET), SERVER);
+    clientT.send(con(2, Code.POST), SERVER);
+    clientT.send(con(3, Code.GET, observe), SERVER);
+    for (let mid = 10; mid < 10 + 256; mid++) clientT.send(con(mid, Code.GET), SERVER);
+    await flush();
+    const before = sentBy(net, SERVER);
+    const answer = (mid: number) => before.find((m) => m.messageId === mid)!;
+    for (const mid of [1, 2, 3, 10 + 255]) clientT.send(mid === 2 ? con(2, Code.POST) : mid === 3 ? con(3, Code.GET, observe) : con(mid, Code.GET), SERVER);
+    await flush();
+    const again = sentBy(net, SERVER).slice(before.length);
+    // GET 1's response was let go 256 GETs later: processed again (its handler's second answer).
+    expect(calls.get(1)).toBe(2);
+    expect(again[0]).toMatchObject({ messageId: 1, type: MessageType.ACK, code: Code.CONTENT });
+    expect([...again[0]!.payload]).toEqual([2]);
+    // The POST and the Observe GET are answered with their first response, their handlers not called again.
+    expect(calls.get(2)).toBe(1);
+    expect(calls.get(3)).toBe(1);
+    expect(again[1]).toEqual(answer(2));
+    expect(again[2]).toEqual(answer(3));
+    // The newest GET still has its response.
+    expect(calls.get(10 + 255)).toBe(1);
+    expect(again[3]).toEqual(answer(10 + 255));
+    expect(server.stats.duplicates).toBe(4);
+  });
+
   it('bounds the duplicate cache in entries and in lifetime', async () => {
     const { rt, server, clientT } = setup(ok, { maxDedupEntries: 100 });
     for (let mid = 0; mid < 1000; mid++) {
