@@ -92,7 +92,9 @@ export class UdpTransport implements Transport {
       );
     }
     const connect = options.connect && (await literalPeer(options.connect, v6));
-    const spec: SocketSpec = { v6, host, port, ipv6Only: options.ipv6Only ?? false, reuseAddr: options.reuseAddr ?? false, recvBufferSize: options.recvBufferSize, connect };
+    // A host name (`localhost`) is bound as dgram binds it: its first address of the socket's family.
+    const local = isIP(host) !== 0 ? host : (await literalPeer({ address: host, port }, v6).catch(() => ({ address: host }))).address;
+    const spec: SocketSpec = { v6, host: local, port, ipv6Only: options.ipv6Only ?? false, reuseAddr: options.reuseAddr ?? false, recvBufferSize: options.recvBufferSize, connect };
     const t = new UdpTransport(options.connect, options.onUnreachable);
     const events: SocketEvents = { datagram: (data, peer) => t.handler(data, peer), error: (err) => t.onSocketError(err) };
     try {

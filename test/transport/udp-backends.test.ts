@@ -159,6 +159,18 @@ describe.each(BACKENDS)('UDP transport on %s', (backend) => {
     }
   });
 
+  it('binds a host name as its address (localhost), and names a host it cannot bind', async () => {
+    const t = await bind(backend, { host: 'localhost' });
+    try {
+      expect(t.address().address).toBe('127.0.0.1');
+    } finally {
+      await t.close();
+    }
+    const e = await bind(backend, { host: '192.0.2.1' }).catch((x: unknown) => x);
+    expect(isCoapfwError(e, 'IO_ERROR')).toBe(true);
+    expect((e as Error).message).toMatch(/^udp: cannot bind 192\.0\.2\.1:0: /);
+  });
+
   it('a second socket on a port in use fails with ADDRESS_IN_USE', async () => {
     const t = await bind(backend);
     try {
