@@ -20,7 +20,8 @@ export interface ServiceSummary {
 }
 
 export interface ServeLog {
-  listening(files: number, root: string, urls: readonly string[], service?: ServiceSummary): void;
+  /** `udp`: which socket carries CoAP and coaps (coapfw's native one, or node:dgram); said in --json. */
+  listening(files: number, root: string, urls: readonly string[], service?: ServiceSummary, udp?: 'native' | 'dgram'): void;
   files(count: number, changed: readonly string[]): void;
   dtls(e: DtlsServerEvent): void;
   report(s: DeviceStatus): void;
@@ -49,8 +50,8 @@ export function serveLog(io: CliIo, mode: { readonly json: boolean; readonly ver
   const out = (text: string): void => void io.stdout.write(`coapfw: ${text}\n`);
   const err = (text: string): void => void io.stderr.write(`coapfw serve: ${text}\n`);
   return {
-    listening(files, root, urls, service) {
-      if (mode.json) return event({ event: 'listening', files, root, urls, ...(service ? { service } : {}) });
+    listening(files, root, urls, service, udp) {
+      if (mode.json) return event({ event: 'listening', files, root, urls, ...(udp ? { udp } : {}), ...(service ? { service } : {}) });
       out(`serving ${files} files from ${root} on ${urls.join(' and ')}`);
       if (service === undefined) return;
       const publishing = service.publishKeys > 0 ? `${service.publishKeys} publish key(s)` : 'no --trust: publishing is off';

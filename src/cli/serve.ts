@@ -8,7 +8,7 @@ import { CoapfwError, isCoapfwError } from '../errors.js';
 import { startFileServer, type FileServer, type FileServerOptions } from '../server/serve.js';
 import { startUpdateServer, type UpdateServer } from '../service/update-server.js';
 import { PskStore } from '../transport/dtls/psk-store.js';
-import { ipv6Available } from '../transport/udp.js';
+import { ipv6Available, nativeUdpAvailable } from '../transport/udp.js';
 import { COMMON_OPTIONS, intOption, parse, str, verbosity } from './args.js';
 import { UsageError, type CliCommand } from './common.js';
 import { blockSizeOption } from './link-inputs.js';
@@ -197,7 +197,8 @@ export const serveCommand: CliCommand = async (args, io) => {
   });
   const urls = [...(noCoap ? [] : [url('coap', server.address())]), ...(server.dtls ? [url('coaps', server.dtls.address())] : [])];
   const summary = store === undefined ? undefined : { db: dbName(service.db!), backend: store.backend, publishKeys: trust?.anchors.length ?? 0, openRegistration: (server as UpdateServer).openRegistration };
-  log.listening(server.repo.list().length, server.repo.root, urls, summary);
+  // serve binds every socket with UdpTransport's default: the native socket where it is built and allowed.
+  log.listening(server.repo.list().length, server.repo.root, urls, summary, nativeUdpAvailable() ? 'native' : 'dgram');
   server.repo.onChange((changed) => log.files(server.repo.list().length, changed));
   await untilInterrupted();
   stopReload();

@@ -293,7 +293,9 @@ describe.each(BACKENDS)('coapfw serve and coapfw get on %s', (backend) => {
     const serve = runCli(['serve', dir, '--host', '127.0.0.1', '--port', '0', '--json'], { env });
     try {
       await serve.waitFor((out) => out.includes('"listening"'));
-      const url = (JSON.parse(serve.out().split('\n')[0]!) as { urls: string[] }).urls[0]!;
+      const listening = JSON.parse(serve.out().split('\n')[0]!) as { urls: string[]; udp: string };
+      expect(listening.udp).toBe(backend);
+      const url = listening.urls[0]!;
       const maps = readFileSync(`/proc/${serve.child.pid}/maps`, 'utf8');
       expect(maps.includes('coapfw_udp.node')).toBe(backend === 'native');
       for (const mode of [[], ['--no-qblock2']]) {
