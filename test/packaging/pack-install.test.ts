@@ -35,10 +35,11 @@ async function files(dir: string): Promise<string[]> {
 }
 
 describe('npm pack, then install into an empty project', () => {
-  it('installs, runs `npx coapfw --version` and imports every subpath', { timeout: 240_000 }, async () => {
+  // The install compiles better-sqlite3 (about 2 minutes here, more while the rest of the suite runs) and our UDP socket.
+  it('installs, runs `npx coapfw --version` and imports every subpath', { timeout: 420_000 }, async () => {
     expect(existsSync(join(ROOT, 'dist/src/cli/bin.js')), 'run `npm run build` first (npm test does)').toBe(true);
     work = await mkdtemp(join(tmpdir(), 'coapfw-pack-'));
-    const npm = (args: string[], cwd: string) => run('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], { cwd, timeout: 180_000, maxBuffer: 16 << 20 });
+    const npm = (args: string[], cwd: string) => run('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], { cwd, timeout: 360_000, maxBuffer: 16 << 20 });
 
     // dist/ is fresh from `npm test`'s build (which cleans first): pack it as is.
     const packed = JSON.parse((await npm(['pack', '--json', '--ignore-scripts', '--pack-destination', work], ROOT)).stdout) as Array<{ filename: string; files: Array<{ path: string }>; bundled: string[] }>;
