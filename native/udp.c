@@ -198,11 +198,11 @@ static int32_t peer_id(sock_t *s, const struct sockaddr_in6 *from) {
   return e->id;
 }
 
-static napi_value address_pair(napi_env env, const uint8_t addr[16], uint16_t port, uint32_t scope) {
+/* [address, port]; with `unmap`, `::ffff:a.b.c.d` is reported as `a.b.c.d`, as the dgram transport names senders. */
+static napi_value address_pair(napi_env env, const uint8_t addr[16], uint16_t port, uint32_t scope, int unmap) {
   static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   char text[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
-  /* `::ffff:a.b.c.d` is reported as `a.b.c.d`, as the dgram transport does. */
-  if (memcmp(addr, mapped, 12) == 0) inet_ntop(AF_INET, addr + 12, text, INET6_ADDRSTRLEN);
+  if (unmap && memcmp(addr, mapped, 12) == 0) inet_ntop(AF_INET, addr + 12, text, INET6_ADDRSTRLEN);
   else inet_ntop(AF_INET6, addr, text, INET6_ADDRSTRLEN);
   if (scope != 0) {
     /* As node:dgram reports a link-local sender: fe80::1%eth0. */
@@ -416,9 +416,10 @@ static int send_one(sock_t *s, const uint8_t *data, size_t len, const struct soc
 
 /* ---- JavaScript API ---------------------------------------------------- */
 
-static sock_t *unwrap(napi_env env, napi_value v) {
+/* The call's `argc` arguments into `argv`, and the socket that is the first; NULL (an exception pending) if it is not one. */
+static sock_t *socket_args(napi_env env, napi_callback_info info, size_t argc, napi_value *argv) {
   void *p = NULL;
-  if (napi_get_value_external(env, v, &p) != napi_ok || !p) {
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || napi_get_value_external(env, argv[0], &p) != napi_ok || !p) {
     napi_throw_type_error(env, NULL, "coapfw native udp: not a socket");
     return NULL;
   }
@@ -580,10 +581,8 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
 
 /* send(handle, data: Uint8Array, address: string, port: number) -> undefined | error code */
 static napi_value js_send(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  sock_t *s = unwrap(env, argv[0]);
+  sock_t *s = socket_args(env, info, 4, argv);
   if (!s) return NULL;
   napi_value out;
   if (s->closed) {
@@ -626,25 +625,21 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
 
 /* peer(handle, id) -> [address, port] | undefined (a number the table no longer holds) */
 static napi_value js_peer(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  sock_t *s = unwrap(env, argv[0]);
+  sock_t *s = socket_args(env, info, 2, argv);
   if (!s) return NULL;
   int32_t id;
   napi_value out;
   napi_get_undefined(env, &out);
   if (napi_get_value_int32(env, argv[1], &id) != napi_ok || id < 0 || id >= s->peers) return out;
   peer_entry *e = &s->table[s->by_id[id]];
-  return address_pair(env, e->addr, e->port, e->scope);
+  return address_pair(env, e->addr, e->port, e->scope, 1);
 }
 
 /* address(handle) -> [address, port] */
 static napi_value js_address(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  sock_t *s = unwrap(env, argv[0]);
+  sock_t *s = socket_args(env, info, 1, argv);
   if (!s) return NULL;
   if (s->closed) return throw_errno(env, EBADF, "udp: address");
   struct sockaddr_in6 a;
@@ -654,27 +649,14 @@ static napi_value js_address(napi_env env, napi_callback_info info) {
   uint16_t port;
   uint32_t scope;
   key_of(&a, addr, &port, &scope);
-  if (a.sin6_family == AF_INET6) {
-    /* A v6 socket reports its own address as bound, mapped or not. */
-    char text[INET6_ADDRSTRLEN];
-    inet_ntop(AF_INET6, &a.sin6_addr, text, sizeof text);
-    napi_value pair, at, p;
-    napi_create_array_with_length(env, 2, &pair);
-    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &at);
-    napi_create_uint32(env, port, &p);
-    napi_set_element(env, pair, 0, at);
-    napi_set_element(env, pair, 1, p);
-    return pair;
-  }
-  return address_pair(env, addr, port, 0);
+  /* A v6 socket reports its own address as bound, mapped or not (as dgram's address() does). */
+  return address_pair(env, addr, port, 0, a.sin6_family == AF_INET);
 }
 
 /* close(handle) */
 static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  sock_t *s = unwrap(env, argv[0]);
+  sock_t *s = socket_args(env, info, 1, argv);
   if (!s) return NULL;
   release(s);
   return NULL;
