@@ -37,7 +37,7 @@ import { UdpRelay, type RelayOptions } from './relay.js';
 const QUICK = process.argv.includes('--quick');
 const KIB = 1024;
 const HERE = dirname(fileURLToPath(import.meta.url));
-const CLI = resolve(HERE, '../src/cli/bin.js');
+const CLI = resolve(HERE, '../src/cli/bin.cjs');
 const CAP_MS = QUICK ? 60_000 : 180_000;
 /** `--only a,b` / `--contenders a,b`: a comma list after the flag, or undefined (all). */
 function listArg(flag: string): string[] | undefined {

@@ -26,7 +26,7 @@ import { openClient, type CoapClient } from '../src/client/open.js';
 import { fixtureBytes, freeUdpPort, killAll, processCpuMs, sha256Hex, startDaemon } from './procs.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const CLI = resolve(HERE, '../src/cli/bin.js');
+const CLI = resolve(HERE, '../src/cli/bin.cjs');
 
 /** What one client process reports: a line of JSON on stdout. */
 interface ChildResult {

@@ -44,9 +44,9 @@ export interface RunResult {
 const children = new Set<ChildProcess>();
 
 /** Run `cmd` to completion, killing it after `timeoutMs`. Never rejects. */
-export function run(cmd: string, args: readonly string[], timeoutMs = 30_000, cwd?: string): Promise<RunResult> {
+export function run(cmd: string, args: readonly string[], timeoutMs = 30_000, cwd?: string, env?: NodeJS.ProcessEnv): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd, env });
     children.add(child);
     let stdout = '';
     let stderr = '';

@@ -46,7 +46,7 @@ import { summariseProfile } from './profile.js';
 const MIB = 1024 * 1024;
 const REPS = Math.max(1, Number(process.env.BENCH_REPS ?? 9));
 const HERE = dirname(fileURLToPath(import.meta.url));
-const CLI = resolve(HERE, '../src/cli/bin.js');
+const CLI = resolve(HERE, '../src/cli/bin.cjs');
 const MINIMAL = resolve(HERE, 'minimal-server.js');
 const BIG = 'big.bin';
 const TINY = 'tiny.bin';

@@ -1,36 +1,52 @@
 /**
- * Build step after tsc: `coapfw get` as one module. A get needs ~50 of our
- * modules (codec, messaging, the Q-Block2 client, the file sink); on Node 20,
- * resolving, reading and linking each costs more than compiling them all
- * (measured: 110 ms to import get.js as 50 files, 32 ms as one). So
- * dist/src/cli/get.js is replaced by a bundle of itself and what it imports,
- * except what main.js has already loaded (the CLI's shared module and the
- * error classes, which must stay one instance for `instanceof`), the
- * packages, and secure.js (DTLS, imported only for coaps://).
+ * Build step after tsc: `coapfw get` as one CommonJS file,
+ * dist/src/cli/get.cjs, which bin.cjs loads for a get. A get needs ~50 of
+ * our modules (codec, messaging, the Q-Block2 client, the file sink) and two
+ * small pieces of @noble; on Node 20 resolving, reading and linking each ES
+ * module costs more than compiling them all, and the ES-module loader
+ * itself costs more than CommonJS (measured, one-block get on loopback: 137
+ * ms through main.js and the modules, 116 ms as one ES module, 91-100 ms as
+ * this bundle from a CommonJS entry; `node -e 0` 42 ms).
+ *
+ * Bundled: our modules and the pure-JavaScript packages they use. Not
+ * bundled: Node's built-ins, and client/load-secure.cjs, which imports
+ * client/secure.js (DTLS, with node-dtls-client) only for coaps://, so that
+ * is loaded only then (and by an ordinary import(): the bundle is compiled
+ * from a code cache, where an import() of its own would have no loader).
+ * Errors from it are still CoapfwErrors to the bundle's copy: that class
+ * checks a brand shared by every copy (src/errors.ts), not its prototype.
+ * dist/src/cli/get.js stays the module main.js loads (a get run through
+ * main(), as tests and programs do). The bundle's first line is
+ * `// coapfw get bundle <sha256 of the rest>`, the key of its code cache.
  */
-import { renameSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { rolldown } from 'rolldown';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist/src');
-const entry = join(dist, 'cli/get.js');
+const entry = join(dist, 'cli/get-run.js');
 /** Our modules that stay separate files (relative to dist/src, without .js). */
-const SHARED = new Set(['cli/common', 'cli/main', 'errors', 'suggest', 'bounded-read', 'client/secure']);
+const SEPARATE = new Set(['client/load-secure']);
 
 const bundle = await rolldown({
   input: entry,
   platform: 'node',
   external: (id, importer, resolved) => {
-    if (id.startsWith('node:') || (!id.startsWith('.') && !id.startsWith('/'))) return true; // builtins and packages
+    if (id.startsWith('node:')) return true;
+    if (!id.startsWith('.') && !id.startsWith('/')) return false; // packages: bundled (checked below)
     if (!resolved && importer !== undefined) id = join(dirname(importer), id);
-    const rel = relative(dist, id).split(sep).join('/').replace(/\.js$/, '');
-    return SHARED.has(rel);
+    const rel = relative(dist, id).split(sep).join('/').replace(/\.c?js$/, '');
+    return SEPARATE.has(rel);
   },
 });
-const tmp = join(dist, 'cli/get.bundle.tmp.js');
-await bundle.write({ file: tmp, format: 'esm', sourcemap: true, codeSplitting: false });
+const options = { file: join(dist, 'cli/get.cjs'), format: 'cjs', sourcemap: true, codeSplitting: false };
+// The first line names the bundle by its content: bin.cjs keys V8's code cache by it.
+const hash = createHash('sha256').update((await bundle.generate(options)).output[0].code).digest('hex');
+const { output } = await bundle.write({ ...options, banner: `// coapfw get bundle ${hash}` });
 await bundle.close();
-renameSync(tmp, entry);
-renameSync(`${tmp}.map`, `${entry}.map`);
+// Only the pure-JavaScript @noble pieces may be inside; a package with native code or state must not be.
+const packages = new Set(output.flatMap((o) => Object.keys(o.modules ?? {})).filter((m) => m.includes(`${sep}node_modules${sep}`)).map((m) => m.split(`${sep}node_modules${sep}`).pop().split(sep).slice(0, 2).join('/')));
+const unexpected = [...packages].filter((p) => !p.startsWith('@noble/'));
+if (unexpected.length > 0) throw new Error(`bundle-get: unexpected packages in get.cjs: ${unexpected.join(', ')}`);

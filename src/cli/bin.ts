@@ -1,12 +1,3 @@
 #!/usr/bin/env node
-import { main } from './main.js';
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    process.stderr.write(`coapfw: ${String(e)}\n`);
-    process.exitCode = 1;
-  },
-);
+// `node dist/src/cli/bin.js` as before: the command itself is bin.cts.
+import './bin.cjs';

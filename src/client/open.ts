@@ -20,6 +20,7 @@ import { systemRuntime } from '../transport/runtime.js';
 import type { PskCredentials, SecureClientOptions } from './secure.js';
 import type { Peer, Transport } from '../core/transport.js';
 import { UdpTransport } from '../transport/udp.js';
+import secureLoader from './load-secure.cjs';
 
 /** A client endpoint talking to one server. */
 export interface CoapClient {
@@ -87,7 +88,7 @@ export async function openClient(uri: string, options: ClientOptions = {}): Prom
   const unreachable = new UnreachableGuard();
   const streams = new Set<StreamListener>();
   if (parsed.scheme === 'coaps') {
-    const open = options.secureTransport ?? (options.psk ? (await import('./secure.js')).pskTransport(options.psk, options.dtls) : undefined);
+    const open = options.secureTransport ?? (options.psk ? (await secureLoader.loadSecure()).pskTransport(options.psk, options.dtls) : undefined);
     if (!open) throw new CoapfwError('BAD_URI', 'coaps:// needs PSK credentials (identity and key)', { path: uri });
     transport = secure = await open(peer);
     // A DTLS client delivers responses as coming from its `remote`: requests must name the same peer.
@@ -108,7 +109,7 @@ export async function openClient(uri: string, options: ClientOptions = {}): Prom
   const send: Requester = (spec, ro) => endpoint.request(target, spec, ro);
   // withEcho: a server guarding against amplification answers 4.01 + Echo once (RFC 9175 §2.4).
   const base = options.unreachable === 'fail' ? unreachable.wrap(send) : send;
-  const chain = withEcho(secure ? (await import('./secure.js')).reconnectOnTimeout(secure, base) : base);
+  const chain = withEcho(secure ? (await secureLoader.loadSecure()).reconnectOnTimeout(secure, base) : base);
   return {
     uri: parsed,
     peer: target,

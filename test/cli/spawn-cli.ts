@@ -8,6 +8,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 
 export const BIN = join(import.meta.dirname, '../../dist/src/cli/bin.js');
+/** The package's `coapfw` command itself (bin.js runs it too, through one more module). */
+export const BIN_CJS = join(import.meta.dirname, '../../dist/src/cli/bin.cjs');
 
 /** A running CLI process and what it printed so far. */
 export interface CliProcess {

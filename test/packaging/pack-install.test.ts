@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { startFileServer } from '../../src/server/serve.js';
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '../..');
@@ -49,9 +50,13 @@ describe('npm pack, then install into an empty project', () => {
     expect(own.filter((p) => !p.startsWith('dist/src/')).sort()).toEqual(['LICENSE', 'README.md', 'binding.gyp', 'native/udp.c', 'package.json', 'scripts/build-native.mjs']);
     // No source maps into sources we do not ship; the fleet page's static files (src/http/public) are copied as they are.
     const PUBLIC = 'dist/src/http/public/';
-    expect(own.filter((p) => !/\.(js|d\.ts)$/.test(p) && p.startsWith('dist/') && !p.startsWith(PUBLIC))).toEqual([]);
+    expect(own.filter((p) => !/\.(c?js|d\.c?ts)$/.test(p) && p.startsWith('dist/') && !p.startsWith(PUBLIC))).toEqual([]);
+    // The command and the get bundle it runs (not its code cache, which is made on the user's machine).
+    expect(own).toEqual(expect.arrayContaining(['dist/src/cli/bin.cjs', 'dist/src/cli/get.cjs', 'dist/src/client/load-secure.cjs']));
+    expect(own.filter((p) => p.includes('.cache'))).toEqual([]);
     expect(own.filter((p) => p.startsWith(PUBLIC)).map((p) => p.slice(PUBLIC.length)).sort()).toEqual(readdirSync(join(ROOT, 'src/http/public')).sort());
-    const stale = own.filter((p) => p.endsWith('.js') && !p.startsWith(PUBLIC) && !existsSync(join(ROOT, p.replace(/^dist\//, '').replace(/\.js$/, '.ts'))));
+    const source = (p: string): string => join(ROOT, p === 'dist/src/cli/get.cjs' ? 'src/cli/get-run.ts' : p.replace(/^dist\//, '').replace(/\.js$/, '.ts').replace(/\.cjs$/, '.cts'));
+    const stale = own.filter((p) => /\.c?js$/.test(p) && !p.startsWith(PUBLIC) && !existsSync(source(p)));
     expect(stale, 'built files without a source: run `npm run build`').toEqual([]);
     expect(paths.filter((p) => p.startsWith('node_modules/') && !/^node_modules\/(cbor-x|cbor-extract)\//.test(p))).toEqual([]);
     // The bundled cbor-extract is our JavaScript stand-in, not the native package.
@@ -65,6 +70,24 @@ describe('npm pack, then install into an empty project', () => {
 
     const version = await run('npx', ['--no-install', 'coapfw', '--version'], { cwd: app, timeout: 30_000 });
     expect(version.stdout.trim()).toBe(`coapfw ${pkg.version}`);
+
+    // A get as a user runs it: the installed command, its bundle, the UDP addon found from the bundle, and the
+    // code cache made beside the bundle by the first get and used by the next.
+    const fw = Uint8Array.from({ length: 5000 }, (_, i) => (i * 13) & 0xff);
+    await writeFile(join(work, 'fw.bin'), fw);
+    const server = await startFileServer({ dir: work, host: '127.0.0.1', port: 0, refreshMs: 0 });
+    try {
+      const uri = `coap://127.0.0.1:${server.address().port}/files/fw.bin`;
+      const said: string[] = [];
+      for (const out of ['a.bin', 'b.bin']) {
+        const got = await run('npx', ['--no-install', 'coapfw', 'get', uri, '-o', out], { cwd: app, timeout: 30_000, env: { ...process.env, NODE_DEBUG: 'coapfw' } });
+        expect(new Uint8Array(readFileSync(join(app, out)))).toEqual(fw);
+        said.push(...[...got.stderr.matchAll(/code cache: (\S+)/g)].map((m) => m[1]!));
+      }
+      expect(said).toEqual(['none', 'made', 'used']);
+    } finally {
+      await server.close();
+    }
 
     const subpaths = Object.keys(pkg.exports).filter((k) => k !== './package.json').map((k) => (k === '.' ? 'coapfw' : `coapfw/${k.slice(2)}`));
     await writeFile(
