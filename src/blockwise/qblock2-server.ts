@@ -37,8 +37,6 @@ import { nonTimeoutRandom, resolveQBlockParams, type QBlockParams } from './qblo
 import { qblock2Response, selectBlocks, type QBlock2Selection } from './qblock2-select.js';
 import type { ByteSource } from './source.js';
 
-const DONE: Promise<undefined> = Promise.resolve(undefined);
-
 /** Whether `req` asks for Q-Block2 (RFC 9177 §4.4): then {@link QBlock2Server.handle} answers it. */
 export function hasQBlock2(req: CoapMessage): boolean {
   return req.options.some((o) => o.number === OptionNumber.Q_BLOCK2);
@@ -131,8 +129,6 @@ export class QBlock2Server {
   readonly stats: QBlock2ServerStats = { requests: 0, blocksSent: 0, continues: 0, autonomousSets: 0, rejected: 0, burstsDropped: 0, gated: 0 };
   private readonly params: QBlockParams;
   private readonly bursts = new Map<string, Burst>();
-  /** Per peer, the direct answers still waiting for reads (an entry lives only while one does). */
-  private readonly directSends = new Map<string, Promise<undefined>>();
   private readonly congestion: CongestionTable;
   private readonly maxBursts: number;
   private readonly maxUnanswered: number;
@@ -204,10 +200,7 @@ export class QBlock2Server {
    * complete, rejected with the read's error, which the router answers).
    * Sending the first one as the handler's response and the rest later
    * would let the next request's first block overtake them, which the
-   * client's loss detection takes for loss. For the same reason, when the
-   * reads are asynchronous (a file), a request's blocks leave after those
-   * of the peer's previous request, whichever read finished first. False:
-   * not this case.
+   * client's loss detection takes for loss. False: not this case.
    */
   private sendDirect(req: CoapMessage, peer: Peer, source: ByteSource, sel: QBlock2Selection, kind: string, requestBytes: number): false | undefined | Promise<undefined> {
     if (kind !== 'blocks' || req.type !== MessageType.NON || sel.blocks.length > this.params.maxPayloads) return false;
@@ -215,36 +208,19 @@ export class QBlock2Server {
     const specs = sel.blocks.map((n) => qblock2Response(source, n, sel.szx, sel.total));
     this.stats.blocksSent += specs.length;
     const send = (spec: ResponseSpec): void => this.o.sender.send(peer, req.token, spec, false, requestBytes);
-    const key = peerKey(peer);
-    const before = this.directSends.get(key);
-    if (before === undefined && !specs.some((x) => x instanceof Promise)) {
+    if (!specs.some((x) => x instanceof Promise)) {
       for (const spec of specs as ResponseSpec[]) send(spec);
       return undefined;
     }
-    // The reads run at once and complete in any order; the sends wait for the previous request's to this peer.
-    const mine = (before ?? DONE).then(async () => {
+    return (async () => {
       for (const spec of specs) send(await spec);
       return undefined;
-    });
-    const tail = mine.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.directSends.set(key, tail);
-    void tail.then(() => {
-      if (this.directSends.get(key) === tail) this.directSends.delete(key);
-    });
-    return mine;
+    })();
   }
 
   /** Stop every burst (server closing). */
   close(): void {
     for (const b of [...this.bursts.values()]) this.drop(b);
-  }
-
-  /** Peers with direct answers waiting for reads (bounded by the reads the source queues). */
-  get pendingDirectPeers(): number {
-    return this.directSends.size;
   }
 
   private burstFor(peer: Peer, source: ByteSource, sel: QBlock2Selection): Burst {

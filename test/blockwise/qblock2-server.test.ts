@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hasQBlock2, QBlock2Server } from '../../src/blockwise/qblock2-server.js';
-import { bufferSource, type ByteSource } from '../../src/blockwise/source.js';
+import { bufferSource } from '../../src/blockwise/source.js';
 import type { CoapMessage } from '../../src/codec/message.js';
 import { Code, MessageType } from '../../src/codec/numbers.js';
 import { qblock2Option } from '../../src/blockwise/qblock2-options.js';
@@ -61,49 +61,6 @@ describe('QBlock2Server bursts', () => {
     expect(s.handle(get(MessageType.NON, [0, true]), { address: 'spoofed', port: 1 }, src)).toBeDefined();
     rt.advance(60_000);
     expect(sent).toHaveLength(0);
-  });
-
-  it('sends the blocks of one peer\'s requests in request order when the reads finish out of order, and keeps no state after', async () => {
-    const { sent, s } = server();
-    const data = bytes(50 * 1024);
-    // An asynchronous source (a file) whose reads complete in reverse order of asking.
-    const pending: Array<() => void> = [];
-    const src: ByteSource = {
-      size: data.length,
-      etag: Uint8Array.of(1, 2, 3, 4),
-      read: (offset, length) => new Promise<Uint8Array>((resolve) => pending.push(() => resolve(data.subarray(offset, offset + length)))),
-    };
-    const peer = { address: 'a', port: 1 };
-    const r1 = s.handle(get(MessageType.NON, [3, false], [4, false]), peer, src);
-    const r2 = s.handle(get(MessageType.NON, [7, false], [8, false]), peer, src);
-    const other = s.handle(get(MessageType.NON, [20, false]), { address: 'b', port: 1 }, src);
-    expect(s.pendingDirectPeers).toBe(2);
-    for (const release of pending.reverse()) release();
-    await Promise.all([r1, r2, other]);
-    expect(sent.filter((x) => x.peer === 'a').map((x) => x.qb2)).toEqual(['3/1/1024', '4/1/1024', '7/1/1024', '8/1/1024']);
-    expect(sent.filter((x) => x.peer === 'b').map((x) => x.qb2)).toEqual(['20/1/1024']);
-    await new Promise((r) => setImmediate(r));
-    expect(s.pendingDirectPeers).toBe(0);
-  });
-
-  it('a failed read fails only its own request; the next request to that peer is still sent', async () => {
-    const { sent, s } = server();
-    const data = bytes(50 * 1024);
-    let calls = 0;
-    const src: ByteSource = {
-      size: data.length,
-      etag: Uint8Array.of(1),
-      read: async (offset, length) => {
-        if (calls++ === 0) throw new Error('gone');
-        return data.subarray(offset, offset + length);
-      },
-    };
-    const peer = { address: 'a', port: 1 };
-    const r1 = s.handle(get(MessageType.NON, [3, false]), peer, src) as Promise<unknown>;
-    const r2 = s.handle(get(MessageType.NON, [9, false]), peer, src) as Promise<unknown>;
-    await expect(r1).rejects.toThrow('gone');
-    await expect(r2).resolves.toBeUndefined();
-    expect(sent.map((x) => x.qb2)).toEqual(['9/1/1024']);
   });
 
   it('answers a CON request with CON responses after the piggybacked first block', () => {
