@@ -9,7 +9,7 @@
  * urgency) passes its own {@link RolloutDispatcher}.
  */
 import { isCoapfwError } from '../errors.js';
-import type { Rollout } from './fleet.js';
+import type { DeviceCommand, Rollout } from './fleet.js';
 import type { Device, Release } from './model.js';
 import type { Store } from './store.js';
 
@@ -23,15 +23,25 @@ export function commandDispatcher(store: Store): RolloutDispatcher {
   return {
     async offer(device, release, rollout) {
       if (device.mode === 'client') return;
+      const kind = device.mode === 'server' ? 'update' : 'announce';
       const open = await store.openCommand(device.id);
       // Offered before a restart (or by another server): the open command stands.
       if (open !== undefined && open.sequence === release.sequence && open.rolloutId === rollout.id) return;
+      // Told of this release outside the rollout (the release's own targeting, before the rollout existed) and
+      // already answered (a deferral) or started: the device's answer stands. A new command would supersede it,
+      // and the device would be asked again, its deferral forgotten, or its update cut short.
+      if (open !== undefined && open.sequence === release.sequence && open.kind === kind && answeredOrStarted(open)) return;
       try {
-        await store.createCommand({ deviceId: device.id, sequence: release.sequence, kind: device.mode === 'server' ? 'update' : 'announce', rolloutId: rollout.id });
+        await store.createCommand({ deviceId: device.id, sequence: release.sequence, kind, rolloutId: rollout.id });
       } catch (e) {
         // Another server opened a command for this device at the same moment: one is enough.
         if (!isCoapfwError(e, 'CONFLICT')) throw e;
       }
     },
   };
+}
+
+/** An announce the device answered (scheduled: its deferral running), or any command it was told to carry out. */
+function answeredOrStarted(c: DeviceCommand): boolean {
+  return c.state === 'triggered' || (c.kind === 'announce' && c.state === 'scheduled');
 }

@@ -181,6 +181,27 @@ export function rolloutSuite(make: () => Harness): void {
       await expectCode(engine.pause(r.id, 'bob'), 'CONFLICT');
     });
 
+    it('a device already told of the release outside the rollout keeps the command it answered; an unanswered one is taken over', async () => {
+      // The release's own targeting got there first (a device registering before the rollout was created).
+      const answered = await store.createCommand({ deviceId: 'dev-01', sequence: 2, kind: 'announce' });
+      await store.stepCommand(answered.id, { type: 'answer', deferS: 30 });
+      const unanswered = await store.createCommand({ deviceId: 'dev-00', sequence: 2, kind: 'update' });
+      const r = await engine.create({ classId: CLASS, sequence: 2, waves: [wave(), wave({ size: { percent: 100 } })], createdBy: 'op' });
+      expect(await targets(r.id, 0)).toEqual([
+        ['dev-00', 0, 'notified'],
+        ['dev-01', 0, 'notified'],
+      ]);
+      // The deferral stands: same command, still scheduled, its answer kept.
+      expect(await store.openCommand('dev-01')).toMatchObject({ id: answered.id, state: 'scheduled', deferS: 30 });
+      // Not yet answered: replaced by the rollout's, which its pause and abort then hold.
+      expect(await store.openCommand('dev-00')).toMatchObject({ kind: 'update', sequence: 2, rolloutId: r.id });
+      expect((await store.getCommand(unanswered.id))!.state).toBe('superseded');
+      // A restart offers again: still the same commands.
+      await restart();
+      await engine.tick();
+      expect((await store.openCommand('dev-01'))!.id).toBe(answered.id);
+    });
+
     it('urgency sets the default waves', async () => {
       await store.publishRelease(release(3, { urgency: 'critical' }));
       const r = await engine.create({ classId: CLASS, sequence: 3, createdBy: 'op' });
