@@ -50,3 +50,6 @@ await bundle.close();
 const packages = new Set(output.flatMap((o) => Object.keys(o.modules ?? {})).filter((m) => m.includes(`${sep}node_modules${sep}`)).map((m) => m.split(`${sep}node_modules${sep}`).pop().split(sep).slice(0, 2).join('/')));
 const unexpected = [...packages].filter((p) => !p.startsWith('@noble/'));
 if (unexpected.length > 0) throw new Error(`bundle-get: unexpected packages in get.cjs: ${unexpected.join(', ')}`);
+// bin.cjs compiles the bundle from V8's code cache, where an import() has no loader on Node 20: there must be none.
+const dynamic = output.flatMap((o) => o.dynamicImports ?? []);
+if (dynamic.length > 0 || /\bimport\(/.test(output[0].code)) throw new Error(`bundle-get: get.cjs must not import() (${dynamic.join(', ') || 'import( in the code'}): load such a module through a CommonJS file of its own, as client/load-secure.cts does`);

@@ -70,12 +70,9 @@ function loadGet(): { bundle: GetBundle; saveCache: () => void } | undefined {
       // None yet, or unreadable: compiled without.
     }
   }
-  // The wrapper of a CommonJS module, so that the bundle runs as require() would run it.
-  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
-    filename: BUNDLE,
-    cachedData: cached,
-    importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
-  });
+  // The wrapper of a CommonJS module, so that the bundle runs as require() would run it. The bundle has
+  // no import() of its own (the build checks): a script compiled from a cache has no loader for one on Node 20.
+  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: BUNDLE, cachedData: cached });
   const rejected = damaged || (cached !== undefined && script.cachedDataRejected === true);
   debug('code cache: %s', !useCache ? 'off' : rejected ? 'rejected' : cached === undefined ? 'none' : 'used');
   const module = { exports: {} as GetBundle };
