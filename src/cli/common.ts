@@ -55,6 +55,15 @@ export function errorJson(e: unknown): { code: string; message: string } {
   return { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e) };
 }
 
+/** Run command `name` (loaded by `load`) on `args`: its exit code, or what {@link reportError} makes of what it threw. */
+export async function runCommand(name: string, load: () => CliCommand | Promise<CliCommand>, args: string[], io: CliIo): Promise<number> {
+  try {
+    return await (await load())(args, io);
+  } catch (e) {
+    return reportError(e, name, io);
+  }
+}
+
 /** Map any thrown value to a one-line message on stderr and an exit code. */
 export function reportError(e: unknown, command: string, io: CliIo): number {
   if (e instanceof Interrupted) return e.exitCode;

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { didYouMean } from '../suggest.js';
-import { EXIT, reportError, type CliCommand, type CliIo } from './common.js';
+import { EXIT, runCommand, type CliCommand, type CliIo } from './common.js';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<CliCommand> }> = {
   serve: { summary: 'serve a directory over CoAP block-wise (the TFTP replacement)', load: async () => (await import('./serve.js')).serveCommand },
@@ -67,10 +67,5 @@ export async function main(argv: string[], io: CliIo = process): Promise<number>
     io.stderr.write(`coapfw: unknown command '${name}'${near ? ` (did you mean '${near}'?)` : ''}; run 'coapfw --help' for the list\n`);
     return EXIT.usage;
   }
-  try {
-    const run = await cmd.load();
-    return await run(rest, io);
-  } catch (e) {
-    return reportError(e, name, io);
-  }
+  return runCommand(name, cmd.load, rest, io);
 }

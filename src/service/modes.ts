@@ -108,7 +108,8 @@ export class ClassTargeting implements Targeting {
   }
 }
 
-function kindFor(device: Device): DeviceCommand['kind'] {
+/** The command that tells a device of a release: `update` for server-initiated, `announce` for negotiated. */
+export function kindFor(device: Device): DeviceCommand['kind'] {
   return device.mode === 'server' ? 'update' : 'announce';
 }
 

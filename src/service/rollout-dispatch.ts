@@ -11,6 +11,7 @@
 import { isCoapfwError } from '../errors.js';
 import type { DeviceCommand, Rollout } from './fleet.js';
 import type { Device, Release } from './model.js';
+import { kindFor } from './modes.js';
 import type { Store } from './store.js';
 
 /** Tells one device of a wave about the rollout's release. Must be idempotent: a restart may offer again. */
@@ -23,7 +24,7 @@ export function commandDispatcher(store: Store): RolloutDispatcher {
   return {
     async offer(device, release, rollout) {
       if (device.mode === 'client') return;
-      const kind = device.mode === 'server' ? 'update' : 'announce';
+      const kind = kindFor(device);
       const open = await store.openCommand(device.id);
       // Offered before a restart (or by another server): the open command stands.
       if (open !== undefined && open.sequence === release.sequence && open.rolloutId === rollout.id) return;
